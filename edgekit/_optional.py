@@ -1,0 +1,72 @@
+"""One helper for optional heavy libraries.
+
+Heavy modules are imported only inside the functions that need them, through
+`require`, so that a missing library produces an error naming the exact pip extra
+(the pattern of Keras 3 ``utils/module_utils.py``). Nothing is ever installed at run
+time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from edgekit.errors import MissingDependencyError
+
+# top-level import name -> (pip extra, distribution a user would recognise)
+EXTRAS: dict[str, tuple[str, str]] = {
+    "ai_edge_litert": ("litert", "ai-edge-litert"),
+    "tflite_runtime": ("litert", "tflite-runtime"),
+    "onnxruntime": ("onnx", "onnxruntime"),
+    "onnx": ("onnx", "onnx"),
+    "cv2": ("camera", "opencv-python-headless"),
+    "sounddevice": ("audio", "sounddevice"),
+    "serial": ("sensor", "pyserial"),
+    "paho": ("mqtt", "paho-mqtt"),
+    "matplotlib": ("plot", "matplotlib"),
+    "tensorflow": ("train", "tensorflow"),
+    "keras": ("train", "keras"),
+    "tf2onnx": ("train", "tf2onnx"),
+    "h5py": ("train", "h5py"),
+}
+
+
+def install_hint(module: str) -> str:
+    """The pip command that provides `module`."""
+    extra, _dist = EXTRAS.get(module.split(".")[0], ("all", module))
+    return f'pip install "edgekit[{extra}]"'
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """Import `module` or raise `MissingDependencyError` naming the pip extra.
+
+    Args:
+        module: dotted module name, e.g. ``"onnxruntime"``.
+        purpose: what the caller wanted to do, e.g. ``"reading .onnx files"``.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        MissingDependencyError: the module (or one of its own imports) is missing.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        _extra, dist = EXTRAS.get(module.split(".")[0], ("all", module))
+        raise MissingDependencyError(
+            f"{purpose} needs the Python package {dist}",
+            expected="it to be importable",
+            found=f"ImportError: {exc}",
+            hint=f"install it with: {install_hint(module)}",
+        ) from exc
+
+
+def available(module: str) -> bool:
+    """True when `module` can be found, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

@@ -1,0 +1,211 @@
+"""Reading and writing ``NAME.edgekit`` archives.
+
+A bundle is a ZIP archive (stored, not compressed, with fixed timestamps so the same
+content gives the same bytes) holding ``manifest.json`` and the files it lists. Loading
+reads the archive into memory once, checks the schema, the member list, every size and
+every sha256, and only then hands out bytes; the bytes handed out are the bytes that
+were hashed, so a file swapped after verification cannot be parsed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from edgekit.bundle.atomic import atomic_writer
+from edgekit.bundle.manifest import MANIFEST_NAME, FileEntry, Manifest
+from edgekit.errors import InputError, IntegrityError
+
+BUNDLE_SUFFIX = ".edgekit"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_BUNDLE_BYTES = 8 * 1024 * 1024 * 1024
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """Canonical serialization: sorted keys, two-space indent, UTF-8, trailing newline."""
+    return (json.dumps(manifest.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def write_bundle(path: str | os.PathLike[str], manifest: Manifest, payloads: Mapping[str, bytes]) -> Manifest:
+    """Write a bundle atomically and return the manifest as written.
+
+    Args:
+        path: destination, conventionally ``NAME.edgekit``.
+        manifest: everything but `files`, which is computed from `payloads`.
+        payloads: archive member name -> bytes; must include every variant's file.
+
+    Returns:
+        The manifest with `files` filled in.
+
+    Raises:
+        InputError: a variant file is missing from `payloads`, an unused payload, or
+            the destination cannot be written.
+    """
+    files = {name: FileEntry(sha256_bytes(data), len(data)) for name, data in payloads.items()}
+    final = dataclasses.replace(manifest, files=files)
+    unused = sorted(set(payloads) - {v.file for v in final.variants})
+    if unused:
+        raise InputError("bundle payloads", expected="only files referenced by a variant",
+                         found=f"unreferenced {unused}")
+    # The manifest we write must be one we would load: same checks, same schema.
+    try:
+        Manifest.from_dict(json.loads(manifest_bytes(final)))
+    except IntegrityError as exc:
+        raise InputError("refusing to write an invalid bundle", found=str(exc)) from exc
+
+    with atomic_writer(path) as handle:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+            _add(archive, MANIFEST_NAME, manifest_bytes(final))
+            for name in sorted(payloads):
+                _add(archive, name, payloads[name])
+    return final
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    archive.writestr(info, data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    """A verified bundle held in memory.
+
+    Attributes:
+        path: where it was read from.
+        manifest: the parsed, checked manifest.
+        sha256: hash of the whole archive.
+        size: archive size in bytes.
+    """
+
+    path: Path
+    manifest: Manifest
+    sha256: str
+    size: int
+    _files: Mapping[str, bytes] = dataclasses.field(repr=False)
+
+    def read(self, name: str) -> bytes:
+        """Verified bytes of archive member `name`."""
+        try:
+            return self._files[name]
+        except KeyError:
+            raise InputError(f"bundle {self.path.name}", expected=f"a member named {name!r}",
+                             found=f"only {sorted(self._files)}") from None
+
+    def variant_bytes(self, variant: str) -> bytes:
+        """Verified model bytes of the variant named `variant`."""
+        return self.read(self.manifest.variant(variant).file)
+
+
+def _refuse(path: Path, found: str, hint: str = "the bundle is damaged or was tampered with; rebuild or re-copy it") -> IntegrityError:
+    return IntegrityError(f"bundle {path} failed verification", found=found, hint=hint)
+
+
+def open_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Read and verify a bundle before any model byte is parsed.
+
+    Raises:
+        InputError: the path does not exist or is not a regular file.
+        IntegrityError: truncated or non-ZIP data, a manifest that is not JSON or not
+            schema-valid, an unknown schema version, a missing, extra or renamed
+            member, or a size or sha256 mismatch.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"bundle {path}", expected="an existing file", found="no such file",
+                         hint="check the path")
+    if not path.is_file():
+        raise InputError(f"bundle {path}", expected="a file", found="a directory" if path.is_dir() else "not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise _refuse(path, "an empty file (0 bytes)")
+    if size > MAX_BUNDLE_BYTES:
+        raise _refuse(path, f"{size} bytes, more than the {MAX_BUNDLE_BYTES} byte limit")
+    data = path.read_bytes()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise _refuse(path, f"not a complete bundle archive ({exc}); it may be truncated") from exc
+    with archive:
+        return _verify(path, data, archive)
+
+
+def _verify(path: Path, data: bytes, archive: zipfile.ZipFile) -> Bundle:
+    infos = archive.infolist()
+    names = [i.filename for i in infos]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise _refuse(path, f"duplicate archive members {dupes}")
+    if MANIFEST_NAME not in names:
+        raise _refuse(path, f"no {MANIFEST_NAME} in the archive (members: {sorted(names)[:5]})")
+    manifest_info = archive.getinfo(MANIFEST_NAME)
+    if manifest_info.file_size > MAX_MANIFEST_BYTES:
+        raise _refuse(path, f"a {manifest_info.file_size}-byte manifest (limit {MAX_MANIFEST_BYTES})")
+    raw = _read_member(path, archive, manifest_info)
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise _refuse(path, f"{MANIFEST_NAME} is not valid JSON ({exc})") from exc
+    try:
+        manifest = Manifest.from_dict(document)
+    except IntegrityError as exc:
+        raise IntegrityError(f"bundle {path} failed verification: {exc.what}", expected=exc.expected,
+                             found=exc.found, hint=exc.hint) from exc
+
+    members = set(names) - {MANIFEST_NAME}
+    listed = set(manifest.files)
+    missing = sorted(listed - members)
+    extra = sorted(members - listed)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"listed but absent {missing}")
+        if extra:
+            parts.append(f"present but not listed {extra}")
+        raise _refuse(path, "archive members differ from the manifest: " + "; ".join(parts))
+
+    files: dict[str, bytes] = {}
+    for name in sorted(listed):
+        entry = manifest.files[name]
+        info = archive.getinfo(name)
+        if info.file_size != entry.size:
+            raise _refuse(path, f"{name} is {info.file_size} bytes, the manifest says {entry.size}")
+        content = _read_member(path, archive, info)
+        if len(content) != entry.size:
+            raise _refuse(path, f"{name} is {len(content)} bytes, the manifest says {entry.size}")
+        digest = sha256_bytes(content)
+        if digest != entry.sha256:
+            raise _refuse(path, f"{name} has sha256 {digest[:16]}..., the manifest says {entry.sha256[:16]}...")
+        files[name] = content
+    return Bundle(path=path, manifest=manifest, sha256=sha256_bytes(data), size=len(data), _files=files)
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        with archive.open(info) as handle:
+            content = handle.read(info.file_size + 1)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise _refuse(path, f"member {info.filename} is unreadable ({exc})") from exc
+    if len(content) > info.file_size:
+        raise _refuse(path, f"member {info.filename} is longer than its header says")
+    return content
