@@ -71,7 +71,7 @@ def inspect(path: Path, as_json: bool, timeout: float) -> None:
 @cli.command()
 @click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path), default=Path("out/demo"),
               show_default=True, help="Directory for the demo's artifacts.")
-@click.option("--epochs", type=click.IntRange(min=1), default=4, show_default=True, help="Training epochs.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data and training.")
 def demo(output_dir: Path, epochs: int, seed: int) -> None:
     """Run the pipeline end to end on built-in synthetic data (no download, no network).

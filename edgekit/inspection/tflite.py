@@ -7,43 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import InputError, MissingDependencyError
+from edgekit.errors import InputError
 from edgekit.inspection.macs import tflite_op_macs
 from edgekit.inspection.report import ModelInfo
+from edgekit.runtime.backends import tflite_interpreter_class
 from edgekit.spec import DType, Quantization, TensorSpec
 
 TFLITE_MAGIC = b"TFL3"
-
-
-def tflite_interpreter_class() -> tuple[Any, str]:
-    """The best available TFLite interpreter class and the name of its package.
-
-    Order: ai-edge-litert, tflite-runtime, tf.lite (TensorFlow as a last resort).
-    """
-    errors = []
-    for module, name in (
-        ("ai_edge_litert.interpreter", "ai-edge-litert"),
-        ("tflite_runtime.interpreter", "tflite-runtime"),
-    ):
-        try:
-            mod = __import__(module, fromlist=["Interpreter"])
-            return mod.Interpreter, name
-        except ImportError as exc:  # includes numpy-ABI failures of old tflite-runtime
-            errors.append(f"{name}: {exc}")
-        except AttributeError as exc:
-            errors.append(f"{name}: {exc}")
-    try:
-        import tensorflow as tf  # noqa: PLC0415 - last resort, on purpose
-
-        return tf.lite.Interpreter, "tensorflow"
-    except ImportError as exc:
-        errors.append(f"tensorflow: {exc}")
-    raise MissingDependencyError(
-        "reading .tflite files needs a TFLite interpreter",
-        expected="ai-edge-litert, tflite-runtime or tensorflow",
-        found="none importable (" + "; ".join(errors) + ")",
-        hint='install it with: pip install "edgekit[litert]"',
-    )
 
 
 def looks_like_tflite(data: bytes) -> bool:

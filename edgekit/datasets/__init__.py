@@ -1,0 +1,1 @@
+"""Offline dataset generators and loaders."""

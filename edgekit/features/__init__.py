@@ -1,0 +1,1 @@
+"""Numpy signal front ends shared by training, calibration, validation and the runtime."""

@@ -1,0 +1,135 @@
+"""Inference backends: LiteRT (ai-edge-litert, tflite-runtime, tf.lite) and ONNX Runtime.
+
+A backend owns one interpreter or session. Calls are serialized with a lock, so one
+interpreter is never used by two threads at once; for parallel inference open one
+backend per thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgekit._optional import require
+from edgekit.errors import InputError, MissingDependencyError
+
+
+def tflite_interpreter_class() -> tuple[Any, str]:
+    """The best available TFLite interpreter class and the name of its package.
+
+    Order: ai-edge-litert, tflite-runtime (which fails with numpy 2), then tf.lite as
+    a last resort (only when TensorFlow is installed anyway).
+
+    Raises:
+        MissingDependencyError: none of them imports.
+    """
+    errors = []
+    for module, name in (
+        ("ai_edge_litert.interpreter", "ai-edge-litert"),
+        ("tflite_runtime.interpreter", "tflite-runtime"),
+    ):
+        try:
+            mod = __import__(module, fromlist=["Interpreter"])
+            return mod.Interpreter, name
+        except (ImportError, AttributeError) as exc:  # includes numpy-ABI failures
+            errors.append(f"{name}: {exc}")
+    try:
+        import tensorflow as tf  # noqa: PLC0415 - last resort, only if already installed
+
+        return tf.lite.Interpreter, "tensorflow"
+    except ImportError as exc:
+        errors.append(f"tensorflow: {exc}")
+    raise MissingDependencyError(
+        "running .tflite models needs a TFLite interpreter",
+        expected="ai-edge-litert, tflite-runtime or tensorflow",
+        found="none importable (" + "; ".join(errors) + ")",
+        hint='install it with: pip install "edgekit[litert]"',
+    )
+
+
+class Backend:
+    """One loaded model. `run` takes input arrays in model order and returns outputs."""
+
+    name: str = "backend"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            return self._run(inputs)
+
+    def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+
+class TFLiteBackend(Backend):
+    """TFLite through the verifying loader; resizes the batch dimension on demand."""
+
+    def __init__(self, data: bytes, threads: int | None = None) -> None:
+        super().__init__()
+        interpreter_class, self.package = tflite_interpreter_class()
+        self.name = f"tflite ({self.package})"
+        try:
+            self.interpreter = interpreter_class(model_content=bytes(data), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise InputError("TFLite model", expected="a model the interpreter accepts", found=str(exc)) from exc
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+
+    def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        it = self.interpreter
+        resized = False
+        for detail, array in zip(self.inputs, inputs):
+            if tuple(detail["shape"]) != array.shape:
+                it.resize_tensor_input(detail["index"], array.shape, strict=False)
+                resized = True
+        if resized:
+            it.allocate_tensors()
+            self.inputs = it.get_input_details()
+            self.outputs = it.get_output_details()
+        for detail, array in zip(self.inputs, inputs):
+            it.set_tensor(detail["index"], np.ascontiguousarray(array, dtype=detail["dtype"]))
+        it.invoke()
+        return [it.get_tensor(d["index"]).copy() for d in self.outputs]
+
+
+class OnnxBackend(Backend):
+    """ONNX Runtime on the CPU execution provider."""
+
+    def __init__(self, data: bytes, threads: int | None = None) -> None:
+        super().__init__()
+        ort = require("onnxruntime", "running .onnx models")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(bytes(data), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise InputError("ONNX model", expected="a model ONNX Runtime accepts", found=str(exc)) from exc
+        self.name = f"onnxruntime {ort.__version__}"
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return list(self.session.run(None, dict(zip(self.input_names, inputs))))
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {
+    "tflite": TFLiteBackend,
+    "onnx": OnnxBackend,
+}
+
+
+def open_backend(fmt: str, data: bytes, threads: int | None = None) -> Backend:
+    """Open verified model bytes of format `fmt` (``tflite`` or ``onnx``)."""
+    try:
+        factory = BACKENDS[fmt]
+    except KeyError:
+        raise InputError(f"unrecognized model format={fmt!r}", expected=f"one of {sorted(BACKENDS)}",
+                         found=repr(fmt)) from None
+    return factory(data, threads=threads)
