@@ -1,0 +1,150 @@
+"""Shared fixtures: tiny real models made by real converters, and CLI helpers.
+
+Tests that need TensorFlow carry ``@pytest.mark.tf``. When a library or a system
+program is missing the test skips with the install command, except under
+``EDGEKIT_STRICT_TESTS=1`` (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+STRICT = os.environ.get("EDGEKIT_STRICT_TESTS") == "1"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def need_module(module: str, install: str) -> None:
+    """Skip (or fail under EDGEKIT_STRICT_TESTS=1) when `module` is not importable."""
+    if importlib.util.find_spec(module) is None:
+        message = f"needs the Python module {module}: {install}"
+        if STRICT:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def need_program(program: str, install: str) -> str:
+    """Path of a system program, or skip/fail with its install command."""
+    found = shutil.which(program)
+    if found is None:
+        message = f"needs the program {program}: {install}"
+        if STRICT:
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Under EDGEKIT_STRICT_TESTS=1 nothing is skipped: a missing TensorFlow fails the tests.
+    if STRICT or importlib.util.find_spec("tensorflow") is not None:
+        return
+    for item in items:
+        if "tf" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason='needs TensorFlow: pip install "edgekit[train]"'))
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
+    """Run ``python -m edgekit ARGS`` in a fresh process, as a user would."""
+    full_env = dict(os.environ)
+    full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if env:
+        full_env.update(env)
+    proc = subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=REPO, check=False)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def cli():
+    return run_cli
+
+
+@dataclass
+class ModelFiles:
+    """Files of one tiny model, each made by the real exporter."""
+
+    keras: Path
+    h5: Path
+    tflite: Path
+    onnx: Path
+    savedmodel: Path
+    lambda_keras: Path
+    lambda_h5: Path
+    canary: Path
+    macs: int
+    parameters: int
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
+    """A tiny CNN (Conv2D, DepthwiseConv2D, BatchNorm, Dense) in every format, plus Lambda models."""
+    need_module("tensorflow", 'pip install "edgekit[train]"')
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import contextlib
+
+    import keras
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("models")
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((12, 12, 3), name="pixels")
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", name="dw")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(5, activation="softmax", name="probs")(x)
+    model = keras.Model(inputs, outputs)
+    model(np.zeros((1, 12, 12, 3), "float32"))
+    files = {
+        "keras": root / "tiny.keras",
+        "h5": root / "tiny.h5",
+        "tflite": root / "tiny.tflite",
+        "onnx": root / "tiny.onnx",
+        "savedmodel": root / "tiny_savedmodel",
+    }
+    with contextlib.redirect_stdout(sys.stderr):
+        model.save(files["keras"])
+        model.save(files["h5"])
+        model.export(str(files["tflite"]), format="litert")
+        model.export(str(files["onnx"]), format="onnx")
+        model.export(str(files["savedmodel"]), format="tf_saved_model")
+
+    # Conv: 12*12*8 outputs x 3*3*3; depthwise: 6*6*8 x 3*3; dense: 5 x 8
+    macs = 12 * 12 * 8 * 27 + 6 * 6 * 8 * 9 + 5 * 8
+
+    # A model whose Lambda would create a canary file if its code ever ran.
+    canary = root / "CANARY"
+    canary_path = str(canary)
+    lam_in = keras.Input((4,), name="x")
+    lam_out = keras.layers.Lambda(
+        lambda t: (open(canary_path, "w").close(), t * 2.0)[1], name="scale_with_side_effect"  # noqa: SIM115
+    )(lam_in)
+    lam_model = keras.Model(lam_in, keras.layers.Dense(2)(lam_out))
+    lambda_keras = root / "lambda.keras"
+    lambda_h5 = root / "lambda.h5"
+    with contextlib.redirect_stdout(sys.stderr):
+        lam_model.save(lambda_keras)
+        lam_model.save(lambda_h5)
+    if canary.exists():  # building the model traced the lambda once; start clean
+        canary.unlink()
+    return ModelFiles(**files, lambda_keras=lambda_keras, lambda_h5=lambda_h5, canary=canary, macs=macs,
+                      parameters=int(model.count_params()))
