@@ -292,6 +292,15 @@ def _keras_tensor_spec(tensor: Any, fallback: str) -> TensorSpec:
     )
 
 
+def keras_load_error(exc: BaseException) -> str:
+    """The informative part of a Keras deserialization error, on one line."""
+    text = " ".join(str(exc).split())
+    marker = "Exception encountered:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip()
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
 def describe_keras(path: Path) -> ModelInfo:
     """Describe a `.keras` or `.h5` file; never executes code it carries.
 
@@ -311,9 +320,8 @@ def describe_keras(path: Path) -> ModelInfo:
     try:
         model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises TypeError/ValueError/KeyError for configs it rejects
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         return describe_keras_config(path, config, metadata, [],
-                                     f"Keras 3 refused to load it ({type(exc).__name__}: {first}); described from its config")
+                                     f"Keras 3 refused to load it ({keras_load_error(exc)}); described from its config")
 
     layers = _flatten(model)
     counts = collections.Counter(type(layer).__name__ for layer in layers)

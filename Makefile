@@ -1,0 +1,36 @@
+# Two commands on a fresh Linux machine:  make demo   and   make test
+# Both create (or reuse) .venv and install edgekit with every extra into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edgekit-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-quick lint install clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job end to end on built-in synthetic data: no data, no network.
+demo: $(STAMP)
+	$(BIN)/edgekit demo -o out/demo
+
+## The whole test suite (CI runs exactly this, with EDGEKIT_STRICT_TESTS=1).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Without the TensorFlow-marked tests: a fast loop while editing.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not tf and not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check edgekit tests tools
+
+clean:
+	rm -rf out .pytest_cache .hypothesis build *.egg-info
