@@ -58,7 +58,16 @@ class Backend:
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
+    input_count: int = 0
+
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run one inference; serialized per backend.
+
+        Raises:
+            ValueError: the number of input arrays differs from the model's inputs.
+        """
+        if len(inputs) != self.input_count:
+            raise ValueError(f"{self.name}: expected {self.input_count} input array(s), got {len(inputs)}")
         with self._lock:
             return self._run(inputs)
 
@@ -80,11 +89,12 @@ class TFLiteBackend(Backend):
             raise InputError("TFLite model", expected="a model the interpreter accepts", found=str(exc)) from exc
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
+        self.input_count = len(self.inputs)
 
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         it = self.interpreter
         resized = False
-        for detail, array in zip(self.inputs, inputs):
+        for detail, array in zip(self.inputs, inputs, strict=True):
             if tuple(detail["shape"]) != array.shape:
                 it.resize_tensor_input(detail["index"], array.shape, strict=False)
                 resized = True
@@ -92,7 +102,7 @@ class TFLiteBackend(Backend):
             it.allocate_tensors()
             self.inputs = it.get_input_details()
             self.outputs = it.get_output_details()
-        for detail, array in zip(self.inputs, inputs):
+        for detail, array in zip(self.inputs, inputs, strict=True):
             it.set_tensor(detail["index"], np.ascontiguousarray(array, dtype=detail["dtype"]))
         it.invoke()
         return [it.get_tensor(d["index"]).copy() for d in self.outputs]
@@ -114,9 +124,10 @@ class OnnxBackend(Backend):
             raise InputError("ONNX model", expected="a model ONNX Runtime accepts", found=str(exc)) from exc
         self.name = f"onnxruntime {ort.__version__}"
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_count = len(self.input_names)
 
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return list(self.session.run(None, dict(zip(self.input_names, inputs))))
+        return list(self.session.run(None, dict(zip(self.input_names, inputs, strict=True))))
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {

@@ -1,0 +1,35 @@
+"""Importing Keras/TensorFlow with the settings edgekit relies on."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from types import ModuleType
+
+from edgekit._optional import require
+
+
+def import_keras() -> ModuleType:
+    """Import Keras 3 on the TensorFlow backend, with TensorFlow's C++ logging quieted.
+
+    Raises:
+        MissingDependencyError: TensorFlow or Keras is not installed (names the extra).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    require("tensorflow", "training and exporting models")
+    return require("keras", "training and exporting models")
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send library chatter printed on stdout (Keras export prints) to stderr.
+
+    Also silences the FutureWarnings the bundled tf2onnx emits on numpy 2.
+    """
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
