@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("edgekit", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.load_profile("edgekit")
 
 STRICT = os.environ.get("EDGEKIT_STRICT_TESTS") == "1"
 REPO = Path(__file__).resolve().parents[1]

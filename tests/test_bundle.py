@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import manifests
 
@@ -29,9 +29,6 @@ from edgekit.bundle import (
 )
 from edgekit.errors import InputError, IntegrityError
 from edgekit.spec import PostprocessKind, PostprocessSpec, TensorSpec
-
-settings.register_profile("edgekit", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-settings.load_profile("edgekit")
 
 
 def simple_manifest(name: str = "demo") -> tuple[Manifest, dict[str, bytes]]:

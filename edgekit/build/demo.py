@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,7 +20,15 @@ from typing import Any
 import numpy as np
 
 from edgekit.build.keras_env import import_keras, stdout_to_stderr
-from edgekit.bundle import Manifest, Variant, make_provenance, open_bundle, sha256_file, write_bundle
+from edgekit.bundle import (
+    Manifest,
+    Variant,
+    atomic_write_bytes,
+    make_provenance,
+    open_bundle,
+    sha256_file,
+    write_bundle,
+)
 from edgekit.datasets import shapes
 from edgekit.errors import InputError
 from edgekit.features.image import normalize
@@ -160,7 +169,12 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
     reference = np.asarray(model.predict(x_test, batch_size=256, verbose=0), dtype=np.float64)
     keras_accuracy = float(np.mean(reference.argmax(-1) == y_test))
     keras_path = out / "shapes.keras"
-    model.save(keras_path)
+    staged = out / f".shapes.{os.getpid()}.keras"  # Keras writes in place; stage it, then rename
+    try:
+        model.save(staged)
+        os.replace(staged, keras_path)
+    finally:
+        staged.unlink(missing_ok=True)
     seconds["train"] = time.perf_counter() - t0
     log(f"      Keras test accuracy {keras_accuracy:.1%}")
 
@@ -217,8 +231,8 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
     t0 = time.perf_counter()
     log("[6/6] inspecting the bundle")
     report = inspect_path(InspectConfig(path=bundle_path))
-    (out / "inspect.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    (out / "inspect.txt").write_text(render_report(report) + "\n")
+    atomic_write_bytes(out / "inspect.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(out / "inspect.txt", (render_report(report) + "\n").encode())
     log(render_report(report))
     seconds["inspect"] = time.perf_counter() - t0
 

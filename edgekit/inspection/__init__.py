@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bundle import BUNDLE_SUFFIX, open_bundle
-from edgekit.errors import EdgekitError, InputError, MissingDependencyError
+from edgekit.errors import InputError, MissingDependencyError
 from edgekit.inspection.isolate import describe_in_process, describe_isolated
 from edgekit.inspection.report import ModelInfo, human_bytes, render_model
 
@@ -201,4 +201,4 @@ def render_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["InspectConfig", "ModelInfo", "detect_kind", "inspect_path", "render_report", "EdgekitError"]
+__all__ = ["InspectConfig", "ModelInfo", "detect_kind", "inspect_path", "render_report"]

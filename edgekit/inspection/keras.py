@@ -38,9 +38,10 @@ def read_keras_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     Raises:
         InputError: the file is not a readable Keras model file.
     """
-    data_head = path.open("rb").read(8)
     if path.suffix.lower() == ".keras":
         return _read_keras_zip(path)
+    with path.open("rb") as handle:
+        data_head = handle.read(8)
     if data_head != HDF5_MAGIC:
         raise InputError(f"Keras file {path.name}", expected="an HDF5 file", found=f"first bytes {data_head.hex()}",
                          hint="the file is not an .h5 model or is corrupt")
