@@ -103,21 +103,16 @@ def _EpochLog(keras: Any, log: Callable[[str], None], epochs: int) -> Any:
 def _build_model(keras: Any, input_shape: tuple[int, int, int], classes: int) -> Any:
     layers = keras.layers
     inputs = keras.Input(shape=input_shape, name="image")
-    x = layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
-    x = layers.BatchNormalization(momentum=0.9)(x)
-    x = layers.ReLU()(x)
-    x = layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.9)(x)
-    x = layers.ReLU()(x)
-    x = layers.Conv2D(32, 1, use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.9)(x)
-    x = layers.ReLU()(x)
-    x = layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.9)(x)
-    x = layers.ReLU()(x)
-    x = layers.Conv2D(48, 1, use_bias=False)(x)
-    x = layers.BatchNormalization(momentum=0.9)(x)
-    x = layers.ReLU()(x)
+    x = inputs
+    # Depthwise-separable stack: (layer, then BatchNorm and ReLU) as on MobileNet-style edge models.
+    for block in (
+        layers.Conv2D(16, 3, padding="same", use_bias=False),
+        layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False),
+        layers.Conv2D(32, 1, use_bias=False),
+        layers.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False),
+        layers.Conv2D(48, 1, use_bias=False),
+    ):
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(block(x)))
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="shapes_cnn")
