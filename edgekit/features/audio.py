@@ -1,0 +1,173 @@
+"""Audio front end in numpy with the semantics of ``tf.signal``.
+
+`features` computes, for a clip, exactly what the training-side TensorFlow front end
+computes from the same `AudioPreprocess` spec: ``tf.signal.frame`` framing, periodic
+Hann/Hamming windows, ``tf.signal.stft`` magnitudes, ``linear_to_mel_weight_matrix``
+(HTK mel scale, DC bin zeroed), ``log(x + log_offset)`` and
+``mfccs_from_log_mel_spectrograms`` (DCT-II scaled by ``1/sqrt(2 * num_mel_bins)``).
+The test suite checks the agreement against TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import InputError
+from edgekit.spec import AudioPreprocess
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    return 1127.0 * np.log1p(hz / 700.0)
+
+
+@functools.lru_cache(maxsize=16)
+def mel_weight_matrix(num_mel_bins: int, num_spectrogram_bins: int, sample_rate: int,
+                      lower_edge_hz: float, upper_edge_hz: float) -> np.ndarray:
+    """``tf.signal.linear_to_mel_weight_matrix`` in float64: shape (spectrogram bins, mel bins)."""
+    nyquist = sample_rate / 2.0
+    linear = np.linspace(0.0, nyquist, num_spectrogram_bins)[1:]
+    bins_mel = _hz_to_mel(linear)[:, None]
+    edges = np.linspace(_hz_to_mel(np.float64(lower_edge_hz)), _hz_to_mel(np.float64(upper_edge_hz)),
+                        num_mel_bins + 2)
+    lower, center, upper = edges[:-2][None, :], edges[1:-1][None, :], edges[2:][None, :]
+    lower_slopes = (bins_mel - lower) / (center - lower)
+    upper_slopes = (upper - bins_mel) / (upper - center)
+    weights = np.maximum(0.0, np.minimum(lower_slopes, upper_slopes))
+    return np.pad(weights, [[1, 0], [0, 0]])
+
+
+@functools.lru_cache(maxsize=16)
+def _window(kind: str, length: int) -> np.ndarray:
+    if kind == "none":
+        return np.ones(length)
+    n = np.arange(length)
+    a = 0.5 if kind == "hann" else 0.54
+    return a - (1.0 - a) * np.cos(2.0 * np.pi * n / length)  # periodic, as tf.signal
+
+
+@functools.lru_cache(maxsize=16)
+def _dct_matrix(num_mel_bins: int, num_mfcc: int) -> np.ndarray:
+    n = np.arange(num_mel_bins)[:, None]
+    k = np.arange(num_mfcc)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2.0 * num_mel_bins)) / np.sqrt(2.0 * num_mel_bins)
+
+
+def frames(signal: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
+    """``tf.signal.frame`` over the last axis: (..., num_frames, frame_length)."""
+    length = signal.shape[-1]
+    if spec.pad_end:
+        count = -(-length // spec.frame_step)
+        needed = (count - 1) * spec.frame_step + spec.frame_length
+        signal = np.pad(signal, [(0, 0)] * (signal.ndim - 1) + [(0, max(0, needed - length))])
+    else:
+        count = 1 + (length - spec.frame_length) // spec.frame_step if length >= spec.frame_length else 0
+    index = np.arange(count)[:, None] * spec.frame_step + np.arange(spec.frame_length)[None, :]
+    return signal[..., index]
+
+
+def fit_clip(samples: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
+    """Pad with zeros or cut to `spec.clip_samples`."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.shape[-1] >= spec.clip_samples:
+        return samples[..., : spec.clip_samples]
+    pad = [(0, 0)] * (samples.ndim - 1) + [(0, spec.clip_samples - samples.shape[-1])]
+    return np.pad(samples, pad)
+
+
+def features(clips: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
+    """Features of one clip ``(samples,)`` or a batch ``(N, samples)`` at `spec.sample_rate`.
+
+    Returns:
+        float32 ``(num_frames, num_features)``, or ``(N, num_frames, num_features)``.
+    """
+    x = fit_clip(clips, spec).astype(np.float64)
+    framed = frames(x, spec) * _window(spec.window, spec.frame_length)
+    spectrum = np.abs(np.fft.rfft(framed, n=spec.fft_length, axis=-1))
+    if spec.spectrum == "power":
+        spectrum = spectrum**2
+    if spec.feature == "spectrogram":
+        out = spectrum
+    else:
+        mel = spectrum @ mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate,
+                                           spec.lower_edge_hz, spec.upper_edge_hz)
+        out = np.log(mel + spec.log_offset)
+        if spec.feature == "mfcc":
+            out = out @ _dct_matrix(spec.num_mel_bins, spec.num_mfcc)
+    if spec.normalize == "per_clip":
+        axes = tuple(range(out.ndim - 2, out.ndim))
+        mean = out.mean(axis=axes, keepdims=True)
+        std = out.std(axis=axes, keepdims=True)
+        out = (out - mean) / np.maximum(std, 1e-6)
+    elif spec.normalize == "global":
+        out = (out - spec.mean) / spec.std
+    return out.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# WAV files
+
+
+def read_wav(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """Read a PCM WAV file (8/16/24/32-bit, any channel count) as mono float32 in [-1, 1].
+
+    Returns:
+        ``(samples, sample_rate)``.
+
+    Raises:
+        InputError: not a PCM WAV file, or empty.
+    """
+    label = "WAV data" if isinstance(source, bytes) else f"WAV file {source}"
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with wave.open(handle if isinstance(handle, io.BytesIO) else str(handle), "rb") as wav:
+            channels, width, rate, count = wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
+            raw = wav.readframes(count)
+    except (wave.Error, EOFError, OSError) as exc:
+        raise InputError(label, expected="a PCM WAV file", found=f"{type(exc).__name__}: {exc}") from exc
+    if rate <= 0 or channels <= 0:
+        raise InputError(label, expected="a positive sample rate and channel count", found=f"{rate} Hz, {channels} ch")
+    usable = len(raw) // (width * channels) * width * channels
+    raw = raw[:usable]
+    if width == 1:
+        data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        data = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    elif width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        ints = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        ints = np.where(ints & 0x800000, ints - 0x1000000, ints)
+        data = ints.astype(np.float32) / 8388608.0
+    elif width == 4:
+        data = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648.0
+    else:
+        raise InputError(label, expected="8, 16, 24 or 32-bit PCM", found=f"{8 * width}-bit samples")
+    if data.size == 0:
+        raise InputError(label, expected="at least one sample", found="none")
+    return data.reshape(-1, channels).mean(axis=1).astype(np.float32), rate
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write mono float samples in [-1, 1] as 16-bit PCM."""
+    pcm = (np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(int(sample_rate))
+        wav.writeframes(pcm.tobytes())
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Band-limited resampling (FFT method) to `target` Hz."""
+    if rate == target:
+        return np.asarray(samples, dtype=np.float32)
+    n = samples.shape[-1]
+    m = max(1, int(round(n * target / rate)))
+    spectrum = np.fft.rfft(samples.astype(np.float64))
+    keep = min(spectrum.shape[-1], m // 2 + 1)
+    out = np.fft.irfft(spectrum[..., :keep], n=m) * (m / n)
+    return out.astype(np.float32)
