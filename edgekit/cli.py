@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError, ExitCode, GateError, IntegrityError
+from edgekit.errors import EdgekitError, ExitCode, GateError, InputError, IntegrityError
 
 
 class _State:
@@ -66,6 +66,89 @@ def inspect(path: Path, as_json: bool, timeout: float) -> None:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
         click.echo(render_report(report))
+
+
+def progress(items, label, total):  # noqa: ANN001, ANN201 - the loaders' Progress protocol
+    """A progress bar on stderr (hidden with --quiet)."""
+    if STATE.quiet:
+        yield from items
+        return
+    with click.progressbar(items, length=total, label=label, file=sys.stderr, show_pos=True) as bar:
+        yield from bar
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise InputError("--input-shape", expected="positive integers without the batch, e.g. 49,10,1",
+                         found=repr(text))
+    return dims
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The bundle to write (NAME.edgekit).")
+@click.option("--variants", help="Comma list of variants, or 'all'. Default: tflite-fp32,tflite-fp16,"
+              "tflite-dynamic,tflite-int8,onnx-fp32,onnx-int8.")
+@click.option("--data", type=click.Path(path_type=Path), help="Calibration/validation data: image or WAV folders "
+              "(one subfolder per class) or .npy/.npz (x, optional y).")
+@click.option("--labels", type=click.Path(path_type=Path), help="Labels file, one per line, in output order.")
+@click.option("--preprocess", type=click.Path(path_type=Path),
+              help="Preprocessing spec YAML (default: MODEL's .preprocess.yaml sidecar from edgekit train, if any).")
+@click.option("--max-accuracy-drop", type=float, metavar="PTS",
+              help="Exit 4 when a quantized variant loses more than PTS points.")
+@click.option("--auto-fallback", is_flag=True, help="Keep the worst layers of tflite-int8 in float until within PTS.")
+@click.option("--allow-random-calibration", is_flag=True, help="Calibrate on random inputs when there is no --data.")
+@click.option("--trust-model-code", is_flag=True, help="Allow models that carry code (Lambda layers).")
+@click.option("--input-shape", help="Input shape without the batch (for models with undefined dimensions).")
+@click.option("--int8-io", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
+              help="Input/output type of tflite-int8.")
+@click.option("--opset", type=click.IntRange(9, 23), default=17, show_default=True, help="ONNX opset.")
+@click.option("--onnx-int8", "onnx_int8", type=click.Choice(["static", "dynamic"]), default="static",
+              show_default=True, help="onnx-int8: static QDQ (calibrated) or dynamic quantization.")
+@click.option("--per-channel/--per-tensor", default=True, show_default=True, help="onnx-int8 weight quantization.")
+@click.option("--calibration-samples", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--validation-samples", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (documented in the README).")
+def convert(model: Path, output: Path, variants: str | None, data: Path | None, labels: Path | None,
+            preprocess: Path | None, max_accuracy_drop: float | None, auto_fallback: bool,
+            allow_random_calibration: bool, trust_model_code: bool, input_shape: str | None, int8_io: str,
+            opset: int, onnx_int8: str, per_channel: bool, calibration_samples: int, validation_samples: int,
+            as_json: bool) -> None:
+    """Convert a Keras/SavedModel model into a verified bundle of TFLite and ONNX variants.
+
+    Every variant is measured against the float model on the validation split of
+    --data (top-1 agreement, task metric, max/mean abs error, SNR) before the bundle is
+    written atomically.
+    """
+    from edgekit.build.convert import ConvertConfig
+    from edgekit.build.convert import convert as run_convert
+    from edgekit.build.variants import ConversionOptions, parse_variants
+
+    config = ConvertConfig(
+        model=model, output=output, variants=parse_variants(variants), data=data, labels=labels,
+        preprocess=preprocess, max_accuracy_drop=max_accuracy_drop, auto_fallback=auto_fallback,
+        allow_random_calibration=allow_random_calibration, trust_model_code=trust_model_code,
+        input_shape=_shape(input_shape),
+        options=ConversionOptions(int8_io=int8_io, opset=opset, onnx_int8=onnx_int8, per_channel=per_channel),
+        calibration_samples=calibration_samples, validation_samples=validation_samples,
+        command=" ".join(["edgekit", "convert", *sys.argv[2:]]) if sys.argv[1:2] == ["convert"] else None,
+    )
+    report = run_convert(config, progress=progress, log=info)
+    click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else report.render())
+    if not report.gate_passed:
+        failed = [v.name for v in report.variants if v.gate == "fail"]
+        raise GateError(
+            f"accuracy gate failed for {', '.join(failed)}; bundle not written",
+            expected=f"a drop of at most {max_accuracy_drop:g} points", found="; ".join(
+                f"{v.name} {v.metrics.get('drop_pts', float('nan')):.2f} points" for v in report.variants if v.gate == "fail"),
+            hint="try --auto-fallback, leave the variant out with --variants, or raise --max-accuracy-drop",
+        )
 
 
 @cli.command()

@@ -15,6 +15,7 @@ import inspect as pyinspect
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,9 @@ class SourceModel:
         self.adaptations: list[str] = []
         self._tmp = Path(tempfile.mkdtemp(prefix="edgekit-convert-"))
         self.keras_model: Any = None
-        self._signature: Any = None
-        self._signature_input: str | None = None
+        self._cache: dict[str, Any] = {}
+        self.signature: Any = None
+        self.signature_input: str | None = None
         try:
             self._load()
         except BaseException:
@@ -113,10 +115,10 @@ class SourceModel:
             self._export_signature(tf, spec)
         loaded = tf.saved_model.load(str(self.saved_model_dir))
         self._loaded = loaded
-        self._signature = loaded.signatures["serving_default"]
-        _args, kwargs = self._signature.structured_input_signature
-        self._signature_input = next(iter(kwargs))
-        outputs = self._signature.structured_outputs
+        self.signature = loaded.signatures["serving_default"]
+        _args, kwargs = self.signature.structured_input_signature
+        self.signature_input = next(iter(kwargs))
+        outputs = self.signature.structured_outputs
         self.output_names = sorted(outputs)
         self.inputs = (TensorSpec("input", (-1, *self.input_shape), self.input_dtype),)
         self.outputs = tuple(
@@ -212,6 +214,12 @@ class SourceModel:
                              hint="pass --input-shape, e.g. --input-shape " + ",".join("49" if d is None else str(d) for d in body))
         return tuple(int(d) for d in body)
 
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        """Memoize an expensive derived artifact (e.g. the ONNX export shared by two variants)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     # -- inference ----------------------------------------------------------------
 
     def predict(self, x: np.ndarray, batch_size: int = 64) -> list[np.ndarray]:
@@ -221,7 +229,7 @@ class SourceModel:
         chunks: list[list[np.ndarray]] = []
         for start in range(0, len(x), batch_size):
             batch = tf.constant(x[start : start + batch_size])
-            result = self._signature(**{self._signature_input: batch})
+            result = self.signature(**{self.signature_input: batch})
             chunks.append([np.asarray(result[name]) for name in self.output_names])
         return [np.concatenate([c[i] for c in chunks]) for i in range(len(self.output_names))]
 

@@ -1,0 +1,555 @@
+"""`edgekit convert`: a trained model to a verified bundle of TFLite and ONNX variants.
+
+Pipeline: load the source (code refused unless trusted, Keras 2 files adapted) -> load
+data through the bundle's preprocessing spec -> deterministic calibration/validation
+split -> build each variant -> run each through the runtime backends and measure it
+against the float model -> apply the accuracy gate (optionally keeping the worst
+layers in float) -> write the bundle atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from edgekit.build.source import LoadConfig, SourceModel
+from edgekit.build.validate import Reference, detect_task, fidelity, run_variant, task_metric
+from edgekit.build.variants import (
+    DEFAULT_VARIANTS,
+    VARIANTS,
+    ConversionError,
+    ConversionOptions,
+    configure_int8,
+    representative,
+    tflite_converter,
+    tflite_int8_selective,
+)
+from edgekit.bundle import Manifest, Variant, VariantFormat, make_provenance, write_bundle
+from edgekit.datasets.loaders import (
+    Progress,
+    Samples,
+    load_samples,
+    no_progress,
+    random_samples,
+    split,
+)
+from edgekit.errors import InputError
+from edgekit.inspection.isolate import describe_in_process
+from edgekit.inspection.report import human_bytes
+from edgekit.spec import (
+    NoPreprocess,
+    PostprocessKind,
+    PostprocessSpec,
+    PreprocessSpec,
+    preprocess_from_dict,
+)
+
+SIDECAR_SUFFIX = ".preprocess.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertConfig:
+    """Options of `edgekit convert` (see the README for each flag)."""
+
+    model: Path
+    output: Path
+    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    data: Path | None = None
+    labels: Path | None = None
+    preprocess: Path | None = None
+    max_accuracy_drop: float | None = None
+    auto_fallback: bool = False
+    allow_random_calibration: bool = False
+    trust_model_code: bool = False
+    input_shape: tuple[int, ...] | None = None
+    options: ConversionOptions = ConversionOptions()
+    calibration_samples: int = 200
+    validation_samples: int = 1000
+    seed: int = 0
+    name: str | None = None
+    command: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractFile:
+    """What a preprocessing YAML carries: the spec, and optionally postprocessing and labels."""
+
+    preprocess: PreprocessSpec
+    postprocess: PostprocessSpec | None
+    labels: tuple[str, ...] | None
+    path: Path | None
+
+
+def read_contract(path: Path | None) -> ContractFile:
+    """Read ``--preprocess SPEC.yaml``: a bare preprocess spec (has ``kind``) or sections
+    ``preprocess``, ``postprocess``, ``labels``.
+
+    Raises:
+        InputError: unreadable YAML or an invalid spec (naming the field).
+    """
+    if path is None:
+        return ContractFile(NoPreprocess(), None, None, None)
+    try:
+        document = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"preprocess file {path}", expected="a readable YAML file",
+                         found=" ".join(str(exc).split())[:300]) from exc
+    if not isinstance(document, dict):
+        raise InputError(f"preprocess file {path}", expected="a YAML mapping", found=type(document).__name__)
+    if "kind" in document:
+        return ContractFile(preprocess_from_dict(document, str(path)), None, None, path)
+    unknown = sorted(set(document) - {"preprocess", "postprocess", "labels"})
+    if unknown:
+        raise InputError(f"preprocess file {path}", expected="sections preprocess, postprocess, labels",
+                         found=f"unknown sections {unknown}")
+    pre = preprocess_from_dict(document.get("preprocess", {"kind": "none"}), f"{path}: preprocess")
+    post = PostprocessSpec.from_dict(document["postprocess"], f"{path}: postprocess") if "postprocess" in document else None
+    labels = document.get("labels")
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+        raise InputError(f"preprocess file {path}: labels", expected="a list of strings", found=repr(labels)[:100])
+    return ContractFile(pre, post, tuple(labels) if labels is not None else None, path)
+
+
+def sidecar_path(model: Path) -> Path:
+    """Where `edgekit train` leaves the preprocessing contract next to a model."""
+    return model.with_name(model.name.removesuffix(model.suffix) + SIDECAR_SUFFIX) if model.suffix else \
+        model.with_name(model.name + SIDECAR_SUFFIX)
+
+
+@dataclasses.dataclass
+class VariantResult:
+    name: str
+    format: str
+    precision: str
+    data: bytes | None = None
+    inputs: tuple = ()
+    outputs: tuple = ()
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+    gate: str = "n/a"  # pass | fail | n/a
+    fallback: dict[str, Any] | None = None
+
+    def to_dict(self, fp32_size: int | None) -> dict[str, Any]:
+        size = len(self.data) if self.data is not None else None
+        return {
+            "name": self.name,
+            "format": self.format,
+            "precision": self.precision,
+            "size_bytes": size,
+            "ratio_to_fp32": (size / fp32_size) if size and fp32_size else None,
+            "seconds": round(self.seconds, 3),
+            "metrics": self.metrics,
+            "gate": self.gate,
+            "fallback": self.fallback,
+            "error": self.error,
+        }
+
+
+@dataclasses.dataclass
+class ConvertReport:
+    """Everything `edgekit convert` measured and decided (the ``--json`` document)."""
+
+    config: ConvertConfig
+    source: dict[str, Any]
+    data: dict[str, Any]
+    reference: dict[str, Any]
+    variants: list[VariantResult]
+    warnings: list[str]
+    gate_passed: bool = True
+    bundle: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    @property
+    def fp32_size(self) -> int | None:
+        for name in ("tflite-fp32", "onnx-fp32"):
+            for v in self.variants:
+                if v.name == name and v.data is not None:
+                    return len(v.data)
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "data": self.data,
+            "reference": self.reference,
+            "variants": [v.to_dict(self._fp32_for(v)) for v in self.variants],
+            "failed": [{"name": v.name, "reason": v.error} for v in self.variants if v.error],
+            "gate": {"max_accuracy_drop_pts": self.config.max_accuracy_drop, "auto_fallback": self.config.auto_fallback,
+                     "passed": self.gate_passed,
+                     "failed_variants": [v.name for v in self.variants if v.gate == "fail"]},
+            "warnings": self.warnings,
+            "bundle": self.bundle,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def _fp32_for(self, variant: VariantResult) -> int | None:
+        for v in self.variants:
+            if v.format == variant.format and v.precision == "fp32" and v.data is not None:
+                return len(v.data)
+        return self.fp32_size
+
+    def render(self) -> str:
+        lines = []
+        src = self.source
+        lines.append(f"source: {src['path']} ({src['format']}, input {src['input_shape']}, task {self.reference['task']})")
+        for change in src["adaptations"]:
+            lines.append(f"  adapted: {change}")
+        d = self.data
+        lines.append(f"data: {d['source']}: {d['calibration_samples']} calibration / {d['validation_samples']} validation samples"
+                     + (f", {len(d['skipped'])} unreadable file(s) skipped" if d["skipped"] else ""))
+        ref = self.reference
+        if ref.get("metric"):
+            lines.append(f"float reference: {ref['metric']} {_pct(ref['value'])}")
+        header = f"{'variant':<15} {'size':>10} {'x fp32':>7} {'agree':>7} {'metric':>8} {'drop':>6} {'max|err|':>9} {'mean|err|':>9} {'SNR dB':>7} {'time':>6}  gate"
+        lines.append(header)
+        for v in self.variants:
+            row = v.to_dict(self._fp32_for(v))
+            if v.error:
+                lines.append(f"{v.name:<15} {'-':>10}  FAILED: {v.error}")
+                continue
+            m = v.metrics
+            metric = m.get(m.get("drop_basis") or "", None) if m.get("drop_basis") != "top1_agreement" else None
+            snr = "exact" if m.get("identical") else (f"{m['snr_db']:.1f}" if m.get("snr_db") is not None else "-")
+            lines.append(
+                f"{v.name:<15} {human_bytes(row['size_bytes']):>10} {row['ratio_to_fp32'] or 0:>7.2f} "
+                f"{_pct(m.get('top1_agreement')):>7} {_pct(metric):>8} {_num(m.get('drop_pts'), 2):>6} "
+                f"{m['max_abs_error']:>9.2e} {m['mean_abs_error']:>9.2e} {snr:>7} {v.seconds:>5.1f}s  {v.gate}")
+            if v.fallback:
+                fb = v.fallback
+                lines.append(f"{'':<15} kept in float: {', '.join(fb['float_layers']) or '(none)'}; "
+                             f"size {_signed_bytes(fb['size_cost_bytes'])} vs all-int8")
+        for warning in self.warnings:
+            lines.append(f"warning: {warning}")
+        if self.config.max_accuracy_drop is not None:
+            failed = [v.name for v in self.variants if v.gate == "fail"]
+            lines.append(f"gate --max-accuracy-drop {self.config.max_accuracy_drop:g}: "
+                         + ("passed" if not failed else f"FAILED for {', '.join(failed)}"))
+        if self.bundle:
+            lines.append(f"bundle: {self.bundle['path']} ({len(self.bundle['variants'])} variants, "
+                         f"{human_bytes(self.bundle['size_bytes'])}, verified)")
+        else:
+            lines.append("bundle: not written")
+        return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _signed_bytes(n: int) -> str:
+    return ("+" if n >= 0 else "-") + human_bytes(abs(n))
+
+
+def _classes(source: SourceModel) -> int | None:
+    shape = source.outputs[0].shape
+    return shape[-1] if len(shape) >= 2 and shape[-1] > 0 else None
+
+
+def convert(config: ConvertConfig, progress: Progress = no_progress,
+            log: Callable[[str], None] = lambda _m: None) -> ConvertReport:
+    """Run the conversion pipeline; writes the bundle unless a gate failed.
+
+    Returns:
+        The report; ``report.gate_passed`` is False (and no bundle is written) when a
+        quantized variant loses more than ``max_accuracy_drop`` points.
+
+    Raises:
+        InputError: bad model, data, labels, spec or options (exit 1).
+        UnsafeModelError: the model carries code and was not trusted (exit 3).
+    """
+    started = time.perf_counter()
+    _check_options(config)
+    contract = read_contract(config.preprocess or (sidecar_path(config.model) if sidecar_path(config.model).is_file() else None))
+    calibrated = [n for n in config.variants if VARIANTS[n].calibrated]
+    if config.data is None and not config.allow_random_calibration and calibrated:
+        raise InputError(f"variants {calibrated} need calibration data",
+                         expected="--data PATH (image/WAV folders or .npy/.npz)", found="no --data",
+                         hint="pass --data, or --allow-random-calibration to accept meaningless fidelity figures")
+    if not config.output.parent.is_dir():
+        raise InputError(f"output {config.output}", expected="an existing directory", found="no such directory")
+
+    warnings: list[str] = []
+    log(f"loading {config.model}")
+    with SourceModel(LoadConfig(config.model, config.trust_model_code, config.input_shape)) as source:
+        samples, random_data = _load_data(config, contract, source, progress, warnings)
+        class_names = _labels(config, contract, samples, source)
+        calibration, validation = split(samples, calibration_max=config.calibration_samples,
+                                        validation_max=config.validation_samples)
+        log(f"data: {len(calibration)} calibration / {len(validation)} validation samples from {samples.source}")
+        task = detect_task(source.input_shape, source.outputs, contract.postprocess)
+        ref_outputs = source.predict(validation.x)
+        metric_name, metric_value = task_metric(task, ref_outputs, validation.x, validation.labels, class_names)
+        reference = Reference(task, ref_outputs, metric_name, metric_value)
+
+        results = []
+        with tempfile.TemporaryDirectory(prefix="edgekit-variants-") as work:
+            for name in config.variants:
+                results.append(_build_and_measure(name, source, calibration, validation, reference, class_names,
+                                                  config, Path(work), progress, log))
+            _apply_gate(results, source, calibration, validation, reference, class_names, config, progress, log)
+
+        report = ConvertReport(
+            config=config,
+            source={"path": str(config.model), "format": source.format, "sha256": source.sha256,
+                    "input_shape": list(source.input_shape), "adaptations": list(source.adaptations)},
+            data={"source": samples.source, "random": random_data, "samples": len(samples),
+                  "calibration_samples": len(calibration), "validation_samples": len(validation),
+                  "labels": samples.labels is not None, "skipped": list(samples.skipped)},
+            reference=reference.to_dict(),
+            variants=results,
+            warnings=warnings,
+        )
+        for v in results:
+            if v.error:
+                warnings.append(f"{v.name} was not produced: {v.error}")
+        report.gate_passed = not any(v.gate == "fail" for v in results)
+        produced = [v for v in results if v.data is not None]
+        if not produced:
+            raise InputError(f"converting {config.model.name}", expected="at least one variant",
+                             found="every variant failed: " + "; ".join(f"{v.name}: {v.error}" for v in results))
+        if report.gate_passed:
+            report.bundle = _write(config, report, source, contract, class_names, task, produced, reference)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_options(config: ConvertConfig) -> None:
+    unknown = [n for n in config.variants if n not in VARIANTS]
+    if unknown or not config.variants:
+        raise InputError(f"unrecognized variant(s) {unknown}", expected=f"names from {list(VARIANTS)}",
+                         found=str(list(config.variants)))
+    if config.auto_fallback and config.max_accuracy_drop is None:
+        raise InputError("--auto-fallback", expected="--max-accuracy-drop PTS (the target it falls back to)",
+                         found="no --max-accuracy-drop")
+    if config.max_accuracy_drop is not None and not (0 <= config.max_accuracy_drop <= 100):
+        raise InputError("--max-accuracy-drop", expected="points between 0 and 100", found=str(config.max_accuracy_drop))
+    if config.options.int8_io not in ("int8", "uint8"):
+        raise InputError("--int8-io", expected="int8 or uint8", found=config.options.int8_io)
+    if config.options.onnx_int8 not in ("static", "dynamic"):
+        raise InputError("--onnx-int8", expected="static or dynamic", found=config.options.onnx_int8)
+
+
+def _load_data(config: ConvertConfig, contract: ContractFile, source: SourceModel, progress: Progress,
+               warnings: list[str]) -> tuple[Samples, bool]:
+    if config.data is not None:
+        samples = load_samples(config.data, contract.preprocess, source.input_shape, labels_file=config.labels,
+                               class_names=contract.labels, progress=progress)
+        if samples.skipped:
+            warnings.append(f"{len(samples.skipped)} unreadable file(s) skipped, e.g. {samples.skipped[0]}")
+        if len(samples) < 2:
+            raise InputError(f"data {config.data}", expected="at least 2 samples (calibration and validation)",
+                             found=f"{len(samples)}")
+        return samples, False
+    count = min(config.calibration_samples + config.validation_samples, 400)
+    warnings.append("no --data: calibration and validation used RANDOM inputs, so every fidelity figure below is "
+                    "meaningless for real data; rerun with --data before trusting a quantized variant")
+    return random_samples(contract.preprocess, source.input_shape, count, config.seed), True
+
+
+def _labels(config: ConvertConfig, contract: ContractFile, samples: Samples, source: SourceModel) -> tuple[str, ...] | None:
+    names = samples.class_names or contract.labels  # load_samples applied --labels / the contract's labels
+    classes = _classes(source)
+    task = detect_task(source.input_shape, source.outputs, contract.postprocess)
+    if names is not None and task == "classification" and classes is not None and len(names) != classes:
+        where = f"labels file {config.labels}" if config.labels else ("class folders in " + samples.source if samples.class_names else "labels in the preprocess file")
+        raise InputError(where, expected=f"{classes} labels (the model's output size)", found=f"{len(names)} labels",
+                         hint="pass a --labels file with one line per model output")
+    if samples.labels is not None and classes is not None and task == "classification":
+        bad = samples.labels[(samples.labels >= classes) | (samples.labels < 0)]
+        if bad.size:
+            raise InputError(f"labels in {samples.source}", expected=f"class indices 0..{classes - 1}",
+                             found=f"{bad.size} out of range, e.g. {int(bad[0])}")
+    return names
+
+
+def _build_and_measure(name: str, source: SourceModel, calibration: Samples, validation: Samples,
+                       reference: Reference, class_names: tuple[str, ...] | None, config: ConvertConfig,
+                       work: Path, progress: Progress, log: Callable[[str], None]) -> VariantResult:
+    kind = VARIANTS[name]
+    result = VariantResult(name=name, format=kind.format, precision=kind.precision)
+    started = time.perf_counter()
+    log(f"building {name}")
+    try:
+        data = kind.build(source, calibration.x if kind.calibrated else None, config.options, work)
+        _measure(result, data, validation, reference, class_names, progress)
+    except ConversionError as exc:
+        result.error = str(exc)
+    except InputError as exc:  # a produced model the runtime refuses is a converter failure
+        result.error = f"the converter produced a model the runtime refuses: {exc}"
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _measure(result: VariantResult, data: bytes, validation: Samples, reference: Reference,
+             class_names: tuple[str, ...] | None, progress: Progress) -> None:
+    info = describe_in_process(result.format, data=data)
+    outputs = run_variant(result.format, data, info.inputs, info.outputs, validation.x, progress,
+                          f"validating {result.name}")
+    result.data = data
+    result.inputs, result.outputs = info.inputs, info.outputs
+    result.metrics = fidelity(reference, outputs, validation.x, validation.labels, class_names)
+
+
+def _apply_gate(results: list[VariantResult], source: SourceModel, calibration: Samples, validation: Samples,
+                reference: Reference, class_names: tuple[str, ...] | None, config: ConvertConfig,
+                progress: Progress, log: Callable[[str], None]) -> None:
+    limit = config.max_accuracy_drop
+    if limit is None:
+        return
+    for result in results:
+        if result.data is None or result.precision == "fp32":
+            continue
+        drop = result.metrics.get("drop_pts")
+        if drop is None or drop <= limit + 1e-9:
+            result.gate = "pass"
+            continue
+        result.gate = "fail"
+        if config.auto_fallback and result.name == "tflite-int8":
+            _fallback(result, source, calibration, validation, reference, class_names, config, progress, log)
+
+
+def layer_errors(source: SourceModel, calibration: np.ndarray, options: ConversionOptions) -> list[tuple[str, str, float]]:
+    """Per-tensor quantization error from the TFLite quantization debugger, worst first.
+
+    Returns:
+        ``(tensor name, op name, RMSE/scale)`` rows.
+    """
+    import tensorflow as tf
+
+    from edgekit.build.variants import _quiet
+
+    converter = configure_int8(tflite_converter(source), calibration, options)
+    with _quiet():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=representative(calibration[: min(len(calibration), 64)]))
+        debugger.run()
+        buffer = io.StringIO()
+        debugger.layer_statistics_dump(buffer)
+    rows = []
+    for row in csv.DictReader(io.StringIO(buffer.getvalue())):
+        scale = float(row.get("scale") or 0)
+        mse = float(row.get("mean_squared_error") or 0)
+        if scale > 0 and math.isfinite(mse):
+            rows.append((row["tensor_name"], row["op_name"], math.sqrt(mse) / scale))
+    rows.sort(key=lambda r: -r[2])
+    return rows
+
+
+def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, validation: Samples,
+              reference: Reference, class_names: tuple[str, ...] | None, config: ConvertConfig,
+              progress: Progress, log: Callable[[str], None]) -> None:
+    """Keep the layers with the worst quantization error in float until the drop is within the limit."""
+    assert result.data is not None and config.max_accuracy_drop is not None
+    started = time.perf_counter()
+    base_size = len(result.data)
+    base_drop = result.metrics.get("drop_pts")
+    try:
+        ranked = layer_errors(source, calibration.x, config.options)
+    except Exception as exc:  # the debugger is experimental; report, don't crash
+        result.fallback = {"float_layers": [], "size_cost_bytes": 0, "succeeded": False,
+                           "reason": f"quantization debugger failed: {exc}"[:300]}
+        return
+    counts = sorted({k for k in (1, 2, 3, 5, 8, 13, 21, 34, 55) if k < len(ranked)} | {len(ranked)})
+    tried = []
+    for k in counts:
+        names = tuple(r[0] for r in ranked[:k])
+        log(f"auto-fallback: tflite-int8 with the {k} worst layer(s) in float")
+        try:
+            data = tflite_int8_selective(source, calibration.x, config.options, names)
+            candidate = VariantResult(result.name, result.format, result.precision)
+            _measure(candidate, data, validation, reference, class_names, progress)
+        except (ConversionError, InputError) as exc:
+            tried.append({"float_layers": k, "error": str(exc)[:200]})
+            continue
+        drop = candidate.metrics.get("drop_pts")
+        tried.append({"float_layers": k, "drop_pts": drop, "size_bytes": len(data)})
+        if drop is not None and drop <= config.max_accuracy_drop + 1e-9:
+            result.data, result.inputs, result.outputs = candidate.data, candidate.inputs, candidate.outputs
+            result.metrics = candidate.metrics
+            result.gate = "pass"
+            result.fallback = {
+                "succeeded": True,
+                "float_layers": [f"{r[1]} {r[0]}" for r in ranked[:k]],
+                "layer_errors": [{"tensor": r[0], "op": r[1], "rmse_over_scale": r[2]} for r in ranked[:k]],
+                "size_cost_bytes": len(data) - base_size,
+                "drop_before_pts": base_drop,
+                "tried": tried,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            result.precision = "int8-mixed"
+            return
+    result.fallback = {"succeeded": False, "float_layers": [], "size_cost_bytes": 0, "tried": tried,
+                       "reason": "no number of float layers brought the drop within the limit"}
+
+
+def _postprocess(contract: ContractFile, task: str, reference: Reference, classes: int | None) -> PostprocessSpec:
+    if contract.postprocess is not None:
+        return contract.postprocess
+    if task == "classification":
+        probs = reference.outputs[0]
+        looks_like_probabilities = bool(np.all(probs >= -1e-6) and np.allclose(probs.sum(-1), 1.0, atol=1e-3))
+        return PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, apply_softmax=not looks_like_probabilities,
+                               top_k=min(5, classes or 1))
+    if task == "anomaly":
+        return PostprocessSpec(kind=PostprocessKind.ANOMALY)
+    return PostprocessSpec(kind=PostprocessKind.REGRESSION)
+
+
+def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, contract: ContractFile,
+           class_names: tuple[str, ...] | None, task: str, produced: list[VariantResult],
+           reference: Reference) -> dict[str, Any]:
+    variants, payloads = [], {}
+    for v in produced:
+        file = f"models/{v.name}{VariantFormat.SUFFIX[v.format]}"
+        payloads[file] = v.data
+        metrics = dict(v.metrics)
+        metrics["convert_seconds"] = round(v.seconds, 3)
+        if v.fallback:
+            metrics["fallback"] = {k: v.fallback[k] for k in ("float_layers", "size_cost_bytes", "drop_before_pts")}
+        variants.append(Variant(name=v.name, format=v.format, file=file, precision=v.precision, inputs=v.inputs,
+                                outputs=v.outputs, metrics=metrics))
+    options = dataclasses.asdict(config.options)
+    options["float_nodes"] = list(options["float_nodes"])
+    manifest = Manifest(
+        name=config.name or config.output.name.removesuffix(config.output.suffix) or "model",
+        variants=tuple(variants),
+        preprocess=contract.preprocess,
+        labels=tuple(class_names) if class_names and task == "classification" else (),
+        postprocess=_postprocess(contract, task, reference, _classes(source)),
+        provenance=make_provenance(
+            source={"path": config.model.name, "sha256": source.sha256, "format": source.format},
+            command=config.command,
+            steps=[{
+                "step": "convert",
+                "variants": list(config.variants),
+                "adapted": list(source.adaptations),
+                "options": options,
+                "data": {k: report.data[k] for k in ("source", "random", "calibration_samples", "validation_samples")},
+                "preprocess_file": str(contract.path) if contract.path else None,
+            }],
+        ),
+        metrics={
+            "reference": reference.to_dict(),
+            "fidelity_on_random_data": report.data["random"],
+            "failed_variants": {v.name: v.error for v in report.variants if v.error},
+            "max_accuracy_drop_pts": config.max_accuracy_drop,
+        },
+    )
+    written = write_bundle(config.output, manifest, payloads)
+    return {"path": str(config.output), "variants": [v.name for v in written.variants],
+            "size_bytes": config.output.stat().st_size}

@@ -1,0 +1,284 @@
+"""The variant registry: how each bundle variant is produced from the source model.
+
+Adding a variant is one builder function and one registry line. TFLite variants come
+from the TFLite converter on the source's SavedModel export; ONNX variants from tf2onnx
+on the same SavedModel and `onnxruntime.quantization`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._optional import require
+from edgekit.errors import InputError
+
+
+class ConversionError(Exception):
+    """A converter could not produce a variant (reported per variant, never a crash)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionOptions:
+    """Converter settings shared by all variants.
+
+    Attributes:
+        int8_io: input/output type of ``tflite-int8``: ``int8`` or ``uint8``.
+        opset: ONNX opset of the ONNX variants.
+        onnx_int8: ``static`` (QDQ, calibrated) or ``dynamic`` quantization for ``onnx-int8``.
+        per_channel: per-channel weight quantization for ``onnx-int8`` (TFLite always is).
+        float_nodes: TFLite tensor names kept in float in ``tflite-int8`` (auto-fallback).
+    """
+
+    int8_io: str = "int8"
+    opset: int = 17
+    onnx_int8: str = "static"
+    per_channel: bool = True
+    float_nodes: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantKind:
+    name: str
+    format: str
+    precision: str
+    calibrated: bool
+    description: str
+    build: Callable[[Any, np.ndarray | None, ConversionOptions, Path], bytes]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Converters print to stdout and warn loudly; keep both off the user's stdout."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
+
+def representative(calibration: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    """A TFLite representative dataset over the calibration split, one sample at a time, in order."""
+    def generate() -> Iterator[list[np.ndarray]]:
+        for i in range(len(calibration)):
+            yield [calibration[i : i + 1].astype(np.float32)]
+    return generate
+
+
+def tflite_converter(source: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model_dir))
+
+
+def _convert(converter: Any, what: str) -> bytes:
+    try:
+        with _quiet():
+            return bytes(converter.convert())
+    except Exception as exc:  # the converter raises ConverterError and friends with long logs
+        raise ConversionError(f"{what}: {_first_error_line(exc)}") from exc
+
+
+def _first_error_line(exc: BaseException) -> str:
+    text = str(exc)
+    for line in text.splitlines():
+        line = line.strip()
+        if "error:" in line and ("op" in line or "not supported" in line or "failed" in line):
+            return line[line.index("error:") :][:400]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:400]
+
+
+def configure_int8(converter: Any, calibration: np.ndarray, options: ConversionOptions) -> Any:
+    """Full-integer quantization settings (int8 kernels, int8/uint8 I/O)."""
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative(calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    io_type = {"int8": tf.int8, "uint8": tf.uint8}[options.int8_io]
+    converter.inference_input_type = io_type
+    converter.inference_output_type = io_type
+    return converter
+
+
+def _tflite_fp32(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path) -> bytes:
+    return _convert(tflite_converter(source), "tflite-fp32")
+
+
+def _tflite_fp16(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path) -> bytes:
+    import tensorflow as tf
+
+    converter = tflite_converter(source)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    return _convert(converter, "tflite-fp16")
+
+
+def _tflite_dynamic(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path) -> bytes:
+    import tensorflow as tf
+
+    converter = tflite_converter(source)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return _convert(converter, "tflite-dynamic")
+
+
+def _tflite_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions, _work: Path) -> bytes:
+    assert calib is not None
+    if options.float_nodes:
+        return tflite_int8_selective(source, calib, options, options.float_nodes)
+    return _convert(configure_int8(tflite_converter(source), calib, options), "tflite-int8")
+
+
+def tflite_int8_selective(source: Any, calib: np.ndarray, options: ConversionOptions,
+                          float_nodes: tuple[str, ...]) -> bytes:
+    """tflite-int8 with the named tensors' ops kept in float (quantization debugger)."""
+    import tensorflow as tf
+
+    converter = configure_int8(tflite_converter(source), calib, options)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    debug_options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_nodes))
+    try:
+        with _quiet():
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=representative(calib[: min(len(calib), 32)]),
+                debug_options=debug_options)
+            return bytes(debugger.get_nondebug_quantized_model())
+    except Exception as exc:
+        raise ConversionError(f"tflite-int8 with float fallback: {_first_error_line(exc)}") from exc
+
+
+def _tflite_int16x8(source: Any, calib: np.ndarray | None, _options: ConversionOptions, _work: Path) -> bytes:
+    import tensorflow as tf
+
+    assert calib is not None
+    converter = tflite_converter(source)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative(calib)
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    return _convert(converter, "tflite-int16x8")
+
+
+def onnx_fp32_bytes(source: Any, opset: int) -> bytes:
+    """ONNX export of the source's SavedModel signature through tf2onnx."""
+    import tensorflow as tf
+
+    tf2onnx = require("tf2onnx", "exporting ONNX")
+    signature = source.signature
+    input_name = source.signature_input
+    spec = tf.TensorSpec((None, *source.input_shape), tf.as_dtype(source.input_dtype.value), name="input")
+
+    @tf.function(input_signature=[spec])
+    def serve(x: Any) -> Any:
+        return signature(**{input_name: x})
+
+    try:
+        with _quiet():
+            proto, _ = tf2onnx.convert.from_function(serve, input_signature=[spec], opset=opset)
+    except Exception as exc:
+        raise ConversionError(f"onnx-fp32: {_first_error_line(exc)}") from exc
+    return proto.SerializeToString()
+
+
+def _onnx_fp32(source: Any, _calib: np.ndarray | None, options: ConversionOptions, _work: Path) -> bytes:
+    return source.cached(f"onnx-fp32-opset{options.opset}", lambda: onnx_fp32_bytes(source, options.opset))
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over the calibration split, one sample at a time."""
+
+    def __init__(self, name: str, calibration: np.ndarray) -> None:
+        self.name, self.calibration, self.index = name, calibration, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.index >= len(self.calibration):
+            return None
+        sample = self.calibration[self.index : self.index + 1].astype(np.float32)
+        self.index += 1
+        return {self.name: sample}
+
+    def rewind(self) -> None:
+        self.index = 0
+
+
+def _onnx_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions, work: Path) -> bytes:
+    quantization = require("onnxruntime.quantization", "quantizing ONNX models")
+    fp32 = source.cached(f"onnx-fp32-opset{options.opset}", lambda: onnx_fp32_bytes(source, options.opset))
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        src, pre, out = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(fp32)
+        try:
+            with _quiet():
+                try:
+                    quantization.shape_inference.quant_pre_process(str(src), str(pre))
+                except ImportError:  # sympy missing: skip symbolic shape inference
+                    quantization.shape_inference.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+                if options.onnx_int8 == "dynamic":
+                    quantization.quantize_dynamic(str(pre), str(out), weight_type=quantization.QuantType.QInt8,
+                                                  per_channel=options.per_channel)
+                else:
+                    assert calib is not None
+                    import onnx
+
+                    input_name = onnx.load(str(pre)).graph.input[0].name
+                    quantization.quantize_static(
+                        str(pre), str(out), _Reader(input_name, calib),
+                        quant_format=quantization.QuantFormat.QDQ,
+                        activation_type=quantization.QuantType.QInt8,
+                        weight_type=quantization.QuantType.QInt8,
+                        per_channel=options.per_channel,
+                        calibrate_method=quantization.CalibrationMethod.MinMax,
+                    )
+        except Exception as exc:
+            raise ConversionError(f"onnx-int8: {_first_error_line(exc)}") from exc
+        return out.read_bytes()
+
+
+VARIANTS: dict[str, VariantKind] = {
+    v.name: v
+    for v in (
+        VariantKind("tflite-fp32", "tflite", "fp32", False, "TFLite, float32", _tflite_fp32),
+        VariantKind("tflite-fp16", "tflite", "fp16", False, "TFLite, float16 weights", _tflite_fp16),
+        VariantKind("tflite-dynamic", "tflite", "dynamic-int8", False, "TFLite, dynamic-range int8 weights",
+                    _tflite_dynamic),
+        VariantKind("tflite-int8", "tflite", "int8", True, "TFLite, full integer int8 (calibrated)", _tflite_int8),
+        VariantKind("tflite-int16x8", "tflite", "int16x8", True, "TFLite, int16 activations, int8 weights",
+                    _tflite_int16x8),
+        VariantKind("onnx-fp32", "onnx", "fp32", False, "ONNX, float32 (tf2onnx)", _onnx_fp32),
+        VariantKind("onnx-int8", "onnx", "int8", True, "ONNX, int8 (onnxruntime.quantization)", _onnx_int8),
+    )
+}
+DEFAULT_VARIANTS = ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx-fp32", "onnx-int8")
+
+
+def parse_variants(text: str | None) -> tuple[str, ...]:
+    """Parse ``--variants`` (comma list; ``all`` for every variant; default when None).
+
+    Raises:
+        InputError: unknown names, listing the valid ones.
+    """
+    if text is None:
+        return DEFAULT_VARIANTS
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        return tuple(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise InputError(f"unrecognized variant(s) {unknown or names}",
+                         expected=f"a comma list of {list(VARIANTS)} (or all)", found=text)
+    return tuple(dict.fromkeys(names))
+

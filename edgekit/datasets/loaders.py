@@ -1,0 +1,261 @@
+"""Loading calibration and validation data, raw, through a preprocessing spec.
+
+Sources: image folders and WAV folders (one subfolder per class, or a flat folder of
+unlabelled files), and ``.npy``/``.npz`` arrays (``x`` and optional ``y``). Raw data
+goes through the same numpy front ends the runtime uses (`edgekit.features`), so the
+tensors a converter calibrates and validates on are the tensors the device will see.
+numpy only; no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from edgekit.errors import InputError
+from edgekit.features import audio as audio_features
+from edgekit.features import image as image_features
+from edgekit.features import sensor as sensor_features
+from edgekit.spec import (
+    AudioPreprocess,
+    ImagePreprocess,
+    NoPreprocess,
+    PreprocessSpec,
+    SensorPreprocess,
+)
+
+T = TypeVar("T")
+Progress = Callable[[Iterable[T], str, int], Iterator[T]]
+WAV_SUFFIXES = (".wav", ".wave")
+
+
+def no_progress(items: Iterable[T], _label: str, _total: int) -> Iterator[T]:
+    yield from items
+
+
+@dataclasses.dataclass(frozen=True)
+class Samples:
+    """Model-ready inputs with optional labels.
+
+    Attributes:
+        x: float32 ``(N, *input_shape)``.
+        labels: int64 ``(N,)`` class indices, or None.
+        class_names: names for the label indices (folder names or the labels file).
+        ids: a stable identifier per sample (relative path, or ``index:i``).
+        source: where the samples came from.
+        skipped: files that could not be read, with the reason.
+    """
+
+    x: np.ndarray
+    labels: np.ndarray | None
+    class_names: tuple[str, ...] | None
+    ids: tuple[str, ...]
+    source: str
+    skipped: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index: np.ndarray) -> Samples:
+        return dataclasses.replace(
+            self, x=self.x[index], labels=None if self.labels is None else self.labels[index],
+            ids=tuple(self.ids[i] for i in index))
+
+
+def _fit_shape(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> np.ndarray:
+    """Match sample shape to the model input, allowing only singleton dimensions to differ."""
+    if tuple(x.shape[1:]) == tuple(input_shape):
+        return x
+    squeeze = lambda s: tuple(d for d in s if d != 1)  # noqa: E731
+    if squeeze(x.shape[1:]) == squeeze(input_shape):
+        return x.reshape((len(x), *input_shape))
+    raise InputError(f"data {source}", expected=f"samples of shape {tuple(input_shape)} (the model input)",
+                     found=f"samples of shape {tuple(x.shape[1:])}",
+                     hint="check --preprocess (size, features) or the arrays you passed")
+
+
+def _prepare_arrays(raw: np.ndarray, spec: PreprocessSpec, source: str) -> np.ndarray:
+    if isinstance(spec, NoPreprocess):
+        return np.asarray(raw, dtype=np.float32)
+    if isinstance(spec, ImagePreprocess):
+        if raw.ndim == 3 and spec.channels == 1:
+            raw = raw[..., None]
+        if raw.ndim != 4:
+            raise InputError(f"data {source}", expected="raw images (N, H, W, C)", found=f"shape {raw.shape}")
+        return np.stack([image_features.preprocess(img if img.shape[-1] != 1 else np.repeat(img, 3, -1), spec)
+                         for img in raw]).astype(np.float32)
+    if isinstance(spec, AudioPreprocess):
+        if raw.ndim != 2:
+            raise InputError(f"data {source}", expected=f"raw waveforms (N, samples) at {spec.sample_rate} Hz",
+                             found=f"shape {raw.shape}")
+        return audio_features.features(raw, spec)
+    if isinstance(spec, SensorPreprocess):
+        return sensor_features.normalize(raw, spec)
+    raise AssertionError(f"unhandled preprocess {spec!r}")
+
+
+def _read_labels_file(path: Path) -> tuple[str, ...]:
+    try:
+        lines = [line.strip() for line in path.read_text("utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"labels file {path}", expected="a UTF-8 text file, one label per line",
+                         found=str(exc)) from exc
+    labels = tuple(line for line in lines if line)
+    if not labels or len(set(labels)) != len(labels):
+        raise InputError(f"labels file {path}", expected="one distinct label per line",
+                         found=f"{len(labels)} labels, {len(labels) - len(set(labels))} duplicates")
+    return labels
+
+
+def load_arrays(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...]) -> Samples:
+    """``.npy`` (inputs only) or ``.npz`` (``x``/``inputs`` and optional ``y``/``labels``)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"data {path}", expected="a readable .npy/.npz file (no pickles)", found=str(exc)) from exc
+    labels = None
+    if isinstance(loaded, np.ndarray):
+        x = loaded
+    else:
+        with loaded:
+            keys = list(loaded.files)
+            xkey = next((k for k in ("x", "inputs", "data", "X") if k in keys), keys[0] if len(keys) == 1 else None)
+            if xkey is None:
+                raise InputError(f"data {path}", expected="an array named x (and optionally y)", found=f"arrays {keys}")
+            x = loaded[xkey]
+            ykey = next((k for k in ("y", "labels", "Y") if k in keys), None)
+            labels = loaded[ykey] if ykey else None
+    if x.ndim == 0 or len(x) == 0:
+        raise InputError(f"data {path}", expected="at least one sample", found="an empty array")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] > 1:
+            labels = labels.argmax(axis=1)  # one-hot
+        labels = labels.reshape(-1)
+        if len(labels) != len(x) or labels.dtype.kind not in "iub":
+            raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels", found=f"{len(labels)} of {labels.dtype}")
+        labels = labels.astype(np.int64)
+    prepared = _fit_shape(_prepare_arrays(x, spec, str(path)), input_shape, str(path))
+    return Samples(x=prepared, labels=labels, class_names=None, ids=tuple(f"index:{i}" for i in range(len(x))),
+                   source=str(path))
+
+
+def _folder_files(root: Path) -> tuple[list[tuple[Path, str | None]], list[str]]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files: list[tuple[Path, str | None]] = []
+    if classes:
+        for name in classes:
+            files += [(f, name) for f in sorted((root / name).rglob("*")) if f.is_file() and not f.name.startswith(".")]
+    else:
+        files = [(f, None) for f in sorted(root.iterdir()) if f.is_file() and not f.name.startswith(".")]
+    return files, classes
+
+
+def load_folder(root: Path, spec: PreprocessSpec, input_shape: tuple[int, ...],
+                class_names: tuple[str, ...] | None = None, progress: Progress = no_progress) -> Samples:
+    """Image or WAV files, one subfolder per class (or unlabelled, flat)."""
+    files, classes = _folder_files(root)
+    if isinstance(spec, ImagePreprocess):
+        suffixes, kind = image_features.IMAGE_SUFFIXES, "image"
+    elif isinstance(spec, AudioPreprocess):
+        suffixes, kind = WAV_SUFFIXES, "WAV"
+    else:
+        raise InputError(f"data folder {root}", expected="--preprocess with kind image or audio for a folder of files",
+                         found=f"preprocess kind {spec.kind.value!r}",
+                         hint="pass --preprocess SPEC.yaml describing how raw files become model inputs")
+    usable = [(f, c) for f, c in files if f.suffix.lower() in suffixes]
+    if not usable:
+        raise InputError(f"data folder {root}", expected=f"{kind} files ({', '.join(suffixes)}), in one subfolder per class",
+                         found=f"{len(files)} file(s), none of them {kind} files" if files else "an empty folder")
+    names = class_names or (tuple(classes) if classes else None)
+    if names is not None and classes:
+        unknown = sorted(set(classes) - set(names))
+        if unknown:
+            raise InputError(f"data folder {root}", expected=f"class folders named after the labels {list(names)}",
+                             found=f"folders {unknown} with no label")
+    inputs, labels, ids, skipped = [], [], [], []
+    for path, cls in progress(usable, f"reading {kind} files", len(usable)):
+        try:
+            if kind == "image":
+                sample = image_features.preprocess(image_features.decode_image(path), spec)  # type: ignore[arg-type]
+            else:
+                wave, rate = audio_features.read_wav(path)
+                wave = audio_features.resample(wave, rate, spec.sample_rate)  # type: ignore[union-attr]
+                sample = audio_features.features(wave, spec)  # type: ignore[arg-type]
+        except InputError as exc:
+            skipped.append(f"{path.relative_to(root)}: {exc}")
+            continue
+        inputs.append(sample)
+        labels.append(names.index(cls) if names is not None and cls is not None else -1)
+        ids.append(str(path.relative_to(root)))
+    if not inputs:
+        raise InputError(f"data folder {root}", expected="at least one readable file",
+                         found=f"{len(skipped)} unreadable file(s), e.g. {skipped[0]}")
+    x = _fit_shape(np.stack(inputs).astype(np.float32), input_shape, str(root))
+    y = np.asarray(labels, np.int64) if names is not None and classes else None
+    return Samples(x=x, labels=y, class_names=names, ids=tuple(ids), source=str(root), skipped=tuple(skipped))
+
+
+def load_samples(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...], *,
+                 labels_file: Path | None = None, class_names: tuple[str, ...] | None = None,
+                 progress: Progress = no_progress) -> Samples:
+    """Load `path` (folder, .npy or .npz) as model-ready samples.
+
+    Class order (the model's output order) comes from `labels_file`, else `class_names`,
+    else the sorted class folder names.
+
+    Raises:
+        InputError: missing or empty data, unreadable files only, or samples whose shape
+            does not match the model input.
+    """
+    names = _read_labels_file(labels_file) if labels_file is not None else class_names
+    if not path.exists():
+        raise InputError(f"data {path}", expected="an existing folder or .npy/.npz file", found="no such path")
+    if path.is_dir():
+        return load_folder(path, spec, input_shape, names, progress)
+    if path.suffix.lower() in (".npy", ".npz"):
+        samples = load_arrays(path, spec, input_shape)
+        return dataclasses.replace(samples, class_names=names) if names else samples
+    raise InputError(f"data {path}", expected="a folder (one subfolder per class) or a .npy/.npz file",
+                     found=f"a {path.suffix or 'suffix-less'} file")
+
+
+def random_samples(spec: PreprocessSpec, input_shape: tuple[int, ...], count: int, seed: int) -> Samples:
+    """Random raw inputs pushed through the spec (for --allow-random-calibration only)."""
+    rng = np.random.default_rng(seed)
+    if isinstance(spec, ImagePreprocess):
+        raw: Any = rng.integers(0, 256, (count, spec.height, spec.width, 3), dtype=np.uint8)
+    elif isinstance(spec, AudioPreprocess):
+        raw = (rng.standard_normal((count, spec.clip_samples)) * 0.1).astype(np.float32)
+    elif isinstance(spec, SensorPreprocess):
+        raw = rng.standard_normal((count, spec.window, len(spec.channels))).astype(np.float32)
+    else:
+        raw = rng.standard_normal((count, *input_shape)).astype(np.float32)
+    x = _fit_shape(_prepare_arrays(raw, spec, "random data"), input_shape, "random data")
+    return Samples(x=x, labels=None, class_names=None, ids=tuple(f"random:{i}" for i in range(count)),
+                   source="random (no --data)")
+
+
+def split(samples: Samples, calibration_fraction: float = 0.3, calibration_max: int = 200,
+          validation_max: int = 1000) -> tuple[Samples, Samples]:
+    """Deterministic calibration/validation split by a hash of each sample's id.
+
+    The same sample always lands on the same side, whatever else is in the folder.
+    """
+    keys = np.array([int.from_bytes(hashlib.sha256(i.encode()).digest()[:8], "big") for i in samples.ids],
+                    dtype=np.uint64)
+    bucket = (keys % np.uint64(10_000)).astype(np.float64) / 10_000.0
+    order = np.argsort(keys, kind="stable")
+    calibration = [i for i in order if bucket[i] < calibration_fraction][:calibration_max]
+    validation = [i for i in order if bucket[i] >= calibration_fraction][:validation_max]
+    if not validation or not calibration:
+        # Tiny datasets: alternate, still deterministic.
+        calibration = list(order[::3])[:calibration_max] or list(order[:1])
+        taken = set(calibration)
+        validation = [i for i in order if i not in taken][:validation_max] or list(order[:1])
+    return samples.subset(np.array(sorted(calibration))), samples.subset(np.array(sorted(validation)))
