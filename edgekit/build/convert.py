@@ -227,8 +227,12 @@ class ConvertReport:
                 f"{m['max_abs_error']:>9.2e} {m['mean_abs_error']:>9.2e} {snr:>7} {v.seconds:>5.1f}s  {v.gate}")
             if v.fallback:
                 fb = v.fallback
-                lines.append(f"{'':<15} kept in float: {', '.join(fb['float_layers']) or '(none)'}; "
-                             f"size {_signed_bytes(fb['size_cost_bytes'])} vs all-int8")
+                if fb.get("succeeded"):
+                    lines.append(f"{'':<15} auto-fallback kept in float (float I/O): {', '.join(fb['float_layers'])}; "
+                                 f"size {_signed_bytes(fb['size_cost_bytes'])} vs all-int8; drop was "
+                                 f"{_num(fb.get('drop_before_pts'), 2)} points; {fb['seconds']:.1f}s")
+                else:
+                    lines.append(f"{'':<15} auto-fallback failed: {fb.get('reason')}")
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
         if self.config.max_accuracy_drop is not None:
@@ -423,29 +427,50 @@ def _apply_gate(results: list[VariantResult], source: SourceModel, calibration: 
             _fallback(result, source, calibration, validation, reference, class_names, config, progress, log)
 
 
+def channel_relative_error(float_tensors: list[np.ndarray], quant_tensors: list[np.ndarray], scale: float,
+                           zero_point: int) -> float:
+    """How badly quantization hurts a tensor: the 90th percentile over channels of
+    RMSE / spread of the float values.
+
+    The debugger's own RMSE/scale looks harmless for a tensor whose scale an outlier
+    channel inflated, which is exactly the tensor that ruins the small channels.
+    """
+    f = np.concatenate([np.asarray(t, np.float64).reshape(-1, np.asarray(t).shape[-1] if np.ndim(t) else 1)
+                        for t in float_tensors])
+    q = np.concatenate([np.asarray(t, np.float64).reshape(-1, np.asarray(t).shape[-1] if np.ndim(t) else 1)
+                        for t in quant_tensors])
+    dequantized = (q - zero_point) * scale
+    rmse = np.sqrt(np.mean((dequantized - f) ** 2, axis=0))
+    spread = np.std(f, axis=0)
+    floor = 1e-3 * float(np.mean(np.abs(f))) + 1e-12
+    return float(np.percentile(rmse / np.maximum(spread, floor), 90))
+
+
 def layer_errors(source: SourceModel, calibration: np.ndarray, options: ConversionOptions) -> list[tuple[str, str, float]]:
     """Per-tensor quantization error from the TFLite quantization debugger, worst first.
 
     Returns:
-        ``(tensor name, op name, RMSE/scale)`` rows.
+        ``(tensor name, op name, channel relative error)`` rows.
     """
     import tensorflow as tf
 
     from edgekit.build.variants import _quiet
 
     converter = configure_int8(tflite_converter(source), calibration, options)
+    debug_options = tf.lite.experimental.QuantizationDebugOptions(
+        layer_direct_compare_metrics={"channel_relative_error": channel_relative_error})
     with _quiet():
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative(calibration[: min(len(calibration), 64)]))
+            converter=converter, debug_dataset=representative(calibration[: min(len(calibration), 64)]),
+            debug_options=debug_options)
         debugger.run()
         buffer = io.StringIO()
         debugger.layer_statistics_dump(buffer)
     rows = []
     for row in csv.DictReader(io.StringIO(buffer.getvalue())):
-        scale = float(row.get("scale") or 0)
-        mse = float(row.get("mean_squared_error") or 0)
-        if scale > 0 and math.isfinite(mse):
-            rows.append((row["tensor_name"], row["op_name"], math.sqrt(mse) / scale))
+        error = float(row.get("channel_relative_error") or "nan")
+        if math.isfinite(error):
+            rows.append((row["tensor_name"], row["op_name"], error))
     rows.sort(key=lambda r: -r[2])
     return rows
 
@@ -485,7 +510,7 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
             result.fallback = {
                 "succeeded": True,
                 "float_layers": [f"{r[1]} {r[0]}" for r in ranked[:k]],
-                "layer_errors": [{"tensor": r[0], "op": r[1], "rmse_over_scale": r[2]} for r in ranked[:k]],
+                "layer_errors": [{"tensor": r[0], "op": r[1], "channel_relative_error": r[2]} for r in ranked[:k]],
                 "size_cost_bytes": len(data) - base_size,
                 "drop_before_pts": base_drop,
                 "tried": tried,
