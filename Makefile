@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
+	@# Keras 2 (tf_keras) only to make genuine Keras 2 .h5 files in the tests; --no-deps keeps
+	@# it from pulling the full tensorflow package next to tensorflow-cpu.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps "tf-keras>=2.16"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -8,6 +8,7 @@ are imported inside the commands, so ``edgekit --help`` stays fast and light.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -39,6 +40,8 @@ def cli(verbose: int, quiet: bool) -> None:
     """edgekit: carry a deep-learning model from training to a small device, and prove it works there."""
     STATE.verbose = verbose
     STATE.quiet = quiet
+    if verbose:
+        os.environ["EDGEKIT_VERBOSE"] = str(verbose)  # library code replays captured native logs
 
 
 def info(message: str) -> None:

@@ -152,3 +152,57 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
         canary.unlink()
     return ModelFiles(**files, lambda_keras=lambda_keras, lambda_h5=lambda_h5, canary=canary, macs=macs,
                       parameters=int(model.count_params()))
+
+
+@dataclass
+class Classifier:
+    """A small trained shapes classifier with its raw data and contract files."""
+
+    model: Path
+    images: Path
+    preprocess: Path
+    labels: Path
+    class_names: tuple[str, ...]
+
+
+@pytest.fixture(scope="session")
+def shapes_classifier(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
+    need_module("tensorflow", 'pip install "edgekit[train]"')
+    import contextlib
+
+    import keras
+
+    from edgekit.datasets.shapes import generate
+    from edgekit.features.image import normalize
+    from edgekit.spec import ImagePreprocess
+
+    root = tmp_path_factory.mktemp("shapes")
+    images, labels, names = generate(1500, 16, seed=3)
+    spec = ImagePreprocess(height=16, width=16, scale=1 / 255, mean=(0.5,), std=(0.25,))
+    x = normalize(images, spec)
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((16, 16, 3))
+    h = inputs
+    for filters in (16, 32, 48):
+        h = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
+        h = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(h))
+        h = keras.layers.MaxPooling2D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(len(names), activation="softmax")(keras.layers.Flatten()(h)))
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[:1200], labels[:1200], epochs=8, batch_size=32, verbose=0)
+    path = root / "shapes.keras"
+    with contextlib.redirect_stdout(sys.stderr):
+        model.save(path)
+
+    import cv2
+
+    folder = root / "images"
+    for i in range(1200, 1500):  # held-out images only
+        cls = folder / names[labels[i]]
+        cls.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(cls / f"{i:04d}.png"), cv2.cvtColor(images[i], cv2.COLOR_RGB2BGR))
+    preprocess = root / "preprocess.yaml"
+    preprocess.write_text("kind: image\nheight: 16\nwidth: 16\nscale: 0.00392156862745098\nmean: [0.5]\nstd: [0.25]\n")
+    labels_file = root / "labels.txt"
+    labels_file.write_text("\n".join(names) + "\n")
+    return Classifier(path, folder, preprocess, labels_file, names)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from edgekit.build.source import LoadConfig, SourceModel
+from edgekit.build.source import LoadConfig, SourceModel, source_kind
 from edgekit.build.validate import Reference, detect_task, fidelity, run_variant, task_metric
 from edgekit.build.variants import (
     DEFAULT_VARIANTS,
@@ -55,6 +55,7 @@ from edgekit.spec import (
 )
 
 SIDECAR_SUFFIX = ".preprocess.yaml"
+WARN_DROP_PTS = 1.0  # without a gate, a quantized variant losing more than this is called out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +223,7 @@ class ConvertReport:
             metric = m.get(m.get("drop_basis") or "", None) if m.get("drop_basis") != "top1_agreement" else None
             snr = "exact" if m.get("identical") else (f"{m['snr_db']:.1f}" if m.get("snr_db") is not None else "-")
             lines.append(
-                f"{v.name:<15} {human_bytes(row['size_bytes']):>10} {row['ratio_to_fp32'] or 0:>7.2f} "
+                f"{v.name:<15} {human_bytes(row['size_bytes']):>10} {_num(row['ratio_to_fp32'], 2):>7} "
                 f"{_pct(m.get('top1_agreement')):>7} {_pct(metric):>8} {_num(m.get('drop_pts'), 2):>6} "
                 f"{m['max_abs_error']:>9.2e} {m['mean_abs_error']:>9.2e} {snr:>7} {v.seconds:>5.1f}s  {v.gate}")
             if v.fallback:
@@ -278,6 +279,7 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     """
     started = time.perf_counter()
     _check_options(config)
+    source_kind(config.model)
     contract = read_contract(config.preprocess or (sidecar_path(config.model) if sidecar_path(config.model).is_file() else None))
     calibrated = [n for n in config.variants if VARIANTS[n].calibrated]
     if config.data is None and not config.allow_random_calibration and calibrated:
@@ -321,6 +323,10 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
         for v in results:
             if v.error:
                 warnings.append(f"{v.name} was not produced: {v.error}")
+            drop = v.metrics.get("drop_pts") if v.data is not None else None
+            if config.max_accuracy_drop is None and v.precision != "fp32" and drop is not None and drop > WARN_DROP_PTS:
+                warnings.append(f"{v.name} loses {drop:.1f} points ({v.metrics['drop_basis']}) against the float model; "
+                                "gate with --max-accuracy-drop, repair with --auto-fallback")
         report.gate_passed = not any(v.gate == "fail" for v in results)
         produced = [v for v in results if v.data is not None]
         if not produced:

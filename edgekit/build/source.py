@@ -49,6 +49,19 @@ class LoadConfig:
     input_shape: tuple[int, ...] | None = None
 
 
+def source_kind(path: Path) -> str:
+    """``keras`` (.keras/.h5) or ``savedmodel``; anything else is refused with a clear line.
+
+    Raises:
+        InputError: missing path, unsupported type, or an export instead of a model.
+    """
+    kind = detect_kind(path)
+    if kind not in ("keras", "savedmodel"):
+        raise InputError(f"{path}", expected="a .keras, .h5 or SavedModel model to convert",
+                         found=f"a {kind} file", hint="edgekit convert takes the trained model, not an export")
+    return kind
+
+
 class SourceModel:
     """The float reference model, plus a SavedModel export of it for the converters.
 
@@ -58,10 +71,7 @@ class SourceModel:
     def __init__(self, config: LoadConfig) -> None:
         self.config = config
         self.path = config.path
-        self.kind = detect_kind(config.path)
-        if self.kind not in ("keras", "savedmodel"):
-            raise InputError(f"{config.path}", expected="a .keras, .h5 or SavedModel model to convert",
-                             found=f"a {self.kind} file", hint="edgekit convert takes the trained model, not an export")
+        self.kind = source_kind(config.path)
         self.format = "savedmodel" if self.kind == "savedmodel" else ("h5" if config.path.suffix.lower() in (".h5", ".hdf5") else "keras")
         self.sha256 = sha256_file(config.path) if config.path.is_file() else _dir_sha256(config.path)
         self.adaptations: list[str] = []
@@ -90,11 +100,13 @@ class SourceModel:
     # -- loading ------------------------------------------------------------------
 
     def _load(self) -> None:
+        if self.kind == "keras":
+            config = self._check_code()  # before TensorFlow is even imported
         keras = import_keras()
         import tensorflow as tf
 
         if self.kind == "keras":
-            self.keras_model = self._load_keras(keras)
+            self.keras_model = self._load_keras(keras, config)
             inputs = list(self.keras_model.inputs or [])
             if len(inputs) != 1:
                 raise InputError(f"model {self.path.name}", expected="exactly one input", found=f"{len(inputs)} inputs",
@@ -127,7 +139,7 @@ class SourceModel:
             for name in self.output_names
         )
 
-    def _load_keras(self, keras: Any) -> Any:
+    def _check_code(self) -> dict[str, Any]:
         config, _metadata = read_keras_config(self.path)
         code = find_code(config)
         if code and not self.config.trust_model_code:
@@ -137,6 +149,9 @@ class SourceModel:
                 found="code that loading would execute",
                 hint="pass --trust-model-code only if you trust whoever made this file",
             )
+        return config
+
+    def _load_keras(self, keras: Any, config: dict[str, Any]) -> Any:
         safe_mode = not self.config.trust_model_code
         if not safe_mode:
             keras.config.enable_unsafe_deserialization()

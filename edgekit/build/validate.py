@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.build.keras_env import native_stderr_captured
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.runtime import open_backend
 from edgekit.runtime.tensors import dequantize, quantize
@@ -39,7 +40,8 @@ def detect_task(input_shape: tuple[int, ...], outputs: Sequence[TensorSpec],
 def run_variant(fmt: str, data: bytes, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                 x: np.ndarray, progress: Progress = no_progress, label: str = "validating") -> list[np.ndarray]:
     """Run a variant on every sample (batch 1); returns dequantized float32 outputs."""
-    backend = open_backend(fmt, data, threads=1)
+    with native_stderr_captured():  # LiteRT announces its delegate on stderr
+        backend = open_backend(fmt, data, threads=1)
     collected: list[list[np.ndarray]] = [[] for _ in outputs]
     for i in progress(range(len(x)), label, len(x)):
         sample = quantize(x[i : i + 1], inputs[0])

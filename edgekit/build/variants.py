@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgekit._optional import require
+from edgekit.build.keras_env import native_stderr_captured
 from edgekit.errors import InputError
 
 
@@ -62,7 +63,7 @@ def _quiet() -> Iterator[None]:
     logger = logging.getLogger("tensorflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with native_stderr_captured(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             yield
@@ -191,7 +192,45 @@ def onnx_fp32_bytes(source: Any, opset: int) -> bytes:
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=[spec], opset=opset)
     except Exception as exc:
         raise ConversionError(f"onnx-fp32: {_first_error_line(exc)}") from exc
-    return proto.SerializeToString()
+    return canonical_onnx(proto).SerializeToString()
+
+
+def canonical_onnx(model: Any) -> Any:
+    """Rename intermediate tensors and nodes in graph order.
+
+    tf2onnx picks unique names from a counter that Python's per-process hash seed
+    perturbs, so the same model exported twice differs in names only; canonical names
+    make the exported bytes reproducible. Graph inputs and outputs keep their names.
+    Models with subgraphs (Loop, If, Scan) are left as they are.
+    """
+    graph = model.graph
+    if any(attr.type in (attr.GRAPH, attr.GRAPHS) for node in graph.node for attr in node.attribute):
+        return model
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output} | {""}
+    mapping: dict[str, str] = {}
+
+    def rename(old: str) -> str:
+        if old in keep:
+            return old
+        if old not in mapping:
+            mapping[old] = f"t{len(mapping)}"
+        return mapping[old]
+
+    for index, node in enumerate(graph.node):
+        node.input[:] = [rename(name) for name in node.input]
+        node.output[:] = [rename(name) for name in node.output]
+        node.name = f"{node.op_type}_{index}"
+    for tensor in graph.initializer:
+        tensor.name = rename(tensor.name)
+    for info in graph.value_info:
+        info.name = rename(info.name)
+    ordered = sorted(graph.initializer, key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else -1)
+    copies = [type(t)() for t in ordered]
+    for copy, tensor in zip(copies, ordered, strict=True):
+        copy.CopyFrom(tensor)
+    del graph.initializer[:]
+    graph.initializer.extend(copies)
+    return model
 
 
 def _onnx_fp32(source: Any, _calib: np.ndarray | None, options: ConversionOptions, _work: Path) -> bytes:
