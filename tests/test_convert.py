@@ -354,3 +354,40 @@ def test_killed_convert_leaves_no_partial_bundle(shapes_classifier, tmp_path):
     proc.wait(timeout=60)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_wav_folders_go_through_the_audio_spec(tmp_path):
+    import contextlib
+
+    import keras
+
+    from edgekit.features.audio import write_wav
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    for cls, freq in (("low", 300), ("high", 2500)):
+        (tmp_path / "wavs" / cls).mkdir(parents=True)
+        for i in range(8):
+            t = np.arange(int(rate * rng.uniform(0.6, 1.2))) / 22050  # other rate: exercises resampling
+            write_wav(tmp_path / "wavs" / cls / f"{i}.wav", 0.3 * np.sin(2 * np.pi * freq * t) +
+                      0.01 * rng.standard_normal(t.size), 22050)
+    (tmp_path / "wavs" / "low" / "broken.wav").write_bytes(b"RIFF....WAVEnot audio")
+    spec = tmp_path / "kws.yaml"
+    spec.write_text("preprocess: {kind: audio, sample_rate: 16000, clip_samples: 16000, feature: mfcc, num_mfcc: 10}\n"
+                    "labels: [low, high]\n")
+    inp = keras.Input((49, 10, 1))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h)))
+    path = tmp_path / "kws.keras"
+    with contextlib.redirect_stdout(sys.stderr):
+        model.save(path)
+    out = tmp_path / "kws.edgekit"
+    result = run_cli("convert", str(path), "-o", str(out), "--data", str(tmp_path / "wavs"), "--preprocess", str(spec),
+                     "--variants", "tflite-fp32,tflite-int8", "--json")
+    assert result.code == 0, result.stderr
+    report = result.json()
+    assert report["data"]["samples"] == 16 and len(report["data"]["skipped"]) == 1
+    assert any("unreadable" in w for w in report["warnings"])
+    manifest = open_bundle(out).manifest
+    assert manifest.preprocess.kind.value == "audio" and manifest.labels == ("low", "high")
+    assert manifest.variant("tflite-int8").inputs[0].shape == (-1, 49, 10, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 import wave
 from pathlib import Path
 
@@ -127,8 +128,9 @@ def read_wav(source: str | Path | bytes) -> tuple[np.ndarray, int]:
         with wave.open(handle if isinstance(handle, io.BytesIO) else str(handle), "rb") as wav:
             channels, width, rate, count = wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
             raw = wav.readframes(count)
-    except (wave.Error, EOFError, OSError) as exc:
-        raise InputError(label, expected="a PCM WAV file", found=f"{type(exc).__name__}: {exc}") from exc
+    except (wave.Error, EOFError, OSError, RuntimeError, ValueError, struct.error) as exc:
+        # the stdlib wave module raises a bare RuntimeError for some malformed chunks
+        raise InputError(label, expected="a PCM WAV file", found=f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
     if rate <= 0 or channels <= 0:
         raise InputError(label, expected="a positive sample rate and channel count", found=f"{rate} Hz, {channels} ch")
     usable = len(raw) // (width * channels) * width * channels
