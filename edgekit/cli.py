@@ -162,13 +162,14 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 def demo(output_dir: Path, epochs: int, seed: int) -> None:
     """Run the pipeline end to end on built-in synthetic data (no download, no network).
 
-    Generates a shapes image dataset, trains a small CNN, exports TFLite and ONNX,
-    checks each against the Keras model on held-out images, packs a verified bundle
+    Generates a shapes image dataset, trains a small CNN, converts it to TFLite and ONNX
+    variants (float, float16, dynamic-range and full int8), measures each against the
+    Keras model on held-out PNG images behind an accuracy gate, packs a verified bundle
     and inspects it.
     """
     from edgekit.build.demo import DemoConfig, run_demo
 
-    result = run_demo(DemoConfig(output_dir=output_dir, epochs=epochs, seed=seed), log=info)
+    result = run_demo(DemoConfig(output_dir=output_dir, epochs=epochs, seed=seed), log=info, progress=progress)
     click.echo(result.summary())
 
 

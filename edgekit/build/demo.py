@@ -1,9 +1,10 @@
 """`edgekit demo`: the pipeline end to end on built-in synthetic data.
 
-Today: synthetic shapes images -> a small CNN trained in Keras 3 -> TFLite and ONNX
-exports -> every export checked against the Keras model on held-out images -> a
-verified bundle carrying the exact preprocessing -> inspected. Later stages
-(quantization, pruning, runtime streaming, benchmarks) join as they land.
+Today: synthetic shapes images -> a small CNN trained in Keras 3 -> `edgekit convert`
+(TFLite fp32/fp16/dynamic/int8 and ONNX fp32/int8, each measured against the Keras
+model on held-out images read from PNG files through the bundle's preprocessing spec,
+behind an accuracy gate) -> a verified bundle -> inspected. Later stages (pruning,
+runtime streaming, benchmarks) join as they land.
 """
 
 from __future__ import annotations
@@ -11,30 +12,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
-from edgekit.build.keras_env import import_keras, stdout_to_stderr
-from edgekit.bundle import (
-    Manifest,
-    Variant,
-    atomic_write_bytes,
-    make_provenance,
-    open_bundle,
-    sha256_file,
-    write_bundle,
-)
+from edgekit.build.convert import ConvertConfig, ConvertReport, convert, sidecar_path
+from edgekit.build.keras_env import import_keras
+from edgekit.bundle import atomic_write_bytes
 from edgekit.datasets import shapes
-from edgekit.errors import InputError
+from edgekit.datasets.loaders import Progress, no_progress
+from edgekit.errors import GateError, InputError
 from edgekit.features.image import normalize
 from edgekit.inspection import InspectConfig, inspect_path, render_report
-from edgekit.inspection.isolate import describe_isolated
-from edgekit.runtime import open_backend
 from edgekit.spec import ImagePreprocess, PostprocessKind, PostprocessSpec
 
 
@@ -43,11 +36,12 @@ class DemoConfig:
     """Options of the demo.
 
     Attributes:
-        output_dir: where the dataset preview, model, bundle and reports go.
+        output_dir: where the data, model, bundle and reports go.
         epochs: training epochs.
         seed: seed for data generation and weight initialization.
-        samples: number of synthetic images (split 70/15/15).
+        samples: number of synthetic images (70% train, 10% validation, 20% held out as PNG files).
         image_size: height and width of the images.
+        max_accuracy_drop: the gate every quantized variant must pass, in points.
     """
 
     output_dir: Path = Path("out/demo")
@@ -55,39 +49,27 @@ class DemoConfig:
     seed: int = 0
     samples: int = 2400
     image_size: int = 32
-
-
-@dataclasses.dataclass(frozen=True)
-class VariantCheck:
-    name: str
-    size_bytes: int
-    top1_agreement: float
-    accuracy: float
-    max_abs_error: float
+    max_accuracy_drop: float = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoResult:
     bundle_path: Path
     keras_path: Path
-    keras_test_accuracy: float
-    test_samples: int
-    variants: tuple[VariantCheck, ...]
+    keras_accuracy: float
+    convert: ConvertReport
     seconds: dict[str, float]
 
     def summary(self) -> str:
         lines = [
-            f"bundle: {self.bundle_path} (verified)",
-            f"keras model: {self.keras_path}  test accuracy {self.keras_test_accuracy:.1%} on {self.test_samples} held-out images",
-            f"{'variant':<14} {'size':>9} {'agreement':>10} {'accuracy':>9} {'max |err|':>10}",
+            f"keras model: {self.keras_path} (held-out accuracy {self.keras_accuracy:.1%})",
+            self.convert.render(),
+            "time: " + ", ".join(f"{k} {s:.1f} s" for k, s in self.seconds.items()),
         ]
-        for v in self.variants:
-            lines.append(f"{v.name:<14} {v.size_bytes:>9,} {v.top1_agreement:>10.1%} {v.accuracy:>9.1%} {v.max_abs_error:>10.2e}")
-        lines.append("time: " + ", ".join(f"{k} {s:.1f} s" for k, s in self.seconds.items()))
         return "\n".join(lines)
 
 
-def _EpochLog(keras: Any, log: Callable[[str], None], epochs: int) -> Any:
+def _epoch_log(keras: Any, log: Callable[[str], None], epochs: int) -> Any:
     """A Keras callback that reports each epoch through `log` (Keras prints to stdout)."""
 
     class EpochLog(keras.callbacks.Callback):
@@ -118,19 +100,26 @@ def _build_model(keras: Any, input_shape: tuple[int, int, int], classes: int) ->
     return keras.Model(inputs, outputs, name="shapes_cnn")
 
 
-def _check(backend_outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
-    agreement = float(np.mean(backend_outputs.argmax(-1) == reference.argmax(-1)))
-    accuracy = float(np.mean(backend_outputs.argmax(-1) == labels))
-    max_err = float(np.max(np.abs(backend_outputs.astype(np.float64) - reference)))
-    return agreement, accuracy, max_err
+def _write_pngs(folder: Path, images: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) -> None:
+    from edgekit._optional import require
+
+    cv2 = require("cv2", "writing the demo's PNG files")
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        target = folder / names[label]
+        target.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise InputError("demo image", expected="PNG encoding to succeed", found="cv2.imencode failed")
+        (target / f"{index:05d}.png").write_bytes(encoded.tobytes())
 
 
-def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResult:
+def run_demo(config: DemoConfig, log: Callable[[str], None] = print, progress: Progress = no_progress) -> DemoResult:
     """Run the demo and return what it measured.
 
     Raises:
-        MissingDependencyError: TensorFlow, ai-edge-litert or onnxruntime is missing.
+        MissingDependencyError: TensorFlow, ai-edge-litert, onnxruntime or OpenCV is missing.
         InputError: the output directory cannot be created or written.
+        GateError: a quantized variant lost more than `max_accuracy_drop` points.
     """
     out = config.output_dir
     try:
@@ -141,28 +130,30 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    log(f"[1/6] generating {config.samples} synthetic shape images ({config.image_size}x{config.image_size})")
+    log(f"[1/4] generating {config.samples} synthetic shape images ({config.image_size}x{config.image_size})")
     images, labels, class_names = shapes.generate(config.samples, config.image_size, config.seed)
-    n_train = int(0.7 * len(images))
-    n_val = int(0.15 * len(images))
+    n_train, n_val = int(0.7 * len(images)), int(0.1 * len(images))
     spec = ImagePreprocess(height=config.image_size, width=config.image_size, channels=3, scale=1 / 255.0,
                            mean=(0.5,), std=(0.25,))
+    held_out = out / "data" / "held_out"
+    if held_out.exists():
+        import shutil
+
+        shutil.rmtree(held_out)
+    _write_pngs(held_out, images[n_train + n_val :], labels[n_train + n_val :], class_names)
     x = normalize(images, spec)
-    x_train, y_train = x[:n_train], labels[:n_train]
-    x_val, y_val = x[n_train : n_train + n_val], labels[n_train : n_train + n_val]
-    x_test, y_test = x[n_train + n_val :], labels[n_train + n_val :]
     seconds["data"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    log(f"[2/6] training a small CNN for {config.epochs} epoch(s) on {len(x_train)} images (CPU/GPU as available)")
+    log(f"[2/4] training a small CNN for {config.epochs} epoch(s) on {n_train} images")
     keras = import_keras()
     keras.utils.set_random_seed(config.seed)
-    model = _build_model(keras, x_train.shape[1:], len(class_names))
+    model = _build_model(keras, x.shape[1:], len(class_names))
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs, batch_size=64,
-              verbose=0, shuffle=True, callbacks=[_EpochLog(keras, log, config.epochs)])
-    reference = np.asarray(model.predict(x_test, batch_size=256, verbose=0), dtype=np.float64)
-    keras_accuracy = float(np.mean(reference.argmax(-1) == y_test))
+    model.fit(x[:n_train], labels[:n_train], validation_data=(x[n_train : n_train + n_val], labels[n_train : n_train + n_val]),
+              epochs=config.epochs, batch_size=64, verbose=0, shuffle=True, callbacks=[_epoch_log(keras, log, config.epochs)])
+    held_x, held_y = x[n_train + n_val :], labels[n_train + n_val :]
+    keras_accuracy = float(np.mean(model.predict(held_x, batch_size=256, verbose=0).argmax(-1) == held_y))
     keras_path = out / "shapes.keras"
     staged = out / f".shapes.{os.getpid()}.keras"  # Keras writes in place; stage it, then rename
     try:
@@ -170,66 +161,36 @@ def run_demo(config: DemoConfig, log: Callable[[str], None] = print) -> DemoResu
         os.replace(staged, keras_path)
     finally:
         staged.unlink(missing_ok=True)
+    contract = {"preprocess": spec.to_dict(), "labels": list(class_names),
+                "postprocess": PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, top_k=3).to_dict()}
+    atomic_write_bytes(sidecar_path(keras_path), yaml.safe_dump(contract, sort_keys=False).encode())
     seconds["train"] = time.perf_counter() - t0
-    log(f"      Keras test accuracy {keras_accuracy:.1%}")
-
-    t0 = time.perf_counter()
-    log("[3/6] exporting tflite-fp32 (model.export litert) and onnx-fp32 (model.export onnx)")
-    payloads: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory(prefix="edgekit-demo-") as tmp, stdout_to_stderr():
-        model.export(str(Path(tmp) / "model.tflite"), format="litert")
-        model.export(str(Path(tmp) / "model.onnx"), format="onnx")
-        payloads["models/tflite-fp32.tflite"] = (Path(tmp) / "model.tflite").read_bytes()
-        payloads["models/onnx-fp32.onnx"] = (Path(tmp) / "model.onnx").read_bytes()
-    seconds["export"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    log(f"[4/6] checking each export against Keras on {len(x_test)} held-out images, one image at a time")
-    variants = []
-    checks = []
-    for name, fmt, file in (("tflite-fp32", "tflite", "models/tflite-fp32.tflite"),
-                            ("onnx-fp32", "onnx", "models/onnx-fp32.onnx")):
-        data = payloads[file]
-        info = describe_isolated(fmt, data=data, label=file)
-        backend = open_backend(fmt, data, threads=1)
-        outputs = np.concatenate([backend.run([x_test[i : i + 1]])[0] for i in range(len(x_test))])
-        agreement, accuracy, max_err = _check(outputs, reference, y_test)
-        checks.append(VariantCheck(name, len(data), agreement, accuracy, max_err))
-        metrics = {"top1_agreement": agreement, "accuracy": accuracy, "max_abs_error": max_err,
-                   "validation_samples": int(len(x_test)), "reference": "keras float32"}
-        variants.append(Variant(name=name, format=fmt, file=file, precision="fp32", inputs=info.inputs,
-                                outputs=info.outputs, metrics=metrics))
-        log(f"      {name}: agreement {agreement:.1%}, accuracy {accuracy:.1%}, max |error| {max_err:.2e}")
-    seconds["check"] = time.perf_counter() - t0
+    log(f"      Keras held-out accuracy {keras_accuracy:.1%}")
 
     t0 = time.perf_counter()
     bundle_path = out / "shapes.edgekit"
-    log(f"[5/6] writing the bundle {bundle_path} (atomic) and verifying it")
-    manifest = Manifest(
-        name="shapes",
-        variants=tuple(variants),
-        preprocess=spec,
-        labels=class_names,
-        postprocess=PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, apply_softmax=False, top_k=3),
-        provenance=make_provenance(
-            source={"path": keras_path.name, "sha256": sha256_file(keras_path), "format": "keras"},
-            command="edgekit demo",
-            steps=[{"step": "train", "recipe": "demo shapes CNN", "epochs": config.epochs, "seed": config.seed,
-                    "train_samples": int(len(x_train)), "validation_samples": int(len(x_val))}],
-        ),
-        metrics={"keras_test_accuracy": keras_accuracy, "test_samples": int(len(x_test))},
-    )
-    write_bundle(bundle_path, manifest, payloads)
-    open_bundle(bundle_path)
-    seconds["bundle"] = time.perf_counter() - t0
+    log(f"[3/4] edgekit convert {keras_path} -o {bundle_path} --data {held_out} "
+        f"--max-accuracy-drop {config.max_accuracy_drop:g}")
+    report = convert(ConvertConfig(model=keras_path, output=bundle_path, data=held_out,
+                                   max_accuracy_drop=config.max_accuracy_drop, auto_fallback=True, seed=config.seed,
+                                   command="edgekit demo"),
+                     progress=progress, log=log)
+    atomic_write_bytes(out / "convert.json", (json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    seconds["convert"] = time.perf_counter() - t0
+    if not report.gate_passed:
+        log(report.render())
+        failed = [v.name for v in report.variants if v.gate == "fail"]
+        raise GateError(f"demo accuracy gate failed for {', '.join(failed)}",
+                        expected=f"a drop of at most {config.max_accuracy_drop:g} points",
+                        found="; ".join(f"{v.name} {v.metrics.get('drop_pts', 0):.2f}" for v in report.variants
+                                        if v.gate == "fail"),
+                        hint=f"see {out / 'convert.json'}")
 
     t0 = time.perf_counter()
-    log("[6/6] inspecting the bundle")
-    report = inspect_path(InspectConfig(path=bundle_path))
-    atomic_write_bytes(out / "inspect.json", (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
-    atomic_write_bytes(out / "inspect.txt", (render_report(report) + "\n").encode())
-    log(render_report(report))
+    log("[4/4] inspecting the bundle")
+    inspected = inspect_path(InspectConfig(path=bundle_path))
+    atomic_write_bytes(out / "inspect.json", (json.dumps(inspected, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(out / "inspect.txt", (render_report(inspected) + "\n").encode())
     seconds["inspect"] = time.perf_counter() - t0
-
-    return DemoResult(bundle_path=bundle_path, keras_path=keras_path, keras_test_accuracy=keras_accuracy,
-                      test_samples=int(len(x_test)), variants=tuple(checks), seconds=seconds)
+    return DemoResult(bundle_path=bundle_path, keras_path=keras_path, keras_accuracy=keras_accuracy, convert=report,
+                      seconds=seconds)
