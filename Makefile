@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint install clean
+.PHONY: demo test test-quick lint install clean bench-convert bad-inputs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
@@ -31,6 +31,14 @@ test: $(STAMP)
 ## Without the TensorFlow-marked tests: a fast loop while editing.
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "not tf and not slow" $(PYTEST_ARGS)
+
+## Conversion figures on four MLPerf-Tiny-shaped models (several minutes).
+bench-convert: $(STAMP)
+	$(BIN)/python tools/convert_bench.py -o out/bench/convert
+
+## What edgekit inspect says to each bad input.
+bad-inputs: $(STAMP)
+	$(BIN)/python tools/bad_inputs.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgekit tests tools

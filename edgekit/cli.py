@@ -114,7 +114,8 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--opset", type=click.IntRange(9, 23), default=17, show_default=True, help="ONNX opset.")
 @click.option("--onnx-int8", "onnx_int8", type=click.Choice(["static", "dynamic"]), default="static",
               show_default=True, help="onnx-int8: static QDQ (calibrated) or dynamic quantization.")
-@click.option("--per-channel/--per-tensor", default=True, show_default=True, help="onnx-int8 weight quantization.")
+@click.option("--per-channel/--per-tensor", default=True, show_default=True,
+              help="Weight quantization of tflite-int8 and onnx-int8.")
 @click.option("--calibration-samples", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--validation-samples", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (documented in the README).")
