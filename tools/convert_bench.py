@@ -35,7 +35,8 @@ from edgekit.spec import AudioPreprocess, ImagePreprocess, NoPreprocess, Postpro
 
 
 def bn_relu(keras, x):
-    return keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    # momentum 0.9: with a few hundred steps the default 0.99 leaves the moving statistics unconverged
+    return keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
 
 
 def resnet8(keras, classes):
@@ -43,7 +44,7 @@ def resnet8(keras, classes):
     x = bn_relu(keras, keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs))
     for filters, stride in ((16, 1), (32, 2), (64, 2)):
         y = bn_relu(keras, keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x))
-        y = keras.layers.BatchNormalization()(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y))
+        y = keras.layers.BatchNormalization(momentum=0.9)(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y))
         if stride != 1 or x.shape[-1] != filters:
             x = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False)(x)
         x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
@@ -115,7 +116,7 @@ def image_case(keras, out, name, build, size, samples, epochs, seed, quick):
 
 def kws_case(keras, out, epochs, seed, quick):
     per_word = 60 if quick else 180
-    waves, labels, words = keywords.generate(per_word, seed=seed)
+    waves, labels, words = keywords.generate(per_word, seed=seed, noise_db=(-18.0, -6.0))  # noisy: not too easy
     spec = AudioPreprocess()  # 49 x 10 MFCC, the DS-CNN front end
     features = audio_features.features(waves, spec)[..., None]
     n = int(0.8 * len(waves))

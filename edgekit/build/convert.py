@@ -395,7 +395,7 @@ def _build_and_measure(name: str, source: SourceModel, calibration: Samples, val
     started = time.perf_counter()
     log(f"building {name}")
     try:
-        data = kind.build(source, calibration.x if kind.calibrated else None, config.options, work)
+        data = kind.build(source, calibration.x if kind.calibrated else None, config.options, work, progress)
         _measure(result, data, validation, reference, class_names, progress)
     except ConversionError as exc:
         result.error = str(exc)

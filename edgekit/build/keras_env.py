@@ -30,8 +30,12 @@ def native_stderr_captured() -> Iterator[None]:
     except (OSError, ValueError):  # no real fd 2 (embedded interpreters): nothing to capture
         yield
         return
+    python_stderr = sys.stderr
+    # Python-level writes (progress bars, log lines) keep going to the real stderr.
+    real = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
+        sys.stderr = real
         failed = False
         try:
             yield
@@ -39,7 +43,9 @@ def native_stderr_captured() -> Iterator[None]:
             failed = True
             raise
         finally:
-            sys.stderr.flush()
+            real.flush()
+            sys.stderr = python_stderr
+            real.close()
             os.dup2(saved, 2)
             os.close(saved)
             if failed or verbose():

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgekit._optional import require
 from edgekit.build.keras_env import native_stderr_captured
+from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import InputError
 
 
@@ -54,7 +55,7 @@ class VariantKind:
     precision: str
     calibrated: bool
     description: str
-    build: Callable[[Any, np.ndarray | None, ConversionOptions, Path], bytes]
+    build: Callable[..., bytes]  # (source, calibration, options, workdir, progress) -> model bytes
 
 
 @contextlib.contextmanager
@@ -71,10 +72,11 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def representative(calibration: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+def representative(calibration: np.ndarray, progress: Progress = no_progress,
+                   label: str = "calibrating") -> Callable[[], Iterator[list[np.ndarray]]]:
     """A TFLite representative dataset over the calibration split, one sample at a time, in order."""
     def generate() -> Iterator[list[np.ndarray]]:
-        for i in range(len(calibration)):
+        for i in progress(range(len(calibration)), label, len(calibration)):
             yield [calibration[i : i + 1].astype(np.float32)]
     return generate
 
@@ -103,12 +105,13 @@ def _first_error_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:400]
 
 
-def configure_int8(converter: Any, calibration: np.ndarray, options: ConversionOptions) -> Any:
+def configure_int8(converter: Any, calibration: np.ndarray, options: ConversionOptions,
+                   progress: Progress = no_progress, label: str = "calibrating") -> Any:
     """Full-integer quantization settings (int8 kernels, int8/uint8 I/O)."""
     import tensorflow as tf
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative(calibration)
+    converter.representative_dataset = representative(calibration, progress, label)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     io_type = {"int8": tf.int8, "uint8": tf.uint8}[options.int8_io]
     converter.inference_input_type = io_type
@@ -120,11 +123,13 @@ def configure_int8(converter: Any, calibration: np.ndarray, options: ConversionO
     return converter
 
 
-def _tflite_fp32(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path) -> bytes:
+def _tflite_fp32(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
+                 _progress: Progress = no_progress) -> bytes:
     return _convert(tflite_converter(source), "tflite-fp32")
 
 
-def _tflite_fp16(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path) -> bytes:
+def _tflite_fp16(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
+                 _progress: Progress = no_progress) -> bytes:
     import tensorflow as tf
 
     converter = tflite_converter(source)
@@ -133,7 +138,8 @@ def _tflite_fp16(source: Any, _calib: np.ndarray | None, _options: ConversionOpt
     return _convert(converter, "tflite-fp16")
 
 
-def _tflite_dynamic(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path) -> bytes:
+def _tflite_dynamic(source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
+                    _progress: Progress = no_progress) -> bytes:
     import tensorflow as tf
 
     converter = tflite_converter(source)
@@ -141,11 +147,13 @@ def _tflite_dynamic(source: Any, _calib: np.ndarray | None, _options: Conversion
     return _convert(converter, "tflite-dynamic")
 
 
-def _tflite_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions, _work: Path) -> bytes:
+def _tflite_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions, _work: Path,
+                 progress: Progress = no_progress) -> bytes:
     assert calib is not None
     if options.float_nodes:
         return tflite_int8_selective(source, calib, options, options.float_nodes)
-    return _convert(configure_int8(tflite_converter(source), calib, options), "tflite-int8")
+    return _convert(configure_int8(tflite_converter(source), calib, options, progress, "calibrating tflite-int8"),
+                    "tflite-int8")
 
 
 def tflite_int8_selective(source: Any, calib: np.ndarray, options: ConversionOptions,
@@ -166,13 +174,14 @@ def tflite_int8_selective(source: Any, calib: np.ndarray, options: ConversionOpt
         raise ConversionError(f"tflite-int8 with float fallback: {_first_error_line(exc)}") from exc
 
 
-def _tflite_int16x8(source: Any, calib: np.ndarray | None, _options: ConversionOptions, _work: Path) -> bytes:
+def _tflite_int16x8(source: Any, calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
+                    progress: Progress = no_progress) -> bytes:
     import tensorflow as tf
 
     assert calib is not None
     converter = tflite_converter(source)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative(calib)
+    converter.representative_dataset = representative(calib, progress, "calibrating tflite-int16x8")
     converter.target_spec.supported_ops = [
         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     return _convert(converter, "tflite-int16x8")
@@ -237,28 +246,30 @@ def canonical_onnx(model: Any) -> Any:
     return model
 
 
-def _onnx_fp32(source: Any, _calib: np.ndarray | None, options: ConversionOptions, _work: Path) -> bytes:
+def _onnx_fp32(source: Any, _calib: np.ndarray | None, options: ConversionOptions, _work: Path,
+               _progress: Progress = no_progress) -> bytes:
     return source.cached(f"onnx-fp32-opset{options.opset}", lambda: onnx_fp32_bytes(source, options.opset))
 
 
 class _Reader:
     """onnxruntime CalibrationDataReader over the calibration split, one sample at a time."""
 
-    def __init__(self, name: str, calibration: np.ndarray) -> None:
-        self.name, self.calibration, self.index = name, calibration, 0
+    def __init__(self, name: str, calibration: np.ndarray, progress: Progress) -> None:
+        self.name, self.calibration, self.progress = name, calibration, progress
+        self.rewind()
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        if self.index >= len(self.calibration):
+        index = next(self._order, None)
+        if index is None:
             return None
-        sample = self.calibration[self.index : self.index + 1].astype(np.float32)
-        self.index += 1
-        return {self.name: sample}
+        return {self.name: self.calibration[index : index + 1].astype(np.float32)}
 
     def rewind(self) -> None:
-        self.index = 0
+        self._order = iter(self.progress(range(len(self.calibration)), "calibrating onnx-int8", len(self.calibration)))
 
 
-def _onnx_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions, work: Path) -> bytes:
+def _onnx_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions, work: Path,
+               progress: Progress = no_progress) -> bytes:
     quantization = require("onnxruntime.quantization", "quantizing ONNX models")
     fp32 = source.cached(f"onnx-fp32-opset{options.opset}", lambda: onnx_fp32_bytes(source, options.opset))
     with tempfile.TemporaryDirectory(dir=work) as tmp:
@@ -279,7 +290,7 @@ def _onnx_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions
 
                     input_name = onnx.load(str(pre)).graph.input[0].name
                     quantization.quantize_static(
-                        str(pre), str(out), _Reader(input_name, calib),
+                        str(pre), str(out), _Reader(input_name, calib, progress),
                         quant_format=quantization.QuantFormat.QDQ,
                         activation_type=quantization.QuantType.QInt8,
                         weight_type=quantization.QuantType.QInt8,
