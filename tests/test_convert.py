@@ -178,6 +178,7 @@ def test_auto_fallback_needs_a_limit(outlier_model, tmp_path):
 
 
 def test_model_with_code_is_refused_unless_trusted(model_files, tmp_path):
+    model_files.canary.unlink(missing_ok=True)
     out = tmp_path / "lambda.edgekit"
     result = run_cli("-q", "convert", str(model_files.lambda_keras), "-o", str(out), "--allow-random-calibration")
     assert_one_line_error(result, 3, "refused", "Lambda layer 'scale_with_side_effect'", "--trust-model-code")
@@ -189,11 +190,15 @@ def test_model_with_code_is_refused_unless_trusted(model_files, tmp_path):
 
 
 def test_trusted_model_code_converts(model_files, tmp_path):
+    model_files.canary.unlink(missing_ok=True)
     out = tmp_path / "trusted.edgekit"
     result = run_cli("convert", str(model_files.lambda_keras), "-o", str(out), "--trust-model-code",
                      "--variants", "tflite-fp32", "--allow-random-calibration")
     assert result.code == 0, result.stderr
     assert open_bundle(out).manifest.variant_names == ["tflite-fp32"]
+    # Trusting runs the code: the canary appears, so the refusal tests' "no canary" is not vacuous.
+    assert model_files.canary.exists()
+    model_files.canary.unlink()
 
 
 KERAS2 = """
