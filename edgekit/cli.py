@@ -156,6 +156,29 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 
 
 @cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--source", required=True, help="images:DIR, wav:FILE[?realtime=1], csv:FILE or stdin.")
+@click.option("--sink", default="stdout", show_default=True, help="stdout (JSON lines) or jsonl:FILE.")
+@click.option("--variant", help="Force a variant (default: picked for this machine).")
+@click.option("--backend", type=click.Choice(["litert", "tflite-runtime", "tf-lite", "onnxruntime"]),
+              help="Force an interpreter.")
+@click.option("--threads", type=click.IntRange(1), help="Interpreter threads.")
+@click.option("--limit", type=click.IntRange(1), help="Stop after N results.")
+@click.option("--hop-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
+              help="Audio streams: run the model every this many milliseconds.")
+def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str | None, threads: int | None,
+        limit: int | None, hop_ms: float) -> None:
+    """Run a bundle on a source: results to the sink, a summary on stderr at the end (or on Ctrl-C)."""
+    from edgekit.runtime.run import RunConfig
+    from edgekit.runtime.run import run as run_stream
+
+    summary = run_stream(RunConfig(bundle=bundle, source=source, sink=sink, variant=variant, backend=backend,
+                                   threads=threads, limit=limit, hop_ms=hop_ms))
+    info(f"model: {summary.reason}")
+    info(summary.render())
+
+
+@cli.command()
 @click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path), default=Path("out/demo"),
               show_default=True, help="Directory for the demo's artifacts.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs.")

@@ -88,6 +88,10 @@ class InputError(EdgekitError):
     exit_code = ExitCode.ERROR
 
 
+class ShapeError(InputError, ValueError):
+    """An array given to the runtime has the wrong shape or dtype (also a ValueError)."""
+
+
 class MissingDependencyError(InputError):
     """An optional library is not installed (exit 1); the hint names the pip extra."""
 
@@ -113,6 +117,7 @@ _ERROR_TYPES: dict[str, type[EdgekitError]] = {
     for cls in (
         EdgekitError,
         InputError,
+        ShapeError,
         MissingDependencyError,
         IntegrityError,
         UnsafeModelError,

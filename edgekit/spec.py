@@ -139,6 +139,13 @@ def _text(data: Mapping[str, Any], key: str, where: str, default: Any = dataclas
     return value
 
 
+def _strings(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = data.get(key, ())
+    if not isinstance(value, Sequence) or isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"{where}.{key}", expected="a list of strings", found=repr(value))
+    return tuple(value)
+
+
 def _bool(data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
@@ -530,6 +537,12 @@ class PostprocessSpec:
         top_k: how many labelled scores a classification result carries.
         score_threshold: results below this score are reported as no detection.
         anomaly_threshold: reconstruction error above which a sample is anomalous.
+        smoothing_ms: streams only: average class posteriors over this window (keyword
+            spotting); 0 disables smoothing.
+        suppression_ms: streams only: after a detection, suppress further detections
+            for this long.
+        background_labels: labels that never count as a detection (e.g. ``_silence_``,
+            ``_unknown_``).
     """
 
     kind: PostprocessKind = PostprocessKind.RAW
@@ -537,11 +550,18 @@ class PostprocessSpec:
     top_k: int = 1
     score_threshold: float | None = None
     anomaly_threshold: float | None = None
+    smoothing_ms: float = 0.0
+    suppression_ms: float = 0.0
+    background_labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", PostprocessKind(self.kind))
+        object.__setattr__(self, "background_labels", tuple(self.background_labels))
         if self.top_k < 1:
             raise InputError("postprocess.top_k", expected=">= 1", found=str(self.top_k))
+        if self.smoothing_ms < 0 or self.suppression_ms < 0:
+            raise InputError("postprocess smoothing/suppression", expected="durations >= 0 ms",
+                             found=f"{self.smoothing_ms}/{self.suppression_ms}")
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -557,4 +577,7 @@ class PostprocessSpec:
             top_k=_num(data, "top_k", where, integer=True, minimum=1, default=1),
             score_threshold=_num(data, "score_threshold", where, default=None),
             anomaly_threshold=_num(data, "anomaly_threshold", where, default=None),
+            smoothing_ms=_num(data, "smoothing_ms", where, minimum=0, default=0.0),
+            suppression_ms=_num(data, "suppression_ms", where, minimum=0, default=0.0),
+            background_labels=_strings(data, "background_labels", where),
         )

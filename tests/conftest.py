@@ -206,3 +206,55 @@ def shapes_classifier(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
     labels_file = root / "labels.txt"
     labels_file.write_text("\n".join(names) + "\n")
     return Classifier(path, folder, preprocess, labels_file, names)
+
+
+@dataclass
+class RuntimeBundles:
+    shapes: Path  # image classifier, tflite-fp32/int8 + onnx-fp32/int8, real calibration data
+    shapes_images: Path
+    kws: Path  # audio classifier on 49x10 MFCC with posterior smoothing
+    sensor: Path  # IMU-style classifier on 20-sample windows of 3 channels
+
+
+@pytest.fixture(scope="session")
+def runtime_bundles(shapes_classifier: Classifier, tmp_path_factory: pytest.TempPathFactory) -> RuntimeBundles:
+    need_module("tensorflow", 'pip install "edgekit[train]"')
+    import contextlib
+
+    import keras
+
+    from edgekit.build.convert import ConvertConfig, convert
+
+    root = tmp_path_factory.mktemp("runtime")
+    shapes = root / "shapes.edgekit"
+    convert(ConvertConfig(model=shapes_classifier.model, output=shapes, data=shapes_classifier.images,
+                          preprocess=shapes_classifier.preprocess, labels=shapes_classifier.labels,
+                          variants=("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8")))
+
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((49, 10, 1))
+    h = keras.layers.Conv2D(8, 3, activation="relu")(inp)
+    kws_model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h)))
+    kws_path = root / "kws.keras"
+    with contextlib.redirect_stdout(sys.stderr):
+        kws_model.save(kws_path)
+    (root / "kws.preprocess.yaml").write_text(
+        "preprocess: {kind: audio, sample_rate: 16000, clip_samples: 16000, feature: mfcc}\n"
+        "labels: [_silence_, 'yes', 'no']\n"
+        "postprocess: {kind: classification, top_k: 2, smoothing_ms: 500, suppression_ms: 1000,"
+        " background_labels: [_silence_], score_threshold: 0.0}\n")
+    kws = root / "kws.edgekit"
+    convert(ConvertConfig(model=kws_path, output=kws, variants=("tflite-fp32",), allow_random_calibration=True))
+
+    inp = keras.Input((20, 3))
+    sensor_model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp)))
+    sensor_path = root / "imu.keras"
+    with contextlib.redirect_stdout(sys.stderr):
+        sensor_model.save(sensor_path)
+    (root / "imu.preprocess.yaml").write_text(
+        "preprocess: {kind: sensor, channels: [ax, ay, az], window: 20, stride: 10, mean: [0, 0, 1], std: [1, 1, 1]}\n"
+        "labels: [idle, walk]\n")
+    sensor = root / "imu.edgekit"
+    convert(ConvertConfig(model=sensor_path, output=sensor, variants=("tflite-fp32", "onnx-fp32"),
+                          allow_random_calibration=True))
+    return RuntimeBundles(shapes, shapes_classifier.images, kws, sensor)

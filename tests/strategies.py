@@ -127,6 +127,9 @@ def manifests(draw):
         top_k=draw(st.integers(1, 10)),
         score_threshold=draw(st.none() | finite),
         anomaly_threshold=draw(st.none() | finite),
+        smoothing_ms=draw(st.floats(0, 5000)),
+        suppression_ms=draw(st.floats(0, 5000)),
+        background_labels=tuple(draw(st.lists(st.text(max_size=10), max_size=3))),
     )
     variants = []
     payloads = {}

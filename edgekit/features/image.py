@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit._optional import available
-from edgekit.errors import InputError, MissingDependencyError
+from edgekit.errors import InputError, MissingDependencyError, ShapeError
 from edgekit.spec import ImagePreprocess
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
@@ -116,7 +116,7 @@ def prepare(rgb: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-        raise InputError("image", expected="(H, W, 3) RGB pixels", found=f"shape {image.shape}")
+        raise ShapeError("image", expected="(H, W, 3) RGB pixels", found=f"shape {image.shape}")
     if image.shape[-1] == 4:
         image = image[..., :3]
     elif image.shape[-1] == 1:
@@ -145,7 +145,7 @@ def normalize(images: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
         array = array[None]
     expected = (spec.height, spec.width, spec.channels)
     if array.ndim != 4 or array.shape[1:] != expected:
-        raise InputError("images", expected=f"shape (N, {spec.height}, {spec.width}, {spec.channels})",
+        raise ShapeError("images", expected=f"shape (N, {spec.height}, {spec.width}, {spec.channels})",
                          found=f"shape {array.shape}")
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)

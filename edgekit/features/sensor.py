@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.errors import InputError
+from edgekit.errors import InputError, ShapeError
 from edgekit.spec import SensorPreprocess
 
 
@@ -14,7 +14,7 @@ def normalize(windows: np.ndarray, spec: SensorPreprocess) -> np.ndarray:
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3 or array.shape[1:] != (spec.window, len(spec.channels)):
-        raise InputError("sensor windows", expected=f"shape (N, {spec.window}, {len(spec.channels)})",
+        raise ShapeError("sensor windows", expected=f"shape (N, {spec.window}, {len(spec.channels)})",
                          found=f"shape {array.shape}")
     if spec.mean:
         array = array - np.asarray(spec.mean, np.float32)

@@ -16,32 +16,32 @@ import numpy as np
 from edgekit._optional import require
 from edgekit.errors import InputError, MissingDependencyError
 
+TFLITE_PACKAGES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
+_TFLITE_MODULES = {"ai-edge-litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}
 
-def tflite_interpreter_class() -> tuple[Any, str]:
+
+def tflite_interpreter_class(package: str | None = None) -> tuple[Any, str]:
     """The best available TFLite interpreter class and the name of its package.
 
     Order: ai-edge-litert, tflite-runtime (which fails with numpy 2), then tf.lite as
-    a last resort (only when TensorFlow is installed anyway).
+    a last resort (only when TensorFlow is installed anyway). `package` forces one.
 
     Raises:
-        MissingDependencyError: none of them imports.
+        MissingDependencyError: none of them (or not the forced one) imports.
     """
     errors = []
-    for module, name in (
-        ("ai_edge_litert.interpreter", "ai-edge-litert"),
-        ("tflite_runtime.interpreter", "tflite-runtime"),
-    ):
+    for name in (package,) if package else TFLITE_PACKAGES:
         try:
-            mod = __import__(module, fromlist=["Interpreter"])
+            if name == "tensorflow":
+                import tensorflow as tf  # noqa: PLC0415 - last resort, only if already installed
+
+                return tf.lite.Interpreter, "tensorflow"
+            if name not in _TFLITE_MODULES:
+                raise ImportError(f"unknown TFLite package {name!r}; expected one of {list(TFLITE_PACKAGES)}")
+            mod = __import__(_TFLITE_MODULES[name], fromlist=["Interpreter"])
             return mod.Interpreter, name
         except (ImportError, AttributeError) as exc:  # includes numpy-ABI failures
             errors.append(f"{name}: {exc}")
-    try:
-        import tensorflow as tf  # noqa: PLC0415 - last resort, only if already installed
-
-        return tf.lite.Interpreter, "tensorflow"
-    except ImportError as exc:
-        errors.append(f"tensorflow: {exc}")
     raise MissingDependencyError(
         "running .tflite models needs a TFLite interpreter",
         expected="ai-edge-litert, tflite-runtime or tensorflow",
@@ -78,9 +78,9 @@ class Backend:
 class TFLiteBackend(Backend):
     """TFLite through the verifying loader; resizes the batch dimension on demand."""
 
-    def __init__(self, data: bytes, threads: int | None = None) -> None:
+    def __init__(self, data: bytes, threads: int | None = None, package: str | None = None) -> None:
         super().__init__()
-        interpreter_class, self.package = tflite_interpreter_class()
+        interpreter_class, self.package = tflite_interpreter_class(package)
         self.name = f"tflite ({self.package})"
         try:
             self.interpreter = interpreter_class(model_content=bytes(data), num_threads=threads)
@@ -111,9 +111,10 @@ class TFLiteBackend(Backend):
 class OnnxBackend(Backend):
     """ONNX Runtime on the CPU execution provider."""
 
-    def __init__(self, data: bytes, threads: int | None = None) -> None:
+    def __init__(self, data: bytes, threads: int | None = None, package: str | None = None) -> None:
         super().__init__()
         ort = require("onnxruntime", "running .onnx models")
+        self.package = "onnxruntime"
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -136,11 +137,33 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
 }
 
 
-def open_backend(fmt: str, data: bytes, threads: int | None = None) -> Backend:
-    """Open verified model bytes of format `fmt` (``tflite`` or ``onnx``)."""
+def open_backend(fmt: str, data: bytes, threads: int | None = None, package: str | None = None) -> Backend:
+    """Open verified model bytes of format `fmt` (``tflite`` or ``onnx``), optionally with
+    a forced interpreter package (see `TFLITE_PACKAGES`)."""
     try:
         factory = BACKENDS[fmt]
     except KeyError:
         raise InputError(f"unrecognized model format={fmt!r}", expected=f"one of {sorted(BACKENDS)}",
                          found=repr(fmt)) from None
-    return factory(data, threads=threads)
+    return factory(data, threads=threads, package=package)
+
+
+BACKEND_NAMES = {"litert": ("tflite", "ai-edge-litert"), "tflite-runtime": ("tflite", "tflite-runtime"),
+                 "tf-lite": ("tflite", "tensorflow"), "onnxruntime": ("onnx", None)}
+
+
+def installed_backends() -> dict[str, str | None]:
+    """Which model formats can run here, and with which package (None: cannot)."""
+    import importlib.util
+
+    found: dict[str, str | None] = {"tflite": None, "onnx": None}
+    for name in ("ai-edge-litert", "tflite-runtime"):
+        module = _TFLITE_MODULES[name].split(".")[0]
+        if importlib.util.find_spec(module) is not None:
+            found["tflite"] = name
+            break
+    if found["tflite"] is None and importlib.util.find_spec("tensorflow") is not None:
+        found["tflite"] = "tensorflow"
+    if importlib.util.find_spec("onnxruntime") is not None:
+        found["onnx"] = "onnxruntime"
+    return found

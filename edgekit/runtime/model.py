@@ -1,0 +1,236 @@
+"""The embedding API: `load` a bundle, `predict` raw inputs, `stream` a source.
+
+Thread safety: a `Model` serializes calls to its interpreter with a lock, so one
+interpreter is never used by two threads at once. For parallel inference, `load` one
+`Model` per thread (the bundle is small; each gets its own interpreter).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._native import native_stderr_captured
+from edgekit.bundle import Bundle, Variant, open_bundle
+from edgekit.errors import ShapeError
+from edgekit.runtime.backends import Backend, open_backend
+from edgekit.runtime.postprocess import PosteriorSmoother, postprocess
+from edgekit.runtime.preprocess import Preprocessor, fit
+from edgekit.runtime.results import Latency, Result
+from edgekit.runtime.select import Choice, choose
+from edgekit.runtime.tensors import dequantize, quantize
+from edgekit.spec import AudioPreprocess, PostprocessKind, SensorPreprocess
+
+
+class Model:
+    """A verified bundle with one variant open in an interpreter."""
+
+    def __init__(self, bundle: Bundle, choice: Choice, backend: Backend) -> None:
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.variant: Variant = choice.variant
+        self.package = choice.package
+        self.reason = choice.reason
+        self.backend = backend
+        self.labels = self.manifest.labels
+        self.input = self.variant.inputs[0]
+        self.outputs = self.variant.outputs
+        self.preprocessor = Preprocessor(self.manifest.preprocess, self.input)
+        self.postprocess_spec = self.manifest.postprocess
+        self._input_shape = tuple(1 if d < 0 else d for d in self.input.shape)
+        self._input_dtype = np.dtype(self.input.dtype.value)
+
+    def __repr__(self) -> str:
+        return f"Model({self.manifest.name!r}, variant={self.variant.name!r}, backend={self.package!r})"
+
+    # -- single predictions ------------------------------------------------------------
+
+    def predict(self, raw: Any, *, timestamp: float | None = None, source: str | None = None) -> Result:
+        """Preprocess `raw` with the bundle's spec, run the model, postprocess.
+
+        `raw` is an image (path, encoded bytes or an RGB ``(H, W, 3)`` array), an audio
+        clip (mono samples at the spec's rate, or ``(samples, rate)``), a sensor window
+        (``(window, channels)`` in the spec's channel order, or ``{channel: values}``),
+        or, for bundles without preprocessing, the input tensor.
+
+        Raises:
+            ShapeError (a ValueError): the input does not fit the model.
+        """
+        stamp = time.time() if timestamp is None else timestamp
+        t0 = time.perf_counter()
+        features = self.preprocessor.features(raw)
+        tensor = quantize(features, self.input)
+        t1 = time.perf_counter()
+        outputs = self.backend.run([tensor])
+        t2 = time.perf_counter()
+        return self._result(features, outputs, t0, t1, t2, stamp, 0, source)
+
+    def predict_tensor(self, x: np.ndarray) -> Result:
+        """Run an already preprocessed float tensor (unbatched or batch 1); the fast path.
+
+        Raises:
+            ShapeError (a ValueError): wrong shape or a non-numeric dtype.
+        """
+        t0 = time.perf_counter()
+        array = np.asarray(x)
+        if array.shape != self._input_shape:
+            if array.dtype.kind not in "uif":
+                raise ShapeError("tensor", expected=f"a numeric array of shape {self._input_shape}",
+                                 found=f"dtype {array.dtype}")
+            array = fit(array, self.input.shape, "tensor")
+        elif array.dtype.kind not in "uif":
+            raise ShapeError("tensor", expected="a numeric array", found=f"dtype {array.dtype}")
+        tensor = array if array.dtype == self._input_dtype and self.input.quantization is None else quantize(array, self.input)
+        t1 = time.perf_counter()
+        outputs = self.backend.run([tensor])
+        t2 = time.perf_counter()
+        return self._result(array, outputs, t0, t1, t2, time.time(), 0, None)
+
+    def _result(self, features: np.ndarray, raw_outputs: list[np.ndarray], t0: float, t1: float, t2: float,
+                stamp: float, sequence: int, source: str | None, smoother: PosteriorSmoother | None = None) -> Result:
+        outputs = [dequantize(o, s) for o, s in zip(raw_outputs, self.outputs, strict=True)]
+        spec = self.postprocess_spec
+        if smoother is not None:
+            scores = outputs[0].reshape(-1).astype(np.float64)
+            if spec.apply_softmax:
+                from edgekit.runtime.postprocess import softmax
+
+                scores = softmax(scores)
+            fields = smoother.update(stamp * 1000.0, scores)
+        else:
+            fields = postprocess(features, outputs, spec, self.labels)
+        t3 = time.perf_counter()
+        return Result(kind=spec.kind.value, latency=Latency((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3),
+                      variant=self.variant.name, timestamp=stamp, sequence=sequence, source=source, **fields)
+
+    # -- streams -------------------------------------------------------------------------
+
+    def stream(self, source: Iterable[Any], *, hop_ms: float = 250.0) -> Iterator[Result]:
+        """Continuous inference over a source.
+
+        Items are what `predict` takes, or `edgekit.runtime.sources.Item` objects. Audio
+        items are chunks of samples: a window of the spec's clip length slides over them
+        and the model runs every `hop_ms`; keyword spotting smoothing and suppression
+        apply when the postprocess spec sets `smoothing_ms`. Sensor items are rows (one
+        value per channel, or ``{channel: value}``): the model runs every `stride` rows
+        once a window is full.
+        """
+        spec = self.manifest.preprocess
+        smoother = None
+        if self.postprocess_spec.kind is PostprocessKind.CLASSIFICATION and self.postprocess_spec.smoothing_ms > 0:
+            smoother = PosteriorSmoother(self.postprocess_spec, self.labels)
+        if isinstance(spec, AudioPreprocess):
+            yield from self._stream_audio(source, spec, hop_ms, smoother)
+        elif isinstance(spec, SensorPreprocess):
+            yield from self._stream_sensor(source, spec)
+        else:
+            for sequence, item in enumerate(source):
+                payload, stamp, name = _unpack(item)
+                t0 = time.perf_counter()
+                features = self.preprocessor.features(payload)
+                tensor = quantize(features, self.input)
+                t1 = time.perf_counter()
+                outputs = self.backend.run([tensor])
+                t2 = time.perf_counter()
+                yield self._result(features, outputs, t0, t1, t2, stamp, sequence, name, smoother)
+
+    def _stream_audio(self, source: Iterable[Any], spec: AudioPreprocess, hop_ms: float,
+                      smoother: PosteriorSmoother | None) -> Iterator[Result]:
+        """Windows of `clip_samples` ending every `hop` samples of the stream (the first
+        when a whole clip has arrived), independent of how the source chunks the audio."""
+        from edgekit.features import audio as audio_features
+
+        clip = spec.clip_samples
+        hop = max(1, int(round(spec.sample_rate * hop_ms / 1000.0)))
+        buffer = np.zeros(0, np.float32)
+        consumed = 0  # samples of the stream seen so far
+        next_end = clip  # stream position where the next window ends
+        sequence = 0
+        for item in source:
+            payload, stamp, name = _unpack(item)
+            chunk, rate = payload if isinstance(payload, tuple) else (payload, spec.sample_rate)
+            chunk = audio_features.resample(np.asarray(chunk, np.float32).reshape(-1), int(rate), spec.sample_rate)
+            buffer = np.concatenate([buffer, chunk])
+            consumed += len(chunk)
+            offset = consumed - len(buffer)  # stream position of buffer[0]
+            while consumed >= next_end:
+                start = next_end - clip - offset
+                window = buffer[start : start + clip]
+                t0 = time.perf_counter()
+                features = fit(audio_features.features(window, spec)[None], self.input.shape, "audio window")
+                tensor = quantize(features, self.input)
+                t1 = time.perf_counter()
+                outputs = self.backend.run([tensor])
+                t2 = time.perf_counter()
+                yield self._result(features, outputs, t0, t1, t2, stamp, sequence, name, smoother)
+                sequence += 1
+                next_end += hop
+            buffer = buffer[max(0, next_end - clip - offset):]
+
+    def _stream_sensor(self, source: Iterable[Any], spec: SensorPreprocess) -> Iterator[Result]:
+        rows: list[np.ndarray] = []
+        since = 0
+        sequence = 0
+        for item in source:
+            payload, stamp, name = _unpack(item)
+            if isinstance(payload, dict):
+                row = np.array([float(payload[c]) for c in spec.channels], np.float32)
+            else:
+                row = np.asarray(payload, np.float32).reshape(-1)
+                if row.size != len(spec.channels):
+                    raise ShapeError("sensor row", expected=f"{len(spec.channels)} values {list(spec.channels)}",
+                                     found=f"{row.size} values")
+            rows.append(row)
+            since += 1
+            if len(rows) > spec.window:
+                rows.pop(0)
+            if len(rows) == spec.window and since >= spec.stride:
+                since = 0
+                t0 = time.perf_counter()
+                features = self.preprocessor.features(np.stack(rows))
+                tensor = quantize(features, self.input)
+                t1 = time.perf_counter()
+                outputs = self.backend.run([tensor])
+                t2 = time.perf_counter()
+                yield self._result(features, outputs, t0, t1, t2, stamp, sequence, name)
+                sequence += 1
+
+    def close(self) -> None:
+        self.backend = None  # type: ignore[assignment]
+
+
+def _unpack(item: Any) -> tuple[Any, float, str | None]:
+    from edgekit.runtime.sources import Item
+
+    if isinstance(item, Item):
+        return item.payload, item.timestamp, item.name
+    return item, time.time(), None
+
+
+def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: str | None = None,
+         threads: int | None = None, prefer: tuple[str, ...] = (), max_drop_pts: float = 1.0) -> Model:
+    """Verify a bundle, pick a variant and a backend for this machine, and open it.
+
+    Args:
+        path: the ``.edgekit`` bundle.
+        variant: force a variant (e.g. ``"tflite-int8"``).
+        backend: force an interpreter: ``litert``, ``tflite-runtime``, ``tf-lite`` or ``onnxruntime``.
+        threads: interpreter threads (default: the interpreter's own choice).
+        prefer: variant names in order of preference (a device profile's list).
+        max_drop_pts: variants whose recorded fidelity drop is larger are picked last.
+
+    Raises:
+        IntegrityError: the bundle fails verification (nothing is parsed).
+        InputError / MissingDependencyError: unknown names, or nothing can run here.
+    """
+    bundle = open_bundle(Path(path))
+    choice = choose(bundle.manifest, variant=variant, backend=backend, prefer=prefer, max_drop_pts=max_drop_pts)
+    with native_stderr_captured():  # LiteRT announces its CPU delegate on stderr
+        engine = open_backend(choice.variant.format, bundle.variant_bytes(choice.variant.name), threads=threads,
+                              package=choice.package)
+    return Model(bundle, choice, engine)

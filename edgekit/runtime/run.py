@@ -1,0 +1,104 @@
+"""`edgekit run`: a bundle on a source, results to a sink, and a summary at the end."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.runtime.model import load
+from edgekit.runtime.results import Result
+from edgekit.runtime.sinks import open_sink
+from edgekit.runtime.sources import open_source
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Options of `edgekit run` (see the README)."""
+
+    bundle: Path
+    source: str
+    sink: str = "stdout"
+    variant: str | None = None
+    backend: str | None = None
+    threads: int | None = None
+    limit: int | None = None
+    hop_ms: float = 250.0
+
+
+@dataclasses.dataclass
+class RunSummary:
+    results: int
+    seconds: float
+    variant: str
+    backend: str
+    reason: str
+    latencies_ms: list[float]
+    dropped: int
+    malformed: int
+    reconnects: int
+    sink_dropped: int
+    interrupted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        return {
+            "results": self.results,
+            "seconds": round(self.seconds, 3),
+            "results_per_second": round(self.results / self.seconds, 3) if self.seconds > 0 else None,
+            "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 3), "p99": round(float(np.percentile(lat, 99)), 3)},
+            "variant": self.variant,
+            "backend": self.backend,
+            "dropped_frames": self.dropped,
+            "malformed_lines": self.malformed,
+            "reconnects": self.reconnects,
+            "sink_dropped": self.sink_dropped,
+            "interrupted": self.interrupted,
+        }
+
+    def render(self) -> str:
+        d = self.to_dict()
+        return (f"{d['results']} results in {d['seconds']:.2f} s ({d['results_per_second'] or 0:.1f}/s) with "
+                f"{self.variant} on {self.backend}; end-to-end latency p50 {d['latency_ms']['p50']:.2f} ms, "
+                f"p99 {d['latency_ms']['p99']:.2f} ms; dropped frames {self.dropped}, malformed lines {self.malformed}, "
+                f"reconnects {self.reconnects}" + (" (interrupted)" if self.interrupted else ""))
+
+
+def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) -> RunSummary:
+    """Stream the source through the model into the sink until the source ends, `limit`
+    results, or Ctrl-C; returns the summary either way."""
+    source = open_source(config.source)  # bad specs fail before the model is loaded
+    sink = open_sink(config.sink)
+    try:
+        model = load(config.bundle, variant=config.variant, backend=config.backend, threads=config.threads)
+    except BaseException:
+        source.close()
+        sink.close()
+        raise
+    latencies: list[float] = []
+    count = 0
+    interrupted = False
+    started = time.perf_counter()
+    try:
+        for result in model.stream(source, hop_ms=config.hop_ms):
+            sink.write(result)
+            if on_result is not None:
+                on_result(result)
+            latencies.append(result.latency.total_ms)
+            count += 1
+            if config.limit is not None and count >= config.limit:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        seconds = time.perf_counter() - started
+        source.close()
+        sink.close()
+    return RunSummary(results=count, seconds=seconds, variant=model.variant.name, backend=model.package,
+                      reason=model.reason, latencies_ms=latencies, dropped=source.counters.dropped,
+                      malformed=source.counters.malformed, reconnects=source.counters.reconnects,
+                      sink_dropped=sink.dropped, interrupted=interrupted)

@@ -1,0 +1,83 @@
+"""Result sinks, from spec strings: ``stdout`` (JSON lines), ``jsonl:FILE``, and Python callbacks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from edgekit.errors import InputError
+from edgekit.runtime.results import Result
+
+
+class Sink:
+    """Where results go. `dropped` counts results that could not be delivered."""
+
+    spec: str = ""
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def write(self, result: Result) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush and release (sinks that hold nothing need not override)."""
+
+
+class LinesSink(Sink):
+    """One JSON object per line, flushed per result."""
+
+    def __init__(self, handle: TextIO, owned: bool) -> None:
+        super().__init__()
+        self.handle = handle
+        self.owned = owned
+
+    def write(self, result: Result) -> None:
+        self.handle.write(result.to_json() + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        if self.owned:
+            self.handle.close()
+
+
+class CallbackSink(Sink):
+    """Calls a Python function with every result (for apps embedding the runtime)."""
+
+    def __init__(self, callback: Callable[[Result], None]) -> None:
+        super().__init__()
+        self.callback = callback
+
+    def write(self, result: Result) -> None:
+        self.callback(result)
+
+
+def _jsonl(path: str) -> Sink:
+    try:
+        handle = Path(path).open("w", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"sink jsonl:{path}", expected="a writable file", found=exc.strerror or str(exc)) from exc
+    return LinesSink(handle, owned=True)
+
+
+SINKS: dict[str, Callable[[str], Sink]] = {
+    "stdout": lambda _rest: LinesSink(sys.stdout, owned=False),
+    "jsonl": _jsonl,
+}
+FORMS = ["stdout", "jsonl:FILE"]
+
+
+def open_sink(spec: str) -> Sink:
+    """Open a sink from its spec string.
+
+    Raises:
+        InputError: an unknown form (listing the valid ones) or an unwritable file.
+    """
+    scheme, _, rest = spec.partition(":")
+    if scheme not in SINKS:
+        raise InputError(f"unrecognized sink {spec!r}", expected=f"one of {FORMS}", found=repr(spec))
+    sink = SINKS[scheme](rest)
+    sink.spec = spec
+    return sink
