@@ -37,7 +37,7 @@ def need_module(module: str, install: str) -> None:
 
 def need_program(program: str, install: str) -> str:
     """Path of a system program, or skip/fail with its install command."""
-    found = shutil.which(program)
+    found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin:/usr/local/sbin")
     if found is None:
         message = f"needs the program {program}: {install}"
         if STRICT:
@@ -258,3 +258,55 @@ def runtime_bundles(shapes_classifier: Classifier, tmp_path_factory: pytest.Temp
     convert(ConvertConfig(model=sensor_path, output=sensor, variants=("tflite-fp32", "onnx-fp32"),
                           allow_random_calibration=True))
     return RuntimeBundles(shapes, shapes_classifier.images, kws, sensor)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    """A real mosquitto broker on a loopback port, which tests can stop and restart."""
+
+    def __init__(self, binary: str, root: Path) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.config = root / "mosquitto.conf"
+        # Persistence keeps subscriber sessions across a restart, as a production broker does.
+        # As root, mosquitto would switch to the user "mosquitto", which cannot write here.
+        import getpass
+
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                               f"persistence_location {root}/\nautosave_interval 1\nuser {getpass.getuser()}\n")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import socket
+        import time
+
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path):
+    broker = Mosquitto(need_program("mosquitto", "apt-get install mosquitto"), tmp_path)
+    broker.start()
+    yield broker
+    broker.stop()

@@ -62,11 +62,19 @@ def _jsonl(path: str) -> Sink:
     return LinesSink(handle, owned=True)
 
 
+def _mqtt(spec: str) -> Sink:
+    from edgekit.runtime.mqtt import MqttSink
+
+    return MqttSink(spec)
+
+
 SINKS: dict[str, Callable[[str], Sink]] = {
     "stdout": lambda _rest: LinesSink(sys.stdout, owned=False),
     "jsonl": _jsonl,
+    "mqtt": _mqtt,
+    "mqtts": _mqtt,
 }
-FORMS = ["stdout", "jsonl:FILE"]
+FORMS = ["stdout", "jsonl:FILE", "mqtt://[USER:PASS@]HOST:PORT/TOPIC[?qos=1&buffer=1000]", "mqtts://..."]
 
 
 def open_sink(spec: str) -> Sink:
@@ -78,6 +86,6 @@ def open_sink(spec: str) -> Sink:
     scheme, _, rest = spec.partition(":")
     if scheme not in SINKS:
         raise InputError(f"unrecognized sink {spec!r}", expected=f"one of {FORMS}", found=repr(spec))
-    sink = SINKS[scheme](rest)
+    sink = SINKS[scheme](spec if scheme in ("mqtt", "mqtts") else rest)
     sink.spec = spec
     return sink
