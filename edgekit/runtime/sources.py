@@ -163,13 +163,26 @@ def _csv(path: str, options: dict[str, str]) -> Source:
     return LinesSource(handle, Path(path).name)
 
 
+def _camera(kind: str) -> Callable[[str, dict[str, str]], Source]:
+    def make(rest: str, options: dict[str, str]) -> Source:
+        from edgekit.runtime import camera
+
+        return getattr(camera, kind)(rest, options)
+
+    return make
+
+
 SOURCES: dict[str, Callable[[str, dict[str, str]], Source]] = {
     "images": ImagesSource,
     "wav": WavSource,
     "csv": _csv,
     "stdin": lambda _rest, _options: LinesSource(sys.stdin, "stdin"),
+    "camera": _camera("camera"),
+    "video": _camera("video"),
 }
-FORMS = ["images:DIR", "wav:FILE[?realtime=1&chunk_ms=100]", "csv:FILE", "stdin"]
+URL_SCHEMES = ("rtsp", "http", "https")
+FORMS = ["camera:INDEX", "video:FILE", "rtsp://...", "http://... (MJPEG)", "images:DIR",
+         "wav:FILE[?realtime=1&chunk_ms=100]", "csv:FILE", "stdin"]
 
 
 def open_source(spec: str) -> Source:
@@ -179,6 +192,17 @@ def open_source(spec: str) -> Source:
         InputError: an unknown form (listing the valid ones) or a missing file.
     """
     scheme, _, rest = spec.partition(":")
+    if scheme in URL_SCHEMES and rest.startswith("//"):
+        from edgekit.runtime.camera import stream_url
+
+        url, _, query = spec.partition("?")
+        options = _options(query)
+        camera_keys = {"timeout", "backoff_max", "max_reconnects", "width", "height", "fps"}
+        # keep the URL's own query, minus edgekit's options
+        own = "&".join(f"{k}={v}" for k, v in options.items() if k not in camera_keys)
+        source = stream_url(url + (f"?{own}" if own else ""), {k: v for k, v in options.items() if k in camera_keys})
+        source.spec = spec
+        return source
     rest, _, query = rest.partition("?")
     if scheme not in SOURCES:
         raise InputError(f"unrecognized source {spec!r}", expected=f"one of {FORMS}", found=repr(spec))

@@ -1,0 +1,177 @@
+"""Camera and video sources through OpenCV: ``camera:INDEX``, ``video:FILE``,
+``rtsp://...`` and ``http://...`` (MJPEG).
+
+A capture thread reads frames as fast as the camera delivers them and keeps only the
+newest (no queue that grows); a frame replaced before inference took it counts as
+dropped. A watchdog notices a stall or a disconnect within ``timeout`` seconds and
+reconnects with exponential backoff (0.5 s doubling to ``backoff_max``); reconnects are
+counted and logged. Files are read frame by frame (none dropped) and end the stream at
+their end; live sources run until closed or until ``max_reconnects`` attempts in a row
+have failed.
+
+Options (query string): ``timeout=5``, ``backoff_max=8``, ``max_reconnects=0`` (0: no
+limit), ``width=``, ``height=``, ``fps=`` (requests to the camera).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from edgekit._optional import require
+from edgekit.errors import InputError
+from edgekit.runtime.sources import Item, Source
+
+log = logging.getLogger("edgekit.camera")
+
+
+class CameraSource(Source):
+    """Newest-frame capture with a watchdog; yields RGB frames as `Item`s."""
+
+    def __init__(self, target: int | str, options: dict[str, str], live: bool = True) -> None:
+        super().__init__()
+        self.cv2 = require("cv2", "reading cameras and video")
+        self.target = target
+        self.live = live
+        try:
+            self.timeout = float(options.get("timeout", "5"))
+            self.backoff_max = float(options.get("backoff_max", "8"))
+            self.max_reconnects = int(options.get("max_reconnects", "0"))
+            self.requests = {k: float(options[k]) for k in ("width", "height", "fps") if k in options}
+        except ValueError as exc:
+            raise InputError(f"source {target!r} options", expected="numbers for timeout, backoff_max, "
+                             "max_reconnects, width, height, fps", found=str(exc)) from exc
+        self._condition = threading.Condition()
+        self._frame: Any = None
+        self._frame_seq = 0
+        self._taken_seq = 0
+        self._stamp = 0.0
+        self._closed = False
+        self._ended = False
+        self._failures = 0
+        self.frames_captured = 0
+        self._thread = threading.Thread(target=self._capture_loop, name="edgekit-capture", daemon=True)
+        self._thread.start()
+
+    # capture thread ------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        cv2 = self.cv2
+        ms = int(self.timeout * 1000)
+        if isinstance(self.target, int):
+            capture = cv2.VideoCapture(self.target)
+        else:
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+            capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
+        props = {"width": cv2.CAP_PROP_FRAME_WIDTH, "height": cv2.CAP_PROP_FRAME_HEIGHT, "fps": cv2.CAP_PROP_FPS}
+        for key, value in self.requests.items():
+            capture.set(props[key], value)
+        return capture
+
+    def _capture_loop(self) -> None:
+        backoff = 0.5
+        while not self._closed:
+            capture = self._open()
+            if not capture.isOpened():
+                capture.release()
+                if not self._retry(f"cannot open {self.target!r}", backoff):
+                    return
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            last_frame = time.monotonic()
+            while not self._closed:
+                ok, frame = capture.read()
+                if ok and frame is not None:
+                    backoff = 0.5
+                    self._failures = 0
+                    last_frame = time.monotonic()
+                    self._publish(frame)
+                    continue
+                if not self.live:  # end of a file
+                    capture.release()
+                    self._end()
+                    return
+                if time.monotonic() - last_frame >= self.timeout or not capture.isOpened() or not ok:
+                    break
+            capture.release()
+            if self._closed:
+                return
+            if not self._retry(f"stream {self.target!r} stalled or disconnected", backoff):
+                return
+            backoff = min(backoff * 2, self.backoff_max)
+
+    def _retry(self, why: str, delay: float) -> bool:
+        self._failures += 1
+        if not self.live or (self.max_reconnects and self._failures > self.max_reconnects):
+            log.warning("%s; giving up after %d attempt(s)", why, self._failures)
+            self._end()
+            return False
+        self.counters.reconnects += 1
+        log.warning("%s; reconnecting in %.1f s (attempt %d)", why, delay, self._failures)
+        deadline = time.monotonic() + delay
+        with self._condition:
+            while not self._closed and time.monotonic() < deadline:
+                self._condition.wait(deadline - time.monotonic())
+        return not self._closed
+
+    def _publish(self, frame: Any) -> None:
+        rgb = self.cv2.cvtColor(frame, self.cv2.COLOR_BGR2RGB)
+        with self._condition:
+            # Files: every frame is inferred (wait for the consumer); live: newest frame wins.
+            while not self.live and not self._closed and self._frame is not None and self._taken_seq < self._frame_seq:
+                self._condition.wait(0.5)
+            if self._frame is not None and self._taken_seq < self._frame_seq:
+                self.counters.dropped += 1  # replaced before anyone took it
+            self._frame = rgb
+            self._frame_seq += 1
+            self._stamp = time.time()
+            self.frames_captured += 1
+            self._condition.notify_all()
+
+    def _end(self) -> None:
+        with self._condition:
+            self._ended = True
+            self._condition.notify_all()
+
+    # consumer side -------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Item]:
+        while True:
+            with self._condition:
+                while not self._closed and self._taken_seq == self._frame_seq and not self._ended:
+                    self._condition.wait(0.5)  # wakes up regularly: never a hang on close
+                if self._closed or (self._ended and self._taken_seq == self._frame_seq):
+                    return
+                frame, seq, stamp = self._frame, self._frame_seq, self._stamp
+                self._taken_seq = seq
+                self._condition.notify_all()
+            yield Item(frame, stamp, f"frame {seq}")
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        self._thread.join(timeout=self.timeout + 2)
+
+
+def camera(rest: str, options: dict[str, str]) -> Source:
+    try:
+        index = int(rest or "0")
+    except ValueError:
+        raise InputError(f"source camera:{rest}", expected="camera:INDEX (e.g. camera:0)", found=rest) from None
+    return CameraSource(index, options)
+
+
+def video(rest: str, options: dict[str, str]) -> Source:
+    from pathlib import Path
+
+    if not Path(rest).is_file():
+        raise InputError(f"source video:{rest}", expected="an existing video file", found="no such file")
+    return CameraSource(rest, options, live=False)
+
+
+def stream_url(url: str, options: dict[str, str]) -> Source:
+    return CameraSource(url, options)
