@@ -126,7 +126,7 @@ def _parse_row(line: str, header: list[str] | None) -> Any:
 class LinesSource(Source):
     """Sensor rows from CSV (first line may be a header) or JSON lines; bad lines are counted and skipped."""
 
-    def __init__(self, handle: TextIO, name: str) -> None:
+    def __init__(self, handle: TextIO | Iterator[str], name: str) -> None:
         super().__init__()
         self.handle = handle
         self.name = name
@@ -151,8 +151,65 @@ class LinesSource(Source):
             yield Item(row, time.time(), f"{self.name}:{number}")
 
     def close(self) -> None:
-        if self.handle is not sys.stdin:
+        if self.handle is not sys.stdin and hasattr(self.handle, "close"):
             self.handle.close()
+
+
+class SerialSource(LinesSource):
+    """Sensor lines from a serial port (pyserial): CSV or JSON lines, reconnecting when the
+    device goes away (``serial:/dev/ttyUSB0?baud=115200&timeout=5``)."""
+
+    def __init__(self, port: str, options: dict[str, str]) -> None:
+        from edgekit._optional import require
+
+        self.serial = require("serial", "reading serial ports")
+        try:
+            self.baud = int(options.get("baud", "115200"))
+            self.timeout = float(options.get("timeout", "5"))
+        except ValueError as exc:
+            raise InputError(f"source serial:{port}", expected="integer baud and numeric timeout",
+                             found=str(exc)) from exc
+        self.port = port
+        self.closed = False
+        self.device = self._open(first=True)
+        super().__init__(self._lines(), f"serial:{port}")
+
+    def _open(self, first: bool = False) -> Any:
+        try:
+            return self.serial.Serial(self.port, self.baud, timeout=0.5)
+        except (self.serial.SerialException, OSError, ValueError) as exc:
+            if first:
+                raise InputError(f"source serial:{self.port}", expected="a serial port that opens",
+                                 found=str(exc), hint="check the device path and permissions (dialout group)") from exc
+            return None
+
+    def _lines(self) -> Iterator[str]:
+        buffer = b""
+        backoff = 0.5
+        while not self.closed:
+            if self.device is None:
+                time.sleep(backoff)
+                self.device = self._open()
+                backoff = min(backoff * 2, 8.0)
+                if self.device is not None:
+                    self.counters.reconnects += 1
+                    backoff = 0.5
+                continue
+            try:
+                chunk = self.device.read(4096)
+            except (self.serial.SerialException, OSError):
+                self.device.close()
+                self.device = None
+                continue
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self.closed = True
+        if self.device is not None:
+            self.device.close()
 
 
 def _csv(path: str, options: dict[str, str]) -> Source:
@@ -177,12 +234,13 @@ SOURCES: dict[str, Callable[[str, dict[str, str]], Source]] = {
     "wav": WavSource,
     "csv": _csv,
     "stdin": lambda _rest, _options: LinesSource(sys.stdin, "stdin"),
+    "serial": SerialSource,
     "camera": _camera("camera"),
     "video": _camera("video"),
 }
 URL_SCHEMES = ("rtsp", "http", "https")
 FORMS = ["camera:INDEX", "video:FILE", "rtsp://...", "http://... (MJPEG)", "images:DIR",
-         "wav:FILE[?realtime=1&chunk_ms=100]", "csv:FILE", "stdin"]
+         "wav:FILE[?realtime=1&chunk_ms=100]", "serial:/dev/ttyUSB0?baud=115200", "csv:FILE", "stdin"]
 
 
 def open_source(spec: str) -> Source:
