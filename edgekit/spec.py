@@ -543,6 +543,12 @@ class PostprocessSpec:
             for this long.
         background_labels: labels that never count as a detection (e.g. ``_silence_``,
             ``_unknown_``).
+        detection_format: for ``kind: detection``: ``ssd`` (the four outputs of TFLite's
+            detection postprocess op: boxes, classes, scores, count), ``yolo`` (raw
+            ``(N, 5 + classes)`` rows: cx, cy, w, h, objectness, class scores) or
+            ``yolov8`` (raw ``(4 + classes, N)``: cx, cy, w, h, class scores).
+        iou_threshold: non-maximum suppression overlap for raw YOLO outputs.
+        max_detections: at most this many detections per input.
     """
 
     kind: PostprocessKind = PostprocessKind.RAW
@@ -553,12 +559,23 @@ class PostprocessSpec:
     smoothing_ms: float = 0.0
     suppression_ms: float = 0.0
     background_labels: tuple[str, ...] = ()
+    detection_format: str = "ssd"
+    iou_threshold: float = 0.45
+    max_detections: int = 100
+
+    DETECTION_FORMATS: ClassVar[tuple[str, ...]] = ("ssd", "yolo", "yolov8")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", PostprocessKind(self.kind))
         object.__setattr__(self, "background_labels", tuple(self.background_labels))
         if self.top_k < 1:
             raise InputError("postprocess.top_k", expected=">= 1", found=str(self.top_k))
+        if self.detection_format not in self.DETECTION_FORMATS:
+            raise InputError(f"unrecognized postprocess.detection_format={self.detection_format!r}",
+                             expected=f"one of {list(self.DETECTION_FORMATS)}", found=repr(self.detection_format))
+        if not 0.0 < self.iou_threshold <= 1.0 or self.max_detections < 1:
+            raise InputError("postprocess detection settings", expected="0 < iou_threshold <= 1, max_detections >= 1",
+                             found=f"iou_threshold={self.iou_threshold}, max_detections={self.max_detections}")
         if self.smoothing_ms < 0 or self.suppression_ms < 0:
             raise InputError("postprocess smoothing/suppression", expected="durations >= 0 ms",
                              found=f"{self.smoothing_ms}/{self.suppression_ms}")
@@ -580,4 +597,7 @@ class PostprocessSpec:
             smoothing_ms=_num(data, "smoothing_ms", where, minimum=0, default=0.0),
             suppression_ms=_num(data, "suppression_ms", where, minimum=0, default=0.0),
             background_labels=_strings(data, "background_labels", where),
+            detection_format=_choice(data, "detection_format", cls.DETECTION_FORMATS, where, "ssd"),
+            iou_threshold=_num(data, "iou_threshold", where, default=0.45),
+            max_detections=_num(data, "max_detections", where, integer=True, minimum=1, default=100),
         )

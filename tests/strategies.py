@@ -130,6 +130,9 @@ def manifests(draw):
         smoothing_ms=draw(st.floats(0, 5000)),
         suppression_ms=draw(st.floats(0, 5000)),
         background_labels=tuple(draw(st.lists(st.text(max_size=10), max_size=3))),
+        detection_format=draw(st.sampled_from(PostprocessSpec.DETECTION_FORMATS)),
+        iou_threshold=draw(st.floats(0.01, 1.0)),
+        max_detections=draw(st.integers(1, 300)),
     )
     variants = []
     payloads = {}

@@ -45,6 +45,83 @@ def anomaly(inputs: np.ndarray, outputs: list[np.ndarray], spec: PostprocessSpec
     return fields
 
 
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, limit: int) -> list[int]:
+    """Greedy non-maximum suppression over (x0, y0, x1, y1) boxes; indices best first."""
+    order = np.argsort(-scores, kind="stable")
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    keep: list[int] = []
+    while order.size and len(keep) < limit:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        x0 = np.maximum(boxes[best, 0], boxes[rest, 0])
+        y0 = np.maximum(boxes[best, 1], boxes[rest, 1])
+        x1 = np.minimum(boxes[best, 2], boxes[rest, 2])
+        y1 = np.minimum(boxes[best, 3], boxes[rest, 3])
+        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-12)
+        order = rest[iou <= iou_threshold]
+    return keep
+
+
+def _label(labels: tuple[str, ...], index: int) -> str:
+    return labels[index] if 0 <= index < len(labels) else str(index)
+
+
+def detect(outputs: list[np.ndarray], spec: PostprocessSpec, labels: tuple[str, ...],
+           input_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Detections from SSD-style post-processed outputs or raw YOLO outputs (with NMS).
+
+    Boxes come out as normalized (x0, y0, x1, y1). Raw YOLO boxes in pixels (any value
+    above 1.5) are normalized by the input size.
+    """
+    from edgekit.runtime.results import Detection
+
+    threshold = spec.score_threshold if spec.score_threshold is not None else 0.25
+    found: list[Detection] = []
+    if spec.detection_format == "ssd":
+        if len(outputs) < 4:
+            raise ValueError(f"ssd detection expects 4 outputs (boxes, classes, scores, count), got {len(outputs)}")
+        boxes, classes, scores, count = (o.reshape(o.shape[1:]) if o.shape and o.shape[0] == 1 else o
+                                         for o in outputs[:4])
+        n = int(np.asarray(count).reshape(-1)[0]) if np.asarray(count).size else len(scores)
+        for i in range(min(n, len(scores))):
+            if float(scores[i]) >= threshold:
+                y0, x0, y1, x1 = (float(v) for v in boxes[i])  # TFLite order: ymin, xmin, ymax, xmax
+                index = int(round(float(classes[i])))
+                found.append(Detection(_label(labels, index), index, float(scores[i]), (x0, y0, x1, y1)))
+        found.sort(key=lambda d: -d.score)
+        return {"detections": tuple(found[: spec.max_detections])}
+
+    raw = outputs[0].reshape(outputs[0].shape[-2:]) if outputs[0].ndim == 3 else outputs[0]
+    raw = raw.astype(np.float64)
+    if spec.detection_format == "yolov8":
+        raw = raw.T  # (4 + C, N) -> (N, 4 + C)
+        xywh, class_scores = raw[:, :4], raw[:, 4:]
+        best = np.argmax(class_scores, axis=1)
+        conf = class_scores[np.arange(len(raw)), best]
+    else:
+        xywh, objectness, class_scores = raw[:, :4], raw[:, 4], raw[:, 5:]
+        best = np.argmax(class_scores, axis=1) if class_scores.shape[1] else np.zeros(len(raw), int)
+        conf = objectness * (class_scores[np.arange(len(raw)), best] if class_scores.shape[1] else 1.0)
+    mask = conf >= threshold
+    xywh, best, conf = xywh[mask], best[mask], conf[mask]
+    boxes = np.stack([xywh[:, 0] - xywh[:, 2] / 2, xywh[:, 1] - xywh[:, 3] / 2,
+                      xywh[:, 0] + xywh[:, 2] / 2, xywh[:, 1] + xywh[:, 3] / 2], axis=1) if len(xywh) else np.zeros((0, 4))
+    if len(boxes) and input_size is not None and np.max(boxes) > 1.5:
+        h, w = input_size
+        boxes = boxes / np.array([w, h, w, h], np.float64)
+    keep: list[int] = []
+    for cls in np.unique(best):  # per-class NMS
+        members = np.flatnonzero(best == cls)
+        keep += [int(members[i]) for i in nms(boxes[members], conf[members], spec.iou_threshold, spec.max_detections)]
+    keep.sort(key=lambda i: -conf[i])
+    for i in keep[: spec.max_detections]:
+        box = tuple(float(v) for v in np.clip(boxes[i], 0.0, 1.0))
+        found.append(Detection(_label(labels, int(best[i])), int(best[i]), float(conf[i]), box))  # type: ignore[arg-type]
+    return {"detections": tuple(found)}
+
+
 def postprocess(inputs: np.ndarray, outputs: list[np.ndarray], spec: PostprocessSpec,
                 labels: tuple[str, ...]) -> dict[str, Any]:
     """Result fields for one input (already dequantized outputs, batch 1)."""
@@ -52,6 +129,12 @@ def postprocess(inputs: np.ndarray, outputs: list[np.ndarray], spec: Postprocess
         return classify(outputs, spec, labels)
     if spec.kind is PostprocessKind.ANOMALY:
         return anomaly(inputs, outputs, spec)
+    if spec.kind is PostprocessKind.DETECTION:
+        size = None
+        if inputs.ndim == 4:  # NHWC, or NCHW when the channel axis comes first
+            nchw = inputs.shape[1] in (1, 3) and inputs.shape[3] not in (1, 3)
+            size = tuple(inputs.shape[2:4]) if nchw else tuple(inputs.shape[1:3])
+        return detect(outputs, spec, labels, size)  # type: ignore[arg-type]
     return {"values": tuple(float(v) for v in np.concatenate([o.reshape(-1) for o in outputs]))}
 
 

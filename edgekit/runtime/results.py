@@ -25,6 +25,20 @@ class Latency:
 
 
 @dataclasses.dataclass(frozen=True)
+class Detection:
+    """One detected object: box corners normalized to [0, 1] as (x0, y0, x1, y1)."""
+
+    label: str
+    index: int
+    score: float
+    box: tuple[float, float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "index": self.index, "score": round(self.score, 6),
+                "box": [round(v, 6) for v in self.box]}
+
+
+@dataclasses.dataclass(frozen=True)
 class Result:
     """One inference.
 
@@ -35,6 +49,7 @@ class Result:
         detected: streams with smoothing: a detection event fired on this result.
         anomaly_score / is_anomaly: reconstruction error and its verdict (anomaly).
         values: the output values (regression, raw).
+        detections: objects found (detection), best first.
         timestamp: wall-clock time (seconds since the epoch) the input was captured.
         sequence: position in the stream (0 for single predictions).
         latency: preprocess / inference / postprocess split.
@@ -55,6 +70,7 @@ class Result:
     anomaly_score: float | None = None
     is_anomaly: bool | None = None
     values: tuple[float, ...] | None = None
+    detections: tuple[Detection, ...] | None = None
     source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +84,8 @@ class Result:
             data["top_k"] = [{"label": label, "score": score} for label, score in self.top_k]
         if self.values is not None:
             data["values"] = list(self.values)
+        if self.detections is not None:
+            data["detections"] = [d.to_dict() for d in self.detections]
         return data
 
     def to_json(self) -> str:

@@ -1,0 +1,78 @@
+"""Postprocessing on known arrays: classification, anomaly, detection (SSD and YOLO with NMS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit.runtime.postprocess import detect, nms, postprocess, softmax
+from edgekit.spec import PostprocessKind, PostprocessSpec
+
+
+def test_softmax_top_k_and_threshold():
+    spec = PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, apply_softmax=True, top_k=2, score_threshold=0.5)
+    fields = postprocess(np.zeros(1), [np.array([[2.0, 0.0, 1.0]])], spec, ("a", "b", "c"))
+    expected = softmax(np.array([2.0, 0.0, 1.0]))
+    assert fields["label"] == "a" and fields["score"] == pytest.approx(expected[0])
+    assert [name for name, _ in fields["top_k"]] == ["a", "c"]
+    plain = PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, score_threshold=0.5)
+    low = postprocess(np.zeros(1), [np.array([[0.4, 0.35, 0.25]])], plain, ("a", "b", "c"))
+    assert low["label"] is None and low["score"] == pytest.approx(0.4)
+
+
+def test_anomaly_score_and_verdict():
+    spec = PostprocessSpec(kind=PostprocessKind.ANOMALY, anomaly_threshold=0.5)
+    x = np.ones((1, 4))
+    assert postprocess(x, [np.ones((1, 4))], spec, ())["is_anomaly"] is False
+    far = postprocess(x, [np.zeros((1, 4))], spec, ())
+    assert far["anomaly_score"] == pytest.approx(1.0) and far["is_anomaly"] is True
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 1, 1], [0.05, 0.05, 1, 1], [2, 2, 3, 3]], np.float64)
+    scores = np.array([0.9, 0.8, 0.7])
+    assert nms(boxes, scores, 0.5, 10) == [0, 2]
+    assert nms(boxes, scores, 0.99, 10) == [0, 1, 2]
+    assert nms(boxes, scores, 0.5, 1) == [0]
+
+
+def test_ssd_outputs_of_the_detection_postprocess_op():
+    spec = PostprocessSpec(kind=PostprocessKind.DETECTION, detection_format="ssd", score_threshold=0.5)
+    boxes = np.array([[[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0], [0.3, 0.3, 0.4, 0.4]]], np.float32)
+    classes = np.array([[1.0, 0.0, 2.0]], np.float32)
+    scores = np.array([[0.9, 0.3, 0.6]], np.float32)
+    count = np.array([3.0], np.float32)
+    found = detect([boxes, classes, scores, count], spec, ("person", "cat", "dog"))["detections"]
+    assert [(d.label, round(d.score, 2)) for d in found] == [("cat", 0.9), ("dog", 0.6)]
+    assert found[0].box == pytest.approx((0.2, 0.1, 0.6, 0.5))  # (x0, y0, x1, y1) from ymin, xmin, ymax, xmax
+
+
+def test_yolo_raw_rows_in_pixels_with_per_class_nms():
+    spec = PostprocessSpec(kind=PostprocessKind.DETECTION, detection_format="yolo", score_threshold=0.3,
+                           iou_threshold=0.5)
+    rows = np.array([
+        [50, 50, 20, 20, 0.9, 0.1, 0.9],  # class 1 at (40..60)
+        [52, 50, 20, 20, 0.8, 0.1, 0.9],  # overlaps the first, same class: suppressed
+        [52, 50, 20, 20, 0.8, 0.9, 0.1],  # overlaps, but class 0: kept
+        [10, 10, 4, 4, 0.2, 0.5, 0.5],    # below threshold
+    ], np.float32)[None]
+    found = detect([rows], spec, ("a", "b"), input_size=(100, 100))["detections"]
+    assert [(d.label, round(d.score, 3)) for d in found] == [("b", 0.81), ("a", 0.72)]
+    assert found[0].box == pytest.approx((0.4, 0.4, 0.6, 0.6))
+
+
+def test_yolov8_transposed_outputs():
+    spec = PostprocessSpec(kind=PostprocessKind.DETECTION, detection_format="yolov8", score_threshold=0.5)
+    preds = np.array([[0.5, 0.5, 0.2, 0.2, 0.1, 0.95], [0.2, 0.2, 0.1, 0.1, 0.7, 0.1]], np.float32).T[None]
+    found = detect([preds], spec, ("a", "b"))["detections"]
+    assert [(d.label, round(d.score, 2)) for d in found] == [("b", 0.95), ("a", 0.7)]
+    assert found[1].box == pytest.approx((0.15, 0.15, 0.25, 0.25))
+
+
+def test_bad_detection_settings_are_refused():
+    from edgekit.errors import InputError
+
+    with pytest.raises(InputError, match="detection_format"):
+        PostprocessSpec(kind=PostprocessKind.DETECTION, detection_format="retinanet")
+    with pytest.raises(InputError, match="iou_threshold"):
+        PostprocessSpec(kind=PostprocessKind.DETECTION, iou_threshold=0.0)
