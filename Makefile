@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint install clean bench-convert bad-inputs
+.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
@@ -35,6 +35,10 @@ test-quick: $(STAMP)
 ## Conversion figures on four MLPerf-Tiny-shaped models (several minutes).
 bench-convert: $(STAMP)
 	$(BIN)/python tools/convert_bench.py -o out/bench/convert
+
+## Runtime figures: predict overhead vs a raw interpreter loop; audio front end vs tf.signal.
+bench-runtime: $(STAMP)
+	$(BIN)/python tools/runtime_bench.py
 
 ## What edgekit inspect says to each bad input.
 bad-inputs: $(STAMP)
