@@ -87,25 +87,30 @@ class TFLiteBackend(Backend):
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InputError("TFLite model", expected="a model the interpreter accepts", found=str(exc)) from exc
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Cache what the hot path needs: indices, shapes and dtypes of the tensors."""
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
         self.input_count = len(self.inputs)
+        self._in = [(int(d["index"]), tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"])) for d in self.inputs]
+        self._out = [int(d["index"]) for d in self.outputs]
 
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         it = self.interpreter
-        resized = False
-        for detail, array in zip(self.inputs, inputs, strict=True):
-            if tuple(detail["shape"]) != array.shape:
-                it.resize_tensor_input(detail["index"], array.shape, strict=False)
-                resized = True
-        if resized:
+        if any(shape != array.shape for (_i, shape, _d), array in zip(self._in, inputs, strict=True)):
+            for (index, shape, _d), array in zip(self._in, inputs, strict=True):
+                if shape != array.shape:
+                    it.resize_tensor_input(index, array.shape, strict=False)
             it.allocate_tensors()
-            self.inputs = it.get_input_details()
-            self.outputs = it.get_output_details()
-        for detail, array in zip(self.inputs, inputs, strict=True):
-            it.set_tensor(detail["index"], np.ascontiguousarray(array, dtype=detail["dtype"]))
+            self._refresh()
+        for (index, _shape, dtype), array in zip(self._in, inputs, strict=True):
+            if array.dtype != dtype or not array.flags.c_contiguous:
+                array = np.ascontiguousarray(array, dtype=dtype)
+            it.set_tensor(index, array)
         it.invoke()
-        return [it.get_tensor(d["index"]).copy() for d in self.outputs]
+        return [it.get_tensor(index) for index in self._out]  # get_tensor returns a copy
 
 
 class OnnxBackend(Backend):

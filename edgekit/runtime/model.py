@@ -44,6 +44,7 @@ class Model:
         self.postprocess_spec = self.manifest.postprocess
         self._input_shape = tuple(1 if d < 0 else d for d in self.input.shape)
         self._input_dtype = np.dtype(self.input.dtype.value)
+        self._float_outputs = all(o.quantization is None for o in self.outputs)
 
     def __repr__(self) -> str:
         return f"Model({self.manifest.name!r}, variant={self.variant.name!r}, backend={self.package!r})"
@@ -77,7 +78,7 @@ class Model:
             ShapeError (a ValueError): wrong shape or a non-numeric dtype.
         """
         t0 = time.perf_counter()
-        array = np.asarray(x)
+        array = x if type(x) is np.ndarray else np.asarray(x)
         if array.shape != self._input_shape:
             if array.dtype.kind not in "uif":
                 raise ShapeError("tensor", expected=f"a numeric array of shape {self._input_shape}",
@@ -93,7 +94,8 @@ class Model:
 
     def _result(self, features: np.ndarray, raw_outputs: list[np.ndarray], t0: float, t1: float, t2: float,
                 stamp: float, sequence: int, source: str | None, smoother: PosteriorSmoother | None = None) -> Result:
-        outputs = [dequantize(o, s) for o, s in zip(raw_outputs, self.outputs, strict=True)]
+        outputs = raw_outputs if self._float_outputs else [
+            dequantize(o, s) for o, s in zip(raw_outputs, self.outputs, strict=True)]
         spec = self.postprocess_spec
         if smoother is not None:
             scores = outputs[0].reshape(-1).astype(np.float64)

@@ -25,12 +25,20 @@ def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[tuple[st
 
 
 def classify(outputs: list[np.ndarray], spec: PostprocessSpec, labels: tuple[str, ...]) -> dict[str, Any]:
-    scores = outputs[0].reshape(-1).astype(np.float64)
+    scores = outputs[0].reshape(-1)
     if spec.apply_softmax:
-        scores = softmax(scores)
-    best = int(np.argmax(scores))
-    score = float(scores[best])
-    fields: dict[str, Any] = {"index": best, "score": score, "top_k": top_k(scores, labels, spec.top_k),
+        scores = softmax(scores.astype(np.float64))
+    if scores.size <= 64:  # plain Python beats numpy's per-call overhead on a few classes
+        values = scores.tolist()
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[: spec.top_k]
+        best = order[0]
+        ranked = tuple((labels[i] if i < len(labels) else str(i), float(values[i])) for i in order)
+        score = float(values[best])
+    else:
+        best = int(np.argmax(scores))
+        score = float(scores[best])
+        ranked = top_k(scores.astype(np.float64), labels, spec.top_k)
+    fields: dict[str, Any] = {"index": best, "score": score, "top_k": ranked,
                               "label": labels[best] if best < len(labels) else str(best)}
     if spec.score_threshold is not None and score < spec.score_threshold:
         fields["label"], fields["index"] = None, None

@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Latency:
-    """Where the time of one result went, in milliseconds."""
+    """Where the time of one result went, in milliseconds (treat as read-only)."""
 
     preprocess_ms: float
     inference_ms: float
@@ -38,9 +38,9 @@ class Detection:
                 "box": [round(v, 6) for v in self.box]}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class Result:
-    """One inference.
+    """One inference (treat as read-only; not frozen because it is built on the hot path).
 
     Attributes:
         kind: classification, regression, anomaly or raw.
