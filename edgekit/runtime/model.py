@@ -64,12 +64,7 @@ class Model:
         """
         stamp = time.time() if timestamp is None else timestamp
         t0 = time.perf_counter()
-        features = self.preprocessor.features(raw)
-        tensor = quantize(features, self.input)
-        t1 = time.perf_counter()
-        outputs = self.backend.run([tensor])
-        t2 = time.perf_counter()
-        return self._result(features, outputs, t0, t1, t2, stamp, 0, source)
+        return self._infer(self.preprocessor.features(raw), t0, stamp, 0, source)
 
     def predict_tensor(self, x: np.ndarray) -> Result:
         """Run an already preprocessed float tensor (unbatched or batch 1); the fast path.
@@ -91,6 +86,15 @@ class Model:
         outputs = self.backend.run([tensor])
         t2 = time.perf_counter()
         return self._result(array, outputs, t0, t1, t2, time.time(), 0, None)
+
+    def _infer(self, features: np.ndarray, t0: float, stamp: float, sequence: int, source: str | None,
+               smoother: PosteriorSmoother | None = None) -> Result:
+        """Quantize prepared features, run the interpreter, postprocess (timed from `t0`)."""
+        tensor = quantize(features, self.input)
+        t1 = time.perf_counter()
+        outputs = self.backend.run([tensor])
+        t2 = time.perf_counter()
+        return self._result(features, outputs, t0, t1, t2, stamp, sequence, source, smoother)
 
     def _result(self, features: np.ndarray, raw_outputs: list[np.ndarray], t0: float, t1: float, t2: float,
                 stamp: float, sequence: int, source: str | None, smoother: PosteriorSmoother | None = None) -> Result:
@@ -134,12 +138,7 @@ class Model:
             for sequence, item in enumerate(source):
                 payload, stamp, name = _unpack(item)
                 t0 = time.perf_counter()
-                features = self.preprocessor.features(payload)
-                tensor = quantize(features, self.input)
-                t1 = time.perf_counter()
-                outputs = self.backend.run([tensor])
-                t2 = time.perf_counter()
-                yield self._result(features, outputs, t0, t1, t2, stamp, sequence, name, smoother)
+                yield self._infer(self.preprocessor.features(payload), t0, stamp, sequence, name, smoother)
 
     def _stream_audio(self, source: Iterable[Any], spec: AudioPreprocess, hop_ms: float,
                       smoother: PosteriorSmoother | None) -> Iterator[Result]:
@@ -165,11 +164,7 @@ class Model:
                 window = buffer[start : start + clip]
                 t0 = time.perf_counter()
                 features = fit(audio_features.features(window, spec)[None], self.input.shape, "audio window")
-                tensor = quantize(features, self.input)
-                t1 = time.perf_counter()
-                outputs = self.backend.run([tensor])
-                t2 = time.perf_counter()
-                yield self._result(features, outputs, t0, t1, t2, stamp, sequence, name, smoother)
+                yield self._infer(features, t0, stamp, sequence, name, smoother)
                 sequence += 1
                 next_end += hop
             buffer = buffer[max(0, next_end - clip - offset):]
@@ -194,12 +189,7 @@ class Model:
             if len(rows) == spec.window and since >= spec.stride:
                 since = 0
                 t0 = time.perf_counter()
-                features = self.preprocessor.features(np.stack(rows))
-                tensor = quantize(features, self.input)
-                t1 = time.perf_counter()
-                outputs = self.backend.run([tensor])
-                t2 = time.perf_counter()
-                yield self._result(features, outputs, t0, t1, t2, stamp, sequence, name)
+                yield self._infer(self.preprocessor.features(np.stack(rows)), t0, stamp, sequence, name)
                 sequence += 1
 
     def close(self) -> None:
