@@ -47,15 +47,12 @@ class EdgekitError(Exception):
         super().__init__(self._compose())
 
     def _compose(self) -> str:
-        parts = [self.what]
         detail = []
         if self.expected is not None:
             detail.append(f"expected {self.expected}")
         if self.found is not None:
             detail.append(f"found {self.found}")
-        text = self.what
-        if detail:
-            text = f"{parts[0]}: " + ", ".join(detail)
+        text = f"{self.what}: " + ", ".join(detail) if detail else self.what
         if self.hint:
             text = f"{text}; {self.hint}"
         return text

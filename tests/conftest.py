@@ -35,6 +35,14 @@ def need_module(module: str, install: str) -> None:
         pytest.skip(message)
 
 
+def save_keras(model, path: Path) -> None:
+    """model.save without Keras's stdout chatter."""
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):
+        model.save(path)
+
+
 def need_program(program: str, install: str) -> str:
     """Path of a system program, or skip/fail with its install command."""
     found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin:/usr/local/sbin")
@@ -145,9 +153,8 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
     lam_model = keras.Model(lam_in, keras.layers.Dense(2)(lam_out))
     lambda_keras = root / "lambda.keras"
     lambda_h5 = root / "lambda.h5"
-    with contextlib.redirect_stdout(sys.stderr):
-        lam_model.save(lambda_keras)
-        lam_model.save(lambda_h5)
+    save_keras(lam_model, lambda_keras)
+    save_keras(lam_model, lambda_h5)
     if canary.exists():  # building the model traced the lambda once; start clean
         canary.unlink()
     return ModelFiles(**files, lambda_keras=lambda_keras, lambda_h5=lambda_h5, canary=canary, macs=macs,
@@ -168,7 +175,6 @@ class Classifier:
 @pytest.fixture(scope="session")
 def shapes_classifier(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
     need_module("tensorflow", 'pip install "edgekit[train]"')
-    import contextlib
 
     import keras
 
@@ -191,8 +197,7 @@ def shapes_classifier(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
     model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x[:1200], labels[:1200], epochs=8, batch_size=32, verbose=0)
     path = root / "shapes.keras"
-    with contextlib.redirect_stdout(sys.stderr):
-        model.save(path)
+    save_keras(model, path)
 
     import cv2
 
@@ -219,7 +224,6 @@ class RuntimeBundles:
 @pytest.fixture(scope="session")
 def runtime_bundles(shapes_classifier: Classifier, tmp_path_factory: pytest.TempPathFactory) -> RuntimeBundles:
     need_module("tensorflow", 'pip install "edgekit[train]"')
-    import contextlib
 
     import keras
 
@@ -236,8 +240,7 @@ def runtime_bundles(shapes_classifier: Classifier, tmp_path_factory: pytest.Temp
     h = keras.layers.Conv2D(8, 3, activation="relu")(inp)
     kws_model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h)))
     kws_path = root / "kws.keras"
-    with contextlib.redirect_stdout(sys.stderr):
-        kws_model.save(kws_path)
+    save_keras(kws_model, kws_path)
     (root / "kws.preprocess.yaml").write_text(
         "preprocess: {kind: audio, sample_rate: 16000, clip_samples: 16000, feature: mfcc}\n"
         "labels: [_silence_, 'yes', 'no']\n"
@@ -249,8 +252,7 @@ def runtime_bundles(shapes_classifier: Classifier, tmp_path_factory: pytest.Temp
     inp = keras.Input((20, 3))
     sensor_model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp)))
     sensor_path = root / "imu.keras"
-    with contextlib.redirect_stdout(sys.stderr):
-        sensor_model.save(sensor_path)
+    save_keras(sensor_model, sensor_path)
     (root / "imu.preprocess.yaml").write_text(
         "preprocess: {kind: sensor, channels: [ax, ay, az], window: 20, stride: 10, mean: [0, 0, 1], std: [1, 1, 1]}\n"
         "labels: [idle, walk]\n")

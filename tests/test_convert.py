@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, save_keras
 from test_cli import assert_one_line_error
 
 from edgekit.bundle import open_bundle
@@ -108,7 +108,6 @@ def test_uint8_io_and_dynamic_onnx(shapes_classifier, tmp_path):
 @pytest.fixture(scope="module")
 def outlier_model(tmp_path_factory):
     """A classifier whose hidden layer has one huge-range unit: per-tensor int8 destroys the others."""
-    import contextlib
 
     import keras
 
@@ -130,8 +129,7 @@ def outlier_model(tmp_path_factory):
     w2[0, :] = 0.0  # ...which the head ignores, so float accuracy is unchanged
     model.get_layer("head").set_weights([w2, b2])
     path = root / "outlier.keras"
-    with contextlib.redirect_stdout(sys.stderr):
-        model.save(path)
+    save_keras(model, path)
     np.savez(root / "data.npz", x=x, y=y)
     return path, root / "data.npz"
 
@@ -324,15 +322,13 @@ def test_labels_that_do_not_match_the_output(shapes_classifier, tmp_path):
 
 @pytest.fixture(scope="module")
 def dynamic_model(tmp_path_factory):
-    import contextlib
 
     import keras
 
     path = tmp_path_factory.mktemp("dyn") / "dynamic.keras"
     inp = keras.Input((None, 8))
     model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling1D()(inp)))
-    with contextlib.redirect_stdout(sys.stderr):
-        model.save(path)
+    save_keras(model, path)
     return path
 
 
@@ -362,7 +358,6 @@ def test_killed_convert_leaves_no_partial_bundle(shapes_classifier, tmp_path):
 
 
 def test_wav_folders_go_through_the_audio_spec(tmp_path):
-    import contextlib
 
     import keras
 
@@ -384,8 +379,7 @@ def test_wav_folders_go_through_the_audio_spec(tmp_path):
     h = keras.layers.Conv2D(4, 3, activation="relu")(inp)
     model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h)))
     path = tmp_path / "kws.keras"
-    with contextlib.redirect_stdout(sys.stderr):
-        model.save(path)
+    save_keras(model, path)
     out = tmp_path / "kws.edgekit"
     result = run_cli("convert", str(path), "-o", str(out), "--data", str(tmp_path / "wavs"), "--preprocess", str(spec),
                      "--variants", "tflite-fp32,tflite-int8", "--json")

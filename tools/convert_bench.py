@@ -148,6 +148,18 @@ def ad_case(keras, out, epochs, seed, quick):
     return path, data, model.count_params()
 
 
+def extra_pass(results, name, params, model_path, data, out, seed, suffix, label, **options) -> None:
+    """tflite-fp32 and tflite-int8 again with other options, reported as extra rows."""
+    alt = convert(ConvertConfig(model=model_path, output=out / f"{name}_{suffix}.edgekit", data=data,
+                                variants=("tflite-fp32", "tflite-int8"), validation_samples=1000, seed=seed, **options))
+    alt_dict = alt.to_dict()
+    for v in alt_dict["variants"]:
+        v["name"] += f" ({label})"
+    results.append({"model": name, "parameters": params, "train_seconds": 0.0,
+                    "convert_seconds": round(alt.seconds, 1), "report": alt_dict})
+    print(alt.render(), file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, default=Path("out/bench/convert"))
@@ -178,27 +190,14 @@ def main() -> int:
         results.append({"model": name, "parameters": params, "train_seconds": round(train_s, 1),
                         "convert_seconds": round(report.seconds, 1), "report": report.to_dict()})
         print(report.render(), file=sys.stderr)
+
         int8 = next((v for v in report.variants if v.name == "tflite-int8" and v.data is not None), None)
         if int8 is not None and (int8.metrics.get("drop_pts") or 0) > 1.0:
-            fixed = convert(ConvertConfig(model=model_path, output=out / f"{name}_fallback.edgekit", data=data,
-                                          variants=("tflite-fp32", "tflite-int8"), validation_samples=1000,
-                                          max_accuracy_drop=1.0, auto_fallback=True, seed=args.seed))
-            fixed_dict = fixed.to_dict()
-            for v in fixed_dict["variants"]:
-                v["name"] += " (--max-accuracy-drop 1 --auto-fallback)"
-            results.append({"model": name, "parameters": params, "train_seconds": 0.0,
-                            "convert_seconds": round(fixed.seconds, 1), "report": fixed_dict})
-            print(fixed.render(), file=sys.stderr)
+            extra_pass(results, name, params, model_path, data, out, args.seed, "fallback",
+                       "--max-accuracy-drop 1 --auto-fallback", max_accuracy_drop=1.0, auto_fallback=True)
         if name == "mobilenet_v1_025":  # thin layers: show the per-tensor trade-off too
-            alt = convert(ConvertConfig(model=model_path, output=out / f"{name}_per_tensor.edgekit", data=data,
-                                        variants=("tflite-fp32", "tflite-int8"), validation_samples=1000,
-                                        options=ConversionOptions(per_channel=False), seed=args.seed))
-            alt_dict = alt.to_dict()
-            for v in alt_dict["variants"]:
-                v["name"] += " (per-tensor)"
-            results.append({"model": name, "parameters": params, "train_seconds": 0.0,
-                            "convert_seconds": round(alt.seconds, 1), "report": alt_dict})
-            print(alt.render(), file=sys.stderr)
+            extra_pass(results, name, params, model_path, data, out, args.seed, "per_tensor", "per-tensor",
+                       options=ConversionOptions(per_channel=False))
     (out / "convert_bench.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
     print("| model | params | variant | size | x fp32 | int8 agreement | metric | drop (pts) | convert s |")

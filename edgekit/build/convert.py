@@ -30,6 +30,7 @@ from edgekit.build.variants import (
     ConversionError,
     ConversionOptions,
     configure_int8,
+    quiet_converter,
     representative,
     tflite_converter,
     tflite_int8_selective,
@@ -280,7 +281,8 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     started = time.perf_counter()
     _check_options(config)
     source_kind(config.model)
-    contract = read_contract(config.preprocess or (sidecar_path(config.model) if sidecar_path(config.model).is_file() else None))
+    sidecar = sidecar_path(config.model)
+    contract = read_contract(config.preprocess or (sidecar if sidecar.is_file() else None))
     calibrated = [n for n in config.variants if VARIANTS[n].calibrated]
     if config.data is None and not config.allow_random_calibration and calibrated:
         raise InputError(f"variants {calibrated} need calibration data",
@@ -293,11 +295,11 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     log(f"loading {config.model}")
     with SourceModel(LoadConfig(config.model, config.trust_model_code, config.input_shape)) as source:
         samples, random_data = _load_data(config, contract, source, progress, warnings)
-        class_names = _labels(config, contract, samples, source)
+        task = detect_task(source.input_shape, source.outputs, contract.postprocess)
+        class_names = _labels(config, contract, samples, source, task)
         calibration, validation = split(samples, calibration_max=config.calibration_samples,
                                         validation_max=config.validation_samples)
         log(f"data: {len(calibration)} calibration / {len(validation)} validation samples from {samples.source}")
-        task = detect_task(source.input_shape, source.outputs, contract.postprocess)
         ref_outputs = source.predict(validation.x)
         metric_name, metric_value = task_metric(task, ref_outputs, validation.x, validation.labels, class_names)
         reference = Reference(task, ref_outputs, metric_name, metric_value)
@@ -371,10 +373,10 @@ def _load_data(config: ConvertConfig, contract: ContractFile, source: SourceMode
     return random_samples(contract.preprocess, source.input_shape, count, config.seed), True
 
 
-def _labels(config: ConvertConfig, contract: ContractFile, samples: Samples, source: SourceModel) -> tuple[str, ...] | None:
+def _labels(config: ConvertConfig, contract: ContractFile, samples: Samples, source: SourceModel,
+            task: str) -> tuple[str, ...] | None:
     names = samples.class_names or contract.labels  # load_samples applied --labels / the contract's labels
     classes = _classes(source)
-    task = detect_task(source.input_shape, source.outputs, contract.postprocess)
     if names is not None and task == "classification" and classes is not None and len(names) != classes:
         where = f"labels file {config.labels}" if config.labels else ("class folders in " + samples.source if samples.class_names else "labels in the preprocess file")
         raise InputError(where, expected=f"{classes} labels (the model's output size)", found=f"{len(names)} labels",
@@ -460,12 +462,10 @@ def layer_errors(source: SourceModel, calibration: np.ndarray, options: Conversi
     """
     import tensorflow as tf
 
-    from edgekit.build.variants import _quiet
-
     converter = configure_int8(tflite_converter(source), calibration, options)
     debug_options = tf.lite.experimental.QuantizationDebugOptions(
         layer_direct_compare_metrics={"channel_relative_error": channel_relative_error})
-    with _quiet():
+    with quiet_converter():
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=representative(calibration[: min(len(calibration), 64)]),
             debug_options=debug_options)

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
-from edgekit._native import native_stderr_captured, verbose  # noqa: F401 - re-exported
+from edgekit._native import native_stderr_captured
 from edgekit._optional import require
 
 

@@ -126,7 +126,7 @@ class SourceModel:
         else:
             self._export_signature(tf, spec)
         loaded = tf.saved_model.load(str(self.saved_model_dir))
-        self._loaded = loaded
+        self._loaded = loaded  # keeps the variables the signature function captures alive
         self.signature = loaded.signatures["serving_default"]
         _args, kwargs = self.signature.structured_input_signature
         self.signature_input = next(iter(kwargs))

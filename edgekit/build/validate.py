@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.build.keras_env import native_stderr_captured
+from edgekit._native import native_stderr_captured
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.runtime import open_backend
 from edgekit.runtime.tensors import dequantize, quantize

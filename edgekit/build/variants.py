@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from edgekit._native import native_stderr_captured
 from edgekit._optional import require
-from edgekit.build.keras_env import native_stderr_captured
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import InputError
 
@@ -59,7 +59,7 @@ class VariantKind:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet_converter() -> Iterator[None]:
     """Converters print to stdout and warn loudly; keep both off the user's stdout."""
     logger = logging.getLogger("tensorflow")
     level = logger.level
@@ -89,7 +89,7 @@ def tflite_converter(source: Any) -> Any:
 
 def _convert(converter: Any, what: str) -> bytes:
     try:
-        with _quiet():
+        with quiet_converter():
             return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError and friends with long logs
         raise ConversionError(f"{what}: {_first_error_line(exc)}") from exc
@@ -165,7 +165,7 @@ def tflite_int8_selective(source: Any, calib: np.ndarray, options: ConversionOpt
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     debug_options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_nodes))
     try:
-        with _quiet():
+        with quiet_converter():
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter, debug_dataset=representative(calib[: min(len(calib), 32)]),
                 debug_options=debug_options)
@@ -201,7 +201,7 @@ def onnx_fp32_bytes(source: Any, opset: int) -> bytes:
         return signature(**{input_name: x})
 
     try:
-        with _quiet():
+        with quiet_converter():
             proto, _ = tf2onnx.convert.from_function(serve, input_signature=[spec], opset=opset)
     except Exception as exc:
         raise ConversionError(f"onnx-fp32: {_first_error_line(exc)}") from exc
@@ -276,7 +276,7 @@ def _onnx_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions
         src, pre, out = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(fp32)
         try:
-            with _quiet():
+            with quiet_converter():
                 try:
                     quantization.shape_inference.quant_pre_process(str(src), str(pre))
                 except ImportError:  # sympy missing: skip symbolic shape inference

@@ -20,6 +20,7 @@ import numpy as np
 from edgekit.errors import InputError
 from edgekit.features import audio as audio_features
 from edgekit.features import image as image_features
+from edgekit.features import same_but_singletons
 from edgekit.features import sensor as sensor_features
 from edgekit.spec import (
     AudioPreprocess,
@@ -71,8 +72,7 @@ def _fit_shape(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> np.n
     """Match sample shape to the model input, allowing only singleton dimensions to differ."""
     if tuple(x.shape[1:]) == tuple(input_shape):
         return x
-    squeeze = lambda s: tuple(d for d in s if d != 1)  # noqa: E731
-    if squeeze(x.shape[1:]) == squeeze(input_shape):
+    if same_but_singletons(x.shape[1:], tuple(input_shape)):
         return x.reshape((len(x), *input_shape))
     raise InputError(f"data {source}", expected=f"samples of shape {tuple(input_shape)} (the model input)",
                      found=f"samples of shape {tuple(x.shape[1:])}",

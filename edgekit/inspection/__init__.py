@@ -128,7 +128,7 @@ def _inspect_bundle(config: InspectConfig) -> dict[str, Any]:
         item.update({k: v for k, v in info.to_dict().items() if k != "format"})
         # The manifest's tensor specs are the contract; show them, and flag drift.
         manifest_io = ([t.to_dict() for t in variant.inputs], [t.to_dict() for t in variant.outputs])
-        parsed_io = ([t for t in item["inputs"]], [t for t in item["outputs"]])
+        parsed_io = (item["inputs"], item["outputs"])
         item["inputs"], item["outputs"] = manifest_io
         if _io_signature(parsed_io) != _io_signature(manifest_io):
             item["notes"] = [*item["notes"], "the model file's tensors differ from the manifest's tensor specs"]

@@ -7,6 +7,7 @@ backend per thread.
 
 from __future__ import annotations
 
+import abc
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,7 +51,7 @@ def tflite_interpreter_class(package: str | None = None) -> tuple[Any, str]:
     )
 
 
-class Backend:
+class Backend(abc.ABC):
     """One loaded model. `run` takes input arrays in model order and returns outputs."""
 
     name: str = "backend"
@@ -71,8 +72,9 @@ class Backend:
         with self._lock:
             return self._run(inputs)
 
+    @abc.abstractmethod
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        raise NotImplementedError
+        """One invocation, called with the backend's lock held."""
 
 
 class TFLiteBackend(Backend):

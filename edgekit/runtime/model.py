@@ -7,6 +7,7 @@ interpreter is never used by two threads at once. For parallel inference, `load`
 
 from __future__ import annotations
 
+import collections
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,7 @@ from edgekit._native import native_stderr_captured
 from edgekit.bundle import Bundle, Variant, open_bundle
 from edgekit.errors import ShapeError
 from edgekit.runtime.backends import Backend, open_backend
-from edgekit.runtime.postprocess import PosteriorSmoother, postprocess
+from edgekit.runtime.postprocess import PosteriorSmoother, postprocess, softmax
 from edgekit.runtime.preprocess import Preprocessor, fit
 from edgekit.runtime.results import Latency, Result
 from edgekit.runtime.select import Choice, choose
@@ -104,8 +105,6 @@ class Model:
         if smoother is not None:
             scores = outputs[0].reshape(-1).astype(np.float64)
             if spec.apply_softmax:
-                from edgekit.runtime.postprocess import softmax
-
                 scores = softmax(scores)
             fields = smoother.update(stamp * 1000.0, scores)
         else:
@@ -170,7 +169,7 @@ class Model:
             buffer = buffer[max(0, next_end - clip - offset):]
 
     def _stream_sensor(self, source: Iterable[Any], spec: SensorPreprocess) -> Iterator[Result]:
-        rows: list[np.ndarray] = []
+        rows: collections.deque[np.ndarray] = collections.deque(maxlen=spec.window)
         since = 0
         sequence = 0
         for item in source:
@@ -182,10 +181,8 @@ class Model:
                 if row.size != len(spec.channels):
                     raise ShapeError("sensor row", expected=f"{len(spec.channels)} values {list(spec.channels)}",
                                      found=f"{row.size} values")
-            rows.append(row)
+            rows.append(row)  # the deque drops the oldest row
             since += 1
-            if len(rows) > spec.window:
-                rows.pop(0)
             if len(rows) == spec.window and since >= spec.stride:
                 since = 0
                 t0 = time.perf_counter()

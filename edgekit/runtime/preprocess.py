@@ -12,6 +12,7 @@ import numpy as np
 from edgekit.errors import ShapeError
 from edgekit.features import audio as audio_features
 from edgekit.features import image as image_features
+from edgekit.features import same_but_singletons
 from edgekit.features import sensor as sensor_features
 from edgekit.runtime.tensors import quantize
 from edgekit.spec import (
@@ -32,8 +33,7 @@ def fit(x: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
     target = tuple(1 if d < 0 else d for d in shape)
     if x.shape == target:
         return x
-    squeeze = lambda s: tuple(d for d in s if d != 1)  # noqa: E731
-    if squeeze(x.shape) == squeeze(target):
+    if same_but_singletons(x.shape, target):
         return x.reshape(target)
     raise ShapeError(what, expected=f"shape {tuple(shape[1:])} (the model input, without the batch)",
                      found=f"shape {tuple(x.shape)}")

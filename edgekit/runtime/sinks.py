@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from edgekit.errors import InputError
 from edgekit.runtime.results import Result
 
 
-class Sink:
+class Sink(abc.ABC):
     """Where results go. `dropped` counts results that could not be delivered."""
 
     spec: str = ""
@@ -19,10 +20,11 @@ class Sink:
     def __init__(self) -> None:
         self.dropped = 0
 
+    @abc.abstractmethod
     def write(self, result: Result) -> None:
-        raise NotImplementedError
+        """Deliver one result (or buffer it); never blocks inference for long."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Flush and release (sinks that hold nothing need not override)."""
 
 

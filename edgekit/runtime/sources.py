@@ -6,6 +6,7 @@ Implemented here: ``images:DIR``, ``wav:FILE`` (``?realtime=1``, ``chunk_ms=``),
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import sys
@@ -39,7 +40,7 @@ class Counters:
         return dataclasses.asdict(self)
 
 
-class Source:
+class Source(abc.ABC):
     """Iterable of `Item`; `counters` says what was dropped or skipped."""
 
     spec: str = ""
@@ -47,10 +48,11 @@ class Source:
     def __init__(self) -> None:
         self.counters = Counters()
 
+    @abc.abstractmethod
     def __iter__(self) -> Iterator[Item]:
-        raise NotImplementedError
+        """Yield items until the source ends or is closed."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Release devices and threads (sources that hold none need not override)."""
 
 
