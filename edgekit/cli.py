@@ -157,8 +157,10 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--source", required=True, help="images:DIR, wav:FILE[?realtime=1], csv:FILE or stdin.")
-@click.option("--sink", default="stdout", show_default=True, help="stdout (JSON lines) or jsonl:FILE.")
+@click.option("--source", required=True, help="camera:INDEX, video:FILE, rtsp://..., http://... (MJPEG), images:DIR, "
+              "wav:FILE[?realtime=1], mic[:DEVICE], serial:PORT[?baud=N], csv:FILE or stdin.")
+@click.option("--sink", default="stdout", show_default=True,
+              help="stdout (JSON lines), jsonl:FILE, or mqtt[s]://[USER:PASS@]HOST[:PORT]/TOPIC.")
 @click.option("--variant", help="Force a variant (default: picked for this machine).")
 @click.option("--backend", type=click.Choice(["litert", "tflite-runtime", "tf-lite", "onnxruntime"]),
               help="Force an interpreter.")

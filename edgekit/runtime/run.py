@@ -41,6 +41,7 @@ class RunSummary:
     dropped: int
     malformed: int
     reconnects: int
+    overruns: int
     sink_dropped: int
     interrupted: bool
 
@@ -56,6 +57,7 @@ class RunSummary:
             "dropped_frames": self.dropped,
             "malformed_lines": self.malformed,
             "reconnects": self.reconnects,
+            "audio_overruns": self.overruns,
             "sink_dropped": self.sink_dropped,
             "interrupted": self.interrupted,
         }
@@ -65,7 +67,9 @@ class RunSummary:
         return (f"{d['results']} results in {d['seconds']:.2f} s ({d['results_per_second'] or 0:.1f}/s) with "
                 f"{self.variant} on {self.backend}; end-to-end latency p50 {d['latency_ms']['p50']:.2f} ms, "
                 f"p99 {d['latency_ms']['p99']:.2f} ms; dropped frames {self.dropped}, malformed lines {self.malformed}, "
-                f"reconnects {self.reconnects}" + (" (interrupted)" if self.interrupted else ""))
+                f"reconnects {self.reconnects}" + (f", audio overruns {self.overruns}" if self.overruns else "")
+                + (f"; {self.sink_dropped} results not delivered by the sink" if self.sink_dropped else "")
+                + (" (interrupted)" if self.interrupted else ""))
 
 
 def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) -> RunSummary:
@@ -101,4 +105,4 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) ->
     return RunSummary(results=count, seconds=seconds, variant=model.variant.name, backend=model.package,
                       reason=model.reason, latencies_ms=latencies, dropped=source.counters.dropped,
                       malformed=source.counters.malformed, reconnects=source.counters.reconnects,
-                      sink_dropped=sink.dropped, interrupted=interrupted)
+                      overruns=source.counters.overruns, sink_dropped=sink.dropped, interrupted=interrupted)

@@ -1,7 +1,8 @@
 """Input sources, from spec strings (registry keyed by scheme).
 
 Implemented here: ``images:DIR``, ``wav:FILE`` (``?realtime=1``, ``chunk_ms=``),
-``csv:FILE`` and ``stdin`` (CSV or JSON lines). Each source counts what it had to drop.
+``csv:FILE``, ``stdin`` (CSV or JSON lines) and ``serial:PORT``; cameras and video live in
+`camera`, the microphone in `microphone`. Each source counts what it had to drop.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Counters:
     dropped: int = 0
     malformed: int = 0
     reconnects: int = 0
+    overruns: int = 0  # input overflows reported by an audio driver
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -222,6 +224,12 @@ def _csv(path: str, options: dict[str, str]) -> Source:
     return LinesSource(handle, Path(path).name)
 
 
+def _microphone(device: str, options: dict[str, str]) -> Source:
+    from edgekit.runtime.microphone import MicrophoneSource
+
+    return MicrophoneSource(device, options)
+
+
 def _camera(kind: str) -> Callable[[str, dict[str, str]], Source]:
     def make(rest: str, options: dict[str, str]) -> Source:
         from edgekit.runtime import camera
@@ -237,12 +245,14 @@ SOURCES: dict[str, Callable[[str, dict[str, str]], Source]] = {
     "csv": _csv,
     "stdin": lambda _rest, _options: LinesSource(sys.stdin, "stdin"),
     "serial": SerialSource,
+    "mic": _microphone,
     "camera": _camera("camera"),
     "video": _camera("video"),
 }
 URL_SCHEMES = ("rtsp", "http", "https")
 FORMS = ["camera:INDEX", "video:FILE", "rtsp://...", "http://... (MJPEG)", "images:DIR",
-         "wav:FILE[?realtime=1&chunk_ms=100]", "serial:/dev/ttyUSB0?baud=115200", "csv:FILE", "stdin"]
+         "wav:FILE[?realtime=1&chunk_ms=100]", "mic[:DEVICE][?rate=16000]", "serial:/dev/ttyUSB0?baud=115200",
+         "csv:FILE", "stdin"]
 
 
 def open_source(spec: str) -> Source:
@@ -263,6 +273,9 @@ def open_source(spec: str) -> Source:
         source = stream_url(url + (f"?{own}" if own else ""), {k: v for k, v in options.items() if k in camera_keys})
         source.spec = spec
         return source
+    if "?" in scheme:  # a form without an argument but with options: mic?rate=8000
+        scheme, _, query = scheme.partition("?")
+        rest = f"?{query}{':' + rest if rest else ''}"
     rest, _, query = rest.partition("?")
     if scheme not in SOURCES:
         raise InputError(f"unrecognized source {spec!r}", expected=f"one of {FORMS}", found=repr(spec))
