@@ -49,7 +49,10 @@ def tree(tmp_path: Path, name: str) -> Path:
 
 
 def write(path: Path, value: object) -> None:
-    path.write_text(f"{value}\n")
+    """Replace a sysfs attribute atomically: a real one never reads half-written."""
+    temporary = path.with_name(path.name + ".new")
+    temporary.write_text(f"{value}\n")
+    os.replace(temporary, path)
 
 
 @pytest.fixture
@@ -248,6 +251,25 @@ def test_hwmon_sampling_follows_a_power_change(tmp_path):
     # about 0.4 s at 1 W and 0.4 s at 3 W: a mean near 2 W, whatever the scheduler did
     assert reading.watts is not None and 1.6 < reading.watts < 2.4
     assert reading.samples > 20
+
+
+def test_hwmon_bridges_a_failed_read_but_not_a_lost_sensor(tmp_path):
+    root = tree(tmp_path, "hwmon-ina219")
+    power = root / "sys" / "class" / "hwmon" / "hwmon2" / "power1_input"
+    meter = HwmonMeter(root, interval_s=0.01)
+    meter.start()
+    write(power, "")  # what a failed I2C transfer looks like to the parser
+    time.sleep(0.1)
+    write(power, 2_613_248)
+    time.sleep(0.1)
+    reading = meter.stop()
+    assert any("could not be read and were skipped" in n for n in reading.notes)
+    assert reading.joules == pytest.approx(2.613248 * reading.seconds, rel=1e-9)
+    meter.start()
+    power.unlink()
+    time.sleep(0.05)
+    with pytest.raises(InputError, match="readable power sensor"):
+        meter.stop()
 
 
 def test_hwmon_idle_baseline(tmp_path):

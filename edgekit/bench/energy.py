@@ -329,6 +329,7 @@ class SampledMeter(Meter):
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failures = 0
         self._error: BaseException | None = None
 
     @abc.abstractmethod
@@ -353,8 +354,11 @@ class SampledMeter(Meter):
             try:
                 sample = self._sample()
             except (OSError, ValueError, InputError) as exc:
-                self._error = exc
-                return
+                # An I2C sensor or vcgencmd can fail once; the trapezoid bridges the gap.
+                with self._lock:
+                    self._failures += 1
+                    self._error = exc
+                continue
             with self._lock:
                 self._samples.append(sample)
 
@@ -362,6 +366,7 @@ class SampledMeter(Meter):
         if self._thread is not None:
             raise RuntimeError(f"{self.name} meter already started")
         self._error = None
+        self._failures = 0
         self._samples = [self._checked_sample()]
         self._halt.clear()
         self._thread = threading.Thread(target=self._run, name=f"edgekit-{self.name}-meter", daemon=True)
@@ -373,16 +378,20 @@ class SampledMeter(Meter):
         self._halt.set()
         self._thread.join()
         self._thread = None
-        if self._error is not None:
-            raise InputError(f"{self.name} meter", expected="readable power sensors during the window",
-                             found=str(self._error)) from self._error
         last = self._checked_sample()
         with self._lock:
             samples = [*self._samples, last]
+            failures, error = self._failures, self._error
+        if failures > len(samples):
+            raise InputError(f"{self.name} meter ({self.method})", expected="readable power samples during the window",
+                             found=f"{failures} failed reads against {len(samples)} good ones, last: {error}")
         seconds = samples[-1][0] - samples[0][0]
         rate = (len(samples) - 1) / seconds if seconds > 0 else None
-        return self._reading(integrate_trapezoid(samples), seconds, rate, len(samples),
-                             self._window_notes(samples))
+        notes = self._window_notes(samples)
+        if failures:
+            notes.append(f"{failures} of {failures + len(samples)} samples could not be read and were skipped "
+                         f"(last: {error})")
+        return self._reading(integrate_trapezoid(samples), seconds, rate, len(samples), notes)
 
     def _window_notes(self, samples: Sequence[tuple[float, float]]) -> list[str]:
         return []
