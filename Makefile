@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs
+.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
@@ -39,6 +39,16 @@ bench-convert: $(STAMP)
 ## Runtime figures: predict overhead vs a raw interpreter loop; audio front end vs tf.signal.
 bench-runtime: $(STAMP)
 	$(BIN)/python tools/runtime_bench.py
+
+## Memory soak: 1,000,000 predictions (and 100,000 results of each stream kind) in one process;
+## prints inferences, RSS at warm-up and at the end, and the slope (KB per 10k). Several minutes.
+soak: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=3 EDGEKIT_SOAK_PREDICTIONS=$${EDGEKIT_SOAK_PREDICTIONS:-1000000} \
+		$(BIN)/python -m pytest tests/test_soak.py -s -q -p no:cacheprovider --timeout 3600
+
+## Newest-frame figures: a 200 fps MJPEG stream over loopback into a slower MobileNet (about 1 min).
+bench-newest-frame: $(STAMP)
+	$(BIN)/python tools/newest_frame_bench.py
 
 ## What edgekit inspect says to each bad input.
 bad-inputs: $(STAMP)
