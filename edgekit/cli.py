@@ -180,6 +180,140 @@ def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str 
     info(summary.render())
 
 
+def _int_list(text: str | None, option: str) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise InputError(option, expected="positive integers separated by commas, e.g. 1,2,4", found=repr(text))
+    return values
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--variants", help="Bundle variants to run, comma-separated (default: all that run here).")
+@click.option("--threads", "threads_text", help="Thread counts to sweep, e.g. 1,2,4 (default: the device "
+              "profile's recommendation, else 1).")
+@click.option("--warmup", "warmup_runs", type=click.IntRange(0), default=10, show_default=True,
+              help="Warm-up runs (at least), per variant and mode.")
+@click.option("--warmup-seconds", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Warm-up seconds (at least), per variant and mode.")
+@click.option("--runs", type=click.IntRange(1), help="Measured runs per variant and mode (instead of --duration).")
+@click.option("--duration", type=click.FloatRange(min=0.001), help="Measured seconds per variant and mode "
+              "[default: 2].")
+@click.option("--windows", type=click.IntRange(1), default=5, show_default=True,
+              help="Measurement windows, interleaved across variants.")
+@click.option("--mode", type=click.Choice(["both", "invoke", "e2e"]), default="both", show_default=True,
+              help="invoke: interpreter only; e2e: with the bundle's pre- and postprocessing.")
+@click.option("--baseline", help="Variant the ratios refer to (default: the fp32 variant).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
+              show_default=True, help="Report format.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report here (written atomically).")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Latency plot (PNG; needs the plot extra).")
+@click.option("--meter", default="auto", show_default=True,
+              type=click.Choice(["auto", "none", "rapl", "hwmon", "rpi5", "android", "estimate"]),
+              help="Energy meter.")
+@click.option("--device", help="Device profile (see edgekit devices list): threads, power figures, budgets.")
+@click.option("--budget", "budget_text", help="Limits, e.g. latency_ms=20,size_kb=300,memory_mb=80,energy_mj=5; "
+              "exit code 4 when a variant is over.")
+@click.option("--idle-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Idle-power measurement before the windows (measured meters only).")
+@click.option("--backend", type=click.Choice(["litert", "tflite-runtime", "tf-lite", "onnxruntime"]),
+              help="Force an interpreter.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs and the window order.")
+@click.option("--remote", "remotes", multiple=True, metavar="USER@HOST",
+              help="Run on this host over SSH (repeatable; hosts run concurrently).")
+@click.option("--remote-python", default="edgekit", show_default=True,
+              help="The edgekit command on the remote hosts (e.g. ~/venv/bin/edgekit).")
+def bench(targets: tuple[str, ...], variants: str | None, threads_text: str | None, warmup_runs: int,
+          warmup_seconds: float, runs: int | None, duration: float | None, windows: int, mode: str,
+          baseline: str | None, fmt: str, output: Path | None, plot_path: Path | None, meter: str,
+          device: str | None, budget_text: str | None, idle_seconds: float, backend: str | None, seed: int,
+          remotes: tuple[str, ...], remote_python: str) -> None:
+    """Benchmark latency, memory and energy of bundles, .tflite or .onnx files.
+
+    Every variant runs in its own worker process; variants are measured in interleaved
+    windows in shuffled order on identical inputs. Exit code 4 when a variant is over
+    budget (naming it); 1 when a variant failed (the report keeps what was measured and
+    says it is partial).
+    """
+    from edgekit.bench.harness import BenchConfig
+    from edgekit.bench.run import bench_main
+    from edgekit.devices import Budgets
+
+    config = BenchConfig(
+        targets=targets, variants=tuple(v.strip() for v in (variants or "").split(",") if v.strip()),
+        threads=_int_list(threads_text, "--threads"), warmup_runs=warmup_runs, warmup_seconds=warmup_seconds,
+        windows=windows, runs=runs, duration=duration, modes=("invoke", "e2e") if mode == "both" else (mode,),
+        baseline=baseline, meter=meter, device=device,
+        budgets=Budgets.parse(budget_text) if budget_text else None, seed=seed, idle_seconds=idle_seconds,
+        backend=backend)
+    try:
+        text, table = bench_main(config, fmt=fmt, output=output, plot_path=plot_path, remotes=remotes,
+                                 remote_command=remote_python, progress=None if STATE.quiet else _bench_progress(),
+                                 log=info)
+    except EdgekitError as exc:
+        if hasattr(exc, "report"):  # partial or over budget: the report first, then the error line
+            _show_bench(*exc.report, output, fmt)
+        raise
+    _show_bench(text, table, output, fmt)
+
+
+def _show_bench(text: str, table: str, output: Path | None, fmt: str) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if not STATE.quiet:
+        click.echo(table, nl=False)
+    info(f"report: {output}")
+
+
+def _bench_progress():  # noqa: ANN202 - a closure over one progress bar
+    state: dict = {}
+
+    def update(step: int, total: int, label: str) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = click.progressbar(length=total, label="bench", file=sys.stderr, show_pos=True,
+                                    item_show_func=lambda item: item)
+            bar.__enter__()
+            state["bar"] = bar
+        bar.update(step - bar.pos, label)
+        if step >= total:
+            bar.__exit__(None, None, None)
+            state.pop("bar")
+
+    return update
+
+
+@cli.group()
+def devices() -> None:
+    """Device profiles: CPU, cores, recommended threads and variants, power figures, budgets."""
+
+
+@devices.command("list")
+def devices_list() -> None:
+    """List the device profiles."""
+    from edgekit.devices import list_profiles
+
+    for profile in list_profiles():
+        click.echo(profile.summary())
+
+
+@devices.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="The profile as JSON.")
+def devices_show(name: str, as_json: bool) -> None:
+    """Show one device profile, with the sources of its power figures."""
+    from edgekit.devices import load_profile
+
+    profile = load_profile(name)
+    click.echo(json.dumps(profile.to_dict(), indent=2, sort_keys=True) if as_json else profile.describe())
+
+
 @cli.command()
 @click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path), default=Path("out/demo"),
               show_default=True, help="Directory for the demo's artifacts.")
