@@ -61,7 +61,8 @@ def test_device_side_modules_import_without_tensorflow():
     code = ("import sys, json, edgekit, edgekit.runtime, edgekit.runtime.run, edgekit.runtime.sources, "
             "edgekit.runtime.sinks, edgekit.runtime.select, edgekit.bundle, edgekit.spec, edgekit.features.image, "
             "edgekit.features.audio, edgekit.features.sensor, edgekit.datasets.loaders, edgekit.inspection, edgekit.cli, "
-            "edgekit.devices, edgekit.bench.energy, edgekit.bench.environment; "
+            "edgekit.devices, edgekit.bench.energy, edgekit.bench.environment, edgekit.bench.harness, edgekit.bench.report, "
+            "edgekit.bench.run, edgekit.bench.worker, edgekit.runtime.microphone; "
             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert json.loads(proc.stdout) == []

@@ -181,7 +181,10 @@ class WorkerProcess:
         self._selector.close()
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
-                stream.close()
+                try:
+                    stream.close()
+                except OSError:  # a dead worker: unflushed requests have nowhere to go
+                    pass
 
     def kill(self) -> None:
         if self.proc.poll() is None:
