@@ -224,7 +224,33 @@ def render_table(docs: Sequence[dict[str, Any]]) -> str:
                                                                                                      strict=True))))
         out.extend(_footnotes(doc))
         out.append("")
+    if len(docs) > 1:
+        out.extend(_hosts_table(docs))
     return "\n".join(out).rstrip() + "\n"
+
+
+def _hosts_table(docs: Sequence[dict[str, Any]]) -> list[str]:
+    """Median invoke (and end-to-end) latency in ms, one column per host."""
+    hosts = [doc.get("host") or "local" for doc in docs]
+    labels = list(dict.fromkeys(row["label"] for doc in docs for row in doc["results"]))
+    cells = []
+    for label in labels:
+        line = [label]
+        for doc in docs:
+            row = next((r for r in doc["results"] if r["label"] == label), None)
+            if row is None or row["error"] or not row.get("invoke"):
+                line.append("failed" if row is not None and row["error"] else "-")
+                continue
+            e2e = (row.get("e2e") or {}).get("median_ms")
+            line.append(_fmt(row["invoke"]["median_ms"]) + (f" / {_fmt(e2e)}" if e2e is not None else ""))
+        cells.append(line)
+    header = ["median ms (invoke / e2e)", *hosts]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(header)]
+    lines = ["hosts side by side:", "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                                              for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
+    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+              for line in cells]
+    return lines
 
 
 def _footnotes(doc: dict[str, Any]) -> list[str]:
