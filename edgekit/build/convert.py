@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from edgekit.build.outputs import align_outputs
 from edgekit.build.source import LoadConfig, SourceModel, source_kind
 from edgekit.build.validate import Reference, detect_task, fidelity, run_variant, task_metric
 from edgekit.build.variants import (
@@ -48,6 +49,7 @@ from edgekit.errors import InputError
 from edgekit.inspection.isolate import describe_in_process
 from edgekit.inspection.report import human_bytes
 from edgekit.spec import (
+    ImagePreprocess,
     NoPreprocess,
     PostprocessKind,
     PostprocessSpec,
@@ -221,11 +223,13 @@ class ConvertReport:
                 lines.append(f"{v.name:<15} {'-':>10}  FAILED: {v.error}")
                 continue
             m = v.metrics
-            metric = m.get(m.get("drop_basis") or "", None) if m.get("drop_basis") != "top1_agreement" else None
+            agreement = m.get("top1_agreement", m.get("detection_agreement"))  # with the float model
+            basis = m.get("drop_basis")
+            metric = m.get(basis or "") if basis not in ("top1_agreement", "detection_agreement") else None
             snr = "exact" if m.get("identical") else (f"{m['snr_db']:.1f}" if m.get("snr_db") is not None else "-")
             lines.append(
                 f"{v.name:<15} {human_bytes(row['size_bytes']):>10} {_num(row['ratio_to_fp32'], 2):>7} "
-                f"{_pct(m.get('top1_agreement')):>7} {_pct(metric):>8} {_num(m.get('drop_pts'), 2):>6} "
+                f"{_pct(agreement):>7} {_pct(metric):>8} {_num(m.get('drop_pts'), 2):>6} "
                 f"{m['max_abs_error']:>9.2e} {m['mean_abs_error']:>9.2e} {snr:>7} {v.seconds:>5.1f}s  {v.gate}")
             if v.fallback:
                 fb = v.fallback
@@ -261,7 +265,16 @@ def _signed_bytes(n: int) -> str:
     return ("+" if n >= 0 else "-") + human_bytes(abs(n))
 
 
-def _classes(source: SourceModel) -> int | None:
+def _classes(source: SourceModel, postprocess: PostprocessSpec | None = None) -> int | None:
+    """How many classes the model tells apart (None: its outputs do not say).
+
+    Raises:
+        ShapeError: a detection spec whose format does not fit the model's outputs.
+    """
+    if postprocess is not None and postprocess.kind is PostprocessKind.DETECTION:
+        from edgekit.runtime.postprocess import detection_classes
+
+        return detection_classes(postprocess, [o.shape for o in source.outputs])
     shape = source.outputs[0].shape
     return shape[-1] if len(shape) >= 2 and shape[-1] > 0 else None
 
@@ -296,13 +309,22 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     with SourceModel(LoadConfig(config.model, config.trust_model_code, config.input_shape)) as source:
         samples, random_data = _load_data(config, contract, source, progress, warnings)
         task = detect_task(source.input_shape, source.outputs, contract.postprocess)
+        if task == "detection":
+            _check_detection(config, contract, source)
+        elif len(source.outputs) > 1 and contract.postprocess is None:
+            warnings.append(f"the model has {len(source.outputs)} outputs and no postprocess spec, so it is treated as "
+                            f"{task} on its first output; for a detector, add a postprocess section (kind: detection, "
+                            "detection_format: ssd|yolo|yolov8) to the --preprocess YAML")
         class_names = _labels(config, contract, samples, source, task)
         calibration, validation = split(samples, calibration_max=config.calibration_samples,
                                         validation_max=config.validation_samples)
         log(f"data: {len(calibration)} calibration / {len(validation)} validation samples from {samples.source}")
         ref_outputs = source.predict(validation.x)
         metric_name, metric_value = task_metric(task, ref_outputs, validation.x, validation.labels, class_names)
-        reference = Reference(task, ref_outputs, metric_name, metric_value)
+        image = contract.preprocess if isinstance(contract.preprocess, ImagePreprocess) else None
+        reference = Reference(task, ref_outputs, metric_name, metric_value,
+                              postprocess=contract.postprocess if task == "detection" else None,
+                              input_size=(image.height, image.width) if image else None)
 
         results = []
         with tempfile.TemporaryDirectory(prefix="edgekit-variants-") as work:
@@ -376,17 +398,31 @@ def _load_data(config: ConvertConfig, contract: ContractFile, source: SourceMode
 def _labels(config: ConvertConfig, contract: ContractFile, samples: Samples, source: SourceModel,
             task: str) -> tuple[str, ...] | None:
     names = samples.class_names or contract.labels  # load_samples applied --labels / the contract's labels
-    classes = _classes(source)
-    if names is not None and task == "classification" and classes is not None and len(names) != classes:
+    classes = _classes(source, contract.postprocess)
+    if names is not None and task in ("classification", "detection") and classes is not None and len(names) != classes:
         where = f"labels file {config.labels}" if config.labels else ("class folders in " + samples.source if samples.class_names else "labels in the preprocess file")
-        raise InputError(where, expected=f"{classes} labels (the model's output size)", found=f"{len(names)} labels",
-                         hint="pass a --labels file with one line per model output")
+        size = "the model's output size" if task == "classification" else \
+            f"the classes in the {contract.postprocess.detection_format} detection outputs"  # type: ignore[union-attr]
+        raise InputError(where, expected=f"{classes} labels ({size})", found=f"{len(names)} labels",
+                         hint=f"pass a --labels file with one line per {'model output' if task == 'classification' else 'class'}")
     if samples.labels is not None and classes is not None and task == "classification":
         bad = samples.labels[(samples.labels >= classes) | (samples.labels < 0)]
         if bad.size:
             raise InputError(f"labels in {samples.source}", expected=f"class indices 0..{classes - 1}",
                              found=f"{bad.size} out of range, e.g. {int(bad[0])}")
     return names
+
+
+def _check_detection(config: ConvertConfig, contract: ContractFile, source: SourceModel) -> None:
+    """A detection spec must fit the model's outputs (in the model's own output order)."""
+    from edgekit.errors import ShapeError
+
+    try:
+        _classes(source, contract.postprocess)
+    except ShapeError as exc:
+        raise InputError(f"postprocess in {contract.path}: {exc.what}", expected=exc.expected,
+                         found=f"{exc.found} (the outputs of {config.model.name}, in the model's order)",
+                         hint="fix detection_format, or the order of the model's outputs") from exc
 
 
 def _build_and_measure(name: str, source: SourceModel, calibration: Samples, validation: Samples,
@@ -398,7 +434,7 @@ def _build_and_measure(name: str, source: SourceModel, calibration: Samples, val
     log(f"building {name}")
     try:
         data = kind.build(source, calibration.x if kind.calibrated else None, config.options, work, progress)
-        _measure(result, data, validation, reference, class_names, progress)
+        _measure(result, data, source, validation, reference, class_names, progress)
     except ConversionError as exc:
         result.error = str(exc)
     except InputError as exc:  # a produced model the runtime refuses is a converter failure
@@ -407,8 +443,11 @@ def _build_and_measure(name: str, source: SourceModel, calibration: Samples, val
     return result
 
 
-def _measure(result: VariantResult, data: bytes, validation: Samples, reference: Reference,
+def _measure(result: VariantResult, data: bytes, source: SourceModel, validation: Samples, reference: Reference,
              class_names: tuple[str, ...] | None, progress: Progress) -> None:
+    """Put the variant's outputs in the source's order, run it on the validation split and
+    record its tensor specs and fidelity."""
+    data = align_outputs(result.format, data, source.outputs, result.name)
     info = describe_in_process(result.format, data=data)
     outputs = run_variant(result.format, data, info.inputs, info.outputs, validation.x, progress,
                           f"validating {result.name}")
@@ -503,7 +542,7 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
         try:
             data = tflite_int8_selective(source, calibration.x, config.options, names)
             candidate = VariantResult(result.name, result.format, result.precision)
-            _measure(candidate, data, validation, reference, class_names, progress)
+            _measure(candidate, data, source, validation, reference, class_names, progress)
         except (ConversionError, InputError) as exc:
             tried.append({"float_layers": k, "error": str(exc)[:200]})
             continue
@@ -560,8 +599,8 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, co
         name=config.name or config.output.name.removesuffix(config.output.suffix) or "model",
         variants=tuple(variants),
         preprocess=contract.preprocess,
-        labels=tuple(class_names) if class_names and task == "classification" else (),
-        postprocess=_postprocess(contract, task, reference, _classes(source)),
+        labels=tuple(class_names) if class_names and task in ("classification", "detection") else (),
+        postprocess=_postprocess(contract, task, reference, _classes(source, contract.postprocess)),
         provenance=make_provenance(
             source={"path": config.model.name, "sha256": source.sha256, "format": source.format},
             command=config.command,

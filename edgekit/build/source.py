@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.build.keras_env import import_keras, stdout_to_stderr
+from edgekit.build.outputs import signature_order
 from edgekit.bundle import sha256_file
 from edgekit.errors import InputError, UnsafeModelError
 from edgekit.inspection import detect_kind
@@ -131,13 +132,31 @@ class SourceModel:
         _args, kwargs = self.signature.structured_input_signature
         self.signature_input = next(iter(kwargs))
         outputs = self.signature.structured_outputs
-        self.output_names = sorted(outputs)
+        # The model's own output order (Keras: list order, or sorted dict keys), which
+        # every variant and the manifest follow; not string order (output_10 < output_2).
+        self.output_names = signature_order(list(outputs))
         self.inputs = (TensorSpec("input", (-1, *self.input_shape), self.input_dtype),)
         self.outputs = tuple(
             TensorSpec(name, tuple(-1 if d is None else int(d) for d in outputs[name].shape.as_list()),
                        DType.parse(outputs[name].dtype.name))
             for name in self.output_names
         )
+        if self.keras_model is not None:
+            self._check_keras_order()
+
+    def _check_keras_order(self) -> None:
+        """The signature order must be the Keras model's order (shapes are the witness)."""
+        tensors = list(getattr(self.keras_model, "outputs", None) or [])
+        if not tensors:  # a subclassed model does not say; the signature order stands
+            return
+        keras_shapes = [tuple(-1 if d is None else int(d) for d in t.shape) for t in tensors]
+        ours = [spec.shape for spec in self.outputs]
+        if len(keras_shapes) != len(ours) or any(
+                len(k) != len(o) or any(a != b and -1 not in (a, b) for a, b in zip(k, o, strict=True))
+                for k, o in zip(keras_shapes, ours, strict=True)):
+            raise InputError(f"model {self.path.name} outputs", expected=f"the exported outputs in the Keras order "
+                             f"{keras_shapes}", found=f"{ours} (signature keys {self.output_names})",
+                             hint="return a list of outputs from the model instead of a nested structure")
 
     def _check_code(self) -> dict[str, Any]:
         config, _metadata = read_keras_config(self.path)

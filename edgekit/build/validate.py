@@ -25,9 +25,9 @@ ANOMALY_NAMES = ("anomaly", "anomalous", "abnormal", "fault", "faulty", "defect"
 
 def detect_task(input_shape: tuple[int, ...], outputs: Sequence[TensorSpec],
                 postprocess: PostprocessSpec | None) -> str:
-    """classification, anomaly or regression (from the postprocess spec, else from shapes)."""
+    """classification, anomaly, regression or detection (from the postprocess spec, else from shapes)."""
     if postprocess is not None and postprocess.kind in (PostprocessKind.CLASSIFICATION, PostprocessKind.ANOMALY,
-                                                        PostprocessKind.REGRESSION):
+                                                        PostprocessKind.REGRESSION, PostprocessKind.DETECTION):
         return postprocess.kind.value
     out = tuple(outputs[0].shape[1:])
     if out == tuple(input_shape) or (int(np.prod(out)) == int(np.prod(input_shape)) and len(out) > 0):
@@ -39,9 +39,10 @@ def detect_task(input_shape: tuple[int, ...], outputs: Sequence[TensorSpec],
 
 def run_variant(fmt: str, data: bytes, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                 x: np.ndarray, progress: Progress = no_progress, label: str = "validating") -> list[np.ndarray]:
-    """Run a variant on every sample (batch 1); returns dequantized float32 outputs."""
+    """Run a variant on every sample (batch 1); returns dequantized float32 outputs in the
+    order of `outputs` (matched by name, as the runtime does)."""
     with native_stderr_captured():  # LiteRT announces its delegate on stderr
-        backend = open_backend(fmt, data, threads=1)
+        backend = open_backend(fmt, data, threads=1, outputs=[spec.name for spec in outputs])
     collected: list[list[np.ndarray]] = [[] for _ in outputs]
     for i in progress(range(len(x)), label, len(x)):
         sample = quantize(x[i : i + 1], inputs[0])
@@ -93,12 +94,20 @@ def outputs_digest(outputs: Sequence[np.ndarray]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """The float model's outputs and task metric on the validation split."""
+    """The float model's outputs and task metric on the validation split.
+
+    Attributes:
+        postprocess: detection models: the spec that turns outputs into detections, for
+            the detection agreement of each variant.
+        input_size: ``(height, width)`` of image inputs, for detections in pixels.
+    """
 
     task: str
     outputs: list[np.ndarray]
     metric_name: str | None
     metric: float | None
+    postprocess: PostprocessSpec | None = None
+    input_size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "metric": self.metric_name, "value": self.metric}
@@ -139,15 +148,55 @@ def fidelity(reference: Reference, outputs: Sequence[np.ndarray], x: np.ndarray,
     }
     if reference.task == "classification":
         result["top1_agreement"] = float(np.mean(outputs[0].argmax(-1) == reference.outputs[0].argmax(-1)))
+    if reference.task == "detection" and reference.postprocess is not None:
+        result["detection_agreement"] = detection_agreement(reference, outputs, class_names or ())
     name, value = task_metric(reference.task, outputs, x, labels, class_names)
     if name is not None and value is not None and reference.metric is not None:
         result[name] = value
         result["drop_pts"] = (reference.metric - value) * 100.0
         result["drop_basis"] = name
-    elif "top1_agreement" in result:
-        result["drop_pts"] = (1.0 - result["top1_agreement"]) * 100.0
-        result["drop_basis"] = "top1_agreement"
+    elif "top1_agreement" in result or "detection_agreement" in result:
+        basis = "top1_agreement" if "top1_agreement" in result else "detection_agreement"
+        result["drop_pts"] = (1.0 - result[basis]) * 100.0
+        result["drop_basis"] = basis
     else:
         result["drop_pts"] = None
         result["drop_basis"] = None
     return result
+
+
+DETECTION_IOU = 0.5  # a variant's detection matches the float model's at this overlap
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def detection_agreement(reference: Reference, outputs: Sequence[np.ndarray], labels: tuple[str, ...]) -> float:
+    """Share of samples whose detections match the float model's: as many objects, and
+    each float detection paired with one of the same class at IoU >= 0.5.
+
+    Args:
+        labels: class names (the postprocess spec's ``background_labels`` refer to them).
+    """
+    from edgekit.runtime.postprocess import detect
+
+    assert reference.postprocess is not None
+    count = len(reference.outputs[0])
+    agree = 0
+    for i in range(count):
+        want = detect([o[i : i + 1] for o in reference.outputs], reference.postprocess, labels, reference.input_size)
+        got = list(detect([o[i : i + 1] for o in outputs], reference.postprocess, labels, reference.input_size)["detections"])
+        if len(got) != len(want["detections"]):
+            continue
+        for d in want["detections"]:
+            match = next((g for g in got if g.index == d.index and _iou(g.box, d.box) >= DETECTION_IOU), None)
+            if match is None:
+                break
+            got.remove(match)
+        else:
+            agree += 1
+    return agree / count if count else 1.0

@@ -51,8 +51,25 @@ def tflite_interpreter_class(package: str | None = None) -> tuple[Any, str]:
     )
 
 
+def output_order(what: str, available: Sequence[str], wanted: Sequence[str] | None) -> list[int]:
+    """Positions in `available` (the model file's output names, in its order) of the
+    `wanted` names (the manifest's order); the file's own order when `wanted` is None.
+
+    Raises:
+        InputError: a wanted name is missing or the counts differ.
+    """
+    if wanted is None or list(wanted) == list(available):
+        return list(range(len(available)))
+    positions = {name: i for i, name in enumerate(available)}
+    if len(wanted) != len(available) or len(set(wanted)) != len(wanted) or any(n not in positions for n in wanted):
+        raise InputError(f"{what} outputs", expected=f"the outputs the manifest lists, {list(wanted)}",
+                         found=f"{list(available)}", hint="the bundle's manifest does not describe this model file")
+    return [positions[name] for name in wanted]
+
+
 class Backend(abc.ABC):
-    """One loaded model. `run` takes input arrays in model order and returns outputs."""
+    """One loaded model. `run` takes input arrays in model order and returns outputs in
+    the order given when it was opened (the manifest's), else in the file's order."""
 
     name: str = "backend"
 
@@ -80,7 +97,8 @@ class Backend(abc.ABC):
 class TFLiteBackend(Backend):
     """TFLite through the verifying loader; resizes the batch dimension on demand."""
 
-    def __init__(self, data: bytes, threads: int | None = None, package: str | None = None) -> None:
+    def __init__(self, data: bytes, threads: int | None = None, package: str | None = None,
+                 outputs: Sequence[str] | None = None) -> None:
         super().__init__()
         interpreter_class, self.package = tflite_interpreter_class(package)
         self.name = f"tflite ({self.package})"
@@ -89,6 +107,8 @@ class TFLiteBackend(Backend):
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise InputError("TFLite model", expected="a model the interpreter accepts", found=str(exc)) from exc
+        details = self.interpreter.get_output_details()
+        self._order = output_order("TFLite model", [str(d["name"]) for d in details], outputs)
         self._refresh()
 
     def _refresh(self) -> None:
@@ -97,7 +117,7 @@ class TFLiteBackend(Backend):
         self.outputs = self.interpreter.get_output_details()
         self.input_count = len(self.inputs)
         self._in = [(int(d["index"]), tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"])) for d in self.inputs]
-        self._out = [int(d["index"]) for d in self.outputs]
+        self._out = [int(self.outputs[k]["index"]) for k in self._order]
 
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         it = self.interpreter
@@ -118,7 +138,8 @@ class TFLiteBackend(Backend):
 class OnnxBackend(Backend):
     """ONNX Runtime on the CPU execution provider."""
 
-    def __init__(self, data: bytes, threads: int | None = None, package: str | None = None) -> None:
+    def __init__(self, data: bytes, threads: int | None = None, package: str | None = None,
+                 outputs: Sequence[str] | None = None) -> None:
         super().__init__()
         ort = require("onnxruntime", "running .onnx models")
         self.package = "onnxruntime"
@@ -133,9 +154,13 @@ class OnnxBackend(Backend):
         self.name = f"onnxruntime {ort.__version__}"
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_count = len(self.input_names)
+        names = [o.name for o in self.session.get_outputs()]
+        order = output_order("ONNX model", names, outputs)
+        self.output_names = [names[k] for k in order]
+        self._fetch = None if order == list(range(len(names))) else self.output_names  # None: all, file order
 
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return list(self.session.run(None, dict(zip(self.input_names, inputs, strict=True))))
+        return list(self.session.run(self._fetch, dict(zip(self.input_names, inputs, strict=True))))
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {
@@ -144,15 +169,25 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
 }
 
 
-def open_backend(fmt: str, data: bytes, threads: int | None = None, package: str | None = None) -> Backend:
+def open_backend(fmt: str, data: bytes, threads: int | None = None, package: str | None = None,
+                 outputs: Sequence[str] | None = None) -> Backend:
     """Open verified model bytes of format `fmt` (``tflite`` or ``onnx``), optionally with
-    a forced interpreter package (see `TFLITE_PACKAGES`)."""
+    a forced interpreter package (see `TFLITE_PACKAGES`).
+
+    Args:
+        outputs: output tensor names in the order `run` returns them (a variant's
+            manifest outputs); default: the model file's order.
+
+    Raises:
+        InputError: unknown format, bytes the interpreter refuses, or `outputs` names
+            that are not the model's.
+    """
     try:
         factory = BACKENDS[fmt]
     except KeyError:
         raise InputError(f"unrecognized model format={fmt!r}", expected=f"one of {sorted(BACKENDS)}",
                          found=repr(fmt)) from None
-    return factory(data, threads=threads, package=package)
+    return factory(data, threads=threads, package=package, outputs=outputs)
 
 
 BACKEND_NAMES = {"litert": ("tflite", "ai-edge-litert"), "tflite-runtime": ("tflite", "tflite-runtime"),

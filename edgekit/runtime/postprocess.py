@@ -76,20 +76,95 @@ def _label(labels: tuple[str, ...], index: int) -> str:
     return labels[index] if 0 <= index < len(labels) else str(index)
 
 
+def _rows(array: np.ndarray, rank: int) -> np.ndarray:
+    """Drop a leading batch dimension of 1 (outputs of one input)."""
+    return array.reshape(array.shape[1:]) if array.ndim == rank + 1 and array.shape[0] == 1 else array
+
+
+def detection_classes(spec: PostprocessSpec, shapes: list[tuple[int, ...]]) -> int | None:
+    """Check that outputs of these shapes (batch dimension included, -1 for dynamic) fit
+    the spec's detection format, and say how many classes they carry.
+
+    Returns:
+        The number of classes, or None where the outputs do not tell (SSD op outputs).
+
+    Raises:
+        ShapeError: the outputs do not have the layout the format describes.
+    """
+    from edgekit.errors import ShapeError
+
+    body = [tuple(s[1:]) if len(s) >= 2 else tuple(s) for s in shapes]
+    fmt = spec.detection_format
+    if fmt == "ssd" and len(shapes) == 4:
+        return None
+    if fmt == "ssd" and len(shapes) == 2:
+        boxes, scores = body
+        if len(boxes) != 2 or boxes[-1] != 4 or len(scores) != 2 or scores[0] != boxes[0] or scores[-1] < 1:
+            raise ShapeError("ssd detection outputs", expected="boxes (N, 4) as ymin, xmin, ymax, xmax, then class "
+                             "scores (N, classes), in this order", found=f"outputs of shapes {body}")
+        return scores[-1]
+    if fmt == "ssd":
+        raise ShapeError("ssd detection outputs", expected="4 outputs (boxes, classes, scores, count) of the "
+                         "detection postprocess op, or 2 (boxes (N, 4), class scores (N, classes))",
+                         found=f"{len(shapes)} outputs of shapes {body}")
+    rows = body[0] if body else ()
+    values = (rows[-1] if fmt == "yolo" else rows[0]) if len(rows) == 2 else -1  # per candidate
+    if values < 5:
+        layout = "(N, 5 + classes) rows" if fmt == "yolo" else "(4 + classes, N), classes >= 1"
+        raise ShapeError(f"{fmt} detection output", expected=f"a first output of {layout}",
+                         found=f"outputs of shapes {body}")
+    return values - 5 if fmt == "yolo" else values - 4
+
+
+def _select(boxes: np.ndarray, best: np.ndarray, conf: np.ndarray, spec: PostprocessSpec,
+            labels: tuple[str, ...]) -> tuple[Any, ...]:
+    """Per-class non-maximum suppression over candidates (normalized x0, y0, x1, y1 boxes)."""
+    from edgekit.runtime.results import Detection
+
+    keep: list[int] = []
+    for cls in np.unique(best):
+        members = np.flatnonzero(best == cls)
+        keep += [int(members[i]) for i in nms(boxes[members], conf[members], spec.iou_threshold, spec.max_detections)]
+    keep.sort(key=lambda i: -conf[i])
+    return tuple(Detection(_label(labels, int(best[i])), int(best[i]), float(conf[i]),
+                           tuple(float(v) for v in np.clip(boxes[i], 0.0, 1.0)))  # type: ignore[arg-type]
+                 for i in keep[: spec.max_detections])
+
+
 def detect(outputs: list[np.ndarray], spec: PostprocessSpec, labels: tuple[str, ...],
            input_size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """Detections from SSD-style post-processed outputs or raw YOLO outputs (with NMS).
+    """Detections from SSD-style outputs or raw YOLO outputs (with NMS).
 
+    ``ssd`` takes the four outputs of TFLite's detection postprocess op (boxes, classes,
+    scores, count), or two raw outputs in this order: boxes ``(N, 4)`` as normalized
+    ymin, xmin, ymax, xmax and class scores ``(N, classes)`` (softmax applied when the
+    spec says so; ``background_labels`` never detected), which get per-class NMS.
     Boxes come out as normalized (x0, y0, x1, y1). Raw YOLO boxes in pixels (any value
     above 1.5) are normalized by the input size.
     """
     from edgekit.runtime.results import Detection
 
     threshold = spec.score_threshold if spec.score_threshold is not None else 0.25
-    found: list[Detection] = []
+    if spec.detection_format == "ssd" and len(outputs) == 2:
+        detection_classes(spec, [o.shape for o in outputs])
+        yxyx = _rows(outputs[0], 2).astype(np.float64)
+        scores = _rows(outputs[1], 2).astype(np.float64)
+        if spec.apply_softmax:
+            scores = softmax(scores)
+        background = [i for i, name in enumerate(labels[: scores.shape[1]]) if name in spec.background_labels]
+        if background:
+            scores = scores.copy()
+            scores[:, background] = -np.inf
+        best = np.argmax(scores, axis=1)
+        conf = scores[np.arange(len(scores)), best]
+        mask = conf >= threshold
+        boxes = yxyx[mask][:, [1, 0, 3, 2]]  # ymin, xmin, ymax, xmax -> x0, y0, x1, y1
+        return {"detections": _select(boxes, best[mask], conf[mask], spec, labels)}
     if spec.detection_format == "ssd":
         if len(outputs) < 4:
-            raise ValueError(f"ssd detection expects 4 outputs (boxes, classes, scores, count), got {len(outputs)}")
+            raise ValueError(f"ssd detection expects 4 outputs (boxes, classes, scores, count) or 2 (boxes, class "
+                             f"scores), got {len(outputs)}")
+        found: list[Detection] = []
         boxes, classes, scores, count = (o.reshape(o.shape[1:]) if o.shape and o.shape[0] == 1 else o
                                          for o in outputs[:4])
         n = int(np.asarray(count).reshape(-1)[0]) if np.asarray(count).size else len(scores)
@@ -119,15 +194,7 @@ def detect(outputs: list[np.ndarray], spec: PostprocessSpec, labels: tuple[str, 
     if len(boxes) and input_size is not None and np.max(boxes) > 1.5:
         h, w = input_size
         boxes = boxes / np.array([w, h, w, h], np.float64)
-    keep: list[int] = []
-    for cls in np.unique(best):  # per-class NMS
-        members = np.flatnonzero(best == cls)
-        keep += [int(members[i]) for i in nms(boxes[members], conf[members], spec.iou_threshold, spec.max_detections)]
-    keep.sort(key=lambda i: -conf[i])
-    for i in keep[: spec.max_detections]:
-        box = tuple(float(v) for v in np.clip(boxes[i], 0.0, 1.0))
-        found.append(Detection(_label(labels, int(best[i])), int(best[i]), float(conf[i]), box))  # type: ignore[arg-type]
-    return {"detections": tuple(found)}
+    return {"detections": _select(boxes, best, conf, spec, labels)}
 
 
 def postprocess(inputs: np.ndarray, outputs: list[np.ndarray], spec: PostprocessSpec,
