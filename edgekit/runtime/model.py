@@ -221,5 +221,5 @@ def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: s
     choice = choose(bundle.manifest, variant=variant, backend=backend, prefer=prefer, max_drop_pts=max_drop_pts)
     with native_stderr_captured():  # LiteRT announces its CPU delegate on stderr
         engine = open_backend(choice.variant.format, bundle.variant_bytes(choice.variant.name), threads=threads,
-                              package=choice.package)
+                              package=choice.package, outputs=[o.name for o in choice.variant.outputs])
     return Model(bundle, choice, engine)
