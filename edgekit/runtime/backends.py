@@ -121,6 +121,15 @@ class TFLiteBackend(Backend):
 
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         it = self.interpreter
+        if len(inputs) == 1:  # the common case, without the per-input loops (hot path)
+            index, shape, dtype = self._in[0]
+            array = inputs[0]
+            if array.shape == shape:
+                if array.dtype != dtype or not array.flags.c_contiguous:
+                    array = np.ascontiguousarray(array, dtype=dtype)
+                it.set_tensor(index, array)
+                it.invoke()
+                return [it.get_tensor(i) for i in self._out]  # get_tensor returns a copy
         if any(shape != array.shape for (_i, shape, _d), array in zip(self._in, inputs, strict=True)):
             for (index, shape, _d), array in zip(self._in, inputs, strict=True):
                 if shape != array.shape:

@@ -25,15 +25,16 @@ def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[tuple[st
 
 
 def classify(outputs: list[np.ndarray], spec: PostprocessSpec, labels: tuple[str, ...]) -> dict[str, Any]:
-    scores = outputs[0].reshape(-1)
+    scores = outputs[0].ravel()
     if spec.apply_softmax:
         scores = softmax(scores.astype(np.float64))
     if scores.size <= 64:  # plain Python beats numpy's per-call overhead on a few classes
-        values = scores.tolist()
+        values = scores.tolist()  # Python floats
         order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[: spec.top_k]
         best = order[0]
-        ranked = tuple((labels[i] if i < len(labels) else str(i), float(values[i])) for i in order)
-        score = float(values[best])
+        named = len(labels)
+        ranked = tuple([(labels[i] if i < named else str(i), values[i]) for i in order])
+        score = values[best]
     else:
         best = int(np.argmax(scores))
         score = float(scores[best])
