@@ -228,11 +228,16 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...]:
               help="Run on this host over SSH (repeatable; hosts run concurrently).")
 @click.option("--remote-python", default="edgekit", show_default=True,
               help="The edgekit command on the remote hosts (e.g. ~/venv/bin/edgekit).")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPT",
+              help="Passed to ssh and scp as -o OPT for --remote (repeatable), e.g. Port=2222.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), metavar="FILE",
+              help="ssh configuration file for --remote, used instead of ~/.ssh/config (ssh -F FILE).")
 def bench(targets: tuple[str, ...], variants: str | None, threads_text: str | None, warmup_runs: int,
           warmup_seconds: float, runs: int | None, duration: float | None, windows: int, mode: str,
           baseline: str | None, fmt: str, output: Path | None, plot_path: Path | None, meter: str,
           device: str | None, budget_text: str | None, idle_seconds: float, backend: str | None, seed: int,
-          remotes: tuple[str, ...], remote_python: str) -> None:
+          remotes: tuple[str, ...], remote_python: str, ssh_options: tuple[str, ...],
+          ssh_config: str | None) -> None:
     """Benchmark latency, memory and energy of bundles, .tflite or .onnx files.
 
     Every variant runs in its own worker process; variants are measured in interleaved
@@ -254,7 +259,7 @@ def bench(targets: tuple[str, ...], variants: str | None, threads_text: str | No
     try:
         text, table = bench_main(config, fmt=fmt, output=output, plot_path=plot_path, remotes=remotes,
                                  remote_command=remote_python, progress=None if STATE.quiet else _bench_progress(),
-                                 log=info)
+                                 log=info, ssh_options=ssh_options, ssh_config=ssh_config)
     except EdgekitError as exc:
         if hasattr(exc, "report"):  # partial or over budget: the report first, then the error line
             _show_bench(*exc.report, output, fmt)

@@ -18,17 +18,20 @@ class BenchFailed(InputError):
 
 
 def collect(config: BenchConfig, remotes: Sequence[str] = (), remote_command: str = "edgekit",
-            progress: Progress | None = None, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+            progress: Progress | None = None, log: Callable[[str], None] | None = None, *,
+            ssh_options: Sequence[str] = (), ssh_config: str | None = None) -> list[dict[str, Any]]:
     """Run locally (no `remotes`) or on every remote host concurrently; one report
     document per host. A host that fails gives a document with its error, so the other
-    hosts' results are kept."""
+    hosts' results are kept. `ssh_options` (``-o``) and `ssh_config` (``-F``) go to ssh
+    and scp."""
     if not remotes:
         return [summarize(run_bench(config, progress=progress, log=log))]
     from edgekit.bench.remote import failed_host_document, run_remote
 
     docs: list[dict[str, Any]] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(remotes)) as pool:
-        futures = {host: pool.submit(run_remote, host, config, remote_command, log) for host in remotes}
+        futures = {host: pool.submit(run_remote, host, config, remote_command, log, ssh_options=ssh_options,
+                                     ssh_config=ssh_config) for host in remotes}
         for host, future in futures.items():
             try:
                 docs.append(future.result())
@@ -39,7 +42,8 @@ def collect(config: BenchConfig, remotes: Sequence[str] = (), remote_command: st
 
 def bench_main(config: BenchConfig, *, fmt: str = "table", output: Path | None = None, plot_path: Path | None = None,
                remotes: Sequence[str] = (), remote_command: str = "edgekit", progress: Progress | None = None,
-               log: Callable[[str], None] | None = None) -> tuple[str, str]:
+               log: Callable[[str], None] | None = None, ssh_options: Sequence[str] = (),
+               ssh_config: str | None = None) -> tuple[str, str]:
     """Measure, render in `fmt`, write `output` and `plot_path`; returns ``(text, table)``.
 
     Raises (after the report is written):
@@ -48,7 +52,7 @@ def bench_main(config: BenchConfig, *, fmt: str = "table", output: Path | None =
     """
     from edgekit.bundle.atomic import atomic_write_bytes
 
-    docs = collect(config, remotes, remote_command, progress, log)
+    docs = collect(config, remotes, remote_command, progress, log, ssh_options=ssh_options, ssh_config=ssh_config)
     text = render(docs, fmt)
     table = text if fmt == "table" else render_table(docs)
     if output is not None:
