@@ -207,6 +207,9 @@ def render_table(docs: Sequence[dict[str, Any]]) -> str:
     for doc in docs:
         env = doc["environment"]
         host = doc.get("host") or "local"
+        if not env and not doc["results"]:  # a host that failed before measuring anything
+            out.extend([f"{host}: nothing measured", *(f"FAILED {e}" for e in doc["errors"]), ""])
+            continue
         cpu = env.get("cpu_model") or env.get("machine") or "?"
         out.append(f"{host}: {cpu}, {env.get('cores') or '?'} cores, governor {env.get('governor') or '?'}, "
                    f"threads {','.join(str(t) for t in env.get('threads', []))}")
