@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame
+.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame \
+        bench-honesty bench-report
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
@@ -49,6 +50,16 @@ soak: $(STAMP)
 ## Newest-frame figures: a 200 fps MJPEG stream over loopback into a slower MobileNet (about 1 min).
 bench-newest-frame: $(STAMP)
 	$(BIN)/python tools/newest_frame_bench.py
+
+## Bench honesty: harness median vs a plain timing loop, identical variants side by side.
+bench-honesty: $(STAMP)
+	$(BIN)/python tools/bench_honesty.py
+
+## The demo bundle's fp32 and int8 variants at 1 and 2 threads, as JSON and as the table.
+bench-report: $(STAMP)
+	test -f out/demo/shapes.edgekit || $(BIN)/edgekit demo -o out/demo
+	$(BIN)/edgekit bench out/demo/shapes.edgekit --variants tflite-fp32,tflite-int8 --threads 1,2 \
+		--format json -o out/bench/report.json --plot out/bench/report.png
 
 ## What edgekit inspect says to each bad input.
 bad-inputs: $(STAMP)
