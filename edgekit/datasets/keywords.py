@@ -21,8 +21,8 @@ def _word_plan(word: str) -> list[tuple[float, float, float, float]]:
              float(rng.uniform(0.6, 1.4))) for _ in range(count)]
 
 
-def synthesize(word: str, rate: int, rng: np.random.Generator, clip_seconds: float = 1.0) -> np.ndarray:
-    """One utterance of `word` inside a clip of `clip_seconds`."""
+def utterance(word: str, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """One stand-in utterance of `word` (peak 1.0, no padding), with random speed and pitch."""
     plan = _word_plan(word)
     speed = rng.uniform(0.8, 1.25)
     pitch_shift = rng.uniform(0.85, 1.2)
@@ -41,12 +41,17 @@ def synthesize(word: str, rate: int, rng: np.random.Generator, clip_seconds: flo
             tone += gain * np.sin(k * phase)
         envelope = np.sin(np.pi * np.arange(n) / n) ** 0.5
         parts.append(tone * envelope)
-    utterance = np.concatenate(parts)
-    utterance /= np.max(np.abs(utterance)) + 1e-9
+    sound = np.concatenate(parts)
+    return sound / (np.max(np.abs(sound)) + 1e-9)
+
+
+def synthesize(word: str, rate: int, rng: np.random.Generator, clip_seconds: float = 1.0) -> np.ndarray:
+    """One utterance of `word` inside a clip of `clip_seconds`."""
+    sound = utterance(word, rate, rng)
     clip = np.zeros(int(rate * clip_seconds))
-    start = rng.integers(0, max(1, clip.size - utterance.size))
-    end = min(clip.size, start + utterance.size)
-    clip[start:end] = utterance[: end - start] * rng.uniform(0.3, 0.9)
+    start = rng.integers(0, max(1, clip.size - sound.size))
+    end = min(clip.size, start + sound.size)
+    clip[start:end] = sound[: end - start] * rng.uniform(0.3, 0.9)
     return clip
 
 
