@@ -319,6 +319,38 @@ def devices_show(name: str, as_json: bool) -> None:
     click.echo(json.dumps(profile.to_dict(), indent=2, sort_keys=True) if as_json else profile.describe())
 
 
+@cli.group()
+def datasets() -> None:
+    """Offline synthetic datasets for the recipes (no download, no network)."""
+
+
+@datasets.command("synth")
+@click.argument("task")
+@click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path), required=True,
+              help="Dataset folder: new or empty; a complete one with the same options is reused.")
+@click.option("--samples", type=click.IntRange(min=1), help="Samples per class (default: the task's).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed: the same options and seed give the same files.")
+@click.option("--force", is_flag=True, help="Rebuild a dataset edgekit made earlier in that folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print dataset.json instead of the summary.")
+def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, force: bool, as_json: bool) -> None:
+    """Make the synthetic dataset TASK in the formats the loaders read.
+
+    \b
+    kws      spoken keywords (espeak-ng; a tone stand-in without it), WAV folders
+    shapes   images of shapes, PNG folders
+    har      IMU windows (idle/walk/run/stairs), windows.npz + stream.csv
+    anomaly  machine-vibration features: train.npz (normal), test.npz (with faults)
+
+    Every dataset has labels.txt and dataset.json (task, seed, classes, counts, generator).
+    """
+    from edgekit.datasets.synth import make_config, synthesize
+
+    result = synthesize(task, output_dir, make_config(task, samples=samples, seed=seed), force=force,
+                        log=info, progress=progress)
+    click.echo(json.dumps(result.manifest, indent=2) if as_json else result.summary())
+
+
 @cli.command()
 @click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path), default=Path("out/demo"),
               show_default=True, help="Directory for the demo's artifacts.")

@@ -353,3 +353,18 @@ def test_bad_options(tmp_path: Path) -> None:
     (tmp_path / "dataset.json").write_text(json.dumps({"schema": "other"}))
     with pytest.raises(InputError, match="schema"):
         synth.read_manifest(tmp_path)
+
+
+def test_datasets_synth_from_the_command_line(tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "shapes"
+    made = run_cli("datasets", "synth", "shapes", "-o", str(out), "--samples", "3", "--json")
+    assert made.code == 0, made.stderr
+    manifest = json.loads(made.stdout)
+    assert manifest["task"] == "shapes" and (out / "dataset.json").exists()
+    again = run_cli("datasets", "synth", "shapes", "-o", str(out), "--samples", "3")
+    assert again.code == 0 and again.stdout.strip()
+    bad = run_cli("datasets", "synth", "faces", "-o", str(tmp_path / "x"))
+    assert bad.code == 1 and len(bad.stderr.strip().splitlines()) == 1 and "kws" in bad.stderr
+    assert not (tmp_path / "x").exists()
