@@ -58,6 +58,7 @@ bench-honesty: $(STAMP)
 ## The demo bundle's fp32 and int8 variants at 1 and 2 threads, as JSON and as the table.
 bench-report: $(STAMP)
 	test -f out/demo/shapes.edgekit || $(BIN)/edgekit demo -o out/demo
+	mkdir -p out/bench
 	$(BIN)/edgekit bench out/demo/shapes.edgekit --variants tflite-fp32,tflite-int8 --threads 1,2 \
 		--format json -o out/bench/report.json --plot out/bench/report.png
 

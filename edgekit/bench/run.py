@@ -52,6 +52,10 @@ def bench_main(config: BenchConfig, *, fmt: str = "table", output: Path | None =
     """
     from edgekit.bundle.atomic import atomic_write_bytes
 
+    for path, what in ((output, "report file"), (plot_path, "plot file")):
+        if path is not None and not Path(path).resolve().parent.is_dir():  # fail before measuring, not after
+            raise InputError(f"{what} {path}", expected="a path in an existing directory",
+                             found=f"no directory {Path(path).parent}", hint="create it first")
     docs = collect(config, remotes, remote_command, progress, log, ssh_options=ssh_options, ssh_config=ssh_config)
     text = render(docs, fmt)
     table = text if fmt == "table" else render_table(docs)
