@@ -208,7 +208,8 @@ def render_table(docs: Sequence[dict[str, Any]]) -> str:
         env = doc["environment"]
         host = doc.get("host") or "local"
         if not env and not doc["results"]:  # a host that failed before measuring anything
-            out.extend([f"{host}: nothing measured", *(f"FAILED {e}" for e in doc["errors"]), ""])
+            out.extend([f"{host}: nothing measured", *(f"FAILED {e}" for e in doc["errors"]),
+                        "PARTIAL: this host's run failed before measuring; other hosts' results are kept", ""])
             continue
         cpu = env.get("cpu_model") or env.get("machine") or "?"
         out.append(f"{host}: {cpu}, {env.get('cores') or '?'} cores, governor {env.get('governor') or '?'}, "
