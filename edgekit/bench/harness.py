@@ -252,7 +252,7 @@ class BenchResult:
     environment: dict[str, Any]
     units: list[Unit]
     meter: dict[str, Any]
-    idle: dict[str, Any] | None
+    idle: Any  # energy.IdleBaseline, or None before it is measured
     profile: DeviceProfile | None
     budgets: Budgets
     started: float
@@ -314,8 +314,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None,
     duration = None if runs is not None else (config.duration if config.duration is not None else 2.0)
     per_window_runs = _split(runs, config.windows)
     per_window_seconds = _split(duration, config.windows)
-    modes_of = {id(u): [m for m in config.modes if m == "invoke" or u.variant is not None] for u in units}
-    total_steps = len(units) + sum(len(modes_of[id(u)]) * (config.windows + 1) for u in units)
+    total_steps = len(units) + sum(len(unit_modes(u, config.modes)) * (config.windows + 1) for u in units)
     step = 0
 
     def advance(label: str) -> None:
@@ -328,7 +327,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None,
     try:
         if config.idle_seconds > 0 and system_meter.name not in ("none", "estimate"):
             say(f"measuring idle power for {config.idle_seconds:g} s (keep the machine quiet)")
-        result.idle = system_meter.idle_baseline(config.idle_seconds).to_dict()
+        result.idle = system_meter.idle_baseline(config.idle_seconds)
         for unit in units:
             try:
                 unit.process = WorkerProcess(unit.label)
@@ -341,7 +340,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None,
             advance(f"loaded {unit.label}")
         order_rng = np.random.default_rng(config.seed)
         for mode in config.modes:
-            active = [u for u in units if mode in modes_of[id(u)]]
+            active = [u for u in units if mode in unit_modes(u, config.modes)]
             for unit in active:
                 if unit.error is None:
                     try:
@@ -374,6 +373,11 @@ def run_bench(config: BenchConfig, progress: Progress | None = None,
     result.seconds = time.perf_counter() - clock0
     result.errors = [f"{u.label}: {u.error}" for u in units if u.error]
     return result
+
+
+def unit_modes(unit: Unit, modes: Sequence[str]) -> list[str]:
+    """The modes a unit runs: end-to-end needs a bundle (it carries the preprocessing)."""
+    return [m for m in modes if m == "invoke" or unit.variant is not None]
 
 
 def _measure(unit: Unit, mode: str, meter: Any, runs: int | None, seconds: float | None) -> None:

@@ -34,17 +34,24 @@ def _baseline_for(unit: Unit, units: Sequence[Unit], wanted: str | None) -> Unit
 
 
 def _energy(unit: Unit, mode: str, idle: Any) -> dict[str, Any] | None:
-    from edgekit.bench.energy import IdleBaseline, energy_per_inference
+    from edgekit.bench.energy import energy_per_inference
 
     readings = unit.readings.get(mode) or []
     count = sum(len(w) for w in unit.times_ns.get(mode, []))
     if not readings or not count:
         return None
-    baseline = None
-    if idle is not None:
-        baseline = IdleBaseline(idle["watts"], idle["seconds"], idle["method"], idle["measured"], tuple(idle["notes"]))
-    energy = energy_per_inference(readings, baseline, count)
+    energy = energy_per_inference(readings, idle, count)
     return None if energy is None else energy.to_dict()
+
+
+def energy_mj(energy: dict[str, Any] | None) -> tuple[float | None, str | None]:
+    """The energy figure to show and compare: net mJ per inference when an idle baseline
+    was subtracted, else gross; with which of the two it is."""
+    if not energy:
+        return None, None
+    if energy["net_mj_per_inference"] is not None:
+        return energy["net_mj_per_inference"], "net"
+    return energy["gross_mj_per_inference"], "gross"
 
 
 def summarize(result: BenchResult) -> dict[str, Any]:
@@ -103,7 +110,7 @@ def summarize(result: BenchResult) -> dict[str, Any]:
         "device": result.profile.name if result.profile else None,
         "budgets": result.budgets.to_dict(),
         "environment": result.environment,
-        "energy": {"meter": result.meter, "idle": result.idle},
+        "energy": {"meter": result.meter, "idle": result.idle.to_dict() if result.idle is not None else None},
         "results": rows,
     }
 
@@ -126,13 +133,11 @@ def check_budgets(row: dict[str, Any], budgets: Budgets) -> dict[str, Any]:
     if not limits or row.get("error"):
         return {"status": "n/a", "over": [], "unchecked": []}
     invoke = row.get("invoke") or {}
-    energy = invoke.get("energy") or {}
     values = {
         "latency_ms": invoke.get("median_ms"),
         "size_kb": row["size_bytes"] / 1024.0 if row.get("size_bytes") is not None else None,
         "memory_mb": row["memory"].get("peak_rss_mb"),
-        "energy_mj": energy.get("net_mj_per_inference") if energy.get("net_mj_per_inference") is not None
-        else energy.get("gross_mj_per_inference"),
+        "energy_mj": energy_mj(invoke.get("energy"))[0],
     }
     over, unchecked = [], []
     for key in BUDGET_KEYS:
@@ -189,11 +194,9 @@ COLUMNS = (
 
 def _energy_cell(row: dict[str, Any]) -> str:
     energy = (row["invoke"] or {}).get("energy")
-    if not energy:
+    value, kind = energy_mj(energy)
+    if value is None:
         return "-"
-    value = energy["net_mj_per_inference"] if energy["net_mj_per_inference"] is not None \
-        else energy["gross_mj_per_inference"]
-    kind = "net" if energy["net_mj_per_inference"] is not None else "gross"
     return f"{value:.4g} {kind}{' (est.)' if not energy['measured'] else ''}"
 
 
@@ -270,8 +273,7 @@ def _footnotes(doc: dict[str, Any]) -> list[str]:
         idle_text = f"idle {idle['watts']:.3f} W subtracted ({idle['method']})" if idle and idle.get("watts") \
             is not None else "no idle baseline"
         notes.append(f"energy: {label}{', ' if label == 'measured' else ''}{method}; {idle_text}")
-        rates = {(r["invoke"] or {}).get("energy", {}) and (r["invoke"] or {})["energy"].get("sample_rate_hz")
-                 for r in doc["results"] if r.get("invoke") and r["invoke"].get("energy")}
+        rates = {((r["invoke"] or {}).get("energy") or {}).get("sample_rate_hz") for r in doc["results"]}
         rates.discard(None)
         if rates:
             notes.append(f"energy sampling: {', '.join(f'{x:.0f} Hz' for x in sorted(rates))}")
@@ -325,7 +327,7 @@ def render_csv(docs: Sequence[dict[str, Any]]) -> str:
                     continue
                 stats = stats or {}
                 energy = stats.get("energy") or {}
-                net = energy.get("net_mj_per_inference")
+                value, kind = energy_mj(energy)
                 writer.writerow({
                     "host": doc.get("host") or "local", "label": row["label"], "variant": row["variant"],
                     "format": row["format"], "precision": row["precision"], "threads": row["threads"],
@@ -335,8 +337,8 @@ def render_csv(docs: Sequence[dict[str, Any]]) -> str:
                                                   "p99_ms", "max_ms", "cv", "throughput_per_s",
                                                   "median_of_window_medians_ms", "ratio_to_baseline")},
                     "baseline": row["baseline"], "peak_rss_mb": row["memory"]["peak_rss_mb"],
-                    "energy_mj_per_inference": net if net is not None else energy.get("gross_mj_per_inference"),
-                    "energy_kind": ("net" if net is not None else "gross") if energy else None,
+                    "energy_mj_per_inference": value,
+                    "energy_kind": kind,
                     "energy_measured": energy.get("measured") if energy else None,
                     "budget": row["budget"]["status"], "error": row["error"],
                 })

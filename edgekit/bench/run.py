@@ -67,8 +67,6 @@ def bench_main(config: BenchConfig, *, fmt: str = "table", output: Path | None =
                              found=exc.strerror or str(exc)) from exc
     if plot_path is not None:
         plot(docs, str(plot_path))
-    if output is None and fmt == "table":
-        table = text
     partial = [d for d in docs if d["partial"]]
     if partial:
         errors = [f"{d['host'] + ': ' if d.get('host') else ''}{e}" for d in partial for e in d["errors"]]

@@ -91,7 +91,7 @@ class Worker:
     def load(self, target: str, variant: str | None, threads: int | None, seed: int,
              backend: str | None = None) -> dict[str, Any]:
         from edgekit._native import native_stderr_captured
-        from edgekit.runtime.backends import open_backend
+        from edgekit.runtime.backends import BACKEND_NAMES, open_backend
 
         rng = np.random.default_rng(seed)
         path = Path(target)
@@ -115,8 +115,7 @@ class Worker:
             except OSError as exc:
                 raise InputError(f"bench target {target}", expected="a readable file",
                                  found=exc.strerror or str(exc)) from exc
-            package = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime", "tf-lite": "tensorflow"}.get(
-                backend or "", None)
+            package = BACKEND_NAMES[backend][1] if backend in BACKEND_NAMES else None
             with native_stderr_captured():
                 self.backend = open_backend(fmt, data, threads=threads, package=package)
             name, precision, package = path.stem, None, self.backend.package

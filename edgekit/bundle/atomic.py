@@ -23,7 +23,8 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -48,7 +49,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
         middle = name[len(prefix) : -len(".tmp")].split(".")
         if len(middle) != 2 or not middle[0].isdigit():
             continue
-        if _pid_alive(int(middle[0])) and int(middle[0]) != os.getpid():
+        if pid_alive(int(middle[0])) and int(middle[0]) != os.getpid():
             continue
         with contextlib.suppress(OSError):
             candidate.unlink()
@@ -56,7 +57,8 @@ def remove_stale_temps(path: Path) -> list[Path]:
     return removed
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or new entry in `directory` durable (best effort where unsupported)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -98,7 +100,7 @@ def atomic_writer(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[B
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             temp.unlink()

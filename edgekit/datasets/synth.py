@@ -48,6 +48,7 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 
 from edgekit import __version__
+from edgekit.bundle.atomic import fsync_dir, pid_alive
 from edgekit.datasets import keywords, machine, shapes
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import InputError
@@ -260,16 +261,6 @@ def _existing(out: Path, task: str, config: SynthConfig, force: bool) -> tuple[d
                      hint="pass --force to replace it, or choose another -o")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale(out: Path) -> None:
     """Temp folders of killed runs for `out` (``.NAME.PID.HEX.tmp``/``.old``)."""
     prefix = f".{out.name}."
@@ -277,17 +268,8 @@ def _remove_stale(out: Path) -> None:
         for candidate in out.parent.iterdir():
             parts = candidate.name[len(prefix):].split(".")
             if (candidate.name.startswith(prefix) and len(parts) == 3 and parts[2] in ("tmp", "old")
-                    and parts[0].isdigit() and not _pid_alive(int(parts[0]))):
+                    and parts[0].isdigit() and not pid_alive(int(parts[0]))):
                 shutil.rmtree(candidate, ignore_errors=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _commit(staging: Path, out: Path, replace: bool) -> None:
@@ -302,7 +284,7 @@ def _commit(staging: Path, out: Path, replace: bool) -> None:
         if old is not None:
             os.replace(old, out)
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

@@ -74,7 +74,6 @@ class MicrophoneSource(Source):
         self._last_block = time.monotonic()
         self._closed = False
         self._ended = False
-        self._started = 0.0
         self._samples_seen = 0
         self.stream = self._open(first=True)
         self._watchdog = threading.Thread(target=self._watch, name="edgekit-mic-watchdog", daemon=True)
