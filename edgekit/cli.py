@@ -351,6 +351,57 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
     click.echo(json.dumps(result.manifest, indent=2) if as_json else result.summary())
 
 
+@cli.command("train")
+@click.argument("recipe", required=False)
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Data: class folders (WAV, images), .npz (x, y), CSV sensor recordings with a label column. "
+              "Default: the recipe's synthetic dataset, made in OUT/data.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: out/train/RECIPE).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Override train.batch_size (per replica).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), help="Override train.learning_rate.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override train.seed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override any recipe key, e.g. --set architecture.filters=32 (repeatable).")
+@click.option("--export", type=click.Path(path_type=Path), metavar="OUT.edgekit",
+              help="Also convert to a bundle with the recipe's variants and accuracy gate.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--samples", type=click.IntRange(min=1), help="Samples per class when synthesizing the data.")
+@click.option("--list", "list_only", is_flag=True, help="List the recipes and exit.")
+@click.option("--show", is_flag=True, help="Print the recipe (overrides applied) as YAML and exit.")
+def train_command(recipe: str | None, data: Path | None, output: Path | None, epochs: int | None,
+                  batch_size: int | None, learning_rate: float | None, seed: int | None, overrides: tuple[str, ...],
+                  export: Path | None, resume: bool, samples: int | None, list_only: bool, show: bool) -> None:
+    """Train RECIPE (a name from --list, or a recipe .yaml file) in TensorFlow/Keras.
+
+    Uses every visible GPU (MirroredStrategy, mixed precision), several machines when
+    TF_CONFIG is set (MultiWorkerMirroredStrategy), else the CPU. Writes OUT/RECIPE.keras,
+    its contract (RECIPE.preprocess.yaml: preprocess, labels, postprocess), heldout.npz,
+    report.json, report.md and plots; --export goes on through `edgekit convert`.
+    """
+    from edgekit.build.recipes import list_recipes, load_recipe
+
+    if list_only:
+        for item in list_recipes():
+            click.echo(f"{item.name:16} {item.task:14} {item.data_kind:7} {item.architecture['name']:18} {item.title}")
+        return
+    if recipe is None:
+        raise click.UsageError("missing RECIPE (see --list)")
+    if show:
+        import yaml
+
+        click.echo(yaml.safe_dump(load_recipe(recipe, overrides).to_dict(), sort_keys=False).rstrip())
+        return
+    from edgekit.build.train import TrainConfig, train
+
+    result = train(TrainConfig(recipe=recipe, output=output, data=data, epochs=epochs, batch_size=batch_size,
+                               learning_rate=learning_rate, seed=seed, overrides=overrides, export=export,
+                               resume=resume, synth_samples=samples, progress_bar=not STATE.quiet,
+                               command="edgekit " + " ".join(sys.argv[1:])),
+                   log=info, progress=progress)
+    click.echo(result.summary())
+
+
 @cli.command()
 @click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path), default=Path("out/demo"),
               show_default=True, help="Directory for the demo's artifacts.")

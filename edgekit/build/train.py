@@ -1,0 +1,619 @@
+"""`edgekit train`: a recipe, data, and out come a Keras model, its contract and a report.
+
+Steps: load the recipe (overrides applied); read the data (or synthesize the recipe's
+dataset when there is none); split it by hash; fit the sensor normalization on the
+training split; pick the distribution strategy (``TF_CONFIG``: multi-worker; GPUs:
+`MirroredStrategy` with mixed precision; else the CPU); build and fit the model with a
+``tf.data`` pipeline, a learning-rate schedule, early stopping and a checkpoint per
+epoch (``--resume`` continues from it); evaluate on the test split through the device's
+numpy front end; write ``NAME.keras``, ``NAME.preprocess.yaml`` (preprocess, labels,
+postprocess: the contract `edgekit convert` reads), ``heldout.npz`` (raw test data),
+``report.json``, ``report.md`` and the plots; optionally convert to a bundle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from edgekit import __version__
+from edgekit.build import architectures, pipeline
+from edgekit.build.convert import ConvertConfig, ConvertReport, convert, sidecar_path
+from edgekit.build.keras_env import import_keras
+from edgekit.build.recipes import Recipe, load_recipe
+from edgekit.build.trainingdata import RawData, Split, check_classes, describe, load_raw, split
+from edgekit.build.validate import anomaly_scores, roc_auc
+from edgekit.bundle import atomic_write_bytes
+from edgekit.datasets.loaders import Progress, no_progress
+from edgekit.errors import GateError, InputError
+from edgekit.spec import AudioPreprocess, ImagePreprocess, PostprocessSpec, SensorPreprocess
+
+Log = Callable[[str], None]
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Options of `edgekit train` (see the README).
+
+    Attributes:
+        recipe: a recipe name or the path of a recipe YAML file.
+        output: the output folder (default ``out/train/RECIPE``).
+        data: the data (folder or file); None synthesizes the recipe's dataset into
+            ``OUTPUT/data`` (reused on the next run).
+        epochs, batch_size, learning_rate, seed: overrides of the recipe's ``train`` keys.
+        overrides: ``KEY.PATH=VALUE`` overrides of any recipe key.
+        export: also convert the trained model into this bundle with the recipe's
+            variants and gate, validated on the held-out split.
+        resume: continue an interrupted run from its last checkpoint.
+        synth_samples: samples per class when synthesizing (default: the recipe's).
+        progress_bar: a progress bar per epoch on stderr.
+        command: the command line, for the report and the bundle's provenance.
+    """
+
+    recipe: str
+    output: Path | None = None
+    data: Path | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int | None = None
+    overrides: tuple[str, ...] = ()
+    export: Path | None = None
+    resume: bool = False
+    synth_samples: int | None = None
+    progress_bar: bool = True
+    command: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    model_path: Path
+    report: dict[str, Any]
+    output: Path
+    bundle: ConvertReport | None = None
+
+    def summary(self) -> str:
+        r = self.report
+        test = r["test"]
+        lines = [f"{r['recipe']['name']}: {r['model']['parameters']:,} parameters, "
+                 f"{r['training']['epochs_run']} epoch(s) in {r['training']['seconds']:.1f} s "
+                 f"({r['training']['seconds_per_epoch']:.2f} s/epoch, {r['strategy']['description']})"]
+        if "accuracy" in test:
+            lines.append(f"  held-out accuracy {test['accuracy']:.2%} on {test['samples']} samples "
+                         f"(validation {r['validation']['accuracy']:.2%})")
+        if "roc_auc" in test:
+            lines.append(f"  held-out ROC-AUC {test['roc_auc']:.4f} on {test['samples']} samples; threshold "
+                         f"{test['threshold']:.6g} (p{r['recipe']['values']['train']['threshold_percentile']:g} of "
+                         f"normal validation errors): accuracy {test['accuracy_at_threshold']:.2%}")
+        lines.append(f"  model {self.model_path}; report {self.output / 'report.md'}")
+        if self.bundle is not None:
+            lines.append(self.bundle.render())
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# strategy
+
+
+@dataclasses.dataclass
+class StrategyInfo:
+    strategy: Any
+    kind: str
+    replicas: int
+    mixed_precision: bool
+    devices: list[str]
+    worker: dict[str, Any] | None = None
+
+    @property
+    def description(self) -> str:
+        text = {"default": "CPU", "mirrored": f"MirroredStrategy on {self.replicas} GPU(s)",
+                "multi-worker": f"MultiWorkerMirroredStrategy, {self.replicas} replicas"}[self.kind]
+        if self.worker:
+            text += f", {self.worker['type']} {self.worker['index']} of {self.worker['workers']}"
+        return text + (", mixed precision" if self.mixed_precision else "")
+
+    @property
+    def is_chief(self) -> bool:
+        if not self.worker:
+            return True
+        return self.worker["type"] == "chief" or (self.worker["type"] == "worker" and self.worker["index"] == 0
+                                                  and not self.worker["has_chief"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "replicas": self.replicas, "mixed_precision": self.mixed_precision,
+                "devices": self.devices, "worker": self.worker, "description": self.description}
+
+
+def _tf_config() -> dict[str, Any] | None:
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        workers = [*cluster.get("chief", []), *cluster.get("worker", [])]
+        info = {"type": str(task["type"]), "index": int(task["index"]), "workers": len(workers),
+                "has_chief": bool(cluster.get("chief"))}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError("TF_CONFIG", expected='JSON {"cluster": {"worker": ["host:port", ...]}, '
+                         '"task": {"type": "worker", "index": 0}}', found=text[:200],
+                         hint="unset TF_CONFIG to train on this machine alone") from exc
+    if info["type"] not in ("chief", "worker") or not workers:
+        raise InputError("TF_CONFIG task", expected="type chief or worker in a cluster with workers",
+                         found=json.dumps(config["task"]))
+    return info
+
+
+def select_strategy(tf: Any, keras: Any, log: Log) -> StrategyInfo:
+    """Multi-worker with ``TF_CONFIG``; all GPUs with mixed precision; else the CPU."""
+    worker = _tf_config()
+    gpus = tf.config.list_physical_devices("GPU")
+    mixed = bool(gpus)
+    if mixed:
+        for gpu in gpus:
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except (RuntimeError, ValueError):  # already initialized
+                pass
+    if worker is not None:
+        communication = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.NCCL if gpus
+            else tf.distribute.experimental.CommunicationImplementation.RING)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=communication)
+        kind = "multi-worker"
+    elif gpus:
+        strategy = tf.distribute.MirroredStrategy()
+        kind = "mirrored"
+    else:
+        strategy = tf.distribute.get_strategy()
+        kind = "default"
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    info = StrategyInfo(strategy, kind, int(strategy.num_replicas_in_sync), mixed,
+                        [d.name for d in (gpus or tf.config.list_physical_devices("CPU"))], worker)
+    log(f"  training on {info.description}")
+    return info
+
+
+# ---------------------------------------------------------------------------
+# data
+
+
+def _synthesize(recipe: Recipe, folder: Path, samples: int | None, seed: int, log: Log, progress: Progress) -> Path:
+    from edgekit.datasets.synth import make_config, synthesize
+
+    task = recipe.values["data"]["synth"]
+    if not task:
+        raise InputError(f"recipe {recipe.name}", expected="--data (the recipe has no synthetic dataset)",
+                         found="no --data")
+    options: dict[str, Any] = {}
+    spec = recipe.preprocess
+    if task == "shapes" and isinstance(spec, ImagePreprocess):
+        options["image_size"] = spec.height
+    if task == "har" and isinstance(spec, SensorPreprocess):
+        options["window"] = spec.window
+        options["rate_hz"] = spec.sample_rate_hz
+    count = samples or recipe.values["data"]["synth_samples"]
+    log(f"  no --data: synthesizing the {task!r} dataset into {folder}")
+    result = synthesize(task, folder, make_config(task, samples=count, seed=seed, **options), log=log,
+                        progress=progress)
+    log("  " + result.summary().splitlines()[0])
+    return folder
+
+
+def _fit_normalization(recipe: Recipe, train: RawData) -> Recipe:
+    spec = recipe.preprocess
+    if isinstance(spec, SensorPreprocess) and not spec.mean and not spec.std:
+        flat = train.x.reshape(-1, train.x.shape[-1]).astype(np.float64)
+        std = np.maximum(flat.std(axis=0), 1e-6)
+        fitted = dataclasses.replace(spec, mean=tuple(round(float(v), 6) for v in flat.mean(axis=0)),
+                                     std=tuple(round(float(v), 6) for v in std))
+        return dataclasses.replace(recipe, preprocess=fitted)
+    return recipe
+
+
+# ---------------------------------------------------------------------------
+# callbacks
+
+
+def _callbacks(keras: Any, log: Log, epochs: int, steps: int, bar: bool, checkpoint: Path, state: dict[str, Any],
+               chief: bool) -> list[Any]:
+    import click
+
+    class Progress(keras.callbacks.Callback):
+        """A progress bar per epoch (stderr) and one line per epoch; saves the resumable checkpoint."""
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.start = time.perf_counter()
+            self.bar = None
+            if bar:
+                self.bar = click.progressbar(length=steps, label=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
+                                             show_pos=True)
+                self.bar.__enter__()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if self.bar is not None:
+                self.bar.update(1)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if self.bar is not None:
+                self.bar.__exit__(None, None, None)
+            seconds = time.perf_counter() - self.start
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            state["history"].append({"epoch": epoch + 1, "seconds": seconds, **logs})
+            state["epoch"] = epoch + 1
+            shown = ", ".join(f"{k} {v:.2%}" if "accuracy" in k else f"{k} {v:.4g}" for k, v in logs.items()
+                              if k != "learning_rate")
+            log(f"  epoch {epoch + 1}/{epochs}: {shown}, {seconds:.1f} s")
+            if chief:
+                _save_checkpoint(self.model, checkpoint, state)
+
+    return [Progress()]
+
+
+def _save_checkpoint(model: Any, folder: Path, state: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = folder / f".last.{os.getpid()}.keras"
+    try:
+        model.save(staged)
+        os.replace(staged, folder / "last.keras")
+    finally:
+        staged.unlink(missing_ok=True)
+    atomic_write_bytes(folder / "state.json", json.dumps(state, indent=1).encode())
+
+
+def _load_checkpoint(folder: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads((folder / "state.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if (folder / "last.keras").is_file() and isinstance(state, dict) else None
+
+
+# ---------------------------------------------------------------------------
+# model, optimizer
+
+
+def _schedule(keras: Any, train: Mapping[str, Any], epochs: int, steps: int) -> Any:
+    rate = float(train["learning_rate"])
+    warmup = int(train["warmup_epochs"]) * steps
+    total = max(1, epochs * steps)
+    if train["schedule"] == "cosine":
+        if warmup:
+            return keras.optimizers.schedules.CosineDecay(rate * 0.1, max(1, total - warmup), alpha=0.01,
+                                                          warmup_target=rate, warmup_steps=warmup)
+        return keras.optimizers.schedules.CosineDecay(rate, total, alpha=0.01)
+    if train["schedule"] == "step":
+        every = int(train["step_epochs"]) * steps
+        boundaries = list(range(every, total, every))
+        values = [rate * float(train["step_factor"]) ** i for i in range(len(boundaries) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else rate
+    return rate
+
+
+def _optimizer(keras: Any, train: Mapping[str, Any], schedule: Any) -> Any:
+    name = train["optimizer"]
+    if name == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=float(train["weight_decay"]) or 0.004)
+    if name == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
+    return keras.optimizers.Adam(schedule)
+
+
+def _compile(keras: Any, model: Any, recipe: Recipe, schedule: Any) -> None:
+    train = recipe.train
+    if recipe.task == "anomaly":
+        model.compile(optimizer=_optimizer(keras, train, schedule), loss="mse")
+        return
+    metrics: list[Any] = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if "top2" in recipe.values["metrics"]:
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(k=2, name="top2"))
+    model.compile(optimizer=_optimizer(keras, train, schedule),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(train["label_smoothing"])),
+                  metrics=metrics)
+
+
+def _float32_copy(keras: Any, model: Any, recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> Any:
+    """The same weights in a float32 model (mixed-precision layers would put casts in every export)."""
+    keras.mixed_precision.set_global_policy("float32")
+    clone = architectures.build(keras, recipe.architecture, input_shape, classes, recipe.name)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+
+
+def _classification_metrics(probabilities: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
+    predicted = probabilities.argmax(-1)
+    k = len(names)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (y, predicted), 1)
+    per_class = {}
+    for i, name in enumerate(names):
+        tp = confusion[i, i]
+        precision = tp / max(1, confusion[:, i].sum())
+        recall = tp / max(1, confusion[i].sum())
+        f1 = 2 * precision * recall / max(1e-12, precision + recall)
+        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                           "f1": round(float(f1), 4), "support": int(confusion[i].sum())}
+    return {"samples": int(len(y)), "accuracy": float(np.mean(predicted == y)),
+            "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4),
+            "per_class": per_class, "confusion_matrix": confusion.tolist(), "classes": list(names)}
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=256, verbose=0), np.float32)
+
+
+# ---------------------------------------------------------------------------
+# the command
+
+
+def _prepare_output(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"output folder {path}", expected="a folder edgekit can create and write",
+                         found=exc.strerror or str(exc)) from exc
+
+
+def _recipe_hash(recipe: Recipe) -> str:
+    values = recipe.to_dict()
+    values["train"] = {k: v for k, v in values["train"].items() if k != "epochs"}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train(config: TrainConfig, log: Log = print, progress: Progress = no_progress) -> TrainResult:
+    """Train `config.recipe` and write the model, its contract and the report.
+
+    Raises:
+        InputError: unknown recipe or key, unusable data, unwritable output (exit 1).
+        MissingDependencyError: TensorFlow/Keras missing (names the extra).
+        GateError: ``--export`` and a variant failed the recipe's accuracy gate (exit 4);
+            the trained model and report are written before.
+    """
+    overrides = list(config.overrides)
+    for key, value in (("train.epochs", config.epochs), ("train.batch_size", config.batch_size),
+                       ("train.learning_rate", config.learning_rate), ("train.seed", config.seed)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    recipe = load_recipe(config.recipe, overrides)
+    out = config.output or Path("out/train") / recipe.name
+    if config.export is not None and config.export.suffix != ".edgekit":
+        raise InputError(f"--export {config.export}", expected="a bundle path ending in .edgekit",
+                         found=repr(config.export.name))
+    _prepare_output(out)
+    started = time.perf_counter()
+    train_values = recipe.train
+    seed = int(train_values["seed"])
+    log(f"[1/4] data for {recipe.name} ({recipe.title})")
+    data_path = config.data or _synthesize(recipe, out / "data", config.synth_samples, seed, log, progress)
+    raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
+    if recipe.task == "anomaly":
+        raw = raw.subset(np.flatnonzero(raw.y == 0)) if raw.test is not None else raw
+    parts = split(raw, float(train_values["validation_split"]), float(train_values["test_split"]))
+    if recipe.task == "anomaly" and parts.test is raw.test is None:
+        log("  note: no labelled test set (test.npz): the ROC-AUC needs anomalous samples; reporting errors only")
+    recipe = _fit_normalization(recipe, parts.train)
+    log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} test samples; "
+        f"classes {', '.join(raw.class_names)}")
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    strategy = select_strategy(tf, keras, log)
+    keras.utils.set_random_seed(seed)
+    input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))
+    classes = len(raw.class_names)
+    autoencoder = recipe.task == "anomaly"
+    batch = int(train_values["batch_size"]) * strategy.replicas
+    epochs = int(train_values["epochs"])
+    step_count = pipeline.steps(len(parts.train), batch)
+
+    def dataset(part: RawData, training: bool) -> Any:
+        targets = None if autoencoder else part.y
+        ds = pipeline.make_dataset(part.x, targets, recipe.preprocess, input_shape, batch_size=batch,
+                                   training=training, augment_options=recipe.augment, seed=seed,
+                                   autoencoder=autoencoder)
+        if not autoencoder:
+            ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
+        return ds
+
+    checkpoint = out / CHECKPOINT_DIR
+    state: dict[str, Any] = {"epoch": 0, "history": [], "recipe_hash": _recipe_hash(recipe)}
+    previous = _load_checkpoint(checkpoint)
+    with strategy.strategy.scope():
+        if config.resume and previous is not None:
+            if previous.get("recipe_hash") != state["recipe_hash"]:
+                raise InputError(f"--resume from {checkpoint}", expected="the recipe and overrides of the interrupted "
+                                 "run (only --epochs may change)", found="a different recipe or override",
+                                 hint="run without --resume to start over")
+            model = keras.models.load_model(checkpoint / "last.keras")
+            state = previous
+            log(f"  resuming after epoch {state['epoch']} from {checkpoint}")
+        else:
+            if config.resume:
+                log(f"  note: --resume found no checkpoint in {checkpoint}; starting from the first epoch")
+            elif previous is not None:
+                log(f"  note: {checkpoint} holds an interrupted run (epoch {previous['epoch']}); starting over "
+                    "(--resume continues it)")
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            model = architectures.build(keras, recipe.architecture, input_shape, classes, recipe.name)
+            _compile(keras, model, recipe, _schedule(keras, train_values, epochs, step_count))
+    params = int(model.count_params())
+    log(f"[2/4] training {recipe.architecture['name']} ({params:,} parameters), input {input_shape}, "
+        f"{epochs} epoch(s), batch {batch}")
+    callbacks = _callbacks(keras, log, epochs, step_count, config.progress_bar, checkpoint, state, strategy.is_chief)
+    patience = int(train_values["patience"])
+    monitor = str(train_values["monitor"])
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True,
+                                                       mode="max" if "accuracy" in monitor else "min"))
+    fit_start = time.perf_counter()
+    if state["epoch"] < epochs:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+            model.fit(dataset(parts.train, True), validation_data=dataset(parts.validation, False), epochs=epochs,
+                      initial_epoch=int(state["epoch"]), callbacks=callbacks, verbose=0, shuffle=False)
+    fit_seconds = time.perf_counter() - fit_start
+    if strategy.mixed_precision:
+        model = _float32_copy(keras, model, recipe, input_shape, classes)
+
+    log("[3/4] evaluating on the held-out split through the device's numpy front end")
+    report = _evaluate(model, recipe, parts, input_shape, log)
+    history = state["history"]
+    epoch_seconds = [h["seconds"] for h in history]
+    report.update({
+        "edgekit": __version__,
+        "recipe": {"name": recipe.name, "title": recipe.title, "path": str(recipe.path), "values": recipe.to_dict()},
+        "data": {"source": str(data_path), "synthesized": config.data is None, "notes": list(raw.notes),
+                 "classes": list(raw.class_names), "train": describe(parts.train),
+                 "validation_split": describe(parts.validation), "test_split": describe(parts.test)},
+        "strategy": strategy.to_dict(),
+        "model": {"architecture": dict(recipe.architecture), "parameters": params, "input_shape": list(input_shape)},
+        "training": {"epochs_run": len(history), "epochs_planned": epochs, "batch_size": batch,
+                     "seconds": round(sum(epoch_seconds), 3), "fit_seconds_this_run": round(fit_seconds, 3),
+                     "seconds_per_epoch": float(np.median(epoch_seconds)) if epoch_seconds else 0.0,
+                     "stopped_early": len(history) < epochs, "history": history},
+        "host": {"machine": platform.machine(), "python": platform.python_version(), "cores": os.cpu_count(),
+                 "tensorflow": tf.__version__, "keras": keras.__version__},
+        "command": config.command,
+    })
+    if not strategy.is_chief:  # multi-worker: the chief writes the outputs, the others only report
+        worker_report = out / f"worker-{strategy.worker['index']}.json"  # type: ignore[index]
+        atomic_write_bytes(worker_report, json.dumps(report, indent=2, default=_plain).encode())
+        return TrainResult(model_path=worker_report, report=report, output=out)
+
+    log(f"[4/4] writing {out}")
+    model_path = _write_outputs(keras, model, recipe, raw, parts, report, out)
+    bundle = None
+    if config.export is not None:
+        bundle = _export(recipe, model_path, out, config, log, progress)
+        report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed,
+                            "variants": {v.name: v.metrics for v in bundle.variants}}
+        atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
+    report["seconds_total"] = round(time.perf_counter() - started, 2)
+    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    result = TrainResult(model_path=model_path, report=report, output=out, bundle=bundle)
+    if bundle is not None and not bundle.gate_passed:
+        failed = [v.name for v in bundle.variants if v.gate == "fail"]
+        raise GateError(f"accuracy gate failed for {', '.join(failed)} (the trained model is in {out})",
+                        expected=f"a drop of at most {recipe.convert['max_accuracy_drop']:g} points",
+                        found="; ".join(f"{v.name} {v.metrics.get('drop_pts', 0):.2f}" for v in bundle.variants
+                                        if v.gate == "fail"),
+                        hint="see the convert table above; no bundle was written")
+    return result
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _evaluate(model: Any, recipe: Recipe, parts: Split, input_shape: tuple[int, ...], log: Log) -> dict[str, Any]:
+    spec = recipe.preprocess
+
+    def features(part: RawData) -> np.ndarray:
+        return pipeline.numpy_front_end(part.x, spec, input_shape)
+
+    if recipe.task == "classification":
+        names = parts.train.class_names
+        test = _classification_metrics(_predict(model, features(parts.test)), parts.test.y, names)
+        validation = _classification_metrics(_predict(model, features(parts.validation)), parts.validation.y, names)
+        log(f"  held-out accuracy {test['accuracy']:.2%} ({test['samples']} samples), "
+            f"validation {validation['accuracy']:.2%}")
+        return {"test": test, "validation": {k: validation[k] for k in ("samples", "accuracy", "macro_f1")}}
+    x_val = features(parts.validation)
+    val_errors = anomaly_scores(x_val, _predict(model, x_val))
+    percentile = float(recipe.train["threshold_percentile"])
+    threshold = float(np.percentile(val_errors, percentile))
+    x_test = features(parts.test)
+    errors = anomaly_scores(x_test, _predict(model, x_test))
+    positive = parts.test.y != 0
+    auc = roc_auc(errors, positive)
+    flagged = errors > threshold
+    test: dict[str, Any] = {"samples": int(len(errors)), "threshold": threshold,
+                            "roc_auc": auc if auc is not None else float("nan"),
+                            "accuracy_at_threshold": float(np.mean(flagged == positive)),
+                            "true_positive_rate": float(flagged[positive].mean()) if positive.any() else None,
+                            "false_positive_rate": float(flagged[~positive].mean()) if (~positive).any() else None,
+                            "errors_normal": errors[~positive].tolist(), "errors_anomalous": errors[positive].tolist()}
+    log(f"  threshold {threshold:.6g} (p{percentile:g} of {len(val_errors)} normal validation errors); held-out "
+        f"ROC-AUC {test['roc_auc']:.4f}, accuracy at the threshold {test['accuracy_at_threshold']:.2%}")
+    return {"test": test, "validation": {"samples": int(len(val_errors)), "mean_error": float(val_errors.mean())}}
+
+
+def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: Split, report: dict[str, Any],
+                   out: Path) -> Path:
+    model_path = out / f"{recipe.name}.keras"
+    staged = out / f".{recipe.name}.{os.getpid()}.keras"  # Keras writes in place; stage it, then rename
+    try:
+        model.save(staged)
+        os.replace(staged, model_path)
+    finally:
+        staged.unlink(missing_ok=True)
+    postprocess = recipe.postprocess
+    if recipe.task == "anomaly":
+        postprocess = dataclasses.replace(postprocess, anomaly_threshold=round(report["test"]["threshold"], 8))
+    contract: dict[str, Any] = {"preprocess": recipe.preprocess.to_dict(), "postprocess": postprocess.to_dict()}
+    if recipe.task == "classification":
+        contract["labels"] = list(raw.class_names)
+        atomic_write_bytes(out / "labels.txt", ("\n".join(raw.class_names) + "\n").encode())
+    atomic_write_bytes(sidecar_path(model_path), yaml.safe_dump(contract, sort_keys=False).encode())
+    _write_npz(out / "heldout.npz", x=parts.test.x, y=parts.test.y)
+    report["outputs"] = {"model": str(model_path), "contract": str(sidecar_path(model_path)),
+                         "heldout": str(out / "heldout.npz")}
+    from edgekit.build.trainreport import write_plots, write_markdown
+
+    report["outputs"]["plots"] = write_plots(report, out)
+    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
+    atomic_write_bytes(out / "report.md", write_markdown(report).encode())
+    return model_path
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _export(recipe: Recipe, model_path: Path, out: Path, config: TrainConfig, log: Log,
+            progress: Progress) -> ConvertReport:
+    variants = tuple(recipe.convert["variants"])
+    drop = float(recipe.convert["max_accuracy_drop"])
+    log(f"  edgekit convert {model_path} -o {config.export} --variants {','.join(variants)} "
+        f"--data {out / 'heldout.npz'} --max-accuracy-drop {drop:g}")
+    report = convert(ConvertConfig(model=model_path, output=config.export, variants=variants,  # type: ignore[arg-type]
+                                   data=out / "heldout.npz", max_accuracy_drop=drop,
+                                   auto_fallback=bool(recipe.convert["auto_fallback"]), seed=int(recipe.train["seed"]),
+                                   command=config.command or f"edgekit train {recipe.name} --export {config.export}"),
+                     progress=progress, log=log)
+    atomic_write_bytes(out / "convert.json", (json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    return report

@@ -1,0 +1,130 @@
+"""The training report: learning curves, confusion matrix (or anomaly score histogram) as
+PNG files, and a Markdown summary next to ``report.json``."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.bundle import atomic_write_bytes
+
+logger = logging.getLogger("edgekit.train")
+
+
+def _figure_bytes(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def write_plots(report: dict[str, Any], out: Path) -> list[str]:
+    """``curves.png`` and ``confusion.png`` (classification) or ``scores.png`` (anomaly).
+
+    Returns the files written; without matplotlib, none (and a warning naming the extra).
+    Anomaly error lists are moved out of the report into the plot.
+    """
+    test = report["test"]
+    normal = test.pop("errors_normal", None)
+    anomalous = test.pop("errors_anomalous", None)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning('matplotlib missing: no training plots; pip install "edgekit[plot]"')
+        return []
+    written = []
+    history = report["training"]["history"]
+    keys = [k for k in ("loss", "accuracy") if history and k in history[0]]
+    if history and keys:
+        fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
+        epochs = [h["epoch"] for h in history]
+        for ax, key in zip(axes[0], keys, strict=True):
+            ax.plot(epochs, [h[key] for h in history], marker="o", ms=3, label="train")
+            if f"val_{key}" in history[0]:
+                ax.plot(epochs, [h[f"val_{key}"] for h in history], marker="o", ms=3, label="validation")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(key)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        fig.suptitle(f"{report['recipe']['name']}: learning curves")
+        atomic_write_bytes(out / "curves.png", _figure_bytes(fig))
+        plt.close(fig)
+        written.append(str(out / "curves.png"))
+    if "confusion_matrix" in test:
+        matrix = np.asarray(test["confusion_matrix"], np.float64)
+        names = test["classes"]
+        rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        size = max(4.0, 0.5 * len(names) + 2)
+        fig, ax = plt.subplots(figsize=(size, size * 0.85))
+        ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+        ax.set_yticks(range(len(names)), names)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                if matrix[i, j]:
+                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if rows[i, j] > 0.5 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"held-out confusion matrix (accuracy {test['accuracy']:.1%})")
+        atomic_write_bytes(out / "confusion.png", _figure_bytes(fig))
+        plt.close(fig)
+        written.append(str(out / "confusion.png"))
+    if normal is not None:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        every = np.concatenate([normal, anomalous or []]) if normal or anomalous else np.zeros(1)
+        bins = np.linspace(0, float(np.percentile(every, 99.5)) or 1.0, 50)
+        ax.hist(normal, bins=bins, alpha=0.6, label="normal")
+        if anomalous:
+            ax.hist(anomalous, bins=bins, alpha=0.6, label="anomalous")
+        ax.axvline(test["threshold"], color="k", ls="--", label="threshold")
+        ax.set_xlabel("reconstruction error (MSE)")
+        ax.set_ylabel("samples")
+        ax.legend()
+        ax.set_title(f"held-out anomaly scores (ROC-AUC {test['roc_auc']:.3f})")
+        atomic_write_bytes(out / "scores.png", _figure_bytes(fig))
+        plt.close(fig)
+        written.append(str(out / "scores.png"))
+    return written
+
+
+def write_markdown(report: dict[str, Any]) -> str:
+    recipe, training, test = report["recipe"], report["training"], report["test"]
+    lines = [f"# Training report: {recipe['name']}", "", recipe["title"], "",
+             f"- data: `{report['data']['source']}`" + (" (synthesized)" if report["data"]["synthesized"] else ""),
+             f"- split: {report['data']['train']['samples']} train, {report['data']['validation_split']['samples']} "
+             f"validation, {report['data']['test_split']['samples']} test",
+             f"- model: {report['model']['architecture']['name']}, {report['model']['parameters']:,} parameters, "
+             f"input {tuple(report['model']['input_shape'])}",
+             f"- training: {training['epochs_run']} of {training['epochs_planned']} epochs, batch "
+             f"{training['batch_size']}, {training['seconds']:.1f} s ({training['seconds_per_epoch']:.2f} s/epoch), "
+             f"{report['strategy']['description']}"]
+    for note in report["data"]["notes"]:
+        lines.append(f"- note: {note}")
+    lines.append("")
+    if "accuracy" in test:
+        lines += [f"Held-out accuracy **{test['accuracy']:.2%}** on {test['samples']} samples "
+                  f"(macro F1 {test['macro_f1']:.3f}; validation {report['validation']['accuracy']:.2%}).", "",
+                  "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+        for name, c in test["per_class"].items():
+            lines.append(f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |")
+    else:
+        lines += [f"Held-out ROC-AUC **{test['roc_auc']:.4f}** on {test['samples']} samples; threshold "
+                  f"{test['threshold']:.6g}, accuracy at the threshold {test['accuracy_at_threshold']:.2%}."]
+    lines += ["", "| epoch | seconds | " + " | ".join(k for k in training["history"][0] if k not in ("epoch", "seconds"))
+              + " |" if training["history"] else ""]
+    if training["history"]:
+        keys = [k for k in training["history"][0] if k not in ("epoch", "seconds")]
+        lines.append("|---:|---:|" + "---:|" * len(keys))
+        for h in training["history"]:
+            lines.append(f"| {h['epoch']} | {h['seconds']:.1f} | " + " | ".join(f"{h.get(k, float('nan')):.4g}"
+                                                                              for k in keys) + " |")
+    for plot in report.get("outputs", {}).get("plots", []):
+        lines += ["", f"![{Path(plot).stem}]({Path(plot).name})"]
+    return "\n".join(lines) + "\n"
