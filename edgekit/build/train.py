@@ -99,7 +99,11 @@ class TrainResult:
             lines.append(f"  held-out ROC-AUC {test['roc_auc']:.4f} on {test['samples']} samples; threshold "
                          f"{test['threshold']:.6g} (p{r['recipe']['values']['train']['threshold_percentile']:g} of "
                          f"normal validation errors): accuracy {test['accuracy_at_threshold']:.2%}")
-        lines.append(f"  model {self.model_path}; report {self.output / 'report.md'}")
+        if self.model_path.suffix == ".json":  # a multi-worker worker that is not the chief
+            lines.append(f"  worker report {self.model_path} ({r['training']['samples_this_worker']} training samples "
+                         "on this worker); the chief writes the model")
+        else:
+            lines.append(f"  model {self.model_path}; report {self.output / 'report.md'}")
         if self.bundle is not None:
             lines.append(self.bundle.render())
         return "\n".join(lines)
@@ -335,6 +339,87 @@ def _float32_copy(keras: Any, model: Any, recipe: Recipe, input_shape: tuple[int
     return clone
 
 
+def _fit_multi_worker(tf: Any, keras: Any, model: Any, strategy: Any, recipe: Recipe, train_ds: Any, val_ds: Any,
+                      epochs: int, initial_epoch: int, callbacks: list[Any], global_batch: int) -> int:
+    """The training loop under `MultiWorkerMirroredStrategy`, written against ``strategy.run``.
+
+    Keras 3's ``fit`` cannot run under this strategy (it reduces the first batch and the
+    scalar logs with calls the strategy rejects; keras-team/keras#20585), so this loop
+    does what ``fit`` would: per-replica forward and backward passes, gradients summed
+    across workers by the optimizer (Keras' TF optimizer all-reduces in replica context),
+    losses and accuracy summed across workers, Keras callbacks (progress, checkpoint,
+    early stopping) called with the same logs. Returns how many training samples this
+    worker itself processed (its shard), for the report.
+    """
+    anomaly = recipe.task == "anomaly"
+    smoothing = float(recipe.train["label_smoothing"])
+    if anomaly:
+        per_example = keras.losses.MeanSquaredError(reduction=None)
+    else:
+        per_example = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing, reduction=None)
+    local_samples = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def totals(x: Any, y: Any, predictions: Any) -> dict[str, Any]:
+        losses = tf.cast(per_example(y, predictions), tf.float32)
+        out = {"loss": tf.reduce_sum(losses), "count": tf.cast(tf.shape(x)[0], tf.float32)}
+        if not anomaly:
+            out["correct"] = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(predictions, -1), tf.argmax(y, -1)), tf.float32))
+        return out
+
+    @tf.function
+    def train_step(x: Any, y: Any) -> dict[str, Any]:
+        with tf.GradientTape() as tape:
+            predictions = model(x, training=True)
+            loss = tf.nn.compute_average_loss(tf.cast(per_example(y, predictions), tf.float32),
+                                              global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        local_samples.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
+        return totals(x, y, predictions)
+
+    @tf.function
+    def test_step(x: Any, y: Any) -> dict[str, Any]:
+        return totals(x, y, model(x, training=False))
+
+    def run(step: Any, batch: Any) -> dict[str, float]:
+        result = strategy.run(step, args=batch)
+        return {k: strategy.reduce("SUM", v, axis=None) for k, v in result.items()}
+
+    def logs_of(sums: dict[str, float], prefix: str = "") -> dict[str, float]:
+        logs = {f"{prefix}loss": sums["loss"] / max(sums["count"], 1.0)}
+        if "correct" in sums:
+            logs[f"{prefix}accuracy"] = sums["correct"] / max(sums["count"], 1.0)
+        return logs
+
+    def accumulate(into: dict[str, float], sums: dict[str, Any]) -> None:
+        for key, value in sums.items():
+            into[key] = into.get(key, 0.0) + float(value)
+
+    dist_train = strategy.experimental_distribute_dataset(train_ds)
+    dist_val = strategy.experimental_distribute_dataset(val_ds)
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        train_sums: dict[str, float] = {}
+        for step, batch in enumerate(dist_train):
+            callback_list.on_train_batch_begin(step)
+            accumulate(train_sums, run(train_step, batch))
+            callback_list.on_train_batch_end(step, logs_of(train_sums))
+        val_sums: dict[str, float] = {}
+        for batch in dist_val:
+            accumulate(val_sums, run(test_step, batch))
+        logs = {**logs_of(train_sums), **logs_of(val_sums, "val_")}
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    return int(local_samples.numpy())
+
+
 # ---------------------------------------------------------------------------
 # evaluation
 
@@ -409,7 +494,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     data_path = config.data or _synthesize(recipe, out / "data", config.synth_samples, seed, log, progress)
     raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
     if recipe.task == "anomaly":
-        raw = raw.subset(np.flatnonzero(raw.y == 0)) if raw.test is not None else raw
+        raw = dataclasses.replace(raw.subset(np.flatnonzero(raw.y == 0)), test=raw.test)  # normal data only
     parts = split(raw, float(train_values["validation_split"]), float(train_values["test_split"]))
     if recipe.task == "anomaly" and parts.test is raw.test is None:
         log("  note: no labelled test set (test.npz): the ROC-AUC needs anomalous samples; reporting errors only")
@@ -472,8 +557,13 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     if state["epoch"] < epochs:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-            model.fit(dataset(parts.train, True), validation_data=dataset(parts.validation, False), epochs=epochs,
-                      initial_epoch=int(state["epoch"]), callbacks=callbacks, verbose=0, shuffle=False)
+            if strategy.kind == "multi-worker":
+                state["worker_samples"] = _fit_multi_worker(
+                    tf, keras, model, strategy.strategy, recipe, dataset(parts.train, True),
+                    dataset(parts.validation, False), epochs, int(state["epoch"]), callbacks, batch)
+            else:
+                model.fit(dataset(parts.train, True), validation_data=dataset(parts.validation, False), epochs=epochs,
+                          initial_epoch=int(state["epoch"]), callbacks=callbacks, verbose=0, shuffle=False)
     fit_seconds = time.perf_counter() - fit_start
     if strategy.mixed_precision:
         model = _float32_copy(keras, model, recipe, input_shape, classes)
@@ -493,7 +583,8 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
         "training": {"epochs_run": len(history), "epochs_planned": epochs, "batch_size": batch,
                      "seconds": round(sum(epoch_seconds), 3), "fit_seconds_this_run": round(fit_seconds, 3),
                      "seconds_per_epoch": float(np.median(epoch_seconds)) if epoch_seconds else 0.0,
-                     "stopped_early": len(history) < epochs, "history": history},
+                     "stopped_early": len(history) < epochs, "history": history,
+                     "samples_this_worker": state.get("worker_samples")},
         "host": {"machine": platform.machine(), "python": platform.python_version(), "cores": os.cpu_count(),
                  "tensorflow": tf.__version__, "keras": keras.__version__},
         "command": config.command,
