@@ -39,7 +39,7 @@ from edgekit.build.validate import anomaly_scores, roc_auc
 from edgekit.bundle import atomic_write_bytes
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import GateError, InputError
-from edgekit.spec import AudioPreprocess, ImagePreprocess, PostprocessSpec, SensorPreprocess
+from edgekit.spec import ImagePreprocess, SensorPreprocess
 
 Log = Callable[[str], None]
 CHECKPOINT_DIR = "checkpoints"
@@ -375,7 +375,7 @@ def _fit_multi_worker(tf: Any, keras: Any, model: Any, strategy: Any, recipe: Re
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
         gradients = tape.gradient(loss, model.trainable_variables)
-        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=False))
         local_samples.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
         return totals(x, y, predictions)
 
@@ -679,7 +679,7 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
     _write_npz(out / "heldout.npz", x=parts.test.x, y=parts.test.y)
     report["outputs"] = {"model": str(model_path), "contract": str(sidecar_path(model_path)),
                          "heldout": str(out / "heldout.npz")}
-    from edgekit.build.trainreport import write_plots, write_markdown
+    from edgekit.build.trainreport import write_markdown, write_plots
 
     report["outputs"]["plots"] = write_plots(report, out)
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
