@@ -367,11 +367,14 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
               help="Also convert to a bundle with the recipe's variants and accuracy gate.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option("--samples", type=click.IntRange(min=1), help="Samples per class when synthesizing the data.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed"]), default="auto", show_default=True,
+              help="auto: mixed float16 on GPUs, float32 on CPUs. The saved model is float32 either way.")
 @click.option("--list", "list_only", is_flag=True, help="List the recipes and exit.")
 @click.option("--show", is_flag=True, help="Print the recipe (overrides applied) as YAML and exit.")
 def train_command(recipe: str | None, data: Path | None, output: Path | None, epochs: int | None,
                   batch_size: int | None, learning_rate: float | None, seed: int | None, overrides: tuple[str, ...],
-                  export: Path | None, resume: bool, samples: int | None, list_only: bool, show: bool) -> None:
+                  export: Path | None, resume: bool, samples: int | None, precision: str, list_only: bool,
+                  show: bool) -> None:
     """Train RECIPE (a name from --list, or a recipe .yaml file) in TensorFlow/Keras.
 
     Uses every visible GPU (MirroredStrategy, mixed precision), several machines when
@@ -396,7 +399,8 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
 
     result = train(TrainConfig(recipe=recipe, output=output, data=data, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, seed=seed, overrides=overrides, export=export,
-                               resume=resume, synth_samples=samples, progress_bar=not STATE.quiet,
+                               resume=resume, synth_samples=samples, precision=precision,
+                               progress_bar=not STATE.quiet,
                                command="edgekit " + " ".join(sys.argv[1:])),
                    log=info, progress=progress)
     click.echo(result.summary())

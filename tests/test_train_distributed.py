@@ -66,3 +66,20 @@ def test_malformed_tf_config_is_one_line(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("edgekit: error: TF_CONFIG: expected JSON"), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path):
+    """The GPU path's precision on this CPU: mixed float16 training, float32 model out."""
+    data = tmp_path / "har"
+    assert run_cli("datasets", "synth", "har", "-o", str(data), "--samples", "30").code == 0
+    out = tmp_path / "out"
+    result = run_cli("train", "har-cnn1d", "--data", str(data), "-o", str(out), "--epochs", "1", "--batch-size", "16",
+                     "--precision", "mixed")
+    assert result.code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["strategy"]["mixed_precision"] is True
+    code = ("import json, keras; m = keras.models.load_model(%r); "
+            "print(json.dumps(sorted({l.dtype_policy.name for l in m.layers})))") % str(out / "har-cnn1d.keras")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert json.loads(proc.stdout.splitlines()[-1]) == ["float32"]

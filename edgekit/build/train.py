@@ -60,6 +60,8 @@ class TrainConfig:
             variants and gate, validated on the held-out split.
         resume: continue an interrupted run from its last checkpoint.
         synth_samples: samples per class when synthesizing (default: the recipe's).
+        precision: ``auto`` (mixed float16 on GPUs, float32 on CPUs), ``mixed`` or ``float32``;
+            the saved model is float32 either way.
         progress_bar: a progress bar per epoch on stderr.
         command: the command line, for the report and the bundle's provenance.
     """
@@ -75,6 +77,7 @@ class TrainConfig:
     export: Path | None = None
     resume: bool = False
     synth_samples: int | None = None
+    precision: str = "auto"
     progress_bar: bool = True
     command: str | None = None
 
@@ -162,12 +165,16 @@ def _tf_config() -> dict[str, Any] | None:
     return info
 
 
-def select_strategy(tf: Any, keras: Any, log: Log) -> StrategyInfo:
-    """Multi-worker with ``TF_CONFIG``; all GPUs with mixed precision; else the CPU."""
+def select_strategy(tf: Any, keras: Any, log: Log, precision: str = "auto") -> StrategyInfo:
+    """Multi-worker with ``TF_CONFIG``; all GPUs with mixed precision; else the CPU.
+
+    `precision` ``auto`` means mixed float16 on GPUs and float32 on CPUs; ``mixed`` or
+    ``float32`` force one (mixed on a CPU is slow, but trains and exports the same).
+    """
     worker = _tf_config()
     gpus = tf.config.list_physical_devices("GPU")
-    mixed = bool(gpus)
-    if mixed:
+    mixed = bool(gpus) if precision == "auto" else precision == "mixed"
+    if gpus:
         for gpu in gpus:
             try:
                 tf.config.experimental.set_memory_growth(gpu, True)
@@ -358,6 +365,7 @@ def _fit_multi_worker(tf: Any, keras: Any, model: Any, strategy: Any, recipe: Re
     else:
         per_example = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing, reduction=None)
     local_samples = tf.Variable(0, dtype=tf.int64, trainable=False)
+    scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
     def totals(x: Any, y: Any, predictions: Any) -> dict[str, Any]:
         losses = tf.cast(per_example(y, predictions), tf.float32)
@@ -374,6 +382,8 @@ def _fit_multi_worker(tf: Any, keras: Any, model: Any, strategy: Any, recipe: Re
                                               global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            if scaled:  # mixed precision: the optimizer unscales what we scale here
+                loss = model.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, model.trainable_variables)
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=False))
         local_samples.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
@@ -505,7 +515,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     keras = import_keras()
     import tensorflow as tf
 
-    strategy = select_strategy(tf, keras, log)
+    strategy = select_strategy(tf, keras, log, config.precision)
     keras.utils.set_random_seed(seed)
     input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))
     classes = len(raw.class_names)
