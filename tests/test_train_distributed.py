@@ -78,8 +78,8 @@ def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path):
     assert result.code == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["strategy"]["mixed_precision"] is True
-    code = ("import json, keras; m = keras.models.load_model(%r); "
-            "print(json.dumps(sorted({l.dtype_policy.name for l in m.layers})))") % str(out / "har-cnn1d.keras")
+    code = ("import json, keras; m = keras.models.load_model({!r}); "
+            "print(json.dumps(sorted({{l.dtype_policy.name for l in m.layers}})))").format(str(out / "har-cnn1d.keras"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert json.loads(proc.stdout.splitlines()[-1]) == ["float32"]
