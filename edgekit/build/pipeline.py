@@ -16,8 +16,13 @@ from typing import Any
 import numpy as np
 
 from edgekit.build.keras_env import import_keras
-from edgekit.spec import AudioPreprocess, ImagePreprocess, NoPreprocess, PreprocessSpec, SensorPreprocess
-
+from edgekit.spec import (
+    AudioPreprocess,
+    ImagePreprocess,
+    NoPreprocess,
+    PreprocessSpec,
+    SensorPreprocess,
+)
 
 import_keras()  # quiets TensorFlow's logging before the import
 import tensorflow as tf  # noqa: E402 - this module is only imported to train
@@ -42,8 +47,12 @@ def audio_features(waves: Any, spec: AudioPreprocess) -> Any:
         if spec.feature == "mfcc":
             out = tf.signal.mfccs_from_log_mel_spectrograms(out)[..., : spec.num_mfcc]
     if spec.normalize == "per_clip":
-        mean, variance = tf.nn.moments(out, axes=[1, 2], keepdims=True)
-        out = (out - mean) / tf.maximum(tf.sqrt(variance), 1e-6)
+        # float64 statistics, as the numpy front end: in float32 the mean of a constant clip
+        # (digital silence) is off by an ulp (~1e-6 at log(1e-6)), which the 1e-6 floor on
+        # the std blew up to features of +-1 where the device computes 0
+        wide = tf.cast(out, tf.float64)
+        mean, variance = tf.nn.moments(wide, axes=[1, 2], keepdims=True)
+        out = tf.cast((wide - mean) / tf.maximum(tf.sqrt(variance), 1e-6), tf.float32)
     elif spec.normalize == "global":
         out = (out - spec.mean) / spec.std
     return out
