@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
+import re
 import sysconfig
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from edgekit.build import architectures
 from edgekit.errors import InputError
@@ -276,6 +276,10 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
     if classes is not None and (not isinstance(classes, list) or len(set(map(str, classes))) != len(classes)
                                 or len(classes) < 2):
         raise InputError(f"{where}.data.classes", expected="a list of two or more distinct names", found=repr(classes))
+    if classes is not None and not all(isinstance(c, str) and c for c in classes):
+        # YAML reads unquoted yes/no/on/off as booleans: a KWS recipe's "no" would become False
+        raise InputError(f"{where}.data.classes", expected="class names (strings)", found=repr(classes),
+                         hint="quote names YAML reads as other types, e.g. \"no\", \"off\", \"on\", \"yes\", \"1\"")
     preprocess = preprocess_from_dict(values["preprocess"], f"{where}.preprocess")
     expected_kind = {"audio": "audio", "image": "image", "sensor": "sensor", "vector": "none"}[values["data"]["kind"]]
     if preprocess.kind.value != expected_kind:
@@ -289,9 +293,34 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
                   path=path)
 
 
+@functools.lru_cache(maxsize=1)
+def _loader() -> Any:
+    """A safe YAML loader that also reads ``1e-4`` as a number.
+
+    YAML 1.1 (PyYAML) wants a dot in a float, so ``learning_rate: 1e-4`` or ``--set
+    train.learning_rate=1e-4`` would be the string '1e-4'.
+    """
+    import yaml  # here, not at the top: finding recipes (`recipe_names`) needs no third-party module
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+    return Loader
+
+
+def _safe_load(text: str) -> Any:
+    import yaml
+
+    return yaml.load(text, Loader=_loader())  # noqa: S506 - a SafeLoader subclass
+
+
 def _parse_value(text: str) -> Any:
+    import yaml
+
     try:
-        return yaml.safe_load(text)
+        return _safe_load(text)
     except yaml.YAMLError:
         return text
 
@@ -329,8 +358,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], where: st
 
 
 def read_recipe_data(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = _safe_load(path.read_text("utf-8"))
     except OSError as exc:
         raise InputError(f"recipe {path}", expected="a readable YAML file", found=exc.strerror or str(exc)) from exc
     except yaml.YAMLError as exc:
