@@ -34,7 +34,7 @@ import numpy as np
 
 from edgekit.build.recipes import Recipe
 from edgekit.datasets.loaders import WAV_SUFFIXES, Progress, no_progress
-from edgekit.errors import InputError
+from edgekit.errors import InputError, MissingDependencyError
 from edgekit.features import audio as audio_features
 from edgekit.features import image as image_features
 from edgekit.spec import AudioPreprocess, ImagePreprocess, SensorPreprocess
@@ -150,6 +150,8 @@ def _read_folder(root: Path, recipe: Recipe, log: Log, progress: Progress) -> Ra
                     key = f"resized from {image.shape[1]}x{image.shape[0]} to {spec.width}x{spec.height}"
                     adapted[key] = adapted.get(key, 0) + 1
                 xs.append(image_features.prepare(image, spec))
+        except MissingDependencyError:
+            raise  # no decoder installed: not a corrupt file
         except (InputError, ValueError) as exc:
             skipped.append(f"{path.relative_to(root)}: {exc}")
             continue
