@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job end to end on built-in synthetic data: no data, no network.
+## The main job end to end on built-in synthetic data: no data, no network (./edgekit-demo).
 demo: $(STAMP)
-	$(BIN)/edgekit demo -o out/demo
+	$(BIN)/edgekit demo
 
 ## The whole test suite (CI runs exactly this, with EDGEKIT_STRICT_TESTS=1).
 test: $(STAMP)
@@ -55,11 +55,11 @@ bench-newest-frame: $(STAMP)
 bench-honesty: $(STAMP)
 	$(BIN)/python tools/bench_honesty.py
 
-## The demo bundle's fp32 and int8 variants at 1 and 2 threads, as JSON and as the table.
+## The demo bundle's int8 and fp32 variants at 1 and 2 threads, as JSON and as the table.
 bench-report: $(STAMP)
-	test -f out/demo/shapes.edgekit || $(BIN)/edgekit demo -o out/demo
+	test -f edgekit-demo/kws-dscnn.edgekit || $(BIN)/edgekit demo
 	mkdir -p out/bench
-	$(BIN)/edgekit bench out/demo/shapes.edgekit --variants tflite-fp32,tflite-int8 --threads 1,2 \
+	$(BIN)/edgekit bench edgekit-demo/kws-dscnn.edgekit --variants tflite-int8,onnx-fp32 --threads 1,2 \
 		--format json -o out/bench/report.json --plot out/bench/report.png
 
 ## What edgekit inspect says to each bad input.
@@ -70,4 +70,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check edgekit tests tools
 
 clean:
-	rm -rf out .pytest_cache .hypothesis build *.egg-info
+	rm -rf out edgekit-demo .pytest_cache .hypothesis build *.egg-info
