@@ -10,8 +10,9 @@ Sources:
     audio   WAV folders (one subfolder per class), or .npz (x: (N, samples) waveforms, y).
     image   image folders (one subfolder per class), or .npz (x: (N, H, W, 3) uint8, y).
     sensor  .npz (x: (N, window, channels), y), a CSV recording with a ``label`` column
-            (cut into windows; a window takes the label of its samples' majority), or a
-            folder of them (``windows.npz`` from ``edgekit datasets synth har``).
+            (cut into windows; a window takes the label of its samples' majority; the
+            split keeps blocks of consecutive windows together), or a folder of them
+            (``windows.npz`` from ``edgekit datasets synth har``).
     vector  .npz (x: (N, D), optional y), or a folder with ``train.npz`` and ``test.npz``
             (anomaly detection: train on the normal samples, test on labelled ones).
 
@@ -40,6 +41,8 @@ from edgekit.features import image as image_features
 from edgekit.spec import AudioPreprocess, ImagePreprocess, SensorPreprocess
 
 logger = logging.getLogger("edgekit.train")
+# a CSV recording's windows go to the train/validation/test split in blocks of this many
+CSV_BLOCK_WINDOWS = 8
 Log = Callable[[str], None]
 
 
@@ -261,12 +264,13 @@ def _read_csv(path: Path, recipe: Recipe, labels: tuple[str, ...] | None) -> tup
     return np.asarray(values, np.float32), names
 
 
-def _windows_from_csv(paths: list[Path], recipe: Recipe, labels: tuple[str, ...] | None, log: Log) -> RawData:
+def _windows_from_csv(paths: list[Path], recipe: Recipe, labels: tuple[str, ...] | None, log: Log,
+                      root: Path | None = None) -> RawData:
     spec = recipe.preprocess
     assert isinstance(spec, SensorPreprocess)
     from edgekit.features.sensor import windows
 
-    xs, ys, ids = [], [], []
+    xs, ys, ids, groups = [], [], [], []
     recordings = [(p, *_read_csv(p, recipe, labels)) for p in paths]
     names = labels or tuple(sorted({n for _, _, row_names in recordings for n in row_names}))
     for path, values, row_names in recordings:
@@ -276,16 +280,27 @@ def _windows_from_csv(paths: list[Path], recipe: Recipe, labels: tuple[str, ...]
         index = np.array([names.index(n) for n in row_names], np.int64)
         cut = windows(values, spec)
         starts = np.arange(len(cut)) * spec.stride
+        name = path.relative_to(root).as_posix() if root is not None else path.name
         for k, start in enumerate(starts):
             window_labels = np.bincount(index[start : start + spec.window], minlength=len(names))
             xs.append(cut[k])
             ys.append(int(window_labels.argmax()))
-            ids.append(f"{path.name}@{start}")
+            ids.append(f"{name}@{start}")
+            groups.append(f"{name} block {k // CSV_BLOCK_WINDOWS}")
     if not xs:
         raise InputError("sensor recordings", expected=f"at least {spec.window} rows (one window)",
                          found=f"{sum(len(v) for _, v, _ in recordings)} rows in {len(paths)} file(s)")
     log(f"  {len(xs)} windows of {spec.window} samples every {spec.stride} from {len(paths)} recording(s)")
-    return RawData(np.stack(xs), np.asarray(ys, np.int64), tuple(ids), names)
+    # Neighbouring windows share samples (stride < window) and are alike anyway: split by
+    # blocks of consecutive windows, or the held-out windows would overlap training ones.
+    blocks = len(set(groups))
+    if blocks >= 3:
+        note = (f"recordings split in {blocks} blocks of up to {CSV_BLOCK_WINDOWS} consecutive windows: held-out "
+                "windows overlap training windows only at block edges")
+    else:  # split() needs three groups; too short to keep the held-out windows apart
+        note = (f"recordings too short for a split in blocks ({len(xs)} windows): held-out windows overlap "
+                "training windows; record longer")
+    return RawData(np.stack(xs), np.asarray(ys, np.int64), tuple(ids), names, (note,), groups=tuple(groups))
 
 
 def load_raw(path: Path, recipe: Recipe, log: Log = lambda _m: None, progress: Progress = no_progress) -> RawData:
@@ -319,7 +334,7 @@ def load_raw(path: Path, recipe: Recipe, log: Log = lambda _m: None, progress: P
     if kind == "sensor":
         csvs = sorted(p for p in path.rglob("*.csv") if p.name != "index.csv")
         if csvs:
-            return _windows_from_csv(csvs, recipe, labels, log)
+            return _windows_from_csv(csvs, recipe, labels, log, root=path)
     raise InputError(f"data folder {path}", expected=_expected(kind),
                      found=f"{len(list(path.iterdir()))} entries, none in that layout")
 
