@@ -140,13 +140,14 @@ def test_budgets_parse_and_override():
 
 @pytest.mark.slow
 def test_an_installed_edgekit_finds_the_profiles(tmp_path):
-    """Build a wheel from the source files and install it into a fresh venv: profiles come along."""
+    """Build a wheel from the source files and install it into a fresh venv: profiles and recipes come along."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "edgekit", src / "edgekit", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "devices", src / "devices")
+    shutil.copytree(REPO / "models", src / "models")
     wheels = tmp_path / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src)],
@@ -156,12 +157,15 @@ def test_an_installed_edgekit_finds_the_profiles(tmp_path):
     python = venv / "bin" / "python"
     subprocess.run([*pip, "--python", str(python), "install", "--no-deps", *map(str, wheels.glob("*.whl"))],
                    check=True, capture_output=True, text=True, timeout=600)
-    code = ("import json, edgekit.devices as d; "
+    code = ("import json, edgekit.devices as d, edgekit.build.recipes as r; "
             "print(json.dumps({'names': d.profile_names(), 'path': [str(p) for p in d.search_path()], "
-            "'module': d.__file__}))")
+            "'module': d.__file__, 'recipes': r.recipe_names(), 'recipe_path': [str(p) for p in r.search_path()]}))")
     proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd="/", check=True,
                           env={"PATH": "/usr/bin:/bin"})
     found = json.loads(proc.stdout)
     assert found["module"].startswith(str(venv))
     assert found["names"] == SHIPPED
     assert found["path"] == [str((venv / "share" / "edgekit" / "devices").resolve())]
+    # the training recipes travel the same way (models/*.yaml -> share/edgekit/models)
+    assert found["recipes"] == sorted(p.stem for p in (REPO / "models").glob("*.yaml"))
+    assert found["recipe_path"] == [str((venv / "share" / "edgekit" / "models").resolve())]
