@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -142,6 +143,21 @@ def test_sensor_predict_by_channel_name_equals_by_order(runtime_bundles):
 
 # ---------------------------------------------------------------------------
 # streams
+
+
+def test_wav_source_stamps_blocks_with_audio_time(tmp_path):
+    """Read far faster than real time, a WAV file's blocks still carry audio time, so
+    smoothing and suppression windows (in ms) mean what they mean on a microphone."""
+    from edgekit.features.audio import write_wav
+
+    wav = tmp_path / "ten.wav"
+    write_wav(wav, np.zeros(10 * 16000, np.float32), 16000)
+    items = list(open_source(f"wav:{wav}?chunk_ms=100"))
+    stamps = np.array([item.timestamp for item in items])
+    assert len(items) == 100
+    assert np.allclose(np.diff(stamps), 0.1)
+    assert stamps[-1] - stamps[0] == pytest.approx(9.9)
+    assert abs(stamps[0] - 0.1 - time.time()) < 60  # the run's start plus the audio time
 
 
 def test_audio_stream_slides_a_window_every_hop(runtime_bundles, tmp_path):

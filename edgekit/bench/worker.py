@@ -48,6 +48,15 @@ def _rss_bytes() -> int | None:
 
 
 def _peak_rss_bytes() -> int:
+    """This process's peak resident set. Linux: ``VmHWM`` (``ru_maxrss`` carries the parent's
+    peak over fork and exec, so a worker started by a large process would report that)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) * (1 if sys.platform == "darwin" else 1024)  # Linux reports KiB
 

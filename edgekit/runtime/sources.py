@@ -102,6 +102,7 @@ class WavSource(Source):
 
     def __iter__(self) -> Iterator[Item]:
         start = time.monotonic()
+        epoch = time.time()
         for offset in range(0, len(self.samples), self.chunk):
             if self.realtime:
                 due = start + offset / self.rate
@@ -109,7 +110,11 @@ class WavSource(Source):
                 if delay > 0:
                     time.sleep(delay)
             chunk = self.samples[offset : offset + self.chunk]
-            yield Item((chunk, self.rate), time.time(), f"{self.name}@{offset / self.rate:.3f}s")
+            # stamped with audio time (when the chunk's last sample would have been heard, counted
+            # from the start of the run), so smoothing and suppression windows mean the same at
+            # any reading speed
+            yield Item((chunk, self.rate), epoch + (offset + len(chunk)) / self.rate,
+                       f"{self.name}@{offset / self.rate:.3f}s")
 
 
 def _parse_row(line: str, header: list[str] | None) -> Any:
