@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame \
-        bench-honesty bench-report
+        bench-honesty bench-report bench-train
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
@@ -61,6 +61,10 @@ bench-report: $(STAMP)
 	mkdir -p out/bench
 	$(BIN)/edgekit bench edgekit-demo/kws-dscnn.edgekit --variants tflite-int8,onnx-fp32 --threads 1,2 \
 		--format json -o out/bench/report.json --plot out/bench/report.png
+
+## Training figures: every recipe on its synthetic data, seconds per epoch, held-out figures, int8 (long).
+bench-train: $(STAMP)
+	$(BIN)/python tools/train_bench.py -o out/bench/train --export
 
 ## What edgekit inspect says to each bad input.
 bad-inputs: $(STAMP)
