@@ -646,7 +646,7 @@ def test_anomaly_training_reports_roc_auc_and_carries_the_threshold(tmp_path):
 # --resume
 
 
-RESUME_EPOCHS = 6
+RESUME_EPOCHS = 8
 
 
 @pytest.mark.tf
@@ -671,7 +671,8 @@ def test_resume_continues_a_killed_training(tmp_path):
     finally:
         proc.kill()  # SIGKILL: no cleanup runs
         proc.wait()
-    killed_at = json.loads(state_file.read_text())["epoch"]
+    killed_state = json.loads(state_file.read_text())
+    killed_at = killed_state["epoch"]
     assert 1 <= killed_at < RESUME_EPOCHS
     assert not (out / "report.json").exists()
     interrupted = tmp_path / "interrupted"
@@ -682,6 +683,7 @@ def test_resume_continues_a_killed_training(tmp_path):
     assert f"resuming after epoch {killed_at} from {out / 'checkpoints'}" in result.stderr
     training = read_report(out)["training"]
     assert [h["epoch"] for h in training["history"]] == list(range(1, RESUME_EPOCHS + 1))
+    assert training["history"][:killed_at] == killed_state["history"]  # the epochs before the kill, as recorded
     assert training["epochs_run"] == RESUME_EPOCHS
     assert f"epoch {killed_at + 1}/{RESUME_EPOCHS}" in result.stderr and "epoch 1/" not in result.stderr
 
