@@ -395,6 +395,7 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
 
         click.echo(yaml.safe_dump(load_recipe(recipe, overrides).to_dict(), sort_keys=False).rstrip())
         return
+    load_recipe(recipe, overrides)  # a mistyped name or key fails before TensorFlow loads
     from edgekit.build.train import TrainConfig, train
 
     result = train(TrainConfig(recipe=recipe, output=output, data=data, epochs=epochs, batch_size=batch_size,

@@ -34,7 +34,15 @@ from edgekit.build import architectures, pipeline
 from edgekit.build.convert import ConvertConfig, ConvertReport, convert, sidecar_path
 from edgekit.build.keras_env import import_keras
 from edgekit.build.recipes import Recipe, load_recipe
-from edgekit.build.trainingdata import RawData, Split, check_classes, describe, load_raw, split
+from edgekit.build.trainingdata import (
+    RawData,
+    Split,
+    check_classes,
+    concatenate,
+    describe,
+    load_raw,
+    split,
+)
 from edgekit.build.validate import anomaly_scores, roc_auc
 from edgekit.bundle import atomic_write_bytes
 from edgekit.datasets.loaders import Progress, no_progress
@@ -277,14 +285,20 @@ def _callbacks(keras: Any, log: Log, epochs: int, steps: int, bar: bool, checkpo
 
 
 def _save_checkpoint(model: Any, folder: Path, state: dict[str, Any]) -> None:
+    """``epoch-N.keras``, then ``state.json`` naming it, then older files go: a kill at any
+    point leaves a state whose model file exists and matches it."""
     folder.mkdir(parents=True, exist_ok=True)
-    staged = folder / f".last.{os.getpid()}.keras"
+    name = f"epoch-{state['epoch']}.keras"
+    staged = folder / f".{name}.{os.getpid()}"
     try:
-        model.save(staged)
-        os.replace(staged, folder / "last.keras")
+        model.save(staged.with_suffix(".keras"))
+        os.replace(staged.with_suffix(".keras"), folder / name)
     finally:
-        staged.unlink(missing_ok=True)
-    atomic_write_bytes(folder / "state.json", json.dumps(state, indent=1).encode())
+        staged.with_suffix(".keras").unlink(missing_ok=True)
+    atomic_write_bytes(folder / "state.json", json.dumps({**state, "model": name}, indent=1).encode())
+    for old in folder.glob("epoch-*.keras"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def _load_checkpoint(folder: Path) -> dict[str, Any] | None:
@@ -292,7 +306,9 @@ def _load_checkpoint(folder: Path) -> dict[str, Any] | None:
         state = json.loads((folder / "state.json").read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    return state if (folder / "last.keras").is_file() and isinstance(state, dict) else None
+    if not isinstance(state, dict) or not (folder / str(state.get("model", ""))).is_file():
+        return None
+    return state
 
 
 # ---------------------------------------------------------------------------
@@ -503,11 +519,16 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     log(f"[1/4] data for {recipe.name} ({recipe.title})")
     data_path = config.data or _synthesize(recipe, out / "data", config.synth_samples, seed, log, progress)
     raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
-    if recipe.task == "anomaly":
-        raw = dataclasses.replace(raw.subset(np.flatnonzero(raw.y == 0)), test=raw.test)  # normal data only
+    anomalous = None
+    if recipe.task == "anomaly":  # train and calibrate on normal data only; anomalies are for the test
+        if raw.test is None and (raw.y != 0).any():
+            anomalous = raw.subset(np.flatnonzero(raw.y != 0))
+        raw = dataclasses.replace(raw.subset(np.flatnonzero(raw.y == 0)), test=raw.test)
     parts = split(raw, float(train_values["validation_split"]), float(train_values["test_split"]))
-    if recipe.task == "anomaly" and parts.test is raw.test is None:
-        log("  note: no labelled test set (test.npz): the ROC-AUC needs anomalous samples; reporting errors only")
+    if anomalous is not None:
+        parts = dataclasses.replace(parts, test=concatenate(parts.test, anomalous))
+    if recipe.task == "anomaly" and not (parts.test.y != 0).any():
+        log("  note: no anomalous samples to test on (a labelled test.npz, or y=1 rows): no ROC-AUC, errors only")
     recipe = _fit_normalization(recipe, parts.train)
     log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} test samples; "
         f"classes {', '.join(raw.class_names)}")
@@ -542,7 +563,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
                 raise InputError(f"--resume from {checkpoint}", expected="the recipe and overrides of the interrupted "
                                  "run (only --epochs may change)", found="a different recipe or override",
                                  hint="run without --resume to start over")
-            model = keras.models.load_model(checkpoint / "last.keras")
+            model = keras.models.load_model(checkpoint / previous["model"])
             state = previous
             log(f"  resuming after epoch {state['epoch']} from {checkpoint}")
         else:

@@ -376,6 +376,13 @@ def check_classes(data: RawData, recipe: Recipe, source: str) -> RawData:
     return dataclasses.replace(data, y=mapping[data.y], class_names=tuple(wanted))
 
 
+def concatenate(first: RawData, second: RawData) -> RawData:
+    """`first` followed by `second` (same class names)."""
+    groups = None if first.groups is None or second.groups is None else first.groups + second.groups
+    return dataclasses.replace(first, x=np.concatenate([first.x, second.x]), y=np.concatenate([first.y, second.y]),
+                               ids=first.ids + second.ids, groups=groups, test=None)
+
+
 def _bucket(ids: tuple[str, ...]) -> np.ndarray:
     keys = np.array([int.from_bytes(hashlib.sha256(i.encode()).digest()[:8], "big") for i in ids], dtype=np.uint64)
     return (keys % np.uint64(1_000_000)).astype(np.float64) / 1_000_000.0
