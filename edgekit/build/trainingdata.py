@@ -169,7 +169,37 @@ def _read_folder(root: Path, recipe: Recipe, log: Log, progress: Progress) -> Ra
                          found=f"{len(skipped)} unreadable file(s), e.g. {skipped[0] if skipped else '-'}")
     for note in notes[: len(adapted)]:
         log(f"  note: {note}")
-    return RawData(np.stack(xs), np.asarray(ys, np.int64), tuple(ids), names, tuple(notes))
+    groups = _index_groups(root, ids)
+    if groups is not None:
+        notes.append(f"split by recording group from {root / 'index.csv'} ({len(set(groups))} groups): "
+                     "takes of one utterance never straddle train and test")
+    return RawData(np.stack(xs), np.asarray(ys, np.int64), tuple(ids), names, tuple(notes), groups=groups)
+
+
+def _index_groups(root: Path, ids: list[str]) -> tuple[str, ...] | None:
+    """Groups from the folder's ``index.csv``: a ``group`` column, or (as ``edgekit datasets
+    synth kws`` writes it) the utterance: word, voice, speed and pitch. Clips mixed from one
+    utterance must stay on one side of the split, or the held-out figure is inflated."""
+    path = root / "index.csv"
+    if not path.is_file():
+        return None
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not rows or "path" not in rows[0]:
+        return None
+    utterance = ("word", "voice", "speed_wpm", "pitch")
+    by_path: dict[str, str] = {}
+    for row in rows:
+        if row.get("group"):
+            by_path[row["path"]] = row["group"]
+        elif all(row.get(k) for k in utterance):
+            by_path[row["path"]] = "|".join(row[k] for k in utterance)
+    if not by_path:
+        return None
+    return tuple(by_path.get(i.replace("\\", "/"), f"file {i}") for i in ids)
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
