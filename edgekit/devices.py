@@ -20,12 +20,11 @@ import dataclasses
 import math
 import os
 import re
-import sysconfig
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edgekit import _datafiles
 from edgekit.errors import InputError
 
 SCHEMA_VERSION = 1
@@ -305,37 +304,9 @@ def _figure(value: Any, where: str) -> PowerFigure:
 # finding and loading
 
 
-def _checkout_dir() -> Path | None:
-    """``devices/`` of a source checkout (the repository root holds pyproject.toml)."""
-    root = Path(__file__).resolve().parent.parent
-    folder = root / "devices"
-    return folder if folder.is_dir() and (root / "pyproject.toml").is_file() else None
-
-
-def _installed_dir() -> Path | None:
-    """Where pip put the profiles: ``share/edgekit/devices`` of this distribution's data."""
-    try:
-        files = metadata.distribution("edgekit").files or []
-    except metadata.PackageNotFoundError:
-        files = []
-    for entry in files:
-        parts = Path(str(entry)).parts
-        if entry.name.endswith(".yaml") and parts[-4:-1] == ("share", "edgekit", "devices"):
-            return Path(str(entry.locate())).resolve().parent
-    folder = Path(sysconfig.get_path("data")) / "share" / "edgekit" / "devices"
-    return folder if folder.is_dir() else None
-
-
 def search_path(dirs: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     """The folders searched for profiles, in order (first match of a name wins)."""
-    found: list[Path] = [Path(d) for d in dirs]
-    found += [Path(d) for d in os.environ.get(ENV_VAR, "").split(os.pathsep) if d]
-    found += [d for d in (_checkout_dir(), _installed_dir()) if d is not None]
-    unique: list[Path] = []
-    for folder in found:
-        if folder not in unique:
-            unique.append(folder)
-    return unique
+    return _datafiles.search_path("devices", ENV_VAR, dirs)
 
 
 def _profile_files(dirs: Sequence[str | os.PathLike[str]]) -> dict[str, Path]:

@@ -148,14 +148,9 @@ def _forget(out: Path, *stages: str) -> None:
 
 
 def _prepare(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise InputError(f"output directory {out}", expected="a directory edgekit can create and write",
-                         found=exc.strerror or str(exc), hint="choose another -o") from exc
+    from edgekit.build.train import prepare_output
+
+    prepare_output(out, "output directory", hint="choose another -o")
 
 
 def _write_json(path: Path, value: Any) -> None:

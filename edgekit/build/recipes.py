@@ -18,12 +18,11 @@ import dataclasses
 import functools
 import os
 import re
-import sysconfig
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edgekit import _datafiles
 from edgekit.build import architectures
 from edgekit.errors import InputError
 from edgekit.spec import PostprocessSpec, PreprocessSpec, preprocess_from_dict
@@ -145,31 +144,9 @@ class Recipe:
 # finding
 
 
-def _checkout_dir() -> Path | None:
-    root = Path(__file__).resolve().parents[2]
-    folder = root / "models"
-    return folder if folder.is_dir() and (root / "pyproject.toml").is_file() else None
-
-
-def _installed_dir() -> Path | None:
-    try:
-        files = metadata.distribution("edgekit").files or []
-    except metadata.PackageNotFoundError:
-        files = []
-    for entry in files:
-        parts = Path(str(entry)).parts
-        if entry.name.endswith(".yaml") and parts[-4:-1] == ("share", "edgekit", "models"):
-            return Path(str(entry.locate())).resolve().parent
-    folder = Path(sysconfig.get_path("data")) / "share" / "edgekit" / "models"
-    return folder if folder.is_dir() else None
-
-
 def search_path(dirs: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     """The folders searched for recipes, in order (first match of a name wins)."""
-    found = [Path(d) for d in dirs]
-    found += [Path(d) for d in os.environ.get(ENV_VAR, "").split(os.pathsep) if d]
-    found += [d for d in (_checkout_dir(), _installed_dir()) if d is not None]
-    return list(dict.fromkeys(found))
+    return _datafiles.search_path("models", ENV_VAR, dirs)
 
 
 def _recipe_files(dirs: Sequence[str | os.PathLike[str]]) -> dict[str, Path]:

@@ -476,15 +476,20 @@ def _predict(model: Any, x: np.ndarray) -> np.ndarray:
 # the command
 
 
-def _prepare_output(path: Path) -> None:
+def prepare_output(path: Path, what: str = "output folder", hint: str | None = None) -> None:
+    """Create `path` and prove it writable before any long work starts.
+
+    Raises:
+        InputError: it cannot be created or written.
+    """
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise InputError(f"output folder {path}", expected="a folder edgekit can create and write",
-                         found=exc.strerror or str(exc)) from exc
+        raise InputError(f"{what} {path}", expected=f"a {what.split()[-1]} edgekit can create and write",
+                         found=exc.strerror or str(exc), hint=hint) from exc
 
 
 def _recipe_hash(recipe: Recipe) -> str:
@@ -512,7 +517,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     if config.export is not None and config.export.suffix != ".edgekit":
         raise InputError(f"--export {config.export}", expected="a bundle path ending in .edgekit",
                          found=repr(config.export.name))
-    _prepare_output(out)
+    prepare_output(out)
     started = time.perf_counter()
     train_values = recipe.train
     seed = int(train_values["seed"])
