@@ -286,7 +286,7 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
         log(f"[3/6] convert: reused {bundle} (inputs unchanged; made in {convert_stamp['seconds']:.1f} s)")
         return train_time, StageTime("convert", 0.0, reused=True, made_seconds=convert_stamp["seconds"])
 
-    from edgekit.build.convert import ConvertConfig, convert
+    from edgekit.build.train import export_bundle, gate_error
 
     drop = float(convert_values["max_accuracy_drop"])
     variants = tuple(convert_values["variants"])
@@ -295,20 +295,11 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
     _forget(out, "convert")
     bundle.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    report = convert(ConvertConfig(model=folder / f"{RECIPE}.keras", output=bundle, variants=variants,  # type: ignore[arg-type]
-                                   data=folder / "heldout.npz", max_accuracy_drop=drop,
-                                   auto_fallback=bool(convert_values["auto_fallback"]), seed=config.seed,
-                                   command=config.command),
-                     progress=progress, log=_indent(log))
-    _write_json(folder / "convert.json", report.to_dict())
+    report = export_bundle(folder / f"{RECIPE}.keras", folder, bundle, convert_values, config.seed, config.command,
+                           _indent(log), progress)
     _log_convert(folder, log)
     if not report.gate_passed:
-        failed = [v.name for v in report.variants if v.gate == "fail"]
-        raise GateError(f"accuracy gate failed for {', '.join(failed)} (the trained model is in {folder})",
-                        expected=f"a drop of at most {drop:g} points",
-                        found="; ".join(f"{v.name} {v.metrics.get('drop_pts', 0):.2f}" for v in report.variants
-                                        if v.gate == "fail"),
-                        hint="see the convert table above; no bundle was written")
+        raise gate_error(report, drop, folder)
     seconds = time.perf_counter() - t0
     _write_stamp(out, "convert", convert_inputs, [bundle, folder / "convert.json"], seconds)
     return train_time, StageTime("convert", seconds)

@@ -637,18 +637,12 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
         bundle = _export(recipe, model_path, out, config, log, progress)
         report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed,
                             "variants": {v.name: v.metrics for v in bundle.variants}}
-        atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
     report["seconds_total"] = round(time.perf_counter() - started, 2)
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
     shutil.rmtree(checkpoint, ignore_errors=True)
     result = TrainResult(model_path=model_path, report=report, output=out, bundle=bundle)
     if bundle is not None and not bundle.gate_passed:
-        failed = [v.name for v in bundle.variants if v.gate == "fail"]
-        raise GateError(f"accuracy gate failed for {', '.join(failed)} (the trained model is in {out})",
-                        expected=f"a drop of at most {recipe.convert['max_accuracy_drop']:g} points",
-                        found="; ".join(f"{v.name} {v.metrics.get('drop_pts', 0):.2f}" for v in bundle.variants
-                                        if v.gate == "fail"),
-                        hint="see the convert table above; no bundle was written")
+        raise gate_error(bundle, float(recipe.convert["max_accuracy_drop"]), out)
     return result
 
 
@@ -731,16 +725,30 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def export_bundle(model_path: Path, folder: Path, bundle: Path, convert_values: Mapping[str, Any], seed: int,
+                  command: str | None, log: Log, progress: Progress) -> ConvertReport:
+    """`edgekit convert` of a trained model with the recipe's ``convert`` section (variants,
+    gate, auto-fallback), validated on ``FOLDER/heldout.npz``; writes ``FOLDER/convert.json``."""
+    report = convert(ConvertConfig(model=model_path, output=bundle, variants=tuple(convert_values["variants"]),
+                                   data=folder / "heldout.npz", max_accuracy_drop=float(convert_values["max_accuracy_drop"]),
+                                   auto_fallback=bool(convert_values["auto_fallback"]), seed=seed, command=command),
+                     progress=progress, log=log)
+    atomic_write_bytes(folder / "convert.json", (json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    return report
+
+
+def gate_error(report: ConvertReport, drop: float, folder: Path) -> GateError:
+    """The exit-4 error for a bundle whose variants failed the accuracy gate."""
+    failed = [v for v in report.variants if v.gate == "fail"]
+    return GateError(f"accuracy gate failed for {', '.join(v.name for v in failed)} (the trained model is in {folder})",
+                     expected=f"a drop of at most {drop:g} points",
+                     found="; ".join(f"{v.name} {v.metrics.get('drop_pts', 0):.2f}" for v in failed),
+                     hint="see the convert table above; no bundle was written")
+
+
 def _export(recipe: Recipe, model_path: Path, out: Path, config: TrainConfig, log: Log,
             progress: Progress) -> ConvertReport:
-    variants = tuple(recipe.convert["variants"])
-    drop = float(recipe.convert["max_accuracy_drop"])
-    log(f"  edgekit convert {model_path} -o {config.export} --variants {','.join(variants)} "
-        f"--data {out / 'heldout.npz'} --max-accuracy-drop {drop:g}")
-    report = convert(ConvertConfig(model=model_path, output=config.export, variants=variants,  # type: ignore[arg-type]
-                                   data=out / "heldout.npz", max_accuracy_drop=drop,
-                                   auto_fallback=bool(recipe.convert["auto_fallback"]), seed=int(recipe.train["seed"]),
-                                   command=config.command or f"edgekit train {recipe.name} --export {config.export}"),
-                     progress=progress, log=log)
-    atomic_write_bytes(out / "convert.json", (json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n").encode())
-    return report
+    log(f"  edgekit convert {model_path} -o {config.export} --variants {','.join(recipe.convert['variants'])} "
+        f"--data {out / 'heldout.npz'} --max-accuracy-drop {float(recipe.convert['max_accuracy_drop']):g}")
+    return export_bundle(model_path, out, config.export, recipe.convert, int(recipe.train["seed"]),  # type: ignore[arg-type]
+                         config.command or f"edgekit train {recipe.name} --export {config.export}", log, progress)
