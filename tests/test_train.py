@@ -39,11 +39,15 @@ from edgekit.spec import (
     preprocess_from_dict,
 )
 
-SHIPPED = ["ad-autoencoder", "har-cnn1d", "har-gru", "ic-resnet8", "kws-dscnn", "vww-mobilenet"]
+SHIPPED = ["ad-autoencoder", "ad-conv-autoencoder", "demand-lstm", "gan-dcgan", "har-cnn1d", "har-gru",
+           "har-transformer", "ic-resnet8", "kws-dscnn", "tab-mlp", "vww-mobilenet"]
+TASKS = {"ad-autoencoder": "anomaly", "ad-conv-autoencoder": "anomaly", "demand-lstm": "regression",
+         "gan-dcgan": "generation"}
 # model input (without batch) each recipe's front end produces; the autoencoder's is the
-# synthetic anomaly vector (5 frames x 128 log-mel bins)
-INPUT_SHAPES = {"ad-autoencoder": (640,), "har-cnn1d": (128, 6), "har-gru": (128, 6), "ic-resnet8": (32, 32, 3),
-                "kws-dscnn": (49, 10, 1), "vww-mobilenet": (96, 96, 3)}
+# synthetic anomaly vector (5 frames x 128 log-mel bins), the MLP's 50 tabular features
+INPUT_SHAPES = {"ad-autoencoder": (640,), "ad-conv-autoencoder": (32, 32, 3), "demand-lstm": (48, 2),
+                "gan-dcgan": (32, 32, 3), "har-cnn1d": (128, 6), "har-gru": (128, 6), "har-transformer": (128, 6),
+                "ic-resnet8": (32, 32, 3), "kws-dscnn": (49, 10, 1), "tab-mlp": (50,), "vww-mobilenet": (96, 96, 3)}
 HAR_CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 
 # har-cnn1d shrunk to ~700 parameters on 20 windows per class: a run is a few seconds
@@ -81,7 +85,7 @@ def test_the_shipped_recipes_are_found_and_valid():
     for name in SHIPPED:
         recipe = load_recipe(name)
         assert recipe.name == name and recipe.path == REPO / "models" / f"{name}.yaml"
-        assert recipe.task == ("anomaly" if name == "ad-autoencoder" else "classification")
+        assert recipe.task == TASKS.get(name, "classification")
         assert recipe.postprocess.kind.value == recipe.task
     assert len(load_recipe("kws-dscnn").classes) == 12
 
@@ -151,17 +155,23 @@ def test_every_shipped_recipe_builds_its_architecture(name):
     classes = len(recipe.classes or ()) or 4
     model = architectures.build(keras, recipe.architecture, shape, classes, recipe.name)
     assert model.name == name.replace("-", "_")
+    if recipe.task == "generation":  # latent vector in, an image of the data's shape out
+        assert tuple(model.input_shape) == (None, recipe.architecture["latent_dim"])
+        assert tuple(model.output_shape) == (None, *shape)
+        return
     assert tuple(model.input_shape) == (None, *shape)
-    assert tuple(model.output_shape) == ((None, 640) if recipe.task == "anomaly" else (None, classes))
+    expected = {"anomaly": (None, *shape), "classification": (None, classes)}.get(recipe.task, (None, classes))
+    assert tuple(model.output_shape) == expected
     assert model.count_params() > 0
 
 
-def test_train_list_names_all_six():
+def test_train_list_names_every_recipe():
     result = train_cli("--list")
     assert result.code == 0, result.stderr
     rows = [line.split() for line in result.stdout.strip().splitlines()]
     assert [row[0] for row in rows] == SHIPPED
     assert {row[0]: row[1] for row in rows}["ad-autoencoder"] == "anomaly"
+    assert {row[0]: row[1] for row in rows}["demand-lstm"] == "regression"
 
 
 def test_train_show_prints_the_recipe_with_overrides(tmp_path):

@@ -4,8 +4,15 @@ Each builder takes the input shape (without batch), the number of outputs and th
 recipe's architecture options (checked against the builder's defaults: an unknown one
 is an error listing the valid ones) and returns the functional graph's inputs and
 outputs; `build` wraps them in a named ``keras.Model``.
-Only layers every converter handles (Conv, DepthwiseConv, Dense, BatchNorm, ReLU, pooling,
-GRU/LSTM unrolled) so the TFLite and ONNX exports stay clean.
+Only built-in Keras layers and ops (no custom classes: a model that needs edgekit's code to
+load would be refused by `edgekit convert` as code), and layers the converters handle:
+Conv, DepthwiseConv, Conv2DTranspose, Dense, BatchNorm, LayerNorm, ReLU, pooling, GRU/LSTM
+unrolled, MultiHeadAttention.
+
+The head follows the task: `build` passes private options the builders read through
+`_head`: ``_head`` ``softmax`` (classification) or ``linear`` (regression, with
+``_target_scale``/``_target_offset`` mapping normalized predictions to target units), and
+``_input_mean``/``_input_variance`` for a normalization layer over raw feature vectors.
 """
 
 from __future__ import annotations
@@ -48,10 +55,17 @@ def options_for(name: str, given: Mapping[str, Any], where: str = "architecture"
 
 
 def build(keras: Any, architecture: Mapping[str, Any], input_shape: tuple[int, ...], outputs: int,
-          model_name: str) -> Any:
-    """Build the model the recipe's `architecture` section describes."""
+          model_name: str, **private: Any) -> Any:
+    """Build the model the recipe's `architecture` section describes.
+
+    Args:
+        private: fitted values the recipe does not carry (see the module docstring):
+            ``_head``, ``_target_scale``, ``_target_offset``, ``_input_mean``,
+            ``_input_variance``, ``_output_range``.
+    """
     name = str(architecture.get("name"))
     options = options_for(name, architecture)
+    options.update(private)
     inputs, out = BUILDERS[name][0](keras, tuple(input_shape), outputs, options)
     return keras.Model(inputs, out, name=model_name.replace("-", "_"))
 
@@ -66,12 +80,26 @@ def _conv_bn(layers: Any, x: Any, filters: int, kernel: Any, strides: Any = 1, d
     return layers.ReLU()(x)
 
 
-def _head(keras: Any, x: Any, outputs: int, dropout: float, logits: bool = False) -> Any:
+def _head(keras: Any, x: Any, outputs: int, o: Mapping[str, Any]) -> Any:
+    """The output layer: class probabilities, or (``_head: linear``) regression values."""
     layers = keras.layers
-    if dropout:
-        x = layers.Dropout(dropout)(x)
+    if o.get("dropout"):
+        x = layers.Dropout(o["dropout"])(x)
+    if o.get("_head", "softmax") == "linear":
+        # the network predicts normalized targets; Rescaling maps them to target units, so
+        # the exported model (and the device) answers in the units of the data
+        x = layers.Dense(outputs, dtype="float32", name="normalized_prediction")(x)
+        return layers.Rescaling(o.get("_target_scale", 1.0), offset=o.get("_target_offset", 0.0), dtype="float32",
+                                name="prediction")(x)
     # float32 output even under mixed precision: softmax in float16 loses the small classes
-    return layers.Dense(outputs, activation=None if logits else "softmax", dtype="float32", name="probabilities")(x)
+    return layers.Dense(outputs, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+def _normalized_input(keras: Any, inputs: Any, o: Mapping[str, Any]) -> Any:
+    """Raw feature vectors standardized inside the model (mean/variance fitted on the training split)."""
+    if o.get("_input_mean") is None:
+        return inputs
+    return keras.layers.Normalization(mean=o["_input_mean"], variance=o["_input_variance"], name="standardize")(inputs)
 
 
 @register("ds_cnn", filters=64, blocks=4, first_kernel=[10, 4], first_strides=[2, 2], dropout=0.2)
@@ -87,7 +115,7 @@ def ds_cnn(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, 
         x = _conv_bn(layers, x, o["filters"], 3, depthwise=True)
         x = _conv_bn(layers, x, o["filters"], 1)
     x = layers.GlobalAveragePooling2D()(x)
-    return inputs, _head(keras, x, outputs, o["dropout"])
+    return inputs, _head(keras, x, outputs, o)
 
 
 @register("resnet8", filters=[16, 32, 64], dropout=0.0, l2=1e-4)
@@ -109,7 +137,7 @@ def resnet8(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str,
             x = layers.Conv2D(filters, 1, strides=strides, padding="same", kernel_regularizer=reg, use_bias=False)(x)
         x = layers.ReLU()(layers.Add()([x, y]))
     x = layers.GlobalAveragePooling2D()(x)
-    return inputs, _head(keras, x, outputs, o["dropout"])
+    return inputs, _head(keras, x, outputs, o)
 
 
 @register("mobilenet", alpha=0.25, depth=[64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024],
@@ -129,7 +157,7 @@ def mobilenet(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[st
         x = _conv_bn(layers, x, 0, 3, strides, depthwise=True, momentum=momentum)
         x = _conv_bn(layers, x, max(8, int(filters * o["alpha"])), 1, momentum=momentum)
     x = layers.GlobalAveragePooling2D()(x)
-    return inputs, _head(keras, x, outputs, o["dropout"])
+    return inputs, _head(keras, x, outputs, o)
 
 
 @register("cnn1d", filters=[32, 64, 64], kernel=5, pool=2, dense=64, dropout=0.3)
@@ -146,7 +174,7 @@ def cnn1d(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, A
     x = layers.GlobalAveragePooling1D()(x)
     if o["dense"]:
         x = layers.Dense(o["dense"], activation="relu")(x)
-    return inputs, _head(keras, x, outputs, o["dropout"])
+    return inputs, _head(keras, x, outputs, o)
 
 
 @register("rnn", cell="gru", units=[32], conv_filters=32, conv_stride=2, dropout=0.2)
@@ -167,7 +195,7 @@ def rnn(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, Any
     cell = layers.GRU if o["cell"] == "gru" else layers.LSTM
     for i, units in enumerate(o["units"]):
         x = cell(units, return_sequences=i < len(o["units"]) - 1, unroll=True)(x)
-    return inputs, _head(keras, x, outputs, o["dropout"])
+    return inputs, _head(keras, x, outputs, o)
 
 
 @register("dense_autoencoder", units=[128, 128, 128, 128], bottleneck=8)
@@ -189,3 +217,148 @@ def dense_autoencoder(keras: Any, input_shape: tuple[int, ...], outputs: int, o:
         size *= dim
     out = layers.Dense(size, dtype="float32", name="reconstruction")(x)
     return inputs, out
+
+
+@register("mlp", units=[64, 32], dropout=0.2, batch_norm=True)
+def mlp(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, Any]) -> tuple[Any, Any]:
+    """Feed-forward dense network over feature vectors (tabular sensor features).
+
+    Raw features are standardized by a Normalization layer inside the model (fitted on the
+    training split), so the device feeds the features as they are measured.
+    """
+    layers = keras.layers
+    inputs = keras.Input(shape=input_shape, name="features")
+    x = _normalized_input(keras, inputs, o)
+    if len(input_shape) > 1:
+        x = layers.Flatten()(x)
+    for units in o["units"]:
+        x = layers.Dense(units, use_bias=not o["batch_norm"])(x)
+        if o["batch_norm"]:
+            x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU()(x)
+    return inputs, _head(keras, x, outputs, o)
+
+
+def sinusoidal_positions(length: int, depth: int) -> Any:
+    """The Transformer's fixed positional encoding (Vaswani et al. 2017), ``(length, depth)`` float32."""
+    import numpy as np
+
+    position = np.arange(length, dtype=np.float64)[:, None]
+    rate = np.power(10000.0, -(2 * (np.arange(depth) // 2)) / depth)[None, :]
+    angle = position * rate
+    return np.where(np.arange(depth)[None, :] % 2 == 0, np.sin(angle), np.cos(angle)).astype("float32")
+
+
+@register("transformer", d_model=32, heads=4, key_dim=8, layers=2, ff=64, patch=4, dropout=0.1)
+def transformer(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, Any]) -> tuple[Any, Any]:
+    """A small Transformer encoder for sequence classification (sensor windows).
+
+    A strided Conv1D cuts the window into patches of `patch` steps and projects them to
+    `d_model`; the sinusoidal positional encoding is added as a constant (a plain Keras
+    add, no custom layer); then `layers` post-norm encoder blocks (multi-head
+    self-attention, feed-forward, residuals, layer normalization) and average pooling.
+    """
+    layers = keras.layers
+    if len(input_shape) != 2:
+        raise InputError("architecture (transformer) input", expected="sequences (steps, channels)",
+                         found=f"shape {input_shape}")
+    inputs = keras.Input(shape=input_shape, name="window")
+    patch = int(o["patch"]) or 1
+    x = layers.Conv1D(o["d_model"], patch, strides=patch, padding="same", name="patch_embedding")(inputs)
+    steps = -(-input_shape[0] // patch)
+    x = x + sinusoidal_positions(steps, int(o["d_model"]))
+    for i in range(int(o["layers"])):
+        attention = layers.MultiHeadAttention(o["heads"], o["key_dim"], dropout=o["dropout"], name=f"attention_{i}")(x, x)
+        x = layers.LayerNormalization(epsilon=1e-5, name=f"norm_attention_{i}")(layers.Add()([x, attention]))
+        y = layers.Dense(o["ff"], activation="relu")(x)
+        y = layers.Dense(o["d_model"])(y)
+        if o["dropout"]:
+            y = layers.Dropout(o["dropout"])(y)
+        x = layers.LayerNormalization(epsilon=1e-5, name=f"norm_ff_{i}")(layers.Add()([x, y]))
+    x = layers.GlobalAveragePooling1D()(x)
+    return inputs, _head(keras, x, outputs, o)
+
+
+@register("conv_autoencoder", filters=[16, 32, 64], bottleneck=32, output_activation="sigmoid")
+def conv_autoencoder(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, Any]) -> tuple[Any, Any]:
+    """Convolutional autoencoder for image anomaly detection: strided convolutions down to a
+    dense bottleneck, transposed convolutions back up; reconstructs the (normalized) image.
+
+    Inputs in [0, 1] (``scale: 1/255``) suit the default sigmoid output; use
+    ``output_activation: linear`` for other normalizations. `outputs` is ignored.
+    """
+    if o["output_activation"] not in ("sigmoid", "linear"):
+        raise InputError(f"unrecognized architecture (conv_autoencoder).output_activation={o['output_activation']!r}",
+                         expected="one of ['linear', 'sigmoid']", found=repr(o["output_activation"]))
+    layers = keras.layers
+    height, width, channels = input_shape
+    factor = 2 ** len(o["filters"])
+    if height % factor or width % factor:
+        raise InputError("architecture (conv_autoencoder) input", expected=f"height and width divisible by {factor} "
+                         f"({len(o['filters'])} stride-2 stages)", found=f"{height}x{width}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for filters in o["filters"]:
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    small = (height // factor, width // factor, o["filters"][-1])
+    x = layers.Flatten()(x)
+    x = layers.Dense(o["bottleneck"], activation="relu", name="bottleneck")(x)
+    x = layers.Dense(small[0] * small[1] * small[2], activation="relu")(x)
+    x = layers.Reshape(small)(x)
+    for filters in reversed(o["filters"][:-1]):
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    activation = None if o["output_activation"] == "linear" else "sigmoid"
+    out = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation=activation, dtype="float32",
+                                 name="reconstruction")(x)
+    return inputs, out
+
+
+@register("dcgan", latent_dim=32, filters=[128, 64, 32], discriminator_filters=[32, 64, 128], dropout=0.3)
+def dcgan(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, Any]) -> tuple[Any, Any]:
+    """DCGAN generator (Radford et al. 2016): latent vector -> image of `input_shape`.
+
+    `input_shape` is the shape of the training images; the generator's own input is the
+    ``(latent_dim,)`` vector. Dense projection to a small feature map, then stride-2
+    transposed convolutions with BatchNorm and ReLU, tanh, and a Rescaling to the range
+    the training images have after preprocessing (``_output_range``, default [0, 1]).
+    `outputs` is ignored; `discriminator` builds the critic it is trained against.
+    """
+    layers = keras.layers
+    height, width, channels = input_shape
+    stages = len(o["filters"])
+    factor = 2**stages
+    if height % factor or width % factor:
+        raise InputError("architecture (dcgan) image size", expected=f"height and width divisible by {factor} "
+                         f"({stages} stride-2 stages)", found=f"{height}x{width}")
+    inputs = keras.Input(shape=(int(o["latent_dim"]),), name="latent")
+    small = (height // factor, width // factor, o["filters"][0])
+    x = layers.Dense(small[0] * small[1] * small[2], use_bias=False)(inputs)
+    x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    x = layers.Reshape(small)(x)
+    for filters in o["filters"][1:]:
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization(momentum=0.9)(x))
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="tanh", dtype="float32")(x)
+    low, high = o.get("_output_range", (0.0, 1.0))
+    out = layers.Rescaling((high - low) / 2.0, offset=(high + low) / 2.0, dtype="float32", name="image")(x)
+    return inputs, out
+
+
+def discriminator(keras: Any, image_shape: tuple[int, ...], options: Mapping[str, Any]) -> Any:
+    """The DCGAN critic for `dcgan`: stride-2 convolutions, LeakyReLU, dropout, one logit."""
+    layers = keras.layers
+    o = options_for("dcgan", options)
+    inputs = keras.Input(shape=image_shape, name="image")
+    x = inputs
+    for i, filters in enumerate(o["discriminator_filters"]):
+        x = layers.Conv2D(filters, 4, strides=2, padding="same")(x)
+        if i:
+            x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.LeakyReLU(0.2)(x)
+        if o["dropout"]:
+            x = layers.Dropout(o["dropout"])(x)
+    x = layers.Flatten()(x)
+    out = layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(inputs, out, name="discriminator")

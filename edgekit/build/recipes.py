@@ -29,7 +29,7 @@ from edgekit.spec import PostprocessSpec, PreprocessSpec, preprocess_from_dict
 
 ENV_VAR = "EDGEKIT_MODELS"
 SCHEMA_VERSION = 1
-TASKS = ("classification", "anomaly")
+TASKS = ("classification", "anomaly", "regression", "generation")
 DATA_KINDS = ("audio", "image", "sensor", "vector")
 SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -86,7 +86,7 @@ DEFAULTS: dict[str, Any] = {
         "auto_fallback": True,
     },
 }
-METRICS = ("accuracy", "top2", "auc", "f1")
+METRICS = ("accuracy", "top2", "auc", "f1", "rmse", "mae", "snr")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +96,9 @@ class Recipe:
     Attributes:
         name: the recipe name (the file name without ``.yaml``).
         title: one line for listings.
-        task: ``classification`` or ``anomaly``.
+        task: ``classification``, ``anomaly`` (an autoencoder trained on normal data),
+            ``regression`` (float targets, e.g. forecasting) or ``generation`` (a GAN whose
+            generator is the exported model).
         data_kind: ``audio``, ``image``, ``sensor`` or ``vector``.
         preprocess: the bundle's preprocessing spec (sensor mean/std are fit on the
             training split when the recipe leaves them empty).
@@ -262,8 +264,14 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
     if preprocess.kind.value != expected_kind:
         raise InputError(f"{where}.preprocess.kind", expected=f"{expected_kind!r} for data.kind "
                          f"{values['data']['kind']!r}", found=repr(preprocess.kind.value))
-    default_post = {"kind": "anomaly" if values["task"] == "anomaly" else "classification"}
+    if values["task"] == "generation" and values["data"]["kind"] != "image":
+        raise InputError(f"{where}.data.kind", expected="'image' for task 'generation' (the GAN learns images)",
+                         found=repr(values["data"]["kind"]))
+    default_post = {"kind": values["task"]}
     postprocess = PostprocessSpec.from_dict(values["postprocess"] or default_post, f"{where}.postprocess")
+    if postprocess.kind.value != values["task"]:
+        raise InputError(f"{where}.postprocess.kind", expected=f"{values['task']!r} (the recipe's task)",
+                         found=repr(postprocess.kind.value))
     name = str(values["name"])
     return Recipe(name=name, title=str(values["title"]), task=values["task"], data_kind=values["data"]["kind"],
                   preprocess=preprocess, postprocess=postprocess, architecture=dict(architecture), values=values,

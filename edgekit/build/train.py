@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from edgekit import __version__
-from edgekit.build import architectures, pipeline
+from edgekit.build import architectures, gan, pipeline
 from edgekit.build.convert import ConvertConfig, ConvertReport, convert, sidecar_path
 from edgekit.build.keras_env import import_keras
 from edgekit.build.recipes import Recipe, load_recipe
@@ -43,7 +43,7 @@ from edgekit.build.trainingdata import (
     load_raw,
     split,
 )
-from edgekit.build.validate import anomaly_scores, roc_auc
+from edgekit.build.validate import anomaly_positive, anomaly_scores, roc_auc
 from edgekit.bundle import atomic_write_bytes
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import GateError, InputError
@@ -110,6 +110,14 @@ class TrainResult:
             lines.append(f"  held-out ROC-AUC {test['roc_auc']:.4f} on {test['samples']} samples; threshold "
                          f"{test['threshold']:.6g} (p{r['recipe']['values']['train']['threshold_percentile']:g} of "
                          f"normal validation errors): accuracy {test['accuracy_at_threshold']:.2%}")
+        if "rmse" in test:
+            lines.append(f"  held-out RMSE {test['rmse']:.4g}, MAE {test['mae']:.4g}, R^2 {test['r2']:.3f} on "
+                         f"{test['samples']} samples (predicting the training mean: RMSE {test['baseline_rmse']:.4g})")
+        if "diversity_rms" in test:
+            lines.append(f"  {test['samples']} generated images: diversity {test['diversity_rms']['generated']:.3f} "
+                         f"(real {test['diversity_rms']['real']:.3f}), nearest training image "
+                         f"{test['nearest_train_rms']['generated']:.3f} (held-out real "
+                         f"{test['nearest_train_rms']['real_heldout']:.3f}); samples {self.output / 'samples.png'}")
         if self.model_path.suffix == ".json":  # a multi-worker worker that is not the chief
             lines.append(f"  worker report {self.model_path} ({r['training']['samples_this_worker']} training samples "
                          "on this worker); the chief writes the model")
@@ -220,17 +228,62 @@ def _synthesize(recipe: Recipe, folder: Path, samples: int | None, seed: int, lo
                          found="no --data")
     options: dict[str, Any] = {}
     spec = recipe.preprocess
-    if task == "shapes" and isinstance(spec, ImagePreprocess):
+    if task in ("shapes", "defects") and isinstance(spec, ImagePreprocess):
         options["image_size"] = spec.height
     if task == "har" and isinstance(spec, SensorPreprocess):
         options["window"] = spec.window
         options["rate_hz"] = spec.sample_rate_hz
+    if task == "demand" and isinstance(spec, SensorPreprocess):
+        options["window"] = spec.window
     count = samples or recipe.values["data"]["synth_samples"]
     log(f"  no --data: synthesizing the {task!r} dataset into {folder}")
     result = synthesize(task, folder, make_config(task, samples=count, seed=seed, **options), log=log,
                         progress=progress)
     log("  " + result.summary().splitlines()[0])
     return folder
+
+
+def _anomaly_labels(raw: RawData) -> RawData:
+    """0 normal / 1 anomalous, from class names when they say which (folders ``normal`` and
+    ``anomaly`` sort the anomalies first), else every class but the first is anomalous."""
+    positive = anomaly_positive(raw.y, raw.class_names)
+    test = _anomaly_labels(raw.test) if raw.test is not None else None
+    return dataclasses.replace(raw, y=positive.astype(np.int64), class_names=("normal", "anomalous"), test=test)
+
+
+def _private_options(recipe: Recipe, train: RawData, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Values fitted on the training split that the model carries (see `architectures`)."""
+    private: dict[str, Any] = {}
+    if recipe.task == "regression":
+        y = train.y.astype(np.float64)
+        mean, std = y.mean(axis=0), np.maximum(y.std(axis=0), 1e-6)
+        private.update(_head="linear", _target_offset=_rounded(mean), _target_scale=_rounded(std))
+    if recipe.data_kind == "vector" and recipe.task == "classification":
+        flat = train.x.reshape(len(train), -1).astype(np.float64)
+        private.update(_input_mean=_rounded(flat.mean(axis=0)),
+                       _input_variance=_rounded(np.maximum(flat.var(axis=0), 1e-12)))
+    if recipe.task == "generation" and isinstance(recipe.preprocess, ImagePreprocess):
+        private["_output_range"] = pipeline_range(recipe.preprocess)
+    return private
+
+
+def _rounded(values: np.ndarray) -> Any:
+    """Plain floats (a scalar for one value) that serialize into the model's config."""
+    flat = [float(np.float32(v)) for v in np.atleast_1d(values)]
+    return flat[0] if len(flat) == 1 else flat
+
+
+def pipeline_range(spec: ImagePreprocess) -> tuple[float, float]:
+    """The range of normalized pixels (over every channel) an image front end produces."""
+    lows = [(0.0 * spec.scale - m) / s for m, s in zip(_per_channel(spec.mean, spec.channels),
+                                                       _per_channel(spec.std, spec.channels), strict=True)]
+    highs = [(255.0 * spec.scale - m) / s for m, s in zip(_per_channel(spec.mean, spec.channels),
+                                                          _per_channel(spec.std, spec.channels), strict=True)]
+    return float(min(lows)), float(max(highs))
+
+
+def _per_channel(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
+    return tuple(values) * channels if len(values) == 1 else tuple(values)
 
 
 def _fit_normalization(recipe: Recipe, train: RawData) -> Recipe:
@@ -346,6 +399,11 @@ def _compile(keras: Any, model: Any, recipe: Recipe, schedule: Any) -> None:
     if recipe.task == "anomaly":
         model.compile(optimizer=_optimizer(keras, train, schedule), loss="mse")
         return
+    if recipe.task == "regression":
+        model.compile(optimizer=_optimizer(keras, train, schedule), loss="mse",
+                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse"),
+                               keras.metrics.MeanAbsoluteError(name="mae")])
+        return
     metrics: list[Any] = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     if "top2" in recipe.values["metrics"]:
         metrics.append(keras.metrics.TopKCategoricalAccuracy(k=2, name="top2"))
@@ -354,10 +412,11 @@ def _compile(keras: Any, model: Any, recipe: Recipe, schedule: Any) -> None:
                   metrics=metrics)
 
 
-def _float32_copy(keras: Any, model: Any, recipe: Recipe, input_shape: tuple[int, ...], classes: int) -> Any:
+def _float32_copy(keras: Any, model: Any, recipe: Recipe, input_shape: tuple[int, ...], classes: int,
+                  private: Mapping[str, Any]) -> Any:
     """The same weights in a float32 model (mixed-precision layers would put casts in every export)."""
     keras.mixed_precision.set_global_policy("float32")
-    clone = architectures.build(keras, recipe.architecture, input_shape, classes, recipe.name)
+    clone = architectures.build(keras, recipe.architecture, input_shape, classes, recipe.name, **private)
     clone.set_weights(model.get_weights())
     return clone
 
@@ -374,7 +433,7 @@ def _fit_multi_worker(tf: Any, keras: Any, model: Any, strategy: Any, recipe: Re
     early stopping) called with the same logs. Returns how many training samples this
     worker itself processed (its shard), for the report.
     """
-    anomaly = recipe.task == "anomaly"
+    anomaly = recipe.task in ("anomaly", "regression")  # no accuracy to count
     smoothing = float(recipe.train["label_smoothing"])
     if anomaly:
         per_example = keras.losses.MeanSquaredError(reduction=None)
@@ -468,6 +527,21 @@ def _classification_metrics(probabilities: np.ndarray, y: np.ndarray, names: tup
             "per_class": per_class, "confusion_matrix": confusion.tolist(), "classes": list(names)}
 
 
+def _regression_metrics(predicted: np.ndarray, y: np.ndarray, train_y: np.ndarray) -> dict[str, Any]:
+    """RMSE, MAE, R^2 per output and overall, against predicting the training mean."""
+    truth = y.reshape(len(y), -1).astype(np.float64)
+    guess = predicted.reshape(len(predicted), -1).astype(np.float64)
+    error = guess - truth
+    baseline = truth - train_y.reshape(len(train_y), -1).astype(np.float64).mean(axis=0)
+    total = float(np.sum((truth - truth.mean(axis=0)) ** 2))
+    return {"samples": int(len(y)), "rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
+            "r2": 1.0 - float(np.sum(error**2)) / total if total > 0 else float("nan"),
+            "mape_pct": float(np.mean(np.abs(error) / np.maximum(np.abs(truth), 1e-9)) * 100.0),
+            "rmse_per_output": np.sqrt(np.mean(error**2, axis=0)).round(6).tolist(),
+            "baseline_rmse": float(np.sqrt(np.mean(baseline**2))),
+            "predictions": guess[:500, 0].tolist(), "targets": truth[:500, 0].tolist()}
+
+
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=256, verbose=0), np.float32)
 
@@ -524,6 +598,8 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     log(f"[1/4] data for {recipe.name} ({recipe.title})")
     data_path = config.data or _synthesize(recipe, out / "data", config.synth_samples, seed, log, progress)
     raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
+    if recipe.task == "anomaly":
+        raw = _anomaly_labels(raw)
     anomalous = None
     if recipe.task == "anomaly":  # train and calibrate on normal data only; anomalies are for the test
         if raw.test is None and (raw.y != 0).any():
@@ -535,8 +611,8 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     if recipe.task == "anomaly" and not (parts.test.y != 0).any():
         log("  note: no anomalous samples to test on (a labelled test.npz, or y=1 rows): no ROC-AUC, errors only")
     recipe = _fit_normalization(recipe, parts.train)
-    log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} test samples; "
-        f"classes {', '.join(raw.class_names)}")
+    log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} test samples"
+        + (f"; classes {', '.join(raw.class_names)}" if raw.class_names else ""))
 
     keras = import_keras()
     import tensorflow as tf
@@ -545,17 +621,24 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     keras.utils.set_random_seed(seed)
     input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))
     classes = len(raw.class_names)
+    if recipe.task == "regression":
+        classes = 1 if parts.train.y.ndim == 1 else int(parts.train.y.shape[1])
+    private = _private_options(recipe, parts.train, input_shape)
     autoencoder = recipe.task == "anomaly"
+    if recipe.task == "generation" and strategy.kind == "multi-worker":
+        raise InputError(f"recipe {recipe.name} under TF_CONFIG", expected="one machine (a GAN trains with "
+                         "MirroredStrategy on this machine's GPUs, or on the CPU)", found="a multi-worker TF_CONFIG",
+                         hint="unset TF_CONFIG")
     batch = int(train_values["batch_size"]) * strategy.replicas
     epochs = int(train_values["epochs"])
     step_count = pipeline.steps(len(parts.train), batch)
 
     def dataset(part: RawData, training: bool) -> Any:
-        targets = None if autoencoder else part.y
+        targets = None if autoencoder or recipe.task == "generation" else part.y
         ds = pipeline.make_dataset(part.x, targets, recipe.preprocess, input_shape, batch_size=batch,
                                    training=training, augment_options=recipe.augment, seed=seed,
                                    autoencoder=autoencoder)
-        if not autoencoder:
+        if recipe.task == "classification":
             ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
         return ds
 
@@ -569,6 +652,8 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
                                  "run (only --epochs may change)", found="a different recipe or override",
                                  hint="run without --resume to start over")
             model = keras.models.load_model(checkpoint / previous["model"])
+            if recipe.task == "generation":
+                discriminator = gan.load_discriminator(keras, checkpoint, recipe, input_shape, train_values)
             state = previous
             log(f"  resuming after epoch {state['epoch']} from {checkpoint}")
         else:
@@ -578,8 +663,11 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
                 log(f"  note: {checkpoint} holds an interrupted run (epoch {previous['epoch']}); starting over "
                     "(--resume continues it)")
             shutil.rmtree(checkpoint, ignore_errors=True)
-            model = architectures.build(keras, recipe.architecture, input_shape, classes, recipe.name)
-            _compile(keras, model, recipe, _schedule(keras, train_values, epochs, step_count))
+            model = architectures.build(keras, recipe.architecture, input_shape, classes, recipe.name, **private)
+            if recipe.task == "generation":
+                discriminator = gan.make_discriminator(keras, recipe, input_shape, train_values)
+            else:
+                _compile(keras, model, recipe, _schedule(keras, train_values, epochs, step_count))
     params = int(model.count_params())
     log(f"[2/4] training {recipe.architecture['name']} ({params:,} parameters), input {input_shape}, "
         f"{epochs} epoch(s), batch {batch}")
@@ -593,7 +681,10 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     if state["epoch"] < epochs:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-            if strategy.kind == "multi-worker":
+            if recipe.task == "generation":
+                gan.fit(tf, keras, model, discriminator, dataset(parts.train, True), recipe, epochs,
+                        int(state["epoch"]), callbacks, seed, checkpoint if strategy.is_chief else None)
+            elif strategy.kind == "multi-worker":
                 state["worker_samples"] = _fit_multi_worker(
                     tf, keras, model, strategy.strategy, recipe, dataset(parts.train, True),
                     dataset(parts.validation, False), epochs, int(state["epoch"]), callbacks, batch)
@@ -602,7 +693,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
                           initial_epoch=int(state["epoch"]), callbacks=callbacks, verbose=0, shuffle=False)
     fit_seconds = time.perf_counter() - fit_start
     if strategy.mixed_precision:
-        model = _float32_copy(keras, model, recipe, input_shape, classes)
+        model = _float32_copy(keras, model, recipe, input_shape, classes, private)
 
     log("[3/4] evaluating on the held-out split through the device's numpy front end")
     report = _evaluate(model, recipe, parts, input_shape, log)
@@ -669,6 +760,21 @@ def _evaluate(model: Any, recipe: Recipe, parts: Split, input_shape: tuple[int, 
         log(f"  held-out accuracy {test['accuracy']:.2%} ({test['samples']} samples), "
             f"validation {validation['accuracy']:.2%}")
         return {"test": test, "validation": {k: validation[k] for k in ("samples", "accuracy", "macro_f1")}}
+    if recipe.task == "regression":
+        test = _regression_metrics(_predict(model, features(parts.test)), parts.test.y, parts.train.y)
+        validation = _regression_metrics(_predict(model, features(parts.validation)), parts.validation.y,
+                                         parts.train.y)
+        log(f"  held-out RMSE {test['rmse']:.4g}, MAE {test['mae']:.4g}, R^2 {test['r2']:.3f} ({test['samples']} "
+            f"samples; predicting the training mean: RMSE {test['baseline_rmse']:.4g})")
+        return {"test": test, "validation": {k: validation[k] for k in ("samples", "rmse", "mae", "r2")}}
+    if recipe.task == "generation":
+        real, train_images = features(parts.test), features(parts.train)
+        figures, fake = gan.evaluate(model, real, train_images, int(recipe.train["seed"]))
+        figures["grid"] = {"generated": fake[:64], "real": real[:16]}  # drawn into samples.png, then dropped
+        log(f"  generated {figures['samples']} images: diversity {figures['diversity_rms']['generated']:.3f} "
+            f"(real {figures['diversity_rms']['real']:.3f}), distance to the nearest training image "
+            f"{figures['nearest_train_rms']['generated']:.3f} (held-out real {figures['nearest_train_rms']['real_heldout']:.3f})")
+        return {"test": figures, "validation": {}}
     x_val = features(parts.validation)
     val_errors = anomaly_scores(x_val, _predict(model, x_val))
     percentile = float(recipe.train["threshold_percentile"])
@@ -701,12 +807,18 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
     postprocess = recipe.postprocess
     if recipe.task == "anomaly":
         postprocess = dataclasses.replace(postprocess, anomaly_threshold=round(report["test"]["threshold"], 8))
-    contract: dict[str, Any] = {"preprocess": recipe.preprocess.to_dict(), "postprocess": postprocess.to_dict()}
+    # a generator's input is the latent vector, not an image: nothing to preprocess on the device
+    preprocess = {"kind": "none"} if recipe.task == "generation" else recipe.preprocess.to_dict()
+    contract: dict[str, Any] = {"preprocess": preprocess, "postprocess": postprocess.to_dict()}
     if recipe.task == "classification":
         contract["labels"] = list(raw.class_names)
         atomic_write_bytes(out / "labels.txt", ("\n".join(raw.class_names) + "\n").encode())
     atomic_write_bytes(sidecar_path(model_path), yaml.safe_dump(contract, sort_keys=False).encode())
-    _write_npz(out / "heldout.npz", x=parts.test.x, y=parts.test.y)
+    if recipe.task == "generation":  # validation inputs of the variants: latent vectors from a fixed seed
+        latent = int(model.inputs[0].shape[-1])
+        _write_npz(out / "heldout.npz", x=gan.latent_vectors(256, latent, int(recipe.train["seed"]) + 2))
+    else:
+        _write_npz(out / "heldout.npz", x=parts.test.x, y=parts.test.y)
     report["outputs"] = {"model": str(model_path), "contract": str(sidecar_path(model_path)),
                          "heldout": str(out / "heldout.npz")}
     from edgekit.build.trainreport import write_markdown, write_plots

@@ -16,6 +16,8 @@ Sources:
     vector  .npz (x: (N, D), optional y), or a folder with ``train.npz`` and ``test.npz``
             (anomaly detection: train on the normal samples, test on labelled ones).
 
+Regression recipes read float targets from the .npz ``y`` array, ``(N,)`` or ``(N, outputs)``.
+
 Class names come from, in order: the folder's ``labels.txt``, the arrays' ``classes``,
 the sorted class folder names, ``class_0..``. Corrupt files are skipped, counted and
 warned about; nothing usable left is an error.
@@ -52,7 +54,8 @@ class RawData:
 
     Attributes:
         x: raw arrays, one row per sample.
-        y: int64 class indices (anomaly: 0 normal, 1 anomalous).
+        y: int64 class indices (anomaly: 0 normal, 1 anomalous); float32 targets ``(N,)`` or
+            ``(N, outputs)`` for regression.
         ids: a stable identifier per sample (the split hashes it).
         class_names: names of the label indices.
         notes: what was adapted (resampled, resized, skipped), for the report.
@@ -215,7 +218,9 @@ def _from_arrays(arrays: dict[str, np.ndarray], path: Path, recipe: Recipe, labe
     x = next((arrays[k] for k in ("x", "inputs", "data", "X") if k in arrays), None)
     if x is None:
         raise InputError(f"data {path}", expected="an array named x (and y)", found=f"arrays {sorted(arrays)}")
-    y = next((arrays[k] for k in ("y", "labels", "Y") if k in arrays), None)
+    y = next((arrays[k] for k in ("y", "labels", "Y", "targets") if k in arrays), None)
+    if recipe.task == "regression":
+        return _with_targets(x, y, arrays, path, recipe, log)
     if y is None:
         if need_labels:
             raise InputError(f"data {path}", expected="labels in an array named y", found=f"arrays {sorted(arrays)}")
@@ -264,6 +269,23 @@ def _from_arrays(arrays: dict[str, np.ndarray], path: Path, recipe: Recipe, labe
     group_key = next((k for k in ("subject", "group") if k in arrays and len(arrays[k]) == len(x)), None)
     groups = tuple(f"{group_key} {g}" for g in arrays[group_key].tolist()) if group_key else None
     return RawData(x, y, tuple(f"{path.name}:{i}" for i in range(len(x))), names, tuple(notes), groups=groups)
+
+
+def _with_targets(x: np.ndarray, y: np.ndarray | None, arrays: dict[str, np.ndarray], path: Path, recipe: Recipe,
+                  log: Log) -> RawData:
+    """Regression data: inputs and float targets ``(N,)`` or ``(N, outputs)``."""
+    if y is None:
+        raise InputError(f"data {path}", expected="regression targets in an array named y", found=f"arrays {sorted(arrays)}")
+    y = np.asarray(y)
+    if y.dtype.kind not in "fiu" or len(y) != len(x) or y.ndim not in (1, 2) or len(x) == 0:
+        raise InputError(f"targets in {path}", expected=f"{len(x)} numeric targets, shape (N,) or (N, outputs)",
+                         found=f"shape {y.shape} of {y.dtype}")
+    if not np.isfinite(y).all():
+        raise InputError(f"targets in {path}", expected="finite numbers", found=f"{int((~np.isfinite(y)).sum())} NaN/inf")
+    raw = _from_arrays({"x": x, "y": np.zeros(len(x), np.int64), **{k: v for k, v in arrays.items()
+                                                                    if k in ("subject", "group")}},
+                       path, dataclasses.replace(recipe, task="classification"), ("target",), log)
+    return dataclasses.replace(raw, y=y.astype(np.float32), class_names=())
 
 
 def _read_csv(path: Path, recipe: Recipe, labels: tuple[str, ...] | None) -> tuple[np.ndarray, list[str]]:
@@ -455,5 +477,8 @@ def split(data: RawData, validation: float, test: float) -> Split:
 
 
 def describe(part: RawData) -> dict[str, Any]:
+    if part.y.dtype.kind == "f":  # regression targets
+        return {"samples": len(part), "target_mean": np.round(part.y.mean(axis=0), 6).tolist() if len(part) else None,
+                "target_std": np.round(part.y.std(axis=0), 6).tolist() if len(part) else None}
     counts = np.bincount(part.y, minlength=len(part.class_names)) if len(part) else []
     return {"samples": len(part), "per_class": {n: int(c) for n, c in zip(part.class_names, counts, strict=True)}}

@@ -1,5 +1,6 @@
-"""The training report: learning curves, confusion matrix (or anomaly score histogram) as
-PNG files, and a Markdown summary next to ``report.json``."""
+"""The training report: learning curves, a confusion matrix (classification), an anomaly
+score histogram, predicted-vs-true (regression) or a sample grid (generation) as PNG files,
+and a Markdown summary next to ``report.json``."""
 
 from __future__ import annotations
 
@@ -22,14 +23,20 @@ def _figure_bytes(fig: Any) -> bytes:
 
 
 def write_plots(report: dict[str, Any], out: Path) -> list[str]:
-    """``curves.png`` and ``confusion.png`` (classification) or ``scores.png`` (anomaly).
+    """``curves.png`` and ``confusion.png`` (classification), ``scores.png`` (anomaly),
+    ``predictions.png`` (regression) or ``samples.png`` (generation).
 
     Returns the files written; without matplotlib, none (and a warning naming the extra).
-    Anomaly error lists are moved out of the report into the plot.
+    Per-sample lists (anomaly errors, regression predictions, generated images) are moved
+    out of the report into the plots.
     """
     test = report["test"]
     normal = test.pop("errors_normal", None)
     anomalous = test.pop("errors_anomalous", None)
+    predictions, targets = test.pop("predictions", None), test.pop("targets", None)
+    grid = test.pop("grid", None)
+    if grid is not None:  # written without matplotlib too: the generator's output is the result
+        atomic_write_bytes(out / "samples.png", sample_grid(grid["generated"], grid["real"], report))
     try:
         import matplotlib
 
@@ -40,7 +47,7 @@ def write_plots(report: dict[str, Any], out: Path) -> list[str]:
         return []
     written = []
     history = report["training"]["history"]
-    keys = [k for k in ("loss", "accuracy") if history and k in history[0]]
+    keys = [k for k in ("loss", "accuracy", "rmse", "d_loss", "g_loss") if history and k in history[0]]
     if history and keys:
         fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
         epochs = [h["epoch"] for h in history]
@@ -56,6 +63,20 @@ def write_plots(report: dict[str, Any], out: Path) -> list[str]:
         atomic_write_bytes(out / "curves.png", _figure_bytes(fig))
         plt.close(fig)
         written.append(str(out / "curves.png"))
+    if grid is not None:
+        written.append(str(out / "samples.png"))
+    if predictions is not None:
+        fig, ax = plt.subplots(figsize=(4.6, 4.2))
+        ax.scatter(targets, predictions, s=6, alpha=0.5)
+        low, high = float(min(min(targets), min(predictions))), float(max(max(targets), max(predictions)))
+        ax.plot([low, high], [low, high], color="k", lw=1, ls="--")
+        ax.set_xlabel("true")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"held-out predictions (RMSE {test['rmse']:.4g}, R² {test['r2']:.3f})")
+        ax.grid(alpha=0.3)
+        atomic_write_bytes(out / "predictions.png", _figure_bytes(fig))
+        plt.close(fig)
+        written.append(str(out / "predictions.png"))
     if "confusion_matrix" in test:
         matrix = np.asarray(test["confusion_matrix"], np.float64)
         names = test["classes"]
@@ -94,6 +115,28 @@ def write_plots(report: dict[str, Any], out: Path) -> list[str]:
     return written
 
 
+def sample_grid(generated: Any, real: Any, report: dict[str, Any] | None = None, columns: int = 8) -> bytes:
+    """A PNG of generated images (rows of `columns`) above a row of real ones, 2 px apart.
+
+    Images are normalized front-end output; they are mapped to 0..255 over the range the
+    real images span. Needs no matplotlib.
+    """
+    from edgekit.datasets.synth import _png  # the stdlib PNG writer of the synthetic datasets
+
+    generated, real = np.asarray(generated, np.float32), np.asarray(real, np.float32)[:columns]
+    low = float(min(real.min(), 0.0)) if real.size else 0.0
+    high = float(real.max()) if real.size and real.max() > low else 1.0
+    height, width, channels = generated.shape[1:]
+    rows = [generated[i : i + columns] for i in range(0, len(generated), columns)] + ([real] if len(real) else [])
+    canvas = np.full((len(rows) * (height + 2) + (4 if len(real) else 0), columns * (width + 2), channels), 255, np.uint8)
+    for r, row in enumerate(rows):
+        top = r * (height + 2) + (4 if len(real) and r == len(rows) - 1 else 0)
+        for c, image in enumerate(row):
+            pixels = np.clip((image - low) / (high - low) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            canvas[top : top + height, c * (width + 2) : c * (width + 2) + width] = pixels
+    return _png(canvas if channels == 3 else np.repeat(canvas[..., :1], 3, axis=-1))
+
+
 def write_markdown(report: dict[str, Any]) -> str:
     recipe, training, test = report["recipe"], report["training"], report["test"]
     lines = [f"# Training report: {recipe['name']}", "", recipe["title"], "",
@@ -114,6 +157,17 @@ def write_markdown(report: dict[str, Any]) -> str:
                   "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
         for name, c in test["per_class"].items():
             lines.append(f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |")
+    elif "rmse" in test:
+        lines += [f"Held-out RMSE **{test['rmse']:.4g}**, MAE {test['mae']:.4g}, R² {test['r2']:.3f}, MAPE "
+                  f"{test['mape_pct']:.2f}% on {test['samples']} samples (predicting the training mean: RMSE "
+                  f"{test['baseline_rmse']:.4g}; validation RMSE {report['validation']['rmse']:.4g})."]
+    elif "diversity_rms" in test:
+        lines += [f"{test['samples']} generated images: pixel mean {test['pixel_mean']['generated']:.3f} (real "
+                  f"{test['pixel_mean']['real']:.3f}), diversity {test['diversity_rms']['generated']:.3f} (real "
+                  f"{test['diversity_rms']['real']:.3f}; near 0 is mode collapse), distance to the nearest training "
+                  f"image {test['nearest_train_rms']['generated']:.3f} (held-out real images: "
+                  f"{test['nearest_train_rms']['real_heldout']:.3f}; near 0 is copying). Samples: `samples.png` "
+                  "(last row: real images)."]
     else:
         lines += [f"Held-out ROC-AUC **{test['roc_auc']:.4f}** on {test['samples']} samples; threshold "
                   f"{test['threshold']:.6g}, accuracy at the threshold {test['accuracy_at_threshold']:.2%}."]
