@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from conftest import need_program
 
-from edgekit.datasets import synth
+from edgekit.datasets import synth, textures
 from edgekit.datasets.loaders import load_samples
 from edgekit.errors import InputError
 from edgekit.features.audio import read_wav
+from edgekit.features.image import decode_image
 from edgekit.spec import AudioPreprocess, ImagePreprocess, NoPreprocess, preprocess_from_dict
 
 
@@ -164,6 +165,189 @@ def test_anomaly_train_normal_test_with_faults(tmp_path: Path) -> None:
         assert auc > 0.8, (fault, auc)
 
 
+def test_tabular_features_read_back(tmp_path: Path) -> None:
+    root = _make("tabular", tmp_path / "tab", 12).path
+    manifest = synth.read_manifest(root)
+    assert manifest["classes"] == ["idle", "walk", "run", "stairs"]
+    assert manifest["counts"] == {name: 12 for name in manifest["classes"]}
+    assert sorted(p.name for p in root.iterdir()) == ["dataset.json", "features.npz", "labels.txt"]
+    loaded = load_samples(root / "features.npz", NoPreprocess(), (44,), labels_file=root / synth.LABELS)
+    assert loaded.x.shape == (48, 44) and np.isfinite(loaded.x).all()
+    assert loaded.class_names == ("idle", "walk", "run", "stairs")
+    assert np.bincount(loaded.labels).tolist() == [12] * 4
+    with np.load(root / "features.npz") as data:
+        x, y, subject, names = data["x"], data["y"], data["subject"], data["feature_names"].tolist()
+        assert (x.dtype, y.dtype, data["classes"].tolist()) == (np.float32, np.int64, list(synth.ACTIVITIES))
+        assert len(data["mixed"]) == 48
+    assert names == list(synth.imu_feature_names()) and len(names) == 44
+    assert names[:7] == ["acc_x_mean", "acc_x_std", "acc_x_min", "acc_x_max", "acc_x_rms", "acc_x_mean_abs_diff",
+                         "acc_x_dominant_hz"]
+    assert names[-2:] == ["acc_mag_mean", "acc_mag_std"]
+    assert sorted(set(subject.tolist())) == list(range(10))
+    assert len(manifest["feature_stats"]["mean"]) == 44
+    column = {name: x[:, k] for k, name in enumerate(names)}
+    # gravity in every window; idle still, running the most vigorous
+    assert 9.0 < float(column["acc_mag_mean"][y == 0].mean()) < 10.6
+    vigour = [float(np.median(column["acc_mag_std"][y == k])) for k in range(4)]
+    assert vigour[0] < 0.5 < vigour[1] < vigour[2]
+    # the strongest rhythm of walking sits near its step frequency, not at the idle noise
+    walking = np.stack([column[f"acc_{axis}_dominant_hz"] for axis in "xyz"], axis=1)[y == 1]
+    assert 1.2 < float(np.median(walking)) < 2.6
+
+
+def test_imu_features_of_known_signals() -> None:
+    rate, n = 50.0, 128
+    t = np.arange(n) / rate
+    window = np.zeros((1, n, 6))
+    window[0, :, 2] = 9.81 + np.sin(2 * np.pi * 13 * np.arange(n) / n)  # 13 cycles per window
+    window[0, :, 3] = 0.5 * np.cos(2 * np.pi * 2.0 * t) + 0.1
+    features = synth.imu_features(window, rate)[0]
+    named = dict(zip(synth.imu_feature_names(), features, strict=True))
+    assert named["acc_z_mean"] == pytest.approx(9.81, abs=0.02)
+    assert named["acc_z_dominant_hz"] == pytest.approx(13 * rate / n)
+    assert named["gyro_x_dominant_hz"] == pytest.approx(2.0, abs=rate / n)
+    assert named["gyro_x_min"] == pytest.approx(-0.4, abs=0.01) and named["gyro_x_max"] == pytest.approx(0.6)
+    assert named["gyro_x_rms"] == pytest.approx(np.sqrt(0.5**2 / 2 + 0.1**2), abs=0.01)
+    assert named["acc_x_std"] == 0 and named["acc_x_mean_abs_diff"] == 0
+    assert named["acc_mag_mean"] == pytest.approx(9.81, abs=0.05)
+    with pytest.raises(ValueError, match="shape"):
+        synth.imu_features(np.zeros((3, 6)), rate)
+
+
+def test_demand_windows_and_series(tmp_path: Path) -> None:
+    options = {"days": 20, "sites": 3}
+    result = _make("demand", tmp_path / "demand", 1000, options=options)
+    root = result.path
+    manifest = synth.read_manifest(root)
+    # a regression: no classes and no labels file
+    assert manifest["classes"] == [] and not (root / synth.LABELS).exists()
+    assert sorted(p.name for p in root.iterdir()) == ["dataset.json", "series.csv", "windows.npz"]
+    per_site = (20 * 24 - 48 - 1) // 3 + 1
+    assert manifest["counts"] == {f"site {s}": per_site for s in range(3)}
+    assert manifest["samples_total"] == 3 * per_site
+    with np.load(root / "windows.npz") as data:
+        x, y, group, start = data["x"], data["y"], data["group"], data["start"]
+        assert data["channels"].tolist() == ["demand", "temperature"]
+    assert x.shape == (3 * per_site, 48, 2) and x.dtype == np.float32
+    assert y.shape == (3 * per_site,) and y.dtype == np.float32
+    assert group.tolist() == [s for s in range(3) for _ in range(per_site)]
+    assert start[:per_site].tolist() == list(range(0, 3 * per_site, 3))
+    # y is the next hour: the next window (3 hours later) holds it at step 45
+    same_site = group[:-1] == group[1:]
+    assert np.array_equal(y[:-1][same_site], x[1:, 45, 0][same_site])
+    # raw units: demand in the hundreds of kW, temperature in degrees C
+    assert 100 < float(x[..., 0].mean()) < 2000 and float(x[..., 0].min()) > 0
+    assert -35 < float(x[..., 1].min()) and float(x[..., 1].max()) < 45 and float(x[..., 1].std()) > 2
+    # a daily cycle: demand an hour apart is closer than 12 hours apart
+    demand = x[..., 0].astype(np.float64)
+    assert np.abs(demand[:, 1:] - demand[:, :-1]).mean() < np.abs(demand[:, 12:] - demand[:, :-12]).mean()
+    # the naive forecasts are well above what the hidden process allows
+    baselines = manifest["baselines"]
+    assert set(baselines) == {"last_value", "same_hour_yesterday", "oracle"}
+    oracle = baselines["oracle"]["percent_of_mean"]
+    assert 1.5 < oracle < 6
+    assert baselines["last_value"]["percent_of_mean"] > 2 * oracle
+    assert baselines["same_hour_yesterday"]["percent_of_mean"] > 2 * oracle
+    last = float(np.sqrt(np.mean((x[:, -1, 0].astype(np.float64) - y) ** 2)))
+    assert last == pytest.approx(baselines["last_value"]["rmse_kw"], abs=0.05)
+    assert "last value" in result.summary() and "regression" in result.summary()
+    # the streaming preprocess spec matches the arrays
+    spec = preprocess_from_dict(manifest["preprocess"])
+    assert spec.channels == ("demand", "temperature") and spec.window == 48
+    # a held-out site's hourly series, for streaming
+    with open(root / "series.csv") as handle:
+        assert handle.readline().strip() == "hour,demand,temperature"
+    series = np.loadtxt(root / "series.csv", delimiter=",", skiprows=1)
+    assert series.shape == (20 * 24, 3) and series[:, 0].tolist() == list(range(480))
+    assert len(manifest["generator"]["sites"]) == 4
+
+
+def test_demand_samples_horizon_and_short_window(tmp_path: Path) -> None:
+    options = {"days": 10, "sites": 2, "horizon": 3, "window": 12, "stride": 2}
+    root = _make("demand", tmp_path / "demand", 20, options=options).path
+    manifest = synth.read_manifest(root)
+    with np.load(root / "windows.npz") as data:
+        x, y, start = data["x"], data["y"], data["start"]
+    assert x.shape == (40, 12, 2) and y.shape == (40, 3)
+    # at most `samples` windows per site, spread over the whole series
+    assert manifest["counts"] == {"site 0": 20, "site 1": 20}
+    assert start[0] == 0 and start[19] == 240 - 12 - 3 - ((240 - 12 - 3) % 2)
+    assert (np.diff(start[:20]) > 2).all()
+    # the three hours after the window: the window starting 2 hours later shows the first two
+    full = synth.synthesize("demand", tmp_path / "full",
+                            synth.make_config("demand", samples=1000, **options)).path
+    with np.load(full / "windows.npz") as data:
+        fx, fy = data["x"], data["y"]
+    assert np.array_equal(fy[0, :2], fx[1, 10:12, 0])
+    # the same hour yesterday is unknown for windows shorter than a day that start early
+    assert manifest["baselines"]["same_hour_yesterday"]["windows"] < 40
+
+
+def test_defects_png_folders_read_back(tmp_path: Path) -> None:
+    root = _make("defects", tmp_path / "defects", 12).path
+    manifest = synth.read_manifest(root)
+    assert manifest["classes"] == ["normal", "anomaly"]
+    assert (root / synth.LABELS).read_text() == "normal\nanomaly\n"
+    assert manifest["counts"] == {"normal": 12, "anomaly": 4}
+    assert manifest["defects"] == {"scratch": 1, "hole": 1, "stain": 1, "missing": 1}
+    assert manifest["files"] == 18  # 16 PNG, labels.txt, defects.csv
+    loaded = load_samples(root, ImagePreprocess(height=32, width=32), (32, 32, 3), labels_file=root / synth.LABELS)
+    assert loaded.x.shape == (16, 32, 32, 3) and not loaded.skipped
+    assert loaded.class_names == ("normal", "anomaly")
+    assert np.bincount(loaded.labels).tolist() == [12, 4]
+    # without labels.txt the folder order would be alphabetical: the labels file sets normal = 0
+    assert load_samples(root, ImagePreprocess(height=32, width=32), (32, 32, 3)).class_names == ("anomaly", "normal")
+    image = decode_image(root / "anomaly" / "00000.png")
+    assert image.shape == (32, 32, 3) and (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+    with open(root / "defects.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 16 and all((root / row["path"]).is_file() for row in rows)
+    faults = [row for row in rows if row["label"] == "anomaly"]
+    assert [row["defect"] for row in faults] == ["scratch", "hole", "stain", "missing"]
+    for row in faults:  # visible but not huge
+        x0, y0, x1, y1 = (int(row[k]) for k in ("x0", "y0", "x1", "y1"))
+        assert 0 <= x0 < x1 <= 32 and 0 <= y0 < y1 <= 32
+        assert (x1 - x0) * (y1 - y0) < 0.4 * 32 * 32, row
+    assert all(row["defect"] == "" for row in rows if row["label"] == "normal")
+
+
+def test_defects_options(tmp_path: Path) -> None:
+    options = {"image_size": 48, "defects": ("scratch",), "anomaly_fraction": 0.5, "texture": "brushed"}
+    root = _make("defects", tmp_path / "defects", 3, options=options).path
+    manifest = synth.read_manifest(root)
+    assert manifest["counts"] == {"normal": 3, "anomaly": 3} and manifest["defects"] == {"scratch": 3}
+    loaded = load_samples(root, ImagePreprocess(height=48, width=48), (48, 48, 3), labels_file=root / synth.LABELS)
+    assert loaded.x.shape == (6, 48, 48, 3)
+
+
+@pytest.mark.parametrize("texture", textures.TEXTURES)
+def test_defects_are_detectable_but_not_trivial(texture: str) -> None:
+    """A reconstruction-error detector (PCA on normal images) finds every kind of defect, not perfectly."""
+
+    def images(label: int, count: int, defect: str | None = None) -> np.ndarray:
+        return np.stack([textures.part(texture, 32, np.random.default_rng([7, label, i]), defect)[0][..., 0]
+                         for i in range(count)]).reshape(count, -1) / 255.0
+
+    train, normal = images(0, 200), images(1, 60)
+    mean = train.mean(axis=0)
+    values, vectors = np.linalg.eigh((train - mean) @ (train - mean).T)  # principal axes via the small Gram matrix
+    basis = ((train - mean).T @ vectors[:, -32:] / np.sqrt(values[-32:])).T
+
+    def error(x: np.ndarray) -> np.ndarray:
+        centred = x - mean
+        return ((centred - centred @ basis.T @ basis) ** 2).mean(axis=1)
+
+    baseline = error(normal)
+    aucs = {}
+    for k, kind in enumerate(textures.DEFECT_KINDS):
+        faulty = error(images(2 + k, 30, kind))
+        aucs[kind] = float((faulty[:, None] > baseline[None, :]).mean())
+    assert min(aucs.values()) > 0.6, aucs
+    assert 0.8 < float(np.mean(list(aucs.values()))) < 0.995, aucs
+    again = [textures.part(texture, 32, np.random.default_rng(0), "stain") for _ in range(2)]
+    assert np.array_equal(again[0][0], again[1][0]) and again[0][1] == again[1][1]
+
+
 def test_kws_stand_in_without_espeak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      caplog: pytest.LogCaptureFixture) -> None:
     _no_espeak(monkeypatch, tmp_path)
@@ -185,8 +369,10 @@ def test_kws_stand_in_without_espeak(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_same_seed_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _no_espeak(monkeypatch, tmp_path)
-    for task, samples in (("shapes", 3), ("har", 3), ("anomaly", 9), ("kws", 1)):
-        options = {"stream_seconds": 6.0} if task == "har" else {}
+    small = {"har": {"stream_seconds": 6.0}, "demand": {"days": 4, "sites": 2}}
+    for task, samples in (("shapes", 3), ("har", 3), ("anomaly", 9), ("kws", 1), ("tabular", 3), ("demand", 10),
+                          ("defects", 4)):
+        options = small.get(task, {})
         first = _make(task, tmp_path / f"{task}-a", samples, options=options).path
         second = _make(task, tmp_path / f"{task}-b", samples, options=options).path
         other = synth.synthesize(task, tmp_path / f"{task}-c",
@@ -309,7 +495,8 @@ def test_bad_task_lists_valid_tasks(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         synth.synthesize("speech", tmp_path / "x")
     message = str(info.value)
-    assert "'speech'" in message and all(name in message for name in ("anomaly", "har", "kws", "shapes"))
+    assert "'speech'" in message and all(name in message for name in ("anomaly", "har", "kws", "shapes", "tabular",
+                                                                       "demand", "defects"))
     with pytest.raises(InputError, match="anomaly"):
         synth.make_config("speech")
     assert not (tmp_path / "x").exists()
@@ -350,6 +537,28 @@ def test_bad_options(tmp_path: Path) -> None:
         synth.make_config("shapes", colour="red")
     with pytest.raises(InputError, match="faults"):
         synth.make_config("anomaly", faults=("melted",))
+    with pytest.raises(InputError, match="tabular options"):
+        synth.make_config("tabular", transitions=1.5)
+    with pytest.raises(InputError, match="tabular options"):
+        synth.make_config("tabular", window=8)
+    with pytest.raises(InputError, match="demand options"):
+        synth.make_config("demand", horizon=0)
+    with pytest.raises(InputError, match="demand options"):
+        synth.make_config("demand", days=2, window=48)  # no room for one window
+    with pytest.raises(InputError, match="demand options"):
+        synth.make_config("demand", stride=0)
+    with pytest.raises(InputError, match="defects kinds"):
+        synth.make_config("defects", defects=("dent",))
+    with pytest.raises(InputError, match="defects kinds"):
+        synth.make_config("defects", defects=())
+    with pytest.raises(InputError, match="anomaly_fraction"):
+        synth.make_config("defects", anomaly_fraction=1.0)
+    with pytest.raises(InputError, match="texture"):
+        synth.make_config("defects", texture="wood")
+    with pytest.raises(InputError, match="image_size"):
+        synth.make_config("defects", image_size=8)
+    with pytest.raises(InputError, match="window"):
+        synth.make_config("demand", windows=3)  # no such option: the message lists the valid ones
     (tmp_path / "dataset.json").write_text(json.dumps({"schema": "other"}))
     with pytest.raises(InputError, match="schema"):
         synth.read_manifest(tmp_path)

@@ -13,13 +13,21 @@ real files in the formats `edgekit.datasets.loaders` reads:
   and a continuous ``stream.csv`` of a held-out subject.
 - ``anomaly``: machine-vibration feature vectors (`machine`): ``train.npz`` (normal
   only) and ``test.npz`` (normal and injected faults, labelled).
+- ``tabular``: summary features of IMU windows (the ``har`` signals) for a dense
+  classifier: ``features.npz`` (``x`` (N, 44), ``y``, ``subject``, ``feature_names``).
+- ``demand``: hourly electricity demand and temperature of several sites (`demand`),
+  cut into forecasting windows: ``windows.npz`` (``x`` (N, window, 2), ``y`` the demand
+  ahead, ``group`` the site) and a held-out site's ``series.csv`` (regression).
+- ``defects``: textured parts, normal or with a surface defect (`textures`), as PNG
+  folders ``normal/`` and ``anomaly/`` with ``defects.csv`` (anomaly detection).
 
-Every dataset also has ``labels.txt`` (class order of the labels) and ``dataset.json``
-(task, seed, samples, classes, counts, generator details, seconds). A dataset is
-written into a temp folder next to DIR and renamed at the end, so DIR is either
-absent or complete; a re-run on a complete DIR with the same options reuses it. The
-data files are identical, byte for byte, for the same options and seed on the same
-machine (``dataset.json`` also records the time it took).
+Every dataset also has ``labels.txt`` (class order of the labels; not for ``demand``,
+a regression without classes) and ``dataset.json`` (task, seed, samples, classes,
+counts, generator details, seconds). A dataset is written into a temp folder next to
+DIR and renamed at the end, so DIR is either absent or complete; a re-run on a
+complete DIR with the same options reuses it. The data files are identical, byte for
+byte, for the same options and seed on the same machine (``dataset.json`` also records
+the time it took).
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.bundle.atomic import fsync_dir, pid_alive
-from edgekit.datasets import keywords, machine, shapes
+from edgekit.datasets import demand, keywords, machine, shapes, textures
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import InputError
 from edgekit.features import audio
@@ -78,7 +86,8 @@ class SynthConfig:
     """Options every task has.
 
     Attributes:
-        samples: samples per class.
+        samples: samples per class (``demand``: the most windows per site; ``defects``:
+            normal images).
         seed: the seed; the same options and seed give the same files.
     """
 
@@ -189,11 +198,14 @@ class SynthResult:
         made = self.manifest.get("seconds", 0.0)
         state = (f"reused (made in {made:.1f} s; checked in {self.seconds:.2f} s)" if self.reused
                  else f"written in {self.seconds:.1f} s")
-        lines = [f"{self.task} dataset {self.path}: {total} samples, {len(self.manifest.get('classes', []))} classes, "
-                 f"seed {self.manifest.get('seed')}, {state}",
-                 f"  classes: {', '.join(self.manifest.get('classes', []))}",
+        classes = self.manifest.get("classes", [])
+        kind = f"{len(classes)} classes" if classes else "regression"
+        lines = [f"{self.task} dataset {self.path}: {total} samples, {kind}, seed {self.manifest.get('seed')}, {state}",
+                 f"  classes: {', '.join(classes)}" if classes
+                 else f"  target: {self.manifest.get('target', {}).get('description', '?')}",
                  f"  counts: {json.dumps(counts)}",
                  f"  generator: {self.manifest.get('generator', {}).get('name', '?')}"]
+        lines += [f"  {line}" for line in self.manifest.get("notes", [])]
         return "\n".join(lines)
 
 
@@ -335,7 +347,8 @@ def synthesize(task: str, output_dir: Path, config: SynthConfig | None = None, *
         log(f"{task}: {spec.summary}; {config.samples} per class, seed {config.seed}")
         fields = spec.write(config, staging, log, progress)
         classes = list(fields.pop("classes"))
-        (staging / LABELS).write_text("".join(f"{name}\n" for name in classes), "utf-8")
+        if classes:  # a regression (demand) has no classes and no labels file
+            (staging / LABELS).write_text("".join(f"{name}\n" for name in classes), "utf-8")
         manifest = {
             "schema": SCHEMA,
             "task": task,
@@ -1058,4 +1071,357 @@ def write_anomaly(config: AnomalyConfig, folder: Path, log: Log, progress: Progr
                               "y": "int64, 0 normal / 1 anomalous", "fault": "test.npz: fault name or 'normal'"}},
         "generator": {"name": "edgekit.datasets.machine", "faults": list(config.faults), "mels": config.mels,
                       "frames": config.frames},
+    }
+
+
+# ---------------------------------------------------------------------------
+# tabular: summary features of IMU windows
+
+WINDOW_STATS = ("mean", "std", "min", "max", "rms", "mean_abs_diff", "dominant_hz")
+
+
+def imu_feature_names(channels: tuple[str, ...] = HAR_CHANNELS) -> tuple[str, ...]:
+    """Names of `imu_features`' columns: ``CHANNEL_STAT`` channel by channel, then ``acc_mag_mean``, ``acc_mag_std``."""
+    return (*(f"{c}_{stat}" for c in channels for stat in WINDOW_STATS), "acc_mag_mean", "acc_mag_std")
+
+
+def imu_features(windows: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Summary features of IMU windows ``(N, window, 6)`` (`HAR_CHANNELS` order) -> float64 ``(N, 44)``.
+
+    For each channel in order: mean, standard deviation, minimum, maximum, RMS, mean
+    absolute first difference, and the dominant frequency (Hz: the largest bin of the
+    mean-removed signal's real FFT, DC excluded); then the mean and standard deviation
+    of the acceleration magnitude (the first three channels). `imu_feature_names` names
+    the columns.
+    """
+    x = np.asarray(windows, np.float64)
+    if x.ndim != 3 or x.shape[1] < 4 or x.shape[2] < 3:
+        raise ValueError(f"expected windows (N, window >= 4, channels >= 3), got shape {x.shape}")
+    spectrum = np.abs(np.fft.rfft(x - x.mean(axis=1, keepdims=True), axis=1))
+    freqs = np.fft.rfftfreq(x.shape[1], 1.0 / rate_hz)
+    dominant = freqs[1:][spectrum[:, 1:].argmax(axis=1)]
+    per_channel = np.stack([x.mean(axis=1), x.std(axis=1), x.min(axis=1), x.max(axis=1),
+                            np.sqrt((x * x).mean(axis=1)), np.abs(np.diff(x, axis=1)).mean(axis=1), dominant],
+                           axis=2)  # (N, channels, stats)
+    magnitude = np.linalg.norm(x[:, :, :3], axis=2)
+    return np.concatenate([per_channel.reshape(len(x), -1), magnitude.mean(axis=1, keepdims=True),
+                           magnitude.std(axis=1, keepdims=True)], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularConfig(SynthConfig):
+    """Summary features of IMU windows (the ``har`` signals) for a feed-forward classifier.
+
+    Attributes:
+        subjects: simulated people (windows go to subjects in turn).
+        window: samples per window.
+        rate_hz: sampling rate.
+        transitions: fraction of windows that also hold 10-40 % of another activity
+            (the window keeps the label of its majority), as windows cut from a
+            continuous recording do.
+    """
+
+    samples: int = 300
+    subjects: int = 10
+    window: int = 128
+    rate_hz: float = 50.0
+    transitions: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.subjects < 1 or self.window < 16 or not 10.0 <= self.rate_hz <= 1000.0
+                or not 0.0 <= self.transitions <= 1.0):
+            raise InputError("tabular options", expected="subjects >= 1, window >= 16, 10 <= rate_hz <= 1000, "
+                             "0 <= transitions <= 1",
+                             found=f"subjects={self.subjects}, window={self.window}, rate_hz={self.rate_hz}, "
+                                   f"transitions={self.transitions}")
+
+
+def _imu_window(activity: str, person: _Subject, config: TabularConfig, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """One window of `activity`; with probability ``config.transitions`` its start or end is another activity."""
+    signal = imu_signal(activity, person, config.window, config.rate_hz, rng)
+    if rng.random() >= config.transitions:
+        return signal, ""
+    other = str(rng.choice([a for a in ACTIVITIES if a != activity]))
+    blend = 8  # samples of cross-fade between the two
+    count = max(1, int(round(rng.uniform(0.1, 0.4) * config.window)))
+    part = imu_signal(other, person, count + blend, config.rate_hz, rng)
+    ramp = np.linspace(0.0, 1.0, blend)[:, None]
+    if rng.random() < 0.5:  # the other activity first
+        mixed = part[count:] * (1 - ramp) + signal[count:count + blend] * ramp
+        return np.concatenate([part[:count], mixed, signal[count + blend:]]), other
+    keep = config.window - count
+    mixed = signal[keep - blend:keep] * (1 - ramp) + part[:blend] * ramp
+    return np.concatenate([signal[:keep - blend], mixed, part[blend:]]), other
+
+
+@register("tabular", TabularConfig, "summary features of IMU windows (idle/walk/run/stairs) for a dense classifier")
+def write_tabular(config: TabularConfig, folder: Path, log: Log, progress: Progress) -> dict[str, Any]:
+    """``features.npz``: x float32 ``(N, 44)``, y, classes, feature_names, subject, mixed (the other activity or '')."""
+    people = [_subject(_rng(config.seed, 7, s)) for s in range(config.subjects)]
+    total = config.samples * len(ACTIVITIES)
+    windows = np.empty((total, config.window, len(HAR_CHANNELS)))
+    y = np.empty(total, np.int64)
+    who = np.empty(total, np.int64)
+    mixed = []
+    row = 0
+    for label, activity in enumerate(ACTIVITIES):
+        for i in range(config.samples):
+            s = i % config.subjects
+            windows[row], other = _imu_window(activity, people[s], config, _rng(config.seed, 8, label, i))
+            y[row], who[row] = label, s
+            mixed.append(other)
+            row += 1
+    x = imu_features(windows, config.rate_hz).astype(np.float32)
+    names = imu_feature_names()
+    _write_npz(folder / "features.npz", x=x, y=y, classes=np.array(ACTIVITIES), feature_names=np.array(names),
+               subject=who, mixed=np.array(mixed, dtype="<U8"))
+    return {
+        "classes": list(ACTIVITIES),
+        "counts": {name: config.samples for name in ACTIVITIES},
+        "samples_total": total,
+        "layout": {"format": "npz", "data": "features.npz", "labels": LABELS,
+                   "arrays": {"x": f"float32 (N, {len(names)}) features of one window each",
+                              "y": "int64 class index", "classes": "str, the class names in label order",
+                              "feature_names": f"str ({len(names)},), the columns of x",
+                              "subject": "int64 subject id (for subject-wise splits)",
+                              "mixed": "str, the other activity in a transition window, else ''"},
+                   "feature_order": "for each channel in order: " + ", ".join(WINDOW_STATS)
+                                    + "; then acc_mag_mean, acc_mag_std",
+                   "channels": list(HAR_CHANNELS), "rate_hz": config.rate_hz, "window": config.window,
+                   "units": {"acc": "m/s^2 (gravity included)", "gyro": "rad/s", "dominant_hz": "Hz"}},
+        "feature_stats": {"mean": [float(f"{v:.6g}") for v in x.mean(axis=0)],
+                          "std": [float(f"{v:.6g}") for v in x.std(axis=0)]},
+        "generator": {"name": "edgekit.datasets.synth.imu_features of imu_signal", "subjects": config.subjects,
+                      "transition_windows": sum(1 for m in mixed if m),
+                      "per_subject": ["step frequency x0.88-1.12", "amplitude x0.8-1.25",
+                                      "sensor yaw (any) and tilt", "left/right asymmetry", "noise and bias"]},
+    }
+
+
+# ---------------------------------------------------------------------------
+# demand: hourly demand forecasting (regression)
+
+DEMAND_CHANNELS = ("demand", "temperature")
+
+
+@dataclasses.dataclass(frozen=True)
+class DemandConfig(SynthConfig):
+    """Hourly electricity demand of several sites, cut into forecasting windows.
+
+    ``samples`` is the most windows per site: a site's windows start every `stride`
+    hours over `days` days (943 at the defaults); when there are more, `samples` of
+    them, spread evenly over the days, are kept.
+
+    Attributes:
+        window: hours of history per window (the input).
+        horizon: hours ahead: y is the demand `horizon` hours after the window's last
+            hour (horizon 1), or the next `horizon` hours (horizon > 1).
+        sites: sites in ``windows.npz``; one more, held out, is ``series.csv``.
+        days: length of every site's series.
+        stride: hours between the starts of consecutive windows.
+    """
+
+    samples: int = 1000
+    window: int = 48
+    horizon: int = 1
+    sites: int = 6
+    days: int = 120
+    stride: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.window < 2 or not 1 <= self.horizon <= 168 or not 1 <= self.sites <= 1000
+                or not 1 <= self.days <= 3650 or self.stride < 1 or self.days * 24 < self.window + self.horizon):
+            raise InputError("demand options", expected="window >= 2, 1 <= horizon <= 168, 1 <= sites <= 1000, "
+                             "1 <= days <= 3650, stride >= 1, and days * 24 >= window + horizon",
+                             found=f"window={self.window}, horizon={self.horizon}, sites={self.sites}, "
+                                   f"days={self.days}, stride={self.stride}")
+
+
+def _rmse(prediction: np.ndarray, target: np.ndarray, mean: float) -> dict[str, float]:
+    rmse = float(np.sqrt(np.mean((prediction - target) ** 2))) if target.size else float("nan")
+    return {"rmse_kw": round(rmse, 2), "percent_of_mean": round(100.0 * rmse / mean, 2)}
+
+
+@register("demand", DemandConfig, "hourly electricity demand and temperature of several sites, "
+                                  "windows for forecasting (regression)")
+def write_demand(config: DemandConfig, folder: Path, log: Log, progress: Progress) -> dict[str, Any]:
+    """``windows.npz`` (x ``(N, window, 2)``, y, group, start, channels) and ``series.csv`` of a held-out site."""
+    hours = config.days * 24
+    cal = demand.calendar(_rng(config.seed, 9, 0), config.days)
+    shared = demand.regional_weather(_rng(config.seed, 9, 1), hours)
+    first = int(_rng(config.seed, 9, 4).integers(0, len(demand.SITE_KINDS)))  # the kinds take turns
+    places = [demand.site(_rng(config.seed, 9, 2, s), demand.SITE_KINDS[(first + s) % len(demand.SITE_KINDS)])
+              for s in range(config.sites + 1)]  # the last is held out
+    made = [demand.series(p, cal, hours, shared, _rng(config.seed, 9, 3, s)) for s, p in enumerate(places)]
+
+    every = (hours - config.window - config.horizon) // config.stride + 1
+    keep = np.arange(every) if every <= config.samples else np.unique(
+        np.round(np.linspace(0, every - 1, config.samples)).astype(np.int64))
+    starts = keep * config.stride
+    ends = starts + config.window - 1  # the last hour of each window
+    ahead = np.arange(1, config.horizon + 1)
+    xs, ys, groups, begin, last, yesterday, oracle = [], [], [], [], [], [], []
+    for s, run in enumerate(made[:-1]):
+        steps = starts[:, None] + np.arange(config.window)[None, :]
+        xs.append(np.stack([run.demand[steps], run.temperature[steps]], axis=2))
+        targets = ends[:, None] + ahead[None, :]
+        ys.append(run.demand[targets])
+        groups.append(np.full(len(starts), s, np.int64))
+        begin.append(starts)
+        last.append(np.repeat(run.demand[ends][:, None], config.horizon, axis=1))
+        # the same hour on the latest day the window has seen (-1: not in the series)
+        back = targets - 24 * np.ceil(ahead / 24.0).astype(np.int64)[None, :]
+        yesterday.append(np.where(back >= 0, run.demand[np.maximum(back, 0)], np.nan))
+        oracle.append(run.expected[targets] * (1.0 + demand.NOISE_PHI ** ahead[None, :] * run.noise[ends][:, None]))
+    x = np.concatenate(xs).astype(np.float32)
+    y_all = np.concatenate(ys)
+    y = (y_all[:, 0] if config.horizon == 1 else y_all).astype(np.float32)
+    group = np.concatenate(groups)
+    _write_npz(folder / "windows.npz", x=x, y=y, group=group, start=np.concatenate(begin),
+               channels=np.array(DEMAND_CHANNELS))
+
+    held = made[-1]
+    with open(folder / "series.csv", "w", encoding="utf-8", newline="") as handle:
+        handle.write("hour,demand,temperature\n")
+        for hour, (kw, celsius) in enumerate(zip(held.demand, held.temperature, strict=True)):
+            handle.write(f"{hour},{kw:.1f},{celsius:.2f}\n")
+
+    mean_kw = float(y_all.mean())
+    known = ~np.isnan(np.concatenate(yesterday))
+    baselines = {
+        "last_value": {**_rmse(np.concatenate(last), y_all, mean_kw), "windows": len(x)},
+        "same_hour_yesterday": {**_rmse(np.concatenate(yesterday)[known], y_all[known], mean_kw),
+                                "windows": int(known.all(axis=1).sum())},
+        "oracle": {**_rmse(np.concatenate(oracle), y_all, mean_kw), "windows": len(x),
+                   "note": "knows the generator's hidden expected demand and noise: a floor no model reaches"},
+    }
+    notes = [f"naive forecasts, RMSE over windows.npz (mean demand {mean_kw:.0f} kW): "
+             + "; ".join(f"{name.replace('_', ' ')} {b['rmse_kw']:.1f} kW ({b['percent_of_mean']:.1f} %)"
+                         for name, b in baselines.items())]
+    for line in notes:
+        log(f"demand: {line}")
+    flat_x = x.reshape(-1, x.shape[-1])
+    return {
+        "classes": [],
+        "counts": {f"site {s}": len(starts) for s in range(config.sites)},
+        "samples_total": len(x),
+        "target": {"description": ("demand (kW) the hour after the window" if config.horizon == 1
+                                   else f"demand (kW) of the {config.horizon} hours after the window"),
+                   "unit": "kW", "horizon": config.horizon, "mean": round(mean_kw, 3),
+                   "std": round(float(y_all.std()), 3)},
+        "baselines": baselines,
+        "notes": notes,
+        "layout": {"format": "npz", "data": "windows.npz", "task": "regression",
+                   "arrays": {"x": f"float32 (N, {config.window}, 2): hourly demand (kW) and temperature (C)",
+                              "y": "float32 (N,) demand the next hour" if config.horizon == 1
+                                   else f"float32 (N, {config.horizon}) demand of the next {config.horizon} hours",
+                              "group": "int64 site id (keep sites apart when splitting)",
+                              "start": "int64 hour of the window's first step in its site's series",
+                              "channels": "str, the channel names of x"},
+                   "channels": list(DEMAND_CHANNELS), "units": {"demand": "kW", "temperature": "degrees C"},
+                   "window_hours": config.window, "stride_hours": config.stride,
+                   "windows_per_site": len(starts), "hours_per_site": hours},
+        "preprocess": {"kind": "sensor", "channels": list(DEMAND_CHANNELS), "window": config.window,
+                       "stride": 1, "sample_rate_hz": round(1.0 / 3600.0, 9),
+                       "mean": [round(float(v), 4) for v in flat_x.mean(axis=0)],
+                       "std": [round(float(v), 4) for v in flat_x.std(axis=0)]},
+        "stream": {"file": "series.csv", "site": "held out (not in windows.npz)", "hours": hours,
+                   "columns": ["hour", "demand", "temperature"], "kind": places[-1].kind},
+        "generator": {
+            "name": "edgekit.datasets.demand",
+            "calendar": {"start_day_of_year": cal.start_day_of_year, "start_weekday": cal.start_weekday,
+                         "holidays": list(cal.holidays)},
+            "sites": [{"kind": p.kind, "base_kw": round(p.base_kw, 1), "mean_kw": round(float(r.demand.mean()), 1),
+                       "trend_per_year": round(p.trend_per_year, 3),
+                       "heating_kw_per_c": round(p.heating_kw_per_c, 2),
+                       "cooling_kw_per_c": round(p.cooling_kw_per_c, 2),
+                       "temperature_c": [round(float(r.temperature.min()), 1), round(float(r.temperature.max()), 1)],
+                       "events": len(r.events)} for p, r in zip(places, made, strict=True)],
+            "comfort_band_c": [demand.HEATING_BELOW, demand.COOLING_ABOVE],
+            "noise": {"ar1_phi": demand.NOISE_PHI, "innovation": demand.NOISE_STEP, "kind": "multiplicative"},
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# defects: image anomaly detection
+
+
+@dataclasses.dataclass(frozen=True)
+class DefectsConfig(SynthConfig):
+    """Textured parts, normal or with one surface defect (MVTec-like, grayscale).
+
+    ``samples`` is the number of normal images; the anomalous ones number
+    ``round(samples * anomaly_fraction / (1 - anomaly_fraction))`` (at least one), the
+    defect kinds taking turns.
+
+    Attributes:
+        image_size: height and width in pixels.
+        anomaly_fraction: share of anomalous images in the dataset (0 < f < 1).
+        defects: defect kinds (some of `textures.DEFECT_KINDS`).
+        texture: the part's texture (one of `textures.TEXTURES`).
+    """
+
+    samples: int = 600
+    image_size: int = 32
+    anomaly_fraction: float = 0.25
+    defects: tuple[str, ...] = textures.DEFECT_KINDS
+    texture: str = "woven"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "defects", tuple(self.defects))
+        unknown = sorted(set(self.defects) - set(textures.DEFECT_KINDS))
+        if unknown or not self.defects or len(set(self.defects)) != len(self.defects):
+            raise InputError("defects kinds", expected=f"one or more distinct of {list(textures.DEFECT_KINDS)}",
+                             found=str(list(self.defects)))
+        if self.texture not in textures.TEXTURES:
+            raise InputError("defects texture", expected=f"one of {list(textures.TEXTURES)}", found=repr(self.texture))
+        if not 16 <= self.image_size <= 1024:
+            raise InputError("defects image_size", expected="16 to 1024 pixels", found=str(self.image_size))
+        if not 0.0 < self.anomaly_fraction <= 0.9:
+            raise InputError("defects anomaly_fraction", expected="more than 0 and at most 0.9",
+                             found=str(self.anomaly_fraction))
+
+
+DEFECT_CLASSES = ("normal", "anomaly")
+
+
+@register("defects", DefectsConfig, "textured parts, normal or with a scratch, hole, stain or missing patch, "
+                                    "as PNG folders (anomaly detection)")
+def write_defects(config: DefectsConfig, folder: Path, log: Log, progress: Progress) -> dict[str, Any]:
+    """PNG folders ``normal/NNNNN.png`` and ``anomaly/NNNNN.png`` (RGB, equal channels) and ``defects.csv``."""
+    fraction = config.anomaly_fraction
+    anomalies = max(1, int(round(config.samples * fraction / (1.0 - fraction))))
+    plan = [("normal", i, None) for i in range(config.samples)]
+    plan += [("anomaly", i, config.defects[i % len(config.defects)]) for i in range(anomalies)]
+    for name in DEFECT_CLASSES:
+        (folder / name).mkdir()
+    rows = []
+    for label, i, kind in progress(plan, "writing PNG files", len(plan)):
+        image, box = textures.part(config.texture, config.image_size,
+                                   _rng(config.seed, 10, DEFECT_CLASSES.index(label), i), kind)
+        relative = f"{label}/{i:05d}.png"
+        (folder / relative).write_bytes(_png(image))
+        rows.append([relative, label, kind or "", *(box if box else ("", "", "", ""))])
+    with open(folder / "defects.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["path", "label", "defect", "x0", "y0", "x1", "y1"])
+        writer.writerows(rows)
+    per_kind = {kind: sum(1 for row in rows if row[2] == kind) for kind in config.defects}
+    return {
+        "classes": list(DEFECT_CLASSES),
+        "counts": {"normal": config.samples, "anomaly": anomalies},
+        "defects": per_kind,
+        "samples_total": len(plan),
+        "layout": {"format": "image-folders", "data": ".", "labels": LABELS, "index": "defects.csv",
+                   "image": [config.image_size, config.image_size, 3],
+                   "note": "grayscale stored as RGB with three equal channels; class 0 normal, 1 anomaly; "
+                           "defects.csv: the defect kind and its bounding box (x0, y0, x1, y1; end exclusive) "
+                           "per anomalous image"},
+        "generator": {"name": "edgekit.datasets.textures", "texture": config.texture, "defects": list(config.defects),
+                      "variation": ["phase", "rotation about 3 degrees", "period +-5 %", "brightness", "contrast",
+                                    "illumination gradient", "sensor noise 2-5 levels"]},
     }
