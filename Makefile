@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame \
-        bench-honesty bench-report bench-train
+        bench-honesty bench-report bench-train coverage
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
@@ -65,6 +65,11 @@ bench-report: $(STAMP)
 ## Training figures: every recipe on its synthetic data, seconds per epoch, held-out figures, int8 (long).
 bench-train: $(STAMP)
 	$(BIN)/python tools/train_bench.py -o out/bench/train --export
+
+## The coverage matrix: every architecture family trained, converted, run and benchmarked; writes
+## out/coverage and the README's table (long: every full recipe).
+coverage: $(STAMP)
+	$(BIN)/python tools/coverage_matrix.py -o out/coverage --readme
 
 ## What edgekit inspect says to each bad input.
 bad-inputs: $(STAMP)

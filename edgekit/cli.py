@@ -328,7 +328,7 @@ def datasets() -> None:
 @click.argument("task")
 @click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path), required=True,
               help="Dataset folder: new or empty; a complete one with the same options is reused.")
-@click.option("--samples", type=click.IntRange(min=1), help="Samples per class (default: the task's).")
+@click.option("--samples", type=click.IntRange(min=1), help="Samples per class (see below; default: the task's).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed: the same options and seed give the same files.")
 @click.option("--force", is_flag=True, help="Rebuild a dataset edgekit made earlier in that folder.")
@@ -341,8 +341,13 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
     shapes   images of shapes, PNG folders
     har      IMU windows (idle/walk/run/stairs), windows.npz + stream.csv
     anomaly  machine-vibration features: train.npz (normal), test.npz (with faults)
+    tabular  per-window IMU features (44 columns), features.npz
+    demand   hourly demand forecasting (regression), windows.npz + series.csv
+    defects  textured parts with surface defects, PNG folders normal/ anomaly/
 
-    Every dataset has labels.txt and dataset.json (task, seed, classes, counts, generator).
+    --samples is per class, except: demand (at most this many windows per site) and
+    defects (normal images; anomalies are added in proportion). Every dataset has
+    dataset.json (task, seed, classes, counts, generator); the classified ones labels.txt.
     """
     from edgekit.datasets.synth import make_config, synthesize
 

@@ -12,7 +12,7 @@ unrolled, MultiHeadAttention.
 The head follows the task: `build` passes private options the builders read through
 `_head`: ``_head`` ``softmax`` (classification) or ``linear`` (regression, with
 ``_target_scale``/``_target_offset`` mapping normalized predictions to target units), and
-``_input_mean``/``_input_variance`` for a normalization layer over raw feature vectors.
+``_output_range`` for a generator's output.
 """
 
 from __future__ import annotations
@@ -60,8 +60,7 @@ def build(keras: Any, architecture: Mapping[str, Any], input_shape: tuple[int, .
 
     Args:
         private: fitted values the recipe does not carry (see the module docstring):
-            ``_head``, ``_target_scale``, ``_target_offset``, ``_input_mean``,
-            ``_input_variance``, ``_output_range``.
+            ``_head``, ``_target_scale``, ``_target_offset``, ``_output_range``.
     """
     name = str(architecture.get("name"))
     options = options_for(name, architecture)
@@ -93,13 +92,6 @@ def _head(keras: Any, x: Any, outputs: int, o: Mapping[str, Any]) -> Any:
                                 name="prediction")(x)
     # float32 output even under mixed precision: softmax in float16 loses the small classes
     return layers.Dense(outputs, activation="softmax", dtype="float32", name="probabilities")(x)
-
-
-def _normalized_input(keras: Any, inputs: Any, o: Mapping[str, Any]) -> Any:
-    """Raw feature vectors standardized inside the model (mean/variance fitted on the training split)."""
-    if o.get("_input_mean") is None:
-        return inputs
-    return keras.layers.Normalization(mean=o["_input_mean"], variance=o["_input_variance"], name="standardize")(inputs)
 
 
 @register("ds_cnn", filters=64, blocks=4, first_kernel=[10, 4], first_strides=[2, 2], dropout=0.2)
@@ -223,12 +215,14 @@ def dense_autoencoder(keras: Any, input_shape: tuple[int, ...], outputs: int, o:
 def mlp(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, Any]) -> tuple[Any, Any]:
     """Feed-forward dense network over feature vectors (tabular sensor features).
 
-    Raw features are standardized by a Normalization layer inside the model (fitted on the
-    training split), so the device feeds the features as they are measured.
+    Standardize the features in the preprocessing, not in the model: a sensor spec with
+    ``window: 1`` and one channel per feature carries the mean and std fitted on the
+    training split, applied in float before an int8 model quantizes its input (raw
+    features whose scales differ 1000x lose the small ones to one input scale).
     """
     layers = keras.layers
     inputs = keras.Input(shape=input_shape, name="features")
-    x = _normalized_input(keras, inputs, o)
+    x = inputs
     if len(input_shape) > 1:
         x = layers.Flatten()(x)
     for units in o["units"]:
@@ -362,3 +356,4 @@ def discriminator(keras: Any, image_shape: tuple[int, ...], options: Mapping[str
     x = layers.Flatten()(x)
     out = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(inputs, out, name="discriminator")
+

@@ -258,10 +258,6 @@ def _private_options(recipe: Recipe, train: RawData, input_shape: tuple[int, ...
         y = train.y.astype(np.float64)
         mean, std = y.mean(axis=0), np.maximum(y.std(axis=0), 1e-6)
         private.update(_head="linear", _target_offset=_rounded(mean), _target_scale=_rounded(std))
-    if recipe.data_kind == "vector" and recipe.task == "classification":
-        flat = train.x.reshape(len(train), -1).astype(np.float64)
-        private.update(_input_mean=_rounded(flat.mean(axis=0)),
-                       _input_variance=_rounded(np.maximum(flat.var(axis=0), 1e-12)))
     if recipe.task == "generation" and isinstance(recipe.preprocess, ImagePreprocess):
         private["_output_range"] = pipeline_range(recipe.preprocess)
     return private

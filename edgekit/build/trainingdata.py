@@ -257,6 +257,8 @@ def _from_arrays(arrays: dict[str, np.ndarray], path: Path, recipe: Recipe, labe
             x = np.stack([image_features.prepare(img if img.shape[-1] != 1 else img[..., 0], spec) for img in x])
     elif isinstance(spec, SensorPreprocess):
         expected = (spec.window, len(spec.channels))
+        if x.ndim == 2 and spec.window == 1 and x.shape[1] == len(spec.channels):
+            x = x[:, None, :]  # feature vectors: windows of one sample, a channel per feature
         if x.ndim != 3 or x.shape[1:] != expected:
             raise InputError(f"data {path}", expected=f"sensor windows (N, {spec.window}, {len(spec.channels)}) "
                              f"with channels {list(spec.channels)}", found=f"shape {x.shape}",
