@@ -59,6 +59,7 @@ class PostprocessKind(str, enum.Enum):
     REGRESSION = "regression"
     ANOMALY = "anomaly"
     DETECTION = "detection"
+    GENERATION = "generation"  # the output is the product (a generator's image, a decoder's signal)
     RAW = "raw"
 
 
@@ -532,7 +533,8 @@ class PostprocessSpec:
     """How raw outputs become results.
 
     Attributes:
-        kind: classification, regression, anomaly, detection or raw.
+        kind: classification, regression, anomaly, detection, generation (the output
+            tensor is the result, e.g. a generator's image) or raw.
         apply_softmax: the model outputs logits and the runtime applies softmax.
         top_k: how many labelled scores a classification result carries.
         score_threshold: results below this score are reported as no detection.

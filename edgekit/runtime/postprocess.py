@@ -1,5 +1,5 @@
-"""From dequantized outputs to results: softmax, top-k, thresholds, anomaly scores, and
-keyword-spotting posterior smoothing with suppression for streams."""
+"""From dequantized outputs to results: softmax, top-k, thresholds, anomaly scores,
+generated tensors, and keyword-spotting posterior smoothing with suppression for streams."""
 
 from __future__ import annotations
 
@@ -211,7 +211,16 @@ def postprocess(inputs: np.ndarray, outputs: list[np.ndarray], spec: Postprocess
             nchw = inputs.shape[1] in (1, 3) and inputs.shape[3] not in (1, 3)
             size = tuple(inputs.shape[2:4]) if nchw else tuple(inputs.shape[1:3])
         return detect(outputs, spec, labels, size)  # type: ignore[arg-type]
+    if spec.kind is PostprocessKind.GENERATION:
+        return generate(outputs)
     return {"values": tuple(float(v) for v in np.concatenate([o.reshape(-1) for o in outputs]))}
+
+
+def generate(outputs: list[np.ndarray]) -> dict[str, Any]:
+    """A generator's result: its (first) output tensor, float32, without the batch dimension."""
+    first = outputs[0]
+    tensor = first.reshape(first.shape[1:]) if first.ndim >= 2 and first.shape[0] == 1 else first
+    return {"output": np.asarray(tensor, dtype=np.float32)}
 
 
 class PosteriorSmoother:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
+
+import numpy as np
+
+SIGNIFICANT_DIGITS = 5  # generated tensors in JSON: digits kept, relative to the largest value
 
 
 @dataclasses.dataclass(slots=True)
@@ -43,13 +48,14 @@ class Result:
     """One inference (treat as read-only; not frozen because it is built on the hot path).
 
     Attributes:
-        kind: classification, regression, anomaly or raw.
+        kind: classification, regression, anomaly, detection, generation or raw.
         label / index / score: the top class (classification), or None.
         top_k: ``((label, score), ...)`` best first (classification).
         detected: streams with smoothing: a detection event fired on this result.
         anomaly_score / is_anomaly: reconstruction error and its verdict (anomaly).
         values: the output values (regression, raw).
         detections: objects found (detection), best first.
+        output: the generated tensor (generation), float32, without the batch dimension.
         timestamp: wall-clock time (seconds since the epoch) the input was captured.
         sequence: position in the stream (0 for single predictions).
         latency: preprocess / inference / postprocess split.
@@ -71,6 +77,7 @@ class Result:
     is_anomaly: bool | None = None
     values: tuple[float, ...] | None = None
     detections: tuple[Detection, ...] | None = None
+    output: np.ndarray | None = None
     source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +93,28 @@ class Result:
             data["values"] = list(self.values)
         if self.detections is not None:
             data["detections"] = [d.to_dict() for d in self.detections]
+        if self.output is not None:
+            data["output"] = compact_tensor(self.output)
         return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+def compact_tensor(array: np.ndarray) -> dict[str, Any]:
+    """A tensor for a JSON line: shape, min, max, mean (of the finite values), and the
+    values in C order, rounded to `SIGNIFICANT_DIGITS` digits relative to the largest
+    magnitude (values up to 1 keep 4 or 5 decimals, pixels up to 255 keep 2); NaN and
+    infinities become null."""
+    values = np.asarray(array, dtype=np.float64)
+    if values.size == 0:
+        return {"shape": list(values.shape), "min": None, "max": None, "mean": None, "values": []}
+    finite = np.isfinite(values)
+    largest = float(np.max(np.abs(values[finite]))) if finite.any() else 0.0
+    decimals = SIGNIFICANT_DIGITS - 1 - (math.floor(math.log10(largest)) if largest > 0 else 0)
+    rounded = np.round(values, max(0, decimals)).reshape(-1)
+    # JSON has no NaN or infinity: those become null.
+    flat = [v if math.isfinite(v) else None for v in rounded.tolist()] if not finite.all() else rounded.tolist()
+    kept = values[finite]
+    stats = (float(np.min(kept)), float(np.max(kept)), float(np.mean(kept))) if kept.size else (None, None, None)
+    return {"shape": list(values.shape), "min": stats[0], "max": stats[1], "mean": stats[2], "values": flat}

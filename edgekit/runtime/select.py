@@ -2,7 +2,8 @@
 
 Order: variants whose format can run here; among them, the order of `prefer` (a device
 profile's preference) if given, else TFLite before ONNX and the smallest precision
-first (int8, mixed int8, dynamic int8, int16x8, fp16, fp32); a variant whose recorded
+first (int8, mixed int8, int8 with float ops, dynamic int8, int16x8,
+int16x8 with float ops, fp16, fp32); a variant whose recorded
 fidelity drop exceeds `max_drop_pts` goes to the back. Everything can be forced.
 """
 
@@ -14,7 +15,7 @@ from edgekit.bundle import Manifest, Variant
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.runtime.backends import BACKEND_NAMES, installed_backends
 
-PRECISION_ORDER = ("int8", "int8-mixed", "dynamic-int8", "int16x8", "fp16", "fp32")
+PRECISION_ORDER = ("int8", "int8-mixed", "int8-float-ops", "dynamic-int8", "int16x8", "int16x8-float-ops", "fp16", "fp32")
 FORMAT_ORDER = ("tflite", "onnx")
 
 
