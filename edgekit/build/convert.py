@@ -24,16 +24,25 @@ import yaml
 
 from edgekit.build.outputs import align_outputs
 from edgekit.build.source import LoadConfig, SourceModel, source_kind
-from edgekit.build.validate import Reference, detect_task, fidelity, run_variant, task_metric
+from edgekit.build.validate import (
+    Reference,
+    detect_task,
+    fidelity,
+    regression_errors,
+    run_variant,
+    task_metric,
+)
 from edgekit.build.variants import (
     DEFAULT_VARIANTS,
     VARIANTS,
     ConversionError,
     ConversionOptions,
     configure_int8,
+    ops_in_error,
     quiet_converter,
     representative,
     tflite_converter,
+    tflite_float_ops,
     tflite_int8_selective,
 )
 from edgekit.bundle import Manifest, Variant, VariantFormat, make_provenance, write_bundle
@@ -132,6 +141,18 @@ def sidecar_path(model: Path) -> Path:
 
 @dataclasses.dataclass
 class VariantResult:
+    """One variant: what was produced and measured, or why it was not.
+
+    Attributes:
+        precision: what the produced file really is (see `edgekit.build.variants.Form`).
+        substitute: set when the variant is not the form its name promises (full-integer
+            int8 that fell back to float ops or dynamic range; static ONNX int8 that
+            became dynamic): ``requested``, ``produced``, ``form``, ``reason``, ``ops``,
+            ``float_ops`` (TFLite) and ``tried`` (the forms that failed first, and why).
+        ops: when not produced, the operators the converters blamed.
+        still_possible: when not produced, the variants of this run that were produced.
+    """
+
     name: str
     format: str
     precision: str
@@ -143,6 +164,9 @@ class VariantResult:
     error: str | None = None
     gate: str = "n/a"  # pass | fail | n/a
     fallback: dict[str, Any] | None = None
+    substitute: dict[str, Any] | None = None
+    ops: tuple[str, ...] = ()
+    still_possible: list[str] | None = None
 
     def to_dict(self, fp32_size: int | None) -> dict[str, Any]:
         size = len(self.data) if self.data is not None else None
@@ -156,6 +180,7 @@ class VariantResult:
             "metrics": self.metrics,
             "gate": self.gate,
             "fallback": self.fallback,
+            "substitute": self.substitute,
             "error": self.error,
         }
 
@@ -188,7 +213,8 @@ class ConvertReport:
             "data": self.data,
             "reference": self.reference,
             "variants": [v.to_dict(self._fp32_for(v)) for v in self.variants],
-            "failed": [{"name": v.name, "reason": v.error} for v in self.variants if v.error],
+            "failed": [{"name": v.name, "reason": v.error, "op": v.ops[0] if v.ops else None, "ops": list(v.ops),
+                        "still_possible": v.still_possible or []} for v in self.variants if v.error],
             "gate": {"max_accuracy_drop_pts": self.config.max_accuracy_drop, "auto_fallback": self.config.auto_fallback,
                      "passed": self.gate_passed,
                      "failed_variants": [v.name for v in self.variants if v.gate == "fail"]},
@@ -213,9 +239,16 @@ class ConvertReport:
         lines.append(f"data: {d['source']}: {d['calibration_samples']} calibration / {d['validation_samples']} validation samples"
                      + (f", {len(d['skipped'])} unreadable file(s) skipped" if d["skipped"] else ""))
         ref = self.reference
-        if ref.get("metric"):
+        task = ref["task"]
+        if ref.get("metric") == "rmse":
+            lines.append(f"float reference: rmse {_num(ref['value'], 4, 'g')}, mae {_num(ref.get('mae'), 4, 'g')} "
+                         "against the targets")
+        elif ref.get("metric"):
             lines.append(f"float reference: {ref['metric']} {_pct(ref['value'])}")
-        header = f"{'variant':<15} {'size':>10} {'x fp32':>7} {'agree':>7} {'metric':>8} {'drop':>6} {'max|err|':>9} {'mean|err|':>9} {'SNR dB':>7} {'time':>6}  gate"
+        # Regression shows RMSE against the targets where the others show their metric.
+        metric_title = "RMSE" if task == "regression" else "metric"
+        header = (f"{'variant':<15} {'size':>10} {'x fp32':>7} {'agree':>7} {metric_title:>8} {'drop':>6} "
+                  f"{'max|err|':>9} {'mean|err|':>9} {'SNR dB':>7} {'time':>6}  gate")
         lines.append(header)
         for v in self.variants:
             row = v.to_dict(self._fp32_for(v))
@@ -225,12 +258,18 @@ class ConvertReport:
             m = v.metrics
             agreement = m.get("top1_agreement", m.get("detection_agreement"))  # with the float model
             basis = m.get("drop_basis")
-            metric = m.get(basis or "") if basis not in ("top1_agreement", "detection_agreement") else None
+            if task == "regression":
+                metric = _num(m.get("rmse"), 4, "g")
+            else:
+                metric = _pct(m.get(basis or "") if basis not in ("top1_agreement", "detection_agreement") else None)
             snr = "exact" if m.get("identical") else (f"{m['snr_db']:.1f}" if m.get("snr_db") is not None else "-")
             lines.append(
                 f"{v.name:<15} {human_bytes(row['size_bytes']):>10} {_num(row['ratio_to_fp32'], 2):>7} "
-                f"{_pct(agreement):>7} {_pct(metric):>8} {_num(m.get('drop_pts'), 2):>6} "
+                f"{_pct(agreement):>7} {metric:>8} {_num(m.get('drop_pts'), 2):>6} "
                 f"{m['max_abs_error']:>9.2e} {m['mean_abs_error']:>9.2e} {snr:>7} {v.seconds:>5.1f}s  {v.gate}")
+            if v.substitute:
+                sub = v.substitute
+                lines.append(f"{'':<15} is {sub['produced']}, not {sub['requested']}: {sub['reason']}")
             if v.fallback:
                 fb = v.fallback
                 if fb.get("succeeded"):
@@ -239,6 +278,10 @@ class ConvertReport:
                                  f"{_num(fb.get('drop_before_pts'), 2)} points; {fb['seconds']:.1f}s")
                 else:
                     lines.append(f"{'':<15} auto-fallback failed: {fb.get('reason')}")
+        bases = sorted({v.metrics.get("drop_basis") or "" for v in self.variants if v.data is not None} - {""})
+        if task in ("regression", "generation") or any(b in DROP_BASES for b in bases):
+            lines.append("drop: " + ("; ".join(DROP_BASES.get(b, b) for b in bases) if bases else
+                                     "no gate basis for this task; judge by SNR and the errors"))
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
         if self.config.max_accuracy_drop is not None:
@@ -253,12 +296,19 @@ class ConvertReport:
         return "\n".join(lines)
 
 
+# What the drop column means, where it is not points of accuracy (said under the table).
+DROP_BASES = {
+    "rmse_increase_pct": "RMSE against the targets, % above the float model's",
+    "output_rmse_pct": "RMSE of the outputs against the float model's, % of their standard deviation (no targets)",
+}
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def _num(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def _num(value: float | None, digits: int, style: str = "f") -> str:
+    return "-" if value is None else f"{value:.{digits}{style}}"
 
 
 def _signed_bytes(n: int) -> str:
@@ -316,15 +366,19 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
                             f"{task} on its first output; for a detector, add a postprocess section (kind: detection, "
                             "detection_format: ssd|yolo|yolov8) to the --preprocess YAML")
         class_names = _labels(config, contract, samples, source, task)
+        _check_targets(samples, source, task, warnings)
         calibration, validation = split(samples, calibration_max=config.calibration_samples,
                                         validation_max=config.validation_samples)
         log(f"data: {len(calibration)} calibration / {len(validation)} validation samples from {samples.source}")
         ref_outputs = source.predict(validation.x)
-        metric_name, metric_value = task_metric(task, ref_outputs, validation.x, validation.labels, class_names)
+        targets = validation.targets if task == "regression" else None
+        metric_name, metric_value = task_metric(task, ref_outputs, validation.x, validation.labels, class_names,
+                                                targets)
         image = contract.preprocess if isinstance(contract.preprocess, ImagePreprocess) else None
         reference = Reference(task, ref_outputs, metric_name, metric_value,
                               postprocess=contract.postprocess if task == "detection" else None,
-                              input_size=(image.height, image.width) if image else None)
+                              input_size=(image.height, image.width) if image else None, targets=targets,
+                              mae=regression_errors(ref_outputs[0], targets)[1] if targets is not None else None)
 
         results = []
         with tempfile.TemporaryDirectory(prefix="edgekit-variants-") as work:
@@ -339,20 +393,28 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
                     "input_shape": list(source.input_shape), "adaptations": list(source.adaptations)},
             data={"source": samples.source, "random": random_data, "samples": len(samples),
                   "calibration_samples": len(calibration), "validation_samples": len(validation),
-                  "labels": samples.labels is not None, "skipped": list(samples.skipped)},
+                  "labels": samples.labels is not None and task != "regression",
+                  "targets": reference.targets is not None, "skipped": list(samples.skipped)},
             reference=reference.to_dict(),
             variants=results,
             warnings=warnings,
         )
+        produced = [v for v in results if v.data is not None]
         for v in results:
+            if v.error and produced:
+                v.still_possible = [p.name for p in produced]
+                v.error = f"{v.error}; still possible: {', '.join(v.still_possible)}"
             if v.error:
                 warnings.append(f"{v.name} was not produced: {v.error}")
             drop = v.metrics.get("drop_pts") if v.data is not None else None
             if config.max_accuracy_drop is None and v.precision != "fp32" and drop is not None and drop > WARN_DROP_PTS:
-                warnings.append(f"{v.name} loses {drop:.1f} points ({v.metrics['drop_basis']}) against the float model; "
-                                "gate with --max-accuracy-drop, repair with --auto-fallback")
+                warnings.append(f"{v.name} {_drop_words(drop, v.metrics['drop_basis'])}; gate with "
+                                "--max-accuracy-drop" + (", repair with --auto-fallback" if v.name == "tflite-int8" else ""))
+        ungated = [v.name for v in produced if v.gate == "n/a" and v.precision != "fp32"]
+        if config.max_accuracy_drop is not None and ungated:
+            warnings.append(f"--max-accuracy-drop does not apply to {', '.join(ungated)}: a {task} model has no drop "
+                            "basis (no labels or targets to compare with); judge them by SNR and the errors")
         report.gate_passed = not any(v.gate == "fail" for v in results)
-        produced = [v for v in results if v.data is not None]
         if not produced:
             raise InputError(f"converting {config.model.name}", expected="at least one variant",
                              found="every variant failed: " + "; ".join(f"{v.name}: {v.error}" for v in results))
@@ -413,6 +475,40 @@ def _labels(config: ConvertConfig, contract: ContractFile, samples: Samples, sou
     return names
 
 
+def _check_targets(samples: Samples, source: SourceModel, task: str, warnings: list[str]) -> None:
+    """Float ``y`` are regression targets: refused where class labels are needed, and
+    checked against the output size of a regression model.
+
+    Raises:
+        InputError: float ``y`` for a classifier, anomaly model or detector; targets
+            without one value per output value.
+    """
+    if samples.targets is None:
+        return
+    if task in ("classification", "anomaly", "detection") and samples.labels is None:
+        raise samples.integer_labels_error()
+    if task == "generation":
+        warnings.append(f"y in {samples.source} ignored: a generator is measured against the float model's outputs")
+    if task != "regression":
+        return
+    out = tuple(d for d in source.outputs[0].shape[1:])
+    per_sample = int(np.prod(samples.targets.shape[1:])) if samples.targets.ndim > 1 else 1
+    if -1 not in out and per_sample != int(np.prod(out)):
+        raise InputError(f"targets (y) in {samples.source}",
+                         expected=f"{int(np.prod(out))} value(s) per sample (the model's output {out})",
+                         found=f"{per_sample} (y of shape {tuple(samples.targets.shape)})",
+                         hint="y must hold what the model predicts, e.g. (N,) or (N, horizon), in its output units")
+
+
+def _drop_words(drop: float, basis: str | None) -> str:
+    """A drop in words for warnings, in the units its basis has."""
+    if basis == "rmse_increase_pct":
+        return f"has an RMSE {drop:.1f}% above the float model's"
+    if basis == "output_rmse_pct":
+        return f"differs from the float model's outputs by {drop:.1f}% of their standard deviation (RMSE)"
+    return f"loses {drop:.1f} points ({basis}) against the float model"
+
+
 def _check_detection(config: ConvertConfig, contract: ContractFile, source: SourceModel) -> None:
     """A detection spec must fit the model's outputs (in the model's own output order)."""
     from edgekit.errors import ShapeError
@@ -428,29 +524,115 @@ def _check_detection(config: ConvertConfig, contract: ContractFile, source: Sour
 def _build_and_measure(name: str, source: SourceModel, calibration: Samples, validation: Samples,
                        reference: Reference, class_names: tuple[str, ...] | None, config: ConvertConfig,
                        work: Path, progress: Progress, log: Callable[[str], None]) -> VariantResult:
+    """Build a variant in the first of its forms that converts and runs, and measure it.
+
+    A form whose precision another requested variant already produces (``tflite-int8``
+    as dynamic range next to ``tflite-dynamic``) is skipped rather than duplicated.
+    """
     kind = VARIANTS[name]
-    result = VariantResult(name=name, format=kind.format, precision=kind.precision)
     started = time.perf_counter()
-    log(f"building {name}")
-    try:
-        data = kind.build(source, calibration.x if kind.calibrated else None, config.options, work, progress)
-        _measure(result, data, source, validation, reference, class_names, progress)
-    except ConversionError as exc:
-        result.error = str(exc)
-    except InputError as exc:  # a produced model the runtime refuses is a converter failure
-        result.error = f"the converter produced a model the runtime refuses: {exc}"
+    tried: list[dict[str, Any]] = []
+    result: VariantResult | None = None
+    for index, form in enumerate(kind.forms(config.options)):
+        twin = _twin(name, form.precision, config.variants) if index else None
+        if twin is not None:
+            tried.append({"precision": form.precision, "skipped": f"produced as {twin}"})
+            continue
+        log(f"building {name}" + (f" as {form.description}" if index else ""))
+        candidate = VariantResult(name=name, format=kind.format, precision=form.precision)
+        try:
+            data = form.build(source, calibration.x if kind.calibrated else None, config.options, work, progress)
+            _measure(candidate, data, source, validation, reference, class_names, progress)
+        except ConversionError as exc:
+            tried.append({"precision": form.precision, "error": str(exc), "ops": list(exc.ops)})
+            continue
+        result = candidate
+        _note_substitute(result, kind.precision, form.description, tried)
+        break
+    if result is None:
+        result = VariantResult(name=name, format=kind.format, precision=kind.precision)
+        result.error, result.ops = _failure(tried)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _twin(name: str, precision: str, requested: tuple[str, ...]) -> str | None:
+    """Another requested variant whose own (first) form has this format and precision."""
+    kind = VARIANTS[name]
+    for other in requested:
+        if other != name and VARIANTS[other].format == kind.format and VARIANTS[other].precision == precision:
+            return other
+    return None
+
+
+def _failure(tried: list[dict[str, Any]]) -> tuple[str, tuple[str, ...]]:
+    """The error text of a variant none of whose forms worked, and the ops blamed."""
+    errors = [t for t in tried if "error" in t]
+    text = errors[0]["error"]
+    for t in errors[1:]:
+        same = t["error"].split(": ", 1)[-1] == errors[0]["error"].split(": ", 1)[-1]
+        text += f"; as {t['precision']}: " + ("the same" if same else t["error"])
+    for t in tried:
+        if "skipped" in t:
+            text += f"; its {t['precision']} form is {t['skipped']}"
+    ops = tuple(dict.fromkeys(op for t in errors for op in t["ops"]))
+    return text, ops
+
+
+def _note_substitute(result: VariantResult, requested: str, description: str, tried: list[dict[str, Any]]) -> None:
+    """Say plainly when a variant is not what its name promises: a later form was kept,
+    or the converter kept ops without integer kernels in float inside "full integer"."""
+    float_ops: tuple[str, ...] = ()
+    if result.format == "tflite" and result.precision in ("int8", "int16x8", "int8-float-ops", "int16x8-float-ops"):
+        float_ops = tflite_float_ops(result.data or b"")
+        if float_ops and result.precision in ("int8", "int16x8"):
+            result.precision = f"{result.precision}-float-ops"
+    failed = [t for t in tried if "error" in t]
+    if result.precision == requested or (not failed and not float_ops):
+        return
+    names = ", ".join(float_ops)
+    if failed:
+        first = failed[0]
+        cause = first["error"].split(": ", 1)[-1]
+        reason = f"{requested} failed ({cause}); produced {description}"
+        ops = tuple(dict.fromkeys(op for t in failed for op in t["ops"]))
+    else:
+        reason = (f"op{'s' if len(float_ops) > 1 else ''} {names} {'have' if len(float_ops) > 1 else 'has'} no "
+                  f"{requested} kernel; the converter kept {'them' if len(float_ops) > 1 else 'it'} in float, "
+                  "between quantize and dequantize ops")
+        ops = float_ops
+    if float_ops and failed:
+        reason += f"; in float: {names}"
+    result.substitute = {"requested": requested, "produced": result.precision, "form": description,
+                         "reason": reason, "ops": list(ops), "float_ops": list(float_ops), "tried": tried}
 
 
 def _measure(result: VariantResult, data: bytes, source: SourceModel, validation: Samples, reference: Reference,
              class_names: tuple[str, ...] | None, progress: Progress) -> None:
     """Put the variant's outputs in the source's order, run it on the validation split and
-    record its tensor specs and fidelity."""
+    record its tensor specs and fidelity.
+
+    Raises:
+        ConversionError: the produced file is refused by the runtime, fails when run, or
+            gives NaN or infinite outputs where the float model does not: such a file is
+            reported, never written.
+    """
     data = align_outputs(result.format, data, source.outputs, result.name)
-    info = describe_in_process(result.format, data=data)
-    outputs = run_variant(result.format, data, info.inputs, info.outputs, validation.x, progress,
-                          f"validating {result.name}")
+    try:
+        info = describe_in_process(result.format, data=data)
+        outputs = run_variant(result.format, data, info.inputs, info.outputs, validation.x, progress,
+                              f"validating {result.name}")
+    except InputError as exc:  # a produced model the runtime refuses is a converter failure
+        raise ConversionError(f"{result.name}: the converter produced a model the runtime refuses: {exc}",
+                              ops_in_error(str(exc))) from exc
+    except Exception as exc:  # noqa: BLE001 - converter output is untrusted; interpreters raise their own types
+        raise ConversionError(f"{result.name}: the produced model fails when run: {type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:300]}", ops_in_error(str(exc))) from exc
+    broken = [i for i, (got, want) in enumerate(zip(outputs, reference.outputs, strict=True))
+              if not np.all(np.isfinite(got)[np.isfinite(want)])]
+    if broken:
+        raise ConversionError(f"{result.name}: the produced model gives NaN or infinite values in output "
+                              f"{source.outputs[broken[0]].name!r} where the float model does not")
     result.data = data
     result.inputs, result.outputs = info.inputs, info.outputs
     result.metrics = fidelity(reference, outputs, validation.x, validation.labels, class_names)
@@ -466,7 +648,9 @@ def _apply_gate(results: list[VariantResult], source: SourceModel, calibration: 
         if result.data is None or result.precision == "fp32":
             continue
         drop = result.metrics.get("drop_pts")
-        if drop is None or drop <= limit + 1e-9:
+        if drop is None:  # no basis for this task (generation): the gate does not apply
+            continue
+        if drop <= limit + 1e-9:
             result.gate = "pass"
             continue
         result.gate = "fail"
@@ -591,6 +775,8 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, co
         metrics["convert_seconds"] = round(v.seconds, 3)
         if v.fallback:
             metrics["fallback"] = {k: v.fallback[k] for k in ("float_layers", "size_cost_bytes", "drop_before_pts")}
+        if v.substitute:
+            metrics["substitute"] = {k: v.substitute[k] for k in ("requested", "produced", "reason", "ops", "float_ops")}
         variants.append(Variant(name=v.name, format=v.format, file=file, precision=v.precision, inputs=v.inputs,
                                 outputs=v.outputs, metrics=metrics))
     options = dataclasses.asdict(config.options)

@@ -16,6 +16,7 @@ import numpy as np
 
 from edgekit._native import native_stderr_captured
 from edgekit.datasets.loaders import Progress, no_progress
+from edgekit.errors import InputError
 from edgekit.runtime import open_backend
 from edgekit.runtime.tensors import dequantize, quantize
 from edgekit.spec import PostprocessKind, PostprocessSpec, TensorSpec
@@ -23,11 +24,15 @@ from edgekit.spec import PostprocessKind, PostprocessSpec, TensorSpec
 ANOMALY_NAMES = ("anomaly", "anomalous", "abnormal", "fault", "faulty", "defect")
 
 
+TASK_KINDS = (PostprocessKind.CLASSIFICATION, PostprocessKind.ANOMALY, PostprocessKind.REGRESSION,
+              PostprocessKind.DETECTION, PostprocessKind.GENERATION)
+
+
 def detect_task(input_shape: tuple[int, ...], outputs: Sequence[TensorSpec],
                 postprocess: PostprocessSpec | None) -> str:
-    """classification, anomaly, regression or detection (from the postprocess spec, else from shapes)."""
-    if postprocess is not None and postprocess.kind in (PostprocessKind.CLASSIFICATION, PostprocessKind.ANOMALY,
-                                                        PostprocessKind.REGRESSION, PostprocessKind.DETECTION):
+    """classification, anomaly, regression, detection or generation: the postprocess
+    spec's kind, else (no spec, or kind raw) guessed from shapes (never generation)."""
+    if postprocess is not None and postprocess.kind in TASK_KINDS:
         return postprocess.kind.value
     out = tuple(outputs[0].shape[1:])
     if out == tuple(input_shape) or (int(np.prod(out)) == int(np.prod(input_shape)) and len(out) > 0):
@@ -109,12 +114,40 @@ class Reference:
     postprocess: PostprocessSpec | None = None
     input_size: tuple[int, int] | None = None
 
+    targets: np.ndarray | None = None
+    mae: float | None = None
+
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "metric": self.metric_name, "value": self.metric}
+        data: dict[str, Any] = {"task": self.task, "metric": self.metric_name, "value": self.metric}
+        if self.task == "regression":
+            data["mae"] = self.mae
+        return data
+
+
+def regression_errors(prediction: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """RMSE and MAE of a regression output against its targets, over every value.
+
+    Raises:
+        InputError: the targets do not have one value per output value.
+    """
+    pred = prediction.reshape(len(prediction), -1).astype(np.float64)
+    want = np.asarray(targets).reshape(len(targets), -1).astype(np.float64)
+    if pred.shape != want.shape:
+        raise InputError("regression targets (y) in the data", expected=f"{pred.shape[1]} value(s) per sample, "
+                         f"like the model's output {tuple(prediction.shape[1:])}",
+                         found=f"{want.shape[1]} per sample (y of shape {tuple(np.shape(targets))})",
+                         hint="y must hold the model's outputs (e.g. (N,) or (N, horizon)) in the same units")
+    err = pred - want
+    return float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
 
 
 def task_metric(task: str, outputs: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray | None,
-                class_names: tuple[str, ...] | None) -> tuple[str | None, float | None]:
+                class_names: tuple[str, ...] | None,
+                targets: np.ndarray | None = None) -> tuple[str | None, float | None]:
+    """The task's metric on the validation split: accuracy (classification), ROC-AUC
+    (anomaly), RMSE (regression with targets); ``(None, None)`` without labels/targets."""
+    if task == "regression":
+        return ("rmse", regression_errors(outputs[0], targets)[0]) if targets is not None else (None, None)
     if labels is None or (labels < 0).all():
         return None, None
     if task == "classification":
@@ -129,9 +162,18 @@ def fidelity(reference: Reference, outputs: Sequence[np.ndarray], x: np.ndarray,
              class_names: tuple[str, ...] | None) -> dict[str, Any]:
     """Every figure of one variant against the reference, JSON-ready.
 
-    ``drop_pts`` is the loss in the task metric in points (accuracy x100, or ROC-AUC
-    x100) when labels exist, else the top-1 disagreement with the float model in
-    points (classifiers); ``drop_basis`` says which.
+    ``drop_pts`` is what the accuracy gate compares, ``drop_basis`` says what it is:
+
+    - ``accuracy`` / ``roc_auc``: the loss in the task metric in points (x100), with labels;
+    - ``top1_agreement`` / ``detection_agreement``: the disagreement with the float model
+      in points, without labels;
+    - ``rmse_increase_pct`` (regression with targets): ``100 * (rmse / float rmse - 1)``,
+      the variant's RMSE against the targets as a percentage increase over the float
+      model's (negative when it happens to do better);
+    - ``output_rmse_pct`` (regression without targets): the RMSE of the variant's
+      outputs against the float model's, as a percentage of the float outputs' standard
+      deviation;
+    - None (generation): no gate basis; judge by ``snr_db`` and the errors.
     """
     ref = np.concatenate([o.reshape(len(o), -1) for o in reference.outputs], axis=1).astype(np.float64)
     got = np.concatenate([o.reshape(len(o), -1) for o in outputs], axis=1).astype(np.float64)
@@ -146,6 +188,13 @@ def fidelity(reference: Reference, outputs: Sequence[np.ndarray], x: np.ndarray,
         "identical": noise == 0.0,
         "outputs_sha256": outputs_digest(outputs),
     }
+    if reference.task == "regression":
+        result.update(_regression_fidelity(reference, outputs))
+        return result
+    if reference.task == "generation":
+        result["drop_pts"] = None
+        result["drop_basis"] = None
+        return result
     if reference.task == "classification":
         result["top1_agreement"] = float(np.mean(outputs[0].argmax(-1) == reference.outputs[0].argmax(-1)))
     if reference.task == "detection" and reference.postprocess is not None:
@@ -163,6 +212,29 @@ def fidelity(reference: Reference, outputs: Sequence[np.ndarray], x: np.ndarray,
         result["drop_pts"] = None
         result["drop_basis"] = None
     return result
+
+
+def _regression_fidelity(reference: Reference, outputs: Sequence[np.ndarray]) -> dict[str, Any]:
+    """RMSE/MAE against the targets, and against the float model's outputs (first output)."""
+    ref = reference.outputs[0].reshape(len(reference.outputs[0]), -1).astype(np.float64)
+    got = outputs[0].reshape(len(outputs[0]), -1).astype(np.float64)
+    output_rmse = float(np.sqrt(np.mean((got - ref) ** 2))) if ref.size else 0.0
+    spread = float(np.std(ref)) if ref.size else 0.0
+    figures: dict[str, Any] = {
+        "output_rmse": output_rmse,
+        "output_rmse_pct": 100.0 * output_rmse / spread if spread > 0 else (0.0 if output_rmse == 0 else None),
+    }
+    if reference.targets is not None and reference.metric is not None:
+        rmse, mae = regression_errors(outputs[0], reference.targets)
+        figures["rmse"], figures["mae"] = rmse, mae
+        if reference.metric > 0:
+            figures["drop_pts"] = 100.0 * (rmse / reference.metric - 1.0)
+            figures["drop_basis"] = "rmse_increase_pct"
+            return figures
+    # No targets (or a float model that fits them exactly): judge against the float outputs.
+    figures["drop_pts"] = figures["output_rmse_pct"]
+    figures["drop_basis"] = "output_rmse_pct" if figures["output_rmse_pct"] is not None else None
+    return figures
 
 
 DETECTION_IOU = 0.5  # a variant's detection matches the float model's at this overlap

@@ -1,7 +1,8 @@
 """Loading calibration and validation data, raw, through a preprocessing spec.
 
 Sources: image folders and WAV folders (one subfolder per class, or a flat folder of
-unlabelled files), and ``.npy``/``.npz`` arrays (``x`` and optional ``y``). Raw data
+unlabelled files), and ``.npy``/``.npz`` arrays (``x`` and optional ``y``: integer class
+labels, or float regression targets). Raw data
 goes through the same numpy front ends the runtime uses (`edgekit.features`), so the
 tensors a converter calibrates and validates on are the tensors the device will see.
 numpy only; no TensorFlow.
@@ -41,15 +42,19 @@ def no_progress(items: Iterable[T], _label: str, _total: int) -> Iterator[T]:
 
 @dataclasses.dataclass(frozen=True)
 class Samples:
-    """Model-ready inputs with optional labels.
+    """Model-ready inputs with optional labels or regression targets.
 
     Attributes:
         x: float32 ``(N, *input_shape)``.
-        labels: int64 ``(N,)`` class indices, or None.
+        labels: int64 ``(N,)`` class indices, or None (also None when ``y`` is float).
         class_names: names for the label indices (folder names or the labels file).
         ids: a stable identifier per sample (relative path, or ``index:i``).
         source: where the samples came from.
         skipped: files that could not be read, with the reason.
+        targets: the arrays' ``y`` as stored (dtype and shape, ``(N,)`` or ``(N, ...)``;
+            one-hot rows are not folded), the targets of regression models; None without
+            ``y`` and for folders. The model's task decides whether `labels` or `targets`
+            count.
     """
 
     x: np.ndarray
@@ -58,6 +63,7 @@ class Samples:
     ids: tuple[str, ...]
     source: str
     skipped: tuple[str, ...] = ()
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -65,7 +71,16 @@ class Samples:
     def subset(self, index: np.ndarray) -> Samples:
         return dataclasses.replace(
             self, x=self.x[index], labels=None if self.labels is None else self.labels[index],
+            targets=None if self.targets is None else self.targets[index],
             ids=tuple(self.ids[i] for i in index))
+
+    def integer_labels_error(self) -> InputError:
+        """The error for a float ``y`` given to a model that needs class labels."""
+        assert self.targets is not None
+        return InputError(f"labels in {self.source}", expected=f"{len(self)} integer labels",
+                          found=f"{len(self.targets)} of {self.targets.dtype}",
+                          hint="float y are regression targets: for a regression model put postprocess "
+                               "kind: regression in the preprocess YAML")
 
 
 def _fit_shape(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> np.ndarray:
@@ -113,7 +128,15 @@ def _read_labels_file(path: Path) -> tuple[str, ...]:
 
 
 def load_arrays(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...]) -> Samples:
-    """``.npy`` (inputs only) or ``.npz`` (``x``/``inputs`` and optional ``y``/``labels``)."""
+    """``.npy`` (inputs only) or ``.npz`` (``x``/``inputs`` and optional ``y``/``labels``).
+
+    An integer (or bool) ``y`` gives class `labels` (one-hot rows folded to indices) and
+    `targets`; a float ``y`` gives `targets` only.
+
+    Raises:
+        InputError: unreadable file, no ``x``, no samples, a ``y`` that is not numeric or
+            not one row per sample, or samples that do not fit the model input.
+    """
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -132,17 +155,25 @@ def load_arrays(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...]) 
             labels = loaded[ykey] if ykey else None
     if x.ndim == 0 or len(x) == 0:
         raise InputError(f"data {path}", expected="at least one sample", found="an empty array")
+    targets = None
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim == 2 and labels.shape[1] > 1:
-            labels = labels.argmax(axis=1)  # one-hot
-        labels = labels.reshape(-1)
-        if len(labels) != len(x) or labels.dtype.kind not in "iub":
-            raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels", found=f"{len(labels)} of {labels.dtype}")
-        labels = labels.astype(np.int64)
+        y = np.asarray(labels)
+        if y.ndim == 0 or len(y) != len(x) or y.dtype.kind not in "iubf":
+            raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels or float targets",
+                             found=f"{0 if y.ndim == 0 else len(y)} of {y.dtype}")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise InputError(f"targets in {path}", expected="finite values", found="NaN or infinity")
+        targets = y
+        labels = None
+        if y.dtype.kind in "iub":
+            folded = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y  # one-hot
+            labels = folded.reshape(-1).astype(np.int64)
+            if len(labels) != len(x):
+                raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels",
+                                 found=f"{len(labels)} of {y.dtype}")
     prepared = _fit_shape(_prepare_arrays(x, spec, str(path)), input_shape, str(path))
     return Samples(x=prepared, labels=labels, class_names=None, ids=tuple(f"index:{i}" for i in range(len(x))),
-                   source=str(path))
+                   source=str(path), targets=targets)
 
 
 def _folder_files(root: Path) -> tuple[list[tuple[Path, str | None]], list[str]]:
