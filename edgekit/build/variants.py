@@ -427,7 +427,9 @@ def _onnx_quantize(source: Any, calib: np.ndarray | None, options: ConversionOpt
         src, pre, out = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(fp32)
         try:
-            with quiet_converter():
+            # chdir: when symbolic shape inference gives up, onnxruntime saves its partial
+            # model as sym_shape_infer_temp.onnx (plus a .data file) in the working directory.
+            with quiet_converter(), contextlib.chdir(tmp):
                 try:
                     quantization.shape_inference.quant_pre_process(str(src), str(pre))
                 except Exception:  # noqa: BLE001 - sympy missing, or symbolic shape inference gave up
