@@ -37,8 +37,8 @@ def report(out: Path) -> dict:
 def variants(bundle: Path) -> dict[str, dict]:
     from edgekit.bundle import open_bundle
 
-    with open_bundle(bundle) as opened:
-        return {v.name: {"precision": v.precision, "metrics": dict(v.metrics)} for v in opened.manifest.variants}
+    manifest = open_bundle(bundle).manifest  # verifies hashes, sizes and schema
+    return {v.name: {"precision": v.precision, "metrics": dict(v.metrics)} for v in manifest.variants}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_the_dense_classifier_takes_feature_rows_standardized_by_the_bundle(tmp_
         x = heldout["x"]
     assert x.shape[1:] == (1, 44)
     assert float(np.abs(x).max()) > 5.0  # raw features on their own scales; the bundle standardizes
-    assert 0.1 < min(spec["std"]) and max(spec["std"]) / min(spec["std"]) > 10
+    assert min(spec["std"]) > 0 and max(spec["std"]) / min(spec["std"]) > 10  # fitted, on scales far apart
 
     from edgekit.runtime import load
 
@@ -161,7 +161,7 @@ def test_the_gan_exports_its_generator_with_a_sample_grid(gan_run):
     z = np.random.default_rng(5).standard_normal(32).astype(np.float32)
     result = model.predict(z)
     assert result.kind == "generation"
-    image = np.asarray(result.values, np.float32)
+    image = np.asarray(result.output, np.float32)
     assert image.size == 32 * 32 * 3 and 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0
 
 
