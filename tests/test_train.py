@@ -202,8 +202,8 @@ def test_train_unknown_set_key_lists_the_sections_keys():
 def test_train_unknown_architecture_option_lists_the_builders_options():
     assert_one_error_line(train_cli("har-cnn1d", "--show", "--set", "architecture.units=[8]"),
                           "unknown option 'units'", "'filters'", "'kernel'")
-    assert_one_error_line(train_cli("har-cnn1d", "--show", "--set", "architecture.name=transformer"),
-                          "'transformer'", "'cnn1d'", "'ds_cnn'")
+    assert_one_error_line(train_cli("har-cnn1d", "--show", "--set", "architecture.name=vit"),
+                          "'vit'", "'cnn1d'", "'transformer'")
 
 
 # ---------------------------------------------------------------------------
