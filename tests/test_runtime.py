@@ -244,3 +244,21 @@ def test_unknown_source_and_sink_list_the_valid_forms(runtime_bundles):
                           "unrecognized source 'webcam'", "images:DIR")
     assert_one_line_error(run_cli("run", str(runtime_bundles.shapes), "--source", "stdin", "--sink", "kafka://x"),
                           1, "unrecognized sink", "jsonl:FILE")
+
+
+def test_generation_result_carries_the_tensor_and_a_compact_json_form():
+    from edgekit.runtime.postprocess import postprocess
+    from edgekit.runtime.results import Latency, Result
+
+    spec = PostprocessSpec(kind=PostprocessKind.GENERATION)
+    image = np.linspace(0, 1, 2 * 3 * 3, dtype=np.float32).reshape(1, 2, 3, 3)
+    fields = postprocess(np.zeros((1, 8), np.float32), [image], spec, ())
+    assert fields["output"].shape == (2, 3, 3) and fields["output"].dtype == np.float32
+    result = Result(kind="generation", latency=Latency(0, 0, 0), variant="tflite-int8", timestamp=0.0, **fields)
+    line = json.loads(result.to_json())
+    assert line["output"]["shape"] == [2, 3, 3] and len(line["output"]["values"]) == 18
+    assert line["output"]["min"] == 0.0 and line["output"]["max"] == 1.0 and line["output"]["mean"] == 0.5
+    assert line["output"]["values"][1] == round(1 / 17, 4)  # 5 significant digits of the largest value (1.0)
+    broken = Result(kind="generation", latency=Latency(0, 0, 0), variant="x", timestamp=0.0,
+                    output=np.array([np.nan, 2.0, np.inf], np.float32))
+    assert json.loads(broken.to_json())["output"]["values"] == [None, 2.0, None]  # valid JSON, no NaN

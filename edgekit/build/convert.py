@@ -570,8 +570,8 @@ def _failure(tried: list[dict[str, Any]]) -> tuple[str, tuple[str, ...]]:
     errors = [t for t in tried if "error" in t]
     text = errors[0]["error"]
     for t in errors[1:]:
-        same = t["error"].split(": ", 1)[-1] == errors[0]["error"].split(": ", 1)[-1]
-        text += f"; as {t['precision']}: " + ("the same" if same else t["error"])
+        cause = t["error"].split(": ", 1)[-1]  # without the "what: " prefix
+        text += f"; as {t['precision']}: " + ("the same" if cause == errors[0]["error"].split(": ", 1)[-1] else cause)
     for t in tried:
         if "skipped" in t:
             text += f"; its {t['precision']} form is {t['skipped']}"
@@ -597,9 +597,8 @@ def _note_substitute(result: VariantResult, requested: str, description: str, tr
         reason = f"{requested} failed ({cause}); produced {description}"
         ops = tuple(dict.fromkeys(op for t in failed for op in t["ops"]))
     else:
-        reason = (f"op{'s' if len(float_ops) > 1 else ''} {names} {'have' if len(float_ops) > 1 else 'has'} no "
-                  f"{requested} kernel; the converter kept {'them' if len(float_ops) > 1 else 'it'} in float, "
-                  "between quantize and dequantize ops")
+        reason = (f"the converter kept op{'s' if len(float_ops) > 1 else ''} {names} in float, between quantize "
+                  f"and dequantize ops (an op without an {requested} kernel, and what it feeds or is fed by)")
         ops = float_ops
     if float_ops and failed:
         reason += f"; in float: {names}"

@@ -286,11 +286,12 @@ _BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "DELEGATE"})
 
 
 def tflite_float_ops(data: bytes) -> tuple[str, ...]:
-    """Builtin ops of a quantized TFLite model that compute in float (sorted, unique).
+    """Builtin ops of a quantized TFLite model that read or write float tensors (sorted, unique).
 
     The TFLite converter keeps an op without an integer kernel (SIN, FLOOR, ...) in
-    float even when asked for integer-only ops, with (de)quantize ops around it, so a
-    "full integer" model can carry float kernels; this finds them.
+    float even when asked for integer-only ops, with (de)quantize ops around it (and
+    sometimes a neighbour, such as a CONCATENATION of its output), so a "full integer"
+    model can carry float kernels; this finds them.
     """
     from edgekit.runtime.backends import tflite_interpreter_class
 
@@ -302,7 +303,8 @@ def tflite_float_ops(data: bytes) -> tuple[str, ...]:
     found = set()
     for op in interpreter._get_ops_details():  # noqa: SLF001 - the only op listing the API offers
         name = str(op["op_name"])
-        if name not in _BOUNDARY_OPS and any(tensors.get(int(i)) in floats for i in op["outputs"] if int(i) >= 0):
+        touched = [*op["inputs"], *op["outputs"]]
+        if name not in _BOUNDARY_OPS and any(tensors.get(int(i)) in floats for i in touched if int(i) >= 0):
             found.add(name)
     return tuple(sorted(found))
 

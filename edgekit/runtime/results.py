@@ -112,9 +112,10 @@ def compact_tensor(array: np.ndarray) -> dict[str, Any]:
     finite = np.isfinite(values)
     largest = float(np.max(np.abs(values[finite]))) if finite.any() else 0.0
     decimals = SIGNIFICANT_DIGITS - 1 - (math.floor(math.log10(largest)) if largest > 0 else 0)
-    rounded = np.round(values, max(0, decimals)).reshape(-1)
+    decimals = max(0, decimals)
+    rounded = np.round(values, decimals).reshape(-1)
     # JSON has no NaN or infinity: those become null.
     flat = [v if math.isfinite(v) else None for v in rounded.tolist()] if not finite.all() else rounded.tolist()
     kept = values[finite]
-    stats = (float(np.min(kept)), float(np.max(kept)), float(np.mean(kept))) if kept.size else (None, None, None)
+    stats = tuple(round(float(f(kept)), decimals) for f in (np.min, np.max, np.mean)) if kept.size else (None,) * 3
     return {"shape": list(values.shape), "min": stats[0], "max": stats[1], "mean": stats[2], "values": flat}
