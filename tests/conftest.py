@@ -84,6 +84,31 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def train_killed_after_an_epoch(args: list[str], out: Path, timeout: float = 300) -> dict:
+    """Start ``edgekit -q train ARGS``, SIGKILL it once its checkpoint records an epoch
+    (no cleanup runs, as after a power cut); returns the checkpoint's state."""
+    import time
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "-q", "train", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = out / "checkpoints" / "state.json"
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if json.loads(state_file.read_text())["epoch"] >= 1:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        assert proc.poll() is None, "the training ended before it could be interrupted"
+    finally:
+        proc.kill()
+        proc.wait()
+    return json.loads(state_file.read_text())
+
+
 @pytest.fixture(scope="session")
 def cli():
     return run_cli

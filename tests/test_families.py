@@ -9,16 +9,12 @@ not accuracy (`tools/coverage_matrix.py` measures that on the full recipes).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, CliResult, run_cli
+from conftest import CliResult, run_cli, train_killed_after_an_epoch
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
@@ -172,24 +168,7 @@ def test_a_killed_gan_resumes_with_its_discriminator(tmp_path):
     out, epochs = tmp_path / "out", 6
     args = ["gan-dcgan", "-o", str(out), "--epochs", str(epochs), "--samples", "16",
             "--set", "architecture.filters=[32,16,8]", "--set", "architecture.discriminator_filters=[8,16,16]"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "-q", "train", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state_file = out / "checkpoints" / "state.json"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if json.loads(state_file.read_text())["epoch"] >= 1:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.02)
-        assert proc.poll() is None, "the training ended before it could be interrupted"
-    finally:
-        proc.kill()
-        proc.wait()
-    killed_at = json.loads(state_file.read_text())["epoch"]
+    killed_at = train_killed_after_an_epoch(args, out)["epoch"]
     assert (out / "checkpoints" / gan.DISCRIMINATOR_FILE).is_file()
     result = run_cli("train", *args, "--resume")
     assert result.code == 0, result.stderr

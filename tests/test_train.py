@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, CliResult, need_module, run_cli
+from conftest import REPO, CliResult, need_module, run_cli, train_killed_after_an_epoch
 
 from edgekit.build import architectures, trainingdata
 from edgekit.build.recipes import (
@@ -664,24 +660,7 @@ RESUME_EPOCHS = 8
 def test_resume_continues_a_killed_training(tmp_path):
     out = tmp_path / "out"
     args = ["har-cnn1d", "-o", str(out), *TINY_HAR[:2], "--epochs", str(RESUME_EPOCHS), *TINY_HAR[4:]]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "-q", "train", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state_file = out / "checkpoints" / "state.json"
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if json.loads(state_file.read_text())["epoch"] >= 1:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.02)
-        assert proc.poll() is None, "the training ended before it could be interrupted"
-    finally:
-        proc.kill()  # SIGKILL: no cleanup runs
-        proc.wait()
-    killed_state = json.loads(state_file.read_text())
+    killed_state = train_killed_after_an_epoch(args, out)
     killed_at = killed_state["epoch"]
     assert 1 <= killed_at < RESUME_EPOCHS
     assert not (out / "report.json").exists()
