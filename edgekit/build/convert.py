@@ -745,6 +745,8 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
                 "seconds": round(time.perf_counter() - started, 3),
             }
             result.precision = "int8-mixed"
+            if result.substitute:  # the ops kept in float are still in float; the file is now this one
+                result.substitute["produced"] = "int8-mixed"
             return
     result.fallback = {"succeeded": False, "float_layers": [], "size_cost_bytes": 0, "tried": tried,
                        "reason": "no number of float layers brought the drop within the limit"}
