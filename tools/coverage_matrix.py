@@ -84,7 +84,7 @@ def train_and_convert(family: str, recipe: str, extra: list[str], out: Path, epo
         (folder / "data").rename(data)  # the next run reuses the synthetic data
     entry["train"] = json.loads((folder / "report.json").read_text())
     if proc.returncode == 4:  # the recipe's gate refused a variant: measure all of them anyway
-        entry["gate"] = "failed: " + last_line(proc.stderr).removeprefix("edgekit: error: ")
+        entry["gate"] = "failed: " + last_line(proc.stderr).split("gate failed: ", 1)[-1].split(" (the trained")[0]
         model = folder / f"{recipe}.keras"
         again = run(edgekit("convert", str(model), "-o", str(bundle), "--variants", ",".join(variants),
                             "--data", str(folder / "heldout.npz"), "--json"))
@@ -98,21 +98,35 @@ def train_and_convert(family: str, recipe: str, extra: list[str], out: Path, epo
     return entry
 
 
+RUNTIME_SAMPLES = 64
+
+
 def runtime_check(entry: dict[str, Any], out: Path) -> None:
-    """Load every variant through edgekit.runtime and predict on held-out samples."""
+    """Load every variant through edgekit.runtime (raw held-out samples in, the bundle's
+    own pre- and postprocessing) and score what it answers against the held-out truth."""
     from edgekit.runtime import load
 
-    folder = out / entry["recipe"]
-    with np.load(folder / "heldout.npz") as heldout:
-        samples = heldout["x"][:8]
+    with np.load(out / entry["recipe"] / "heldout.npz") as heldout:
+        x = heldout["x"][:RUNTIME_SAMPLES]
+        y = heldout["y"][:RUNTIME_SAMPLES] if "y" in heldout.files else None
     checks = {}
     for name in entry["convert_variants"]:
-        started = time.perf_counter()
         try:
             model = load(entry["bundle"], variant=name)
-            results = [model.predict(sample) for sample in samples]
-            checks[name] = {"ok": True, "predictions": len(results), "backend": model.backend_name,
-                            "seconds": round(time.perf_counter() - started, 3)}
+            results = [model.predict(sample) for sample in x]
+            check: dict[str, Any] = {"ok": True, "predictions": len(results), "kind": results[0].kind,
+                                     "package": model.package}
+            if results[0].kind == "classification" and y is not None:
+                check["accuracy"] = float(np.mean([r.index == int(t) for r, t in zip(results, y, strict=True)]))
+            elif results[0].kind == "regression" and y is not None:
+                values = np.array([r.values for r in results], np.float64).reshape(len(results), -1)
+                check["rmse"] = float(np.sqrt(np.mean((values - y.reshape(len(y), -1)) ** 2)))
+            elif results[0].kind == "anomaly" and y is not None:
+                check["flagged_anomalies"] = int(sum(bool(r.is_anomaly) for r, t in zip(results, y, strict=True) if t))
+                check["flagged_normal"] = int(sum(bool(r.is_anomaly) for r, t in zip(results, y, strict=True) if not t))
+            elif results[0].kind == "generation":
+                check["output_shape"] = list(np.asarray(results[0].output).shape)
+            checks[name] = check
         except Exception as exc:  # the matrix reports it; it must not stop the other families
             checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     entry["runtime"] = checks
@@ -194,23 +208,39 @@ def markdown(entries: list[dict[str, Any]], host: dict[str, Any]) -> str:
             elif not cell["converts"]:
                 cells.append(f"no: {cell['error'][:80]}")
             else:
-                runtime = "" if cell["runtime_ok"] else " (runtime failed)"
+                runtime = "" if cell["runtime_ok"] else " (the runtime failed on it)"
                 precision = f" [{cell['precision']}]" if cell["precision"] not in ("fp32", "fp16", "int8") else ""
                 cells.append(f"yes{precision} · {kib(cell['size_bytes'])} · {cell['fidelity']} · "
                              f"{ms(cell['invoke_median_ms'])}{runtime}")
         lines.append(f"| {e['family']} | {e['recipe']} | {e['task']} | " + " | ".join(cells) + " |")
-    lines += ["", "| recipe | float held-out figure | train s | gate |", "|---|---|---:|---|"]
+    lines += ["", f"| recipe | float held-out figure | `edgekit.runtime`, tflite-int8, {RUNTIME_SAMPLES} held-out raw "
+              "samples | train s | gate |", "|---|---|---|---:|---|"]
     for e in entries:
         if "error" in e:
-            lines.append(f"| {e['recipe']} | {e['error'][:120]} | {e['train_seconds']} | - |")
+            lines.append(f"| {e['recipe']} | {e['error'][:120]} | - | {e['train_seconds']} | - |")
             continue
         test = e["train"]["test"]
         figure = ("accuracy {:.2%}".format(test["accuracy"]) if "accuracy" in test else
                   f"RMSE {test['rmse']:.4g} (R² {test['r2']:.3f})" if "rmse" in test else
                   f"ROC-AUC {test['roc_auc']:.4f}" if "roc_auc" in test else
                   f"diversity {test['diversity_rms']['generated']:.3f} (real {test['diversity_rms']['real']:.3f})")
-        lines.append(f"| {e['recipe']} | {figure} | {e['train_seconds']} | {e['gate']} |")
+        lines.append(f"| {e['recipe']} | {figure} | {runtime_figure(e)} | {e['train_seconds']} | {e['gate']} |")
     return "\n".join(lines) + "\n"
+
+
+def runtime_figure(entry: dict[str, Any]) -> str:
+    check = entry.get("runtime", {}).get("tflite-int8")
+    if not check:
+        return "-"
+    if not check["ok"]:
+        return f"failed: {check['error'][:80]}"
+    if "accuracy" in check:
+        return f"accuracy {check['accuracy']:.1%}"
+    if "rmse" in check:
+        return f"RMSE {check['rmse']:.4g}"
+    if "flagged_anomalies" in check:
+        return f"flagged {check['flagged_anomalies']} anomalous, {check['flagged_normal']} normal"
+    return f"{check['kind']}, output {tuple(check.get('output_shape', ()))}"
 
 
 def update_readme(table: str) -> None:
