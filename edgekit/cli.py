@@ -146,13 +146,10 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
     report = run_convert(config, progress=progress, log=info)
     click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else report.render())
     if not report.gate_passed:
-        failed = [v.name for v in report.variants if v.gate == "fail"]
-        raise GateError(
-            f"accuracy gate failed for {', '.join(failed)}; bundle not written",
-            expected=f"a drop of at most {max_accuracy_drop:g} points", found="; ".join(
-                f"{v.name} {v.metrics.get('drop_pts', float('nan')):.2f} points" for v in report.variants if v.gate == "fail"),
-            hint="try --auto-fallback, leave the variant out with --variants, or raise --max-accuracy-drop",
-        )
+        from edgekit.build.convert import gate_error
+
+        raise gate_error(report, "; bundle not written", "try --auto-fallback, leave the variant out with --variants, "
+                         "or raise --max-accuracy-drop")
 
 
 @cli.command()

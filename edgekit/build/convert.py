@@ -424,6 +424,24 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     return report
 
 
+def gate_error(report: ConvertReport, context: str, hint: str) -> Any:
+    """The exit-4 error for variants that failed the gate, in the unit of their drop
+    (points of accuracy or AUC; % of the float RMSE for regression)."""
+    from edgekit.errors import GateError
+
+    failed = [v for v in report.variants if v.gate == "fail"]
+    limit = report.config.max_accuracy_drop
+
+    def unit(v: VariantResult) -> str:
+        return "% RMSE increase" if v.metrics.get("drop_basis") == "rmse_increase_pct" else " points"
+
+    units = {unit(v) for v in failed} or {" points"}
+    return GateError(f"accuracy gate failed for {', '.join(v.name for v in failed)}{context}",
+                     expected=f"a drop of at most {limit:g}{units.pop() if len(units) == 1 else ' (points or % RMSE)'}",
+                     found="; ".join(f"{v.name} {v.metrics.get('drop_pts', float('nan')):.2f}{unit(v)}" for v in failed),
+                     hint=hint)
+
+
 def _check_options(config: ConvertConfig) -> None:
     unknown = [n for n in config.variants if n not in VARIANTS]
     if unknown or not config.variants:

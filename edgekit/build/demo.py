@@ -299,7 +299,7 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
                            _indent(log), progress)
     _log_convert(folder, log)
     if not report.gate_passed:
-        raise gate_error(report, drop, folder)
+        raise gate_error(report, folder)
     seconds = time.perf_counter() - t0
     _write_stamp(out, "convert", convert_inputs, [bundle, folder / "convert.json"], seconds)
     return train_time, StageTime("convert", seconds)
