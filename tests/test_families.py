@@ -174,3 +174,14 @@ def test_a_killed_gan_resumes_with_its_discriminator(tmp_path):
     assert result.code == 0, result.stderr
     assert f"resuming after epoch {killed_at}" in result.stderr
     assert [h["epoch"] for h in report(out)["training"]["history"]] == list(range(1, epochs + 1))
+
+
+def test_the_regression_gate_speaks_in_percent_of_the_float_rmse(demand_run, tmp_path):
+    out, _, _ = demand_run
+    result = run_cli("-q", "convert", str(out / "demand-lstm.keras"), "-o", str(tmp_path / "d.edgekit"),
+                     "--variants", "tflite-int8", "--data", str(out / "heldout.npz"), "--max-accuracy-drop", "0")
+    assert result.code == 4, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("edgekit: gate failed: accuracy gate failed for tflite-int8; bundle not written")
+    assert "a drop of at most 0% RMSE increase" in line and "% RMSE increase" in line.split("found")[1]
+    assert not (tmp_path / "d.edgekit").exists()
