@@ -254,31 +254,28 @@ def tflite_int8_selective(source: Any, calib: np.ndarray, options: ConversionOpt
         raise conversion_error("tflite-int8 with float fallback", exc, "int8") from exc
 
 
-def _tflite_int16x8(source: Any, calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
-                    progress: Progress = no_progress) -> bytes:
+def _int16x8(source: Any, calib: np.ndarray | None, progress: Progress, float_ops: bool) -> bytes:
     import tensorflow as tf
 
     assert calib is not None
     converter = tflite_converter(source)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative(calib, progress, "calibrating tflite-int16x8")
-    converter.target_spec.supported_ops = [
-        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    return _convert(converter, "tflite-int16x8", "int16x8")
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    if float_ops:
+        converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+    return _convert(converter, "tflite-int16x8 with float ops" if float_ops else "tflite-int16x8", "int16x8")
+
+
+def _tflite_int16x8(source: Any, calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
+                    progress: Progress = no_progress) -> bytes:
+    return _int16x8(source, calib, progress, float_ops=False)
 
 
 def _tflite_int16x8_float_ops(source: Any, calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
                               progress: Progress = no_progress) -> bytes:
     """int16x8 kernels where they exist, float kernels for the ops that have none."""
-    import tensorflow as tf
-
-    assert calib is not None
-    converter = tflite_converter(source)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative(calib, progress, "calibrating tflite-int16x8")
-    converter.target_spec.supported_ops = [
-        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    return _convert(converter, "tflite-int16x8 with float ops", "int16x8")
+    return _int16x8(source, calib, progress, float_ops=True)
 
 
 # TFLite ops that move between float and integer, or stand for a delegated subgraph.
