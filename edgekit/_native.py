@@ -15,10 +15,12 @@ def verbose() -> bool:
 
 
 @contextlib.contextmanager
-def native_stderr_captured() -> Iterator[None]:
+def native_stderr_captured(replay_on_error: bool = True) -> Iterator[None]:
     """Capture what native code writes to file descriptor 2 (TensorFlow's C++ logging,
     which ignores TF_CPP_MIN_LOG_LEVEL before absl initializes, and the converters'
-    chatter). It is replayed when the block raises or with ``-v``.
+    chatter). It is replayed with ``-v``, and when the block raises unless
+    `replay_on_error` is False (a caller that reports the failure itself, e.g. a
+    converter error turned into one line naming the op).
     """
     try:
         sys.stderr.flush()
@@ -44,7 +46,7 @@ def native_stderr_captured() -> Iterator[None]:
             real.close()
             os.dup2(saved, 2)
             os.close(saved)
-            if failed or verbose():
+            if (failed and replay_on_error) or verbose():
                 sink.seek(0)
                 text = sink.read().decode("utf-8", "replace")
                 if text.strip():

@@ -417,7 +417,7 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
         report.gate_passed = not any(v.gate == "fail" for v in results)
         if not produced:
             raise InputError(f"converting {config.model.name}", expected="at least one variant",
-                             found="every variant failed: " + "; ".join(f"{v.name}: {v.error}" for v in results))
+                             found="every variant failed: " + "; ".join(v.error if (v.error or "").startswith(v.name) else f"{v.name}: {v.error}" for v in results))
         if report.gate_passed:
             report.bundle = _write(config, report, source, contract, class_names, task, produced, reference)
     report.seconds = time.perf_counter() - started

@@ -118,7 +118,8 @@ def quiet_converter() -> Iterator[None]:
     logger = logging.getLogger("tensorflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
-    with native_stderr_captured(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with native_stderr_captured(replay_on_error=False), contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             yield
