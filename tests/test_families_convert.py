@@ -359,6 +359,15 @@ def test_unsupported_op_names_the_op_and_what_is_still_possible(rnn_loop, tmp_pa
     assert open_bundle(out).manifest.variant_names == ["onnx-fp32"]
 
 
+
+def test_a_variant_that_cannot_be_made_is_one_line_without_the_converters_diagnostics(rnn_loop, tmp_path):
+    """The converter's MLIR errors (several long lines on fd 2) stay out of the user's stderr."""
+    result = run_cli("-q", "convert", str(rnn_loop), "-o", str(tmp_path / "loop.edgekit"), "--variants", "tflite-fp32",
+                     "--data", str(rnn_loop.parent / "heldout.npz"))
+    assert_one_line_error(result, 1, "op TensorListReserve", "every variant failed")
+    assert "loc(callsite" not in result.stderr and result.stderr.count("tflite-fp32:") == 1
+    assert not (tmp_path / "loop.edgekit").exists()
+
 LAMBDA_OPS = """
 import sys, numpy as np, keras
 keras.utils.set_random_seed(6)
