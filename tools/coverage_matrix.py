@@ -164,10 +164,9 @@ def summarize(entry: dict[str, Any]) -> None:
     convert = entry["convert"]
     entry["task"] = task = convert["reference"]["task"]
     entry["cells"] = {}
-    failed = {f["name"]: f for f in convert.get("failed", [])}
     for v in convert["variants"]:
-        if v["name"] in failed or v.get("error"):
-            entry["cells"][v["name"]] = {"converts": False, "error": (failed.get(v["name"]) or v)["reason" if v["name"] in failed else "error"]}
+        if v.get("error"):  # the same text as the report's failed[].reason
+            entry["cells"][v["name"]] = {"converts": False, "error": v["error"]}
             continue
         cell = {"converts": True, "size_bytes": v["size_bytes"], "precision": v["precision"],
                 "fidelity": fidelity(task, v["metrics"]), "metrics": {k: v["metrics"].get(k) for k in (

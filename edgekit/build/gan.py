@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.build import architectures
+from edgekit.build.keras_env import save_model
 from edgekit.build.recipes import Recipe
 
 DISCRIMINATOR_FILE = "discriminator.keras"
@@ -103,15 +104,8 @@ def fit(tf: Any, keras: Any, generator: Any, discriminator: Any, dataset: Any, r
 
 
 def save_discriminator(model: Any, folder: Path) -> None:
-    import os
-
     folder.mkdir(parents=True, exist_ok=True)
-    staged = folder / f".discriminator.{os.getpid()}.keras"
-    try:
-        model.save(staged)
-        os.replace(staged, folder / DISCRIMINATOR_FILE)
-    finally:
-        staged.unlink(missing_ok=True)
+    save_model(model, folder / DISCRIMINATOR_FILE)
 
 
 def latent_vectors(count: int, latent: int, seed: int) -> np.ndarray:

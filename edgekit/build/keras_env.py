@@ -13,6 +13,20 @@ from edgekit._native import native_stderr_captured
 from edgekit._optional import require
 
 
+def save_model(model: object, path: os.PathLike[str] | str) -> None:
+    """``model.save(path)`` without a half-written file at `path`: Keras writes in place,
+    so it writes a staged ``.keras`` file next to it, then renames it over `path`."""
+    from pathlib import Path
+
+    path = Path(path)
+    staged = path.with_name(f".{path.stem}.{os.getpid()}.keras")
+    try:
+        model.save(staged)  # type: ignore[attr-defined]
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def import_keras() -> ModuleType:
     """Import Keras 3 on the TensorFlow backend, without TensorFlow's import-time log lines.
 

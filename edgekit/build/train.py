@@ -33,7 +33,7 @@ from edgekit import __version__
 from edgekit.build import architectures, gan, pipeline
 from edgekit.build.convert import ConvertConfig, ConvertReport, convert, sidecar_path
 from edgekit.build.convert import gate_error as convert_gate_error
-from edgekit.build.keras_env import import_keras
+from edgekit.build.keras_env import import_keras, save_model
 from edgekit.build.recipes import Recipe, load_recipe
 from edgekit.build.trainingdata import (
     RawData,
@@ -44,7 +44,7 @@ from edgekit.build.trainingdata import (
     load_raw,
     split,
 )
-from edgekit.build.validate import anomaly_positive, anomaly_scores, roc_auc
+from edgekit.build.validate import anomaly_positive, anomaly_scores, regression_errors, roc_auc
 from edgekit.bundle import atomic_write_bytes
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import GateError, InputError
@@ -252,7 +252,7 @@ def _anomaly_labels(raw: RawData) -> RawData:
     return dataclasses.replace(raw, y=positive.astype(np.int64), class_names=("normal", "anomalous"), test=test)
 
 
-def _private_options(recipe: Recipe, train: RawData, input_shape: tuple[int, ...]) -> dict[str, Any]:
+def _private_options(recipe: Recipe, train: RawData) -> dict[str, Any]:
     """Values fitted on the training split that the model carries (see `architectures`)."""
     private: dict[str, Any] = {}
     if recipe.task == "regression":
@@ -272,15 +272,8 @@ def _rounded(values: np.ndarray) -> Any:
 
 def pipeline_range(spec: ImagePreprocess) -> tuple[float, float]:
     """The range of normalized pixels (over every channel) an image front end produces."""
-    lows = [(0.0 * spec.scale - m) / s for m, s in zip(_per_channel(spec.mean, spec.channels),
-                                                       _per_channel(spec.std, spec.channels), strict=True)]
-    highs = [(255.0 * spec.scale - m) / s for m, s in zip(_per_channel(spec.mean, spec.channels),
-                                                          _per_channel(spec.std, spec.channels), strict=True)]
-    return float(min(lows)), float(max(highs))
-
-
-def _per_channel(values: tuple[float, ...], channels: int) -> tuple[float, ...]:
-    return tuple(values) * channels if len(values) == 1 else tuple(values)
+    mean, std = np.asarray(spec.mean, np.float64), np.asarray(spec.std, np.float64)  # one value, or per channel
+    return float(np.min((0.0 - mean) / std)), float(np.max((255.0 * spec.scale - mean) / std))
 
 
 def _fit_normalization(recipe: Recipe, train: RawData) -> Recipe:
@@ -339,12 +332,7 @@ def _save_checkpoint(model: Any, folder: Path, state: dict[str, Any]) -> None:
     point leaves a state whose model file exists and matches it."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"epoch-{state['epoch']}.keras"
-    staged = folder / f".{name}.{os.getpid()}"
-    try:
-        model.save(staged.with_suffix(".keras"))
-        os.replace(staged.with_suffix(".keras"), folder / name)
-    finally:
-        staged.with_suffix(".keras").unlink(missing_ok=True)
+    save_model(model, folder / name)
     atomic_write_bytes(folder / "state.json", json.dumps({**state, "model": name}, indent=1).encode())
     for old in folder.glob("epoch-*.keras"):
         if old.name != name:
@@ -531,7 +519,8 @@ def _regression_metrics(predicted: np.ndarray, y: np.ndarray, train_y: np.ndarra
     error = guess - truth
     baseline = truth - train_y.reshape(len(train_y), -1).astype(np.float64).mean(axis=0)
     total = float(np.sum((truth - truth.mean(axis=0)) ** 2))
-    return {"samples": int(len(y)), "rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error))),
+    rmse, mae = regression_errors(predicted, y)
+    return {"samples": int(len(y)), "rmse": rmse, "mae": mae,
             "r2": 1.0 - float(np.sum(error**2)) / total if total > 0 else float("nan"),
             "mape_pct": float(np.mean(np.abs(error) / np.maximum(np.abs(truth), 1e-9)) * 100.0),
             "rmse_per_output": np.sqrt(np.mean(error**2, axis=0)).round(6).tolist(),
@@ -595,10 +584,9 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     log(f"[1/4] data for {recipe.name} ({recipe.title})")
     data_path = config.data or _synthesize(recipe, out / "data", config.synth_samples, seed, log, progress)
     raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
-    if recipe.task == "anomaly":
-        raw = _anomaly_labels(raw)
     anomalous = None
     if recipe.task == "anomaly":  # train and calibrate on normal data only; anomalies are for the test
+        raw = _anomaly_labels(raw)
         if raw.test is None and (raw.y != 0).any():
             anomalous = raw.subset(np.flatnonzero(raw.y != 0))
         raw = dataclasses.replace(raw.subset(np.flatnonzero(raw.y == 0)), test=raw.test)
@@ -620,7 +608,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     classes = len(raw.class_names)
     if recipe.task == "regression":
         classes = 1 if parts.train.y.ndim == 1 else int(parts.train.y.shape[1])
-    private = _private_options(recipe, parts.train, input_shape)
+    private = _private_options(recipe, parts.train)
     autoencoder = recipe.task == "anomaly"
     if recipe.task == "generation" and strategy.kind == "multi-worker":
         raise InputError(f"recipe {recipe.name} under TF_CONFIG", expected="one machine (a GAN trains with "
@@ -795,12 +783,7 @@ def _evaluate(model: Any, recipe: Recipe, parts: Split, input_shape: tuple[int, 
 def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: Split, report: dict[str, Any],
                    out: Path) -> Path:
     model_path = out / f"{recipe.name}.keras"
-    staged = out / f".{recipe.name}.{os.getpid()}.keras"  # Keras writes in place; stage it, then rename
-    try:
-        model.save(staged)
-        os.replace(staged, model_path)
-    finally:
-        staged.unlink(missing_ok=True)
+    save_model(model, model_path)
     postprocess = recipe.postprocess
     if recipe.task == "anomaly":
         postprocess = dataclasses.replace(postprocess, anomaly_threshold=round(report["test"]["threshold"], 8))

@@ -121,7 +121,7 @@ def sample_grid(generated: Any, real: Any, report: dict[str, Any] | None = None,
     Images are normalized front-end output; they are mapped to 0..255 over the range the
     real images span. Needs no matplotlib.
     """
-    from edgekit.datasets.synth import _png  # the stdlib PNG writer of the synthetic datasets
+    from edgekit.datasets.synth import png_bytes
 
     generated, real = np.asarray(generated, np.float32), np.asarray(real, np.float32)[:columns]
     low = float(min(real.min(), 0.0)) if real.size else 0.0
@@ -134,7 +134,7 @@ def sample_grid(generated: Any, real: Any, report: dict[str, Any] | None = None,
         for c, image in enumerate(row):
             pixels = np.clip((image - low) / (high - low) * 255.0 + 0.5, 0, 255).astype(np.uint8)
             canvas[top : top + height, c * (width + 2) : c * (width + 2) + width] = pixels
-    return _png(canvas if channels == 3 else np.repeat(canvas[..., :1], 3, axis=-1))
+    return png_bytes(canvas if channels == 3 else np.repeat(canvas[..., :1], 3, axis=-1))
 
 
 def write_markdown(report: dict[str, Any]) -> str:

@@ -385,7 +385,7 @@ def synthesize(task: str, output_dir: Path, config: SynthConfig | None = None, *
 # File writers (deterministic bytes)
 
 
-def _png(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray) -> bytes:
     """An 8-bit RGB PNG (no filter, zlib level 6): stdlib only, identical bytes for identical pixels."""
     height, width, channels = image.shape
     rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, width * channels)], axis=1)
@@ -810,7 +810,7 @@ def write_shapes(config: ShapesConfig, folder: Path, log: Log, progress: Progres
     seen = dict.fromkeys(names, 0)
     for image, label in progress(zip(images, labels, strict=True), "writing PNG files", len(images)):
         name = names[int(label)]
-        (folder / name / f"{seen[name]:05d}.png").write_bytes(_png(image))
+        (folder / name / f"{seen[name]:05d}.png").write_bytes(png_bytes(image))
         seen[name] += 1
     return {
         "classes": list(names),
@@ -1404,7 +1404,7 @@ def write_defects(config: DefectsConfig, folder: Path, log: Log, progress: Progr
         image, box = textures.part(config.texture, config.image_size,
                                    _rng(config.seed, 10, DEFECT_CLASSES.index(label), i), kind)
         relative = f"{label}/{i:05d}.png"
-        (folder / relative).write_bytes(_png(image))
+        (folder / relative).write_bytes(png_bytes(image))
         rows.append([relative, label, kind or "", *(box if box else ("", "", "", ""))])
     with open(folder / "defects.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
