@@ -410,6 +410,73 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
 
 
 @cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The pruned model (OUT.keras).")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="The training data, as for edgekit train --data (default: the data the training report names).")
+@click.option("--sparsity", type=float, metavar="S", help="Magnitude pruning: fraction of weights set to zero, in [0, 1).")
+@click.option("--channels", type=float, metavar="F",
+              help="Structured pruning: fraction of every prunable layer's channels removed, in (0, 1).")
+@click.option("--epochs", type=click.IntRange(min=0), help="Fine-tuning epochs; 0 prunes once (default: the recipe's "
+              "prune.epochs, 10).")
+@click.option("--recipe", help="The recipe the model was trained with (default: the training report next to MODEL).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
+              help="Fine-tuning learning rate (default: a quarter of the recipe's).")
+@click.option("--scope", type=click.Choice(["layer", "global"]), help="Magnitude: one target per layer, or one "
+              "threshold over all pruned layers (default: layer).")
+@click.option("--importance", type=click.Choice(["l1", "l2", "bn"]),
+              help="Channels: rank filters by L1 or L2 norm, or by BatchNorm gamma (default: l1).")
+@click.option("--skip", multiple=True, metavar="LAYER", help="A layer never pruned (repeatable).")
+@click.option("--prune-first", is_flag=True, default=None, help="Magnitude: prune the first layer too.")
+@click.option("--prune-last", is_flag=True, default=None, help="Magnitude: prune the last layer too.")
+@click.option("--round-to", type=click.IntRange(min=1), help="Channels: keep channel counts a multiple of this.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the fine-tuning (default: the recipe's).")
+@click.option("--measure/--no-measure", default=True, show_default=True,
+              help="Convert both models to TFLite fp32 and int8: sizes, gzip sizes, int8 accuracy.")
+@click.option("--bench/--no-bench", default=None,
+              help="Measure both models' TFLite latency with edgekit bench (default: with --channels).")
+@click.option("--bench-seconds", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              help="Measured seconds per model and variant in the bench run.")
+@click.option("--trust-model-code", is_flag=True, help="Allow models that carry code (Lambda layers).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (documented in the README).")
+def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, channels: float | None,
+          epochs: int | None, recipe: str | None, learning_rate: float | None, scope: str | None,
+          importance: str | None, skip: tuple[str, ...], prune_first: bool | None, prune_last: bool | None,
+          round_to: int | None, seed: int | None, measure: bool, bench: bool | None, bench_seconds: float,
+          trust_model_code: bool, as_json: bool) -> None:
+    """Prune a trained Keras model and fine-tune it: weights (--sparsity) or channels (--channels).
+
+    --sparsity zeroes the smallest weights on a polynomial-decay schedule during
+    fine-tuning (first and last layers stay dense unless asked): the TFLite files keep
+    their size but gzip far smaller. --channels removes whole filters and units and
+    rebuilds a thinner model (fewer parameters and MACs, faster everywhere). The data is
+    split as in training, so the held-out figures are on unseen samples. Writes OUT.keras,
+    its contract OUT.preprocess.yaml (the bundle's provenance records the pruning) and
+    OUT.prune.json; nothing when a step fails.
+    """
+    if sparsity is not None and channels is not None:
+        raise click.UsageError("--sparsity and --channels are exclusive: prune one way per run")
+    if sparsity is None and channels is None:
+        raise click.UsageError("one of --sparsity S (weights) or --channels F (filters) is required")
+    from edgekit.build.prune.run import PruneConfig, prune_options
+
+    config = PruneConfig(model=model, output=output, data=data, sparsity=sparsity, channels=channels, epochs=epochs,
+                         recipe=recipe, learning_rate=learning_rate, scope=scope, importance=importance,
+                         skip=tuple(skip), prune_first=prune_first, prune_last=prune_last, round_to=round_to,
+                         seed=seed, measure=measure, bench=bench, bench_seconds=bench_seconds,
+                         trust_model_code=trust_model_code, progress_bar=not STATE.quiet,
+                         command="edgekit " + " ".join(sys.argv[1:]))
+    prune_options(config, None)  # an out-of-range value fails before TensorFlow loads
+    from edgekit.build.prune.run import prune as run_prune
+
+    result = run_prune(config, log=info, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(result.summary())
+
+
+@cli.command()
 @click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path), default=Path("edgekit-demo"),
               show_default=True, help="Directory for the demo's artifacts.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (default: the kws-dscnn recipe's).")

@@ -95,17 +95,20 @@ class ConvertConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ContractFile:
-    """What a preprocessing YAML carries: the spec, and optionally postprocessing and labels."""
+    """What a preprocessing YAML carries: the spec, and optionally postprocessing, labels and
+    the steps that made the model (``provenance.steps``, e.g. `edgekit prune`'s record), which
+    the bundle's provenance lists before its own convert step."""
 
     preprocess: PreprocessSpec
     postprocess: PostprocessSpec | None
     labels: tuple[str, ...] | None
     path: Path | None
+    steps: tuple[dict[str, Any], ...] = ()
 
 
 def read_contract(path: Path | None) -> ContractFile:
     """Read ``--preprocess SPEC.yaml``: a bare preprocess spec (has ``kind``) or sections
-    ``preprocess``, ``postprocess``, ``labels``.
+    ``preprocess``, ``postprocess``, ``labels``, ``provenance`` (``steps``: a list of mappings).
 
     Raises:
         InputError: unreadable YAML or an invalid spec (naming the field).
@@ -121,16 +124,21 @@ def read_contract(path: Path | None) -> ContractFile:
         raise InputError(f"preprocess file {path}", expected="a YAML mapping", found=type(document).__name__)
     if "kind" in document:
         return ContractFile(preprocess_from_dict(document, str(path)), None, None, path)
-    unknown = sorted(set(document) - {"preprocess", "postprocess", "labels"})
+    unknown = sorted(set(document) - {"preprocess", "postprocess", "labels", "provenance"})
     if unknown:
-        raise InputError(f"preprocess file {path}", expected="sections preprocess, postprocess, labels",
+        raise InputError(f"preprocess file {path}", expected="sections preprocess, postprocess, labels, provenance",
                          found=f"unknown sections {unknown}")
+    provenance = document.get("provenance") or {}
+    steps = provenance.get("steps", []) if isinstance(provenance, dict) else None
+    if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+        raise InputError(f"preprocess file {path}: provenance", expected="a mapping with a list of steps (mappings)",
+                         found=repr(provenance)[:100])
     pre = preprocess_from_dict(document.get("preprocess", {"kind": "none"}), f"{path}: preprocess")
     post = PostprocessSpec.from_dict(document["postprocess"], f"{path}: postprocess") if "postprocess" in document else None
     labels = document.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise InputError(f"preprocess file {path}: labels", expected="a list of strings", found=repr(labels)[:100])
-    return ContractFile(pre, post, tuple(labels) if labels is not None else None, path)
+    return ContractFile(pre, post, tuple(labels) if labels is not None else None, path, tuple(steps))
 
 
 def sidecar_path(model: Path) -> Path:
@@ -809,7 +817,7 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, co
         provenance=make_provenance(
             source={"path": config.model.name, "sha256": source.sha256, "format": source.format},
             command=config.command,
-            steps=[{
+            steps=[*contract.steps, {
                 "step": "convert",
                 "variants": list(config.variants),
                 "adapted": list(source.adaptations),

@@ -80,6 +80,20 @@ DEFAULTS: dict[str, Any] = {
     },
     "metrics": ["accuracy"],
     "postprocess": None,
+    # pruning before export (edgekit train; the same options as edgekit prune): at most one of
+    # sparsity (unstructured, magnitude) and channels (structured, the fraction removed)
+    "prune": {
+        "sparsity": None,
+        "channels": None,
+        "epochs": 10,
+        "learning_rate": None,  # None: a quarter of train.learning_rate
+        "scope": "layer",
+        "importance": "l1",
+        "skip": [],
+        "prune_first": False,
+        "prune_last": False,
+        "round_to": 1,
+    },
     "convert": {
         "variants": ["tflite-int8", "onnx-fp32"],
         "max_accuracy_drop": 1.0,
@@ -87,6 +101,9 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 METRICS = ("accuracy", "top2", "auc", "f1", "rmse", "mae", "snr")
+PRUNE_SCOPES = ("layer", "global")
+PRUNE_IMPORTANCE = ("l1", "l2", "bn")
+_OPTIONAL = frozenset({"synth", "synth_samples", "classes", "postprocess", "sparsity", "channels", "learning_rate"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +208,7 @@ def _merge(defaults: Mapping[str, Any], data: Mapping[str, Any], where: str) -> 
             if not isinstance(value, Mapping):
                 raise InputError(f"{where}.{key}", expected="a mapping", found=type(value).__name__)
             value = _merge(default, value, f"{where}.{key}")
-        elif value is None and default is None and key not in ("synth", "synth_samples", "classes", "postprocess"):
+        elif value is None and default is None and key not in _OPTIONAL:
             raise InputError(f"{where}: missing key {key!r}", expected=f"a value for {key}", found="none")
         merged[key] = copy.deepcopy(value)
     return merged
@@ -248,6 +265,7 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
     if not isinstance(architecture, Mapping) or not isinstance(architecture.get("name"), str):
         raise InputError(f"{where}.architecture", expected="a mapping with a builder 'name'", found=repr(architecture))
     architectures.options_for(architecture["name"], architecture, f"{where}.architecture")
+    check_prune(values["prune"], f"{where}.prune.")
     variants = values["convert"]["variants"]
     if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
         raise InputError(f"{where}.convert.variants", expected="a list of variant names", found=repr(variants))
@@ -276,6 +294,43 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
     return Recipe(name=name, title=str(values["title"]), task=values["task"], data_kind=values["data"]["kind"],
                   preprocess=preprocess, postprocess=postprocess, architecture=dict(architecture), values=values,
                   path=path)
+
+
+def check_prune(prune: Mapping[str, Any], where: str, sparsity_name: str = "sparsity",
+                channels_name: str = "channels") -> None:
+    """Check a ``prune`` section (also `edgekit prune`'s options, named as flags there).
+
+    Raises:
+        InputError: a value out of range, or both kinds of pruning at once.
+    """
+    sparsity, channels = prune.get("sparsity"), prune.get("channels")
+    for key, value, good in ((sparsity_name, sparsity, lambda v: 0.0 <= v < 1.0),
+                             (channels_name, channels, lambda v: 0.0 < v < 1.0)):
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not good(float(value)):
+            what = ("a sparsity in [0, 1), the fraction of weights set to zero (e.g. 0.8)" if key == sparsity_name
+                    else "a fraction in (0, 1) of each layer's channels to remove (e.g. 0.5)")
+            raise InputError(f"{where}{key}", expected=what, found=repr(value))
+    if sparsity is not None and channels is not None:
+        raise InputError(f"{where}{sparsity_name} and {channels_name}", expected="one kind of pruning at a time",
+                         found=f"both ({sparsity} and {channels})",
+                         hint="prune channels first, then prune the thinner model's weights in a second run")
+    for key in ("epochs", "round_to"):
+        if key in prune:
+            _number(prune, key, where.rstrip("."), integer=True, low=0 if key == "epochs" else 1)
+    if prune.get("learning_rate") is not None:
+        _number(prune, "learning_rate", where.rstrip("."), high=10.0)
+    if "scope" in prune:
+        _choice(prune, "scope", PRUNE_SCOPES, where.rstrip("."))
+    if "importance" in prune:
+        _choice(prune, "importance", PRUNE_IMPORTANCE, where.rstrip("."))
+    skip = prune.get("skip", [])
+    if not isinstance(skip, list) or not all(isinstance(x, str) for x in skip):
+        raise InputError(f"{where}skip", expected="a list of layer names", found=repr(skip))
+    for key in ("prune_first", "prune_last"):
+        if key in prune and not isinstance(prune[key], bool):
+            raise InputError(f"{where}{key}", expected="true or false", found=repr(prune[key]))
 
 
 @functools.lru_cache(maxsize=1)

@@ -43,11 +43,14 @@ class LoadConfig:
         trust_model_code: allow models that carry code (Lambda layers, custom modules).
         input_shape: input shape without the batch dimension, for models whose inputs
             are not fully defined.
+        export: also export the SavedModel the converters read (`edgekit prune` needs
+            only the Keras model).
     """
 
     path: Path
     trust_model_code: bool = False
     input_shape: tuple[int, ...] | None = None
+    export: bool = True
 
 
 def source_kind(path: Path) -> str:
@@ -118,6 +121,8 @@ class SourceModel:
             shape, dtype = self._savedmodel_input(tf)
         self.input_shape = self._resolve_shape(shape)
         self.input_dtype = DType.parse(dtype)
+        if not self.config.export:
+            return
         self.saved_model_dir = self._tmp / "saved_model"
         spec = tf.TensorSpec((None, *self.input_shape), tf.as_dtype(self.input_dtype.value), name="input")
         if self.keras_model is not None:

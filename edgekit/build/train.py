@@ -119,6 +119,13 @@ class TrainResult:
                          f"(real {test['diversity_rms']['real']:.3f}), nearest training image "
                          f"{test['nearest_train_rms']['generated']:.3f} (held-out real "
                          f"{test['nearest_train_rms']['real_heldout']:.3f}); samples {self.output / 'samples.png'}")
+        if r.get("prune"):
+            held, p = r["prune"]["held_out"], r["prune"]["parameters"]
+            lost = "n/a" if held["lost"] is None else f"{held['lost']:+.2f} {held['unit']} lost"
+            lines.append(f"  pruned ({r['prune']['method']}): held-out {held['after']['metric']} "
+                         f"{held['after']['value']:.4g} ({lost}), parameters {p['before']:,} -> "
+                         f"{p.get('nonzero_after', p['after']):,}{' non-zero' if 'nonzero_after' in p else ''}; "
+                         f"model {r['outputs'].get('pruned_model')}")
         if self.model_path.suffix == ".json":  # a multi-worker worker that is not the chief
             lines.append(f"  worker report {self.model_path} ({r['training']['samples_this_worker']} training samples "
                          "on this worker); the chief writes the model")
@@ -558,6 +565,38 @@ def _recipe_hash(recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress) -> tuple[RawData, Split]:
+    """Read the data and split it by hash (the same split for `edgekit train` and `edgekit prune`).
+
+    An anomaly recipe trains on normal data only: its anomalies go to the test split.
+    """
+    raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
+    anomalous = None
+    if recipe.task == "anomaly":  # train and calibrate on normal data only; anomalies are for the test
+        raw = _anomaly_labels(raw)
+        if raw.test is None and (raw.y != 0).any():
+            anomalous = raw.subset(np.flatnonzero(raw.y != 0))
+        raw = dataclasses.replace(raw.subset(np.flatnonzero(raw.y == 0)), test=raw.test)
+    parts = split(raw, float(recipe.train["validation_split"]), float(recipe.train["test_split"]))
+    if anomalous is not None:
+        parts = dataclasses.replace(parts, test=concatenate(parts.test, anomalous))
+    if recipe.task == "anomaly" and not (parts.test.y != 0).any():
+        log("  note: no anomalous samples to test on (a labelled test.npz, or y=1 rows): no ROC-AUC, errors only")
+    return raw, parts
+
+
+def fit_dataset(tf: Any, part: RawData, recipe: Recipe, input_shape: tuple[int, ...], batch: int, training: bool,
+                classes: int, seed: int) -> Any:
+    """The ``tf.data`` pipeline `model.fit` reads: front end, augmentation (training), one-hot labels."""
+    autoencoder = recipe.task == "anomaly"
+    targets = None if autoencoder or recipe.task == "generation" else part.y
+    ds = pipeline.make_dataset(part.x, targets, recipe.preprocess, input_shape, batch_size=batch, training=training,
+                               augment_options=recipe.augment, seed=seed, autoencoder=autoencoder)
+    if recipe.task == "classification":
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
+    return ds
+
+
 def train(config: TrainConfig, log: Log = print, progress: Progress = no_progress) -> TrainResult:
     """Train `config.recipe` and write the model, its contract and the report.
 
@@ -583,18 +622,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     seed = int(train_values["seed"])
     log(f"[1/4] data for {recipe.name} ({recipe.title})")
     data_path = config.data or _synthesize(recipe, out / "data", config.synth_samples, seed, log, progress)
-    raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
-    anomalous = None
-    if recipe.task == "anomaly":  # train and calibrate on normal data only; anomalies are for the test
-        raw = _anomaly_labels(raw)
-        if raw.test is None and (raw.y != 0).any():
-            anomalous = raw.subset(np.flatnonzero(raw.y != 0))
-        raw = dataclasses.replace(raw.subset(np.flatnonzero(raw.y == 0)), test=raw.test)
-    parts = split(raw, float(train_values["validation_split"]), float(train_values["test_split"]))
-    if anomalous is not None:
-        parts = dataclasses.replace(parts, test=concatenate(parts.test, anomalous))
-    if recipe.task == "anomaly" and not (parts.test.y != 0).any():
-        log("  note: no anomalous samples to test on (a labelled test.npz, or y=1 rows): no ROC-AUC, errors only")
+    raw, parts = prepare_data(recipe, data_path, log, progress)
     recipe = _fit_normalization(recipe, parts.train)
     log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} test samples"
         + (f"; classes {', '.join(raw.class_names)}" if raw.class_names else ""))
@@ -609,7 +637,6 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     if recipe.task == "regression":
         classes = 1 if parts.train.y.ndim == 1 else int(parts.train.y.shape[1])
     private = _private_options(recipe, parts.train)
-    autoencoder = recipe.task == "anomaly"
     if recipe.task == "generation" and strategy.kind == "multi-worker":
         raise InputError(f"recipe {recipe.name} under TF_CONFIG", expected="one machine (a GAN trains with "
                          "MirroredStrategy on this machine's GPUs, or on the CPU)", found="a multi-worker TF_CONFIG",
@@ -619,13 +646,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     step_count = pipeline.steps(len(parts.train), batch)
 
     def dataset(part: RawData, training: bool) -> Any:
-        targets = None if autoencoder or recipe.task == "generation" else part.y
-        ds = pipeline.make_dataset(part.x, targets, recipe.preprocess, input_shape, batch_size=batch,
-                                   training=training, augment_options=recipe.augment, seed=seed,
-                                   autoencoder=autoencoder)
-        if recipe.task == "classification":
-            ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
-        return ds
+        return fit_dataset(tf, part, recipe, input_shape, batch, training, classes, seed)
 
     checkpoint = out / CHECKPOINT_DIR
     state: dict[str, Any] = {"epoch": 0, "history": [], "recipe_hash": _recipe_hash(recipe)}
@@ -708,13 +729,20 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
 
     log(f"[4/4] writing {out}")
     model_path = _write_outputs(keras, model, recipe, raw, parts, report, out)
+    export_path = model_path
+    if pruning_requested(recipe):
+        export_path = _prune(recipe, model_path, data_path, out, config, report, log, progress)
     bundle = None
     if config.export is not None:
-        bundle = _export(recipe, model_path, out, config, log, progress)
+        bundle = _export(recipe, export_path, out, config, log, progress)
         report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed,
                             "variants": {v.name: v.metrics for v in bundle.variants}}
     report["seconds_total"] = round(time.perf_counter() - started, 2)
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
+    if "prune" in report:
+        from edgekit.build.trainreport import write_markdown
+
+        atomic_write_bytes(out / "report.md", write_markdown(report).encode())
     shutil.rmtree(checkpoint, ignore_errors=True)
     result = TrainResult(model_path=model_path, report=report, output=out, bundle=bundle)
     if bundle is not None and not bundle.gate_passed:
@@ -807,6 +835,41 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
     atomic_write_bytes(out / "report.md", write_markdown(report).encode())
     return model_path
+
+
+def pruning_requested(recipe: Recipe) -> bool:
+    """The recipe's ``prune`` section asks for weight or channel pruning before export."""
+    section = recipe.values.get("prune") or {}
+    return section.get("sparsity") is not None or section.get("channels") is not None
+
+
+def pruned_model_path(folder: Path, name: str) -> Path:
+    """Where `edgekit train` writes the pruned model when the recipe asks for pruning."""
+    return folder / f"{name}.pruned.keras"
+
+
+def _prune(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config: TrainConfig, report: dict[str, Any],
+           log: Log, progress: Progress) -> Path:
+    """`edgekit prune` of the trained model with the recipe's ``prune`` section; returns the
+    pruned model, which the export converts. report.json gains a ``prune`` section."""
+    from edgekit.build.prune.run import PruneConfig, prune
+
+    target = pruned_model_path(out, recipe.name)
+    section = recipe.values["prune"]
+    what = f"--sparsity {section['sparsity']}" if section["sparsity"] is not None else f"--channels {section['channels']}"
+    log(f"  edgekit prune {model_path} --data {data_path} {what} -o {target}")
+    result = prune(PruneConfig(model=model_path, output=target, data=data_path, progress_bar=config.progress_bar,
+                               command=config.command or f"edgekit train {recipe.name}"),
+                   log=lambda message: log("  " + message), progress=progress)
+    log("\n".join("  " + line for line in result.summary().splitlines()))
+    r = result.report
+    report["prune"] = {k: r[k] for k in ("method", "options", "held_out", "parameters", "macs", "seconds")}
+    report["prune"]["left_alone"] = [list(item) for item in r["pruning"]["left_alone"]]
+    report["prune"]["tflite"] = {k: v for k, v in (r.get("tflite") or {}).items() if k != "bench"}
+    report["prune"]["bench"] = (r.get("tflite") or {}).get("bench")
+    report["prune"]["outputs"] = r["outputs"]
+    report["outputs"]["pruned_model"] = str(target)
+    return target
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:

@@ -179,6 +179,10 @@ def write_markdown(report: dict[str, Any]) -> str:
         for h in training["history"]:
             lines.append(f"| {h['epoch']} | {h['seconds']:.1f} | " + " | ".join(f"{h.get(k, float('nan')):.4g}"
                                                                               for k in keys) + " |")
+    if report.get("prune"):
+        from edgekit.build.prune.run import markdown
+
+        lines += ["", *markdown(report["prune"])]
     for plot in report.get("outputs", {}).get("plots", []):
         lines += ["", f"![{Path(plot).stem}]({Path(plot).name})"]
     return "\n".join(lines) + "\n"

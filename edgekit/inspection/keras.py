@@ -273,6 +273,11 @@ def _layer_macs(layer: Any) -> int | None:
     return None
 
 
+def keras_macs(model: Any) -> int:
+    """Multiply-accumulates of one inference of a built Keras model (the layers counted by `_layer_macs`)."""
+    return int(sum(m for layer in _flatten(model) if (m := _layer_macs(layer)) is not None))
+
+
 def _flatten(model: Any) -> list[Any]:
     layers = []
     for layer in getattr(model, "layers", []):
