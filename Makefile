@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame \
-        bench-honesty bench-report bench-train coverage
+        bench-honesty bench-report bench-train coverage bench-prune
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
@@ -50,6 +50,11 @@ soak: $(STAMP)
 ## Newest-frame figures: a 200 fps MJPEG stream over loopback into a slower MobileNet (about 1 min).
 bench-newest-frame: $(STAMP)
 	$(BIN)/python tools/newest_frame_bench.py
+
+## Pruning figures: 80% sparsity (ResNet-8, DS-CNN) and 50% channels (ResNet-8, MobileNet), with
+## accuracy lost, gzip ratios and bench latency ratios (trains the three recipes first; about 30 min).
+bench-prune: $(STAMP)
+	$(BIN)/python tools/prune_figures.py -o out/prune-figures
 
 ## Bench honesty: harness median vs a plain timing loop, identical variants side by side.
 bench-honesty: $(STAMP)
