@@ -128,6 +128,22 @@ def test_masks_change_only_every_frequency_steps(keras, data):
     assert seen == expected
 
 
+def test_steps_per_execution(keras):
+    """Callbacks see one batch per execution of 3 steps: the schedule still counts steps,
+    updates at the first step of each period it enters and reaches the target."""
+    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(16),
+                              keras.layers.Dense(4)])
+    model.compile("adam", "mse", steps_per_execution=3)
+    pruner = MagnitudePruner(model, Schedule(0.8, end_step=10, frequency=2))
+    model.fit(np.ones((128, 8)), np.ones((128, 4)), batch_size=8, epochs=2, verbose=0, callbacks=[pruner.callback()])
+    assert pruner.step == 32
+    assert [step for step, _ in pruner.updates] == [0, 3, 6, 9, 12]
+    assert zeros(kernel(model, pruner.pruned[0][0])) == round(0.8 * 16 * 16)
+
+
 # ---------------------------------------------------------------------------
 # masks through training
 

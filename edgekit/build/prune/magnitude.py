@@ -556,7 +556,11 @@ def _callback_class() -> type:
             self.pruner._on_step(self._epoch_start + batch)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            self.pruner.step = self._epoch_start + batch + 1
+            done = batch + 1
+            steps = (self.params or {}).get("steps")
+            if steps:  # with steps_per_execution, the last execution's end may run past the epoch
+                done = min(done, int(steps))
+            self.pruner.step = self._epoch_start + done
 
         def on_train_end(self, logs: Any = None) -> None:
             self.pruner.apply_masks()
