@@ -93,6 +93,7 @@ DEFAULTS: dict[str, Any] = {
         "prune_first": False,
         "prune_last": False,
         "round_to": 1,
+        "block": 1,  # magnitude: prune runs of this many consecutive input channels together
     },
     "convert": {
         "variants": ["tflite-int8", "onnx-fp32"],
@@ -316,7 +317,7 @@ def check_prune(prune: Mapping[str, Any], where: str, sparsity_name: str = "spar
         raise InputError(f"{where}{sparsity_name} and {channels_name}", expected="one kind of pruning at a time",
                          found=f"both ({sparsity} and {channels})",
                          hint="prune channels first, then prune the thinner model's weights in a second run")
-    for key in ("epochs", "round_to"):
+    for key in ("epochs", "round_to", "block"):
         if key in prune:
             _number(prune, key, where.rstrip("."), integer=True, low=0 if key == "epochs" else 1)
     if prune.get("learning_rate") is not None:

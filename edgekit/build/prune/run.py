@@ -62,6 +62,7 @@ class PruneConfig:
         skip: layers never pruned.
         prune_first / prune_last: prune the first and last layers too (magnitude).
         round_to: keep channel counts a multiple of this.
+        block: magnitude: prune runs of this many consecutive input channels together.
         measure: convert before and after (TFLite fp32 and int8 sizes, gzip, int8 accuracy).
         bench: measure TFLite latency before and after with `edgekit bench` (None: with
             channel pruning only; weight sparsity does not change dense kernels' speed).
@@ -85,6 +86,7 @@ class PruneConfig:
     prune_first: bool | None = None
     prune_last: bool | None = None
     round_to: int | None = None
+    block: int | None = None
     seed: int | None = None
     measure: bool = True
     bench: bool | None = None
@@ -116,7 +118,7 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
     options = dict((recipe_values or {}).get("prune") or {})
     if config.sparsity is not None or config.channels is not None:  # the command line picks the kind
         options["sparsity"], options["channels"] = config.sparsity, config.channels
-    for key in ("epochs", "learning_rate", "scope", "importance", "prune_first", "prune_last", "round_to"):
+    for key in ("epochs", "learning_rate", "scope", "importance", "prune_first", "prune_last", "round_to", "block"):
         value = getattr(config, key)
         if value is not None:
             options[key] = value
@@ -126,6 +128,7 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
     options.setdefault("prune_first", False)
     options.setdefault("prune_last", False)
     options.setdefault("round_to", 1)
+    options.setdefault("block", 1)
     options["skip"] = sorted({*(options.get("skip") or []), *config.skip})
     check_prune(options, "--")
     if options.get("sparsity") is None and options.get("channels") is None:
@@ -425,7 +428,8 @@ def provenance_step(report: Mapping[str, Any], model: Path, source_sha: str) -> 
     step: dict[str, Any] = {
         "step": "prune", "method": report["method"], "source": {"path": model.name, "sha256": source_sha},
         "options": {k: report["options"][k] for k in ("sparsity", "channels", "scope", "importance", "epochs",
-                                                       "round_to", "skip") if k in report["options"]},
+                                                       "round_to", "block", "prune_first", "prune_last", "skip")
+                    if k in report["options"]},
         "held_out": report["held_out"], "parameters": report["parameters"], "macs": report["macs"],
         "left_alone": [{"layer": n, "reason": r} for n, r in record["left_alone"]],
         "command": report.get("command"),
@@ -479,7 +483,8 @@ def _magnitude(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, opti
     end = max(1, int(round(total * 0.7)))
     schedule = Schedule(final=float(options["sparsity"]), begin_step=0, end_step=end, frequency=max(1, end // 16))
     pruner = MagnitudePruner(model, schedule, scope=str(options["scope"]), skip_first=not options["prune_first"],
-                             skip_last=not options["prune_last"], skip=tuple(options["skip"]))
+                             skip_last=not options["prune_last"], skip=tuple(options["skip"]),
+                             block=int(options["block"]))
     log(f"  pruning {len(pruner.pruned)} layer(s); sparsity ramps to {schedule.final:.0%} by step {end} of {total}, "
         f"masks updated every {schedule.frequency} step(s)")
     if epochs:
