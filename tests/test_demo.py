@@ -12,7 +12,7 @@ from edgekit.build.demo import build_stream, score_detections
 from edgekit.bundle import open_bundle
 from edgekit.features.audio import read_wav
 
-STAGES = ("data", "train", "convert", "bench", "stream", "report")
+STAGES = ("data", "train", "prune", "convert", "bench", "stream", "report")
 
 
 def _stage_lines(stdout: str) -> dict[str, str]:
@@ -28,11 +28,12 @@ def test_demo_end_to_end_and_rerun(tmp_path):
     args = ("demo", "-o", str(out), "--samples", "12", "--epochs", "1", "--bench-seconds", "0.1")
     result = run_cli(*args)
     assert result.code == 0, result.stderr
-    for stage in range(1, 7):
-        assert f"[{stage}/6]" in result.stderr  # every stage says what it does
+    for stage in range(1, 8):
+        assert f"[{stage}/7]" in result.stderr  # every stage says what it does
     for path in ("data/dataset.json", "train/kws-dscnn.keras", "train/kws-dscnn.preprocess.yaml",
                  "train/heldout.npz", "train/report.json", "train/report.md", "train/curves.png",
-                 "train/confusion.png", "train/convert.json", "kws-dscnn.edgekit", "bench/bench.json",
+                 "train/confusion.png", "train/convert.json", "train/kws-dscnn.pruned.keras",
+                 "train/kws-dscnn.pruned.prune.json", "kws-dscnn.edgekit", "bench/bench.json",
                  "bench/bench.md", "bench/bench.png", "stream/stream.wav", "stream/truth.json", "stream/scores.json",
                  "stream/tflite-int8.jsonl", "stream/onnx-fp32.jsonl", "stream/stream.png", "report.md",
                  "summary.txt", "summary.json"):
@@ -48,6 +49,12 @@ def test_demo_end_to_end_and_rerun(tmp_path):
     assert manifest.variant("tflite-int8").inputs[0].dtype.value == expected_io
     assert manifest.preprocess.kind.value == "audio"
     assert manifest.postprocess.smoothing_ms > 0 and "_silence_" in manifest.labels
+    # the bundle is the pruned model, and says so; the summary and the report show the effect
+    steps = manifest.provenance["steps"]
+    assert [s["step"] for s in steps] == ["prune", "convert"] and steps[0]["options"]["channels"] == 0.5
+    assert steps[0]["parameters"]["after"] < steps[0]["parameters"]["before"] / 2
+    assert "pruning   50% of the channels removed" in result.stdout and "keras pruned" in result.stdout
+    assert "## Pruning" in (out / "report.md").read_text()
 
     # the summary table: one row per model, the stream figures, every stage and the total
     stdout = result.stdout
@@ -93,7 +100,7 @@ def test_demo_end_to_end_and_rerun(tmp_path):
     third = run_cli(*args[:-1], "0.2")
     assert third.code == 0, third.stderr
     stages = _stage_lines(third.stdout)
-    assert all("reused" in stages[s] for s in ("data", "train", "convert", "stream"))
+    assert all("reused" in stages[s] for s in ("data", "train", "prune", "convert", "stream"))
     assert "reused" not in stages["bench"]
 
 

@@ -55,6 +55,8 @@ class DemoConfig:
         seed: seed of the data, the training and the stream.
         max_accuracy_drop: the fidelity gate in points (None: the recipe's).
         bench_seconds: measured seconds per variant and mode (invoke, end to end).
+        prune_channels: fraction of the channels `edgekit prune` removes after training
+            (the thinner model is the one converted); None or 0: no pruning.
         stream_per_class: held-out clips per class in the stream (keywords and each of
             ``_unknown_`` and ``_silence_``; fewer when the split has fewer).
         gap_s: range of the quiet-noise gap between clips, seconds.
@@ -71,6 +73,7 @@ class DemoConfig:
     seed: int = 0
     max_accuracy_drop: float | None = None
     bench_seconds: float = 1.0
+    prune_channels: float | None = 0.5
     stream_per_class: int = 8
     gap_s: tuple[float, float] = (1.0, 2.0)
     tolerance_s: float = 1.0
@@ -208,12 +211,27 @@ def _recipe_overrides(config: DemoConfig) -> list[str]:
     overrides.append(f"train.seed={config.seed}")
     if config.max_accuracy_drop is not None:
         overrides.append(f"convert.max_accuracy_drop={config.max_accuracy_drop}")
+    if config.prune_channels:
+        overrides.append(f"prune.channels={config.prune_channels}")
+        if config.epochs is not None:
+            overrides.append(f"prune.epochs={config.epochs}")
     return overrides
 
 
-def _train_outputs(folder: Path) -> list[Path]:
-    names = (f"{RECIPE}.keras", f"{RECIPE}.preprocess.yaml", "labels.txt", "heldout.npz", "report.json",
-             "report.md", "curves.png", "confusion.png")
+def _exported_model(config: DemoConfig, folder: Path) -> Path:
+    """The model the bundle is made from: the pruned one when the demo prunes."""
+    from edgekit.build.train import pruned_model_path
+
+    return pruned_model_path(folder, RECIPE) if config.prune_channels else folder / f"{RECIPE}.keras"
+
+
+def _train_outputs(config: DemoConfig, folder: Path) -> list[Path]:
+    names = [f"{RECIPE}.keras", f"{RECIPE}.preprocess.yaml", "labels.txt", "heldout.npz", "report.json",
+             "report.md", "curves.png", "confusion.png"]
+    if config.prune_channels:
+        pruned = _exported_model(config, folder)
+        stem = pruned.name.removesuffix(".keras")
+        names += [pruned.name, f"{stem}.preprocess.yaml", f"{stem}.prune.json"]
     return [folder / name for name in names]
 
 
@@ -237,7 +255,7 @@ def _convert_table(convert: dict[str, Any]) -> list[str]:
 
 
 def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bundle: Path, log: Log,
-                       progress: Progress) -> tuple[StageTime, StageTime]:
+                       progress: Progress) -> list[StageTime]:
     from edgekit.build.recipes import load_recipe
 
     folder = out / "train"
@@ -249,7 +267,7 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
     epochs = int(recipe.train["epochs"])
 
     if train_stamp is None:
-        log(f"[2/6] train: {RECIPE} for {epochs} epoch(s) on {data['samples_total']} clips -> {folder}")
+        log(f"[2/7] train: {RECIPE} for {epochs} epoch(s) on {data['samples_total']} clips -> {folder}")
         _forget(out, "train", "convert")
         bundle.unlink(missing_ok=True)  # a stale bundle must not outlive the model it came from
         from edgekit.build.train import TrainConfig, train
@@ -257,56 +275,81 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
         t0 = time.perf_counter()
         train_config = TrainConfig(recipe=RECIPE, output=folder, data=Path(data["path"]), epochs=config.epochs,
                                    seed=config.seed, overrides=tuple(o for o in _recipe_overrides(config)
-                                                                     if o.startswith("convert.")),
-                                   export=bundle, progress_bar=not config.quiet, command=config.command)
+                                                                     if o.startswith(("convert.", "prune."))),
+                                   export=bundle, progress_bar=not config.quiet, command=config.command,
+                                   prune_bench_seconds=config.bench_seconds)
         try:
             result = train(train_config, log=_indent(log), progress=progress)
         except GateError:
             elapsed = time.perf_counter() - t0
             convert_seconds = _convert_seconds(folder)
-            _write_stamp(out, "train", train_inputs, _train_outputs(folder), elapsed - convert_seconds)
+            _write_stamp(out, "train", train_inputs, _train_outputs(config, folder), elapsed - convert_seconds)
             _log_convert(folder, log)
             raise
         elapsed = time.perf_counter() - t0
         convert_seconds = result.bundle.seconds if result.bundle is not None else 0.0
-        train_time = StageTime("train", elapsed - convert_seconds)
-        _write_stamp(out, "train", train_inputs, _train_outputs(folder), train_time.seconds)
+        prune_seconds = float((result.report.get("prune") or {}).get("seconds", 0.0))
+        train_time = StageTime("train", elapsed - convert_seconds - prune_seconds)
+        _write_stamp(out, "train", train_inputs, _train_outputs(config, folder), train_time.seconds + prune_seconds)
+        _log_prune(config, folder, log, prune_seconds)
         convert_time = StageTime("convert", convert_seconds)
-        convert_inputs = _convert_inputs(folder, convert_values)
+        convert_inputs = _convert_inputs(config, folder, convert_values)
         _write_stamp(out, "convert", convert_inputs, [bundle, folder / "convert.json"], convert_seconds)
-        log(f"[3/6] convert: done inside train's export ({convert_seconds:.1f} s) -> {bundle}")
+        log(f"[4/7] convert: done inside train's export ({convert_seconds:.1f} s) -> {bundle}")
         _log_convert(folder, log)
-        return train_time, convert_time
+        return [train_time, *([StageTime("prune", prune_seconds)] if config.prune_channels else []), convert_time]
 
-    log(f"[2/6] train: reused {folder / f'{RECIPE}.keras'} (inputs unchanged; made in {train_stamp['seconds']:.1f} s)")
+    log(f"[2/7] train: reused {folder / f'{RECIPE}.keras'} (inputs unchanged; made in {train_stamp['seconds']:.1f} s)")
     train_time = StageTime("train", 0.0, reused=True, made_seconds=train_stamp["seconds"])
-    convert_inputs = _convert_inputs(folder, convert_values)
+    stages = [train_time]
+    if config.prune_channels:
+        log(f"[3/7] prune: reused {_exported_model(config, folder)} (made with the training)")
+        stages.append(StageTime("prune", 0.0, reused=True))
+    convert_inputs = _convert_inputs(config, folder, convert_values)
     convert_stamp = _reusable(out, "convert", convert_inputs)
     if convert_stamp is not None:
-        log(f"[3/6] convert: reused {bundle} (inputs unchanged; made in {convert_stamp['seconds']:.1f} s)")
-        return train_time, StageTime("convert", 0.0, reused=True, made_seconds=convert_stamp["seconds"])
+        log(f"[4/7] convert: reused {bundle} (inputs unchanged; made in {convert_stamp['seconds']:.1f} s)")
+        return [*stages, StageTime("convert", 0.0, reused=True, made_seconds=convert_stamp["seconds"])]
 
     from edgekit.build.train import export_bundle, gate_error
 
     drop = float(convert_values["max_accuracy_drop"])
     variants = tuple(convert_values["variants"])
-    log(f"[3/6] convert: {folder / f'{RECIPE}.keras'} -> {bundle} --variants {','.join(variants)} "
-        f"--max-accuracy-drop {drop:g}")
+    model = _exported_model(config, folder)
+    log(f"[4/7] convert: {model} -> {bundle} --variants {','.join(variants)} --max-accuracy-drop {drop:g}")
     _forget(out, "convert")
     bundle.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    report = export_bundle(folder / f"{RECIPE}.keras", folder, bundle, convert_values, config.seed, config.command,
-                           _indent(log), progress)
+    report = export_bundle(model, folder, bundle, convert_values, config.seed, config.command, _indent(log), progress)
     _log_convert(folder, log)
     if not report.gate_passed:
         raise gate_error(report, folder)
     seconds = time.perf_counter() - t0
     _write_stamp(out, "convert", convert_inputs, [bundle, folder / "convert.json"], seconds)
-    return train_time, StageTime("convert", seconds)
+    return [*stages, StageTime("convert", seconds)]
 
 
-def _convert_inputs(folder: Path, convert_values: dict[str, Any]) -> str:
-    files = [folder / f"{RECIPE}.keras", folder / f"{RECIPE}.preprocess.yaml", folder / "heldout.npz"]
+def _log_prune(config: DemoConfig, folder: Path, log: Log, seconds: float) -> None:
+    if not config.prune_channels:
+        return
+    report = json.loads(report_path_of(_exported_model(config, folder)).read_text("utf-8"))
+    log(f"[3/7] prune: done inside train ({seconds:.1f} s): {config.prune_channels:.0%} of the channels removed "
+        f"-> {_exported_model(config, folder)}")
+    from edgekit.build.prune.run import render_summary as prune_summary
+
+    for line in prune_summary(report, None).splitlines()[1:]:
+        log("      " + line.strip())
+
+
+def report_path_of(model: Path) -> Path:
+    from edgekit.build.prune.run import report_path
+
+    return report_path(model)
+
+
+def _convert_inputs(config: DemoConfig, folder: Path, convert_values: dict[str, Any]) -> str:
+    stem = _exported_model(config, folder).name.removesuffix(".keras")
+    files = [folder / f"{stem}.keras", folder / f"{stem}.preprocess.yaml", folder / "heldout.npz"]
     return _digest({"convert": convert_values, "files": [sha256_file(p) if p.is_file() else None for p in files]})
 
 
@@ -344,13 +387,13 @@ def _bench(config: DemoConfig, out: Path, bundle: Path, log: Log) -> tuple[Stage
     outputs = [folder / "bench.json", folder / "bench.md", folder / "bench.png"]
     stamp = _reusable(out, "bench", inputs)
     if stamp is not None:
-        log(f"[4/6] bench: reused {folder / 'bench.json'} (bundle and options unchanged; made in "
+        log(f"[5/7] bench: reused {folder / 'bench.json'} (bundle and options unchanged; made in "
             f"{stamp['seconds']:.1f} s)")
         return StageTime("bench", 0.0, True, stamp["seconds"]), json.loads((folder / "bench.json").read_text("utf-8"))
     command = ["edgekit", "bench", str(bundle), *options, "--format", "json", "-o", str(folder / "bench.json")]
     if _has_matplotlib():
         command += ["--plot", str(folder / "bench.png")]
-    log(f"[4/6] bench: every variant side by side, {config.bench_seconds:g} s per variant and mode (invoke, end to "
+    log(f"[5/7] bench: every variant side by side, {config.bench_seconds:g} s per variant and mode (invoke, end to "
         f"end) in 5 interleaved windows, 1 thread: {' '.join(command)}")
     _forget(out, "bench")
     folder.mkdir(exist_ok=True)
@@ -526,7 +569,7 @@ def _stream(config: DemoConfig, out: Path, bundle: Path, log: Log,
                *(folder / f"{name}.jsonl" for name in variants), folder / "stream.png"]
     stamp = _reusable(out, "stream", inputs)
     if stamp is not None:
-        log(f"[5/6] stream: reused {folder / 'scores.json'} (bundle, held-out clips and options unchanged; made in "
+        log(f"[6/7] stream: reused {folder / 'scores.json'} (bundle, held-out clips and options unchanged; made in "
             f"{stamp['seconds']:.1f} s)")
         return StageTime("stream", 0.0, True, stamp["seconds"]), json.loads((folder / "scores.json").read_text("utf-8"))
 
@@ -552,7 +595,7 @@ def _stream(config: DemoConfig, out: Path, bundle: Path, log: Log,
     _write_json(folder / "truth.json", {"wav": wav.name, "sample_rate": rate, "seconds": round(duration, 3),
                                         "source": str(heldout), "note": "held-out (test split) clips only",
                                         "segments": truth})
-    log(f"[5/6] stream: {duration:.1f} s of held-out clips ({keywords} keywords, {len(truth) - keywords} "
+    log(f"[6/7] stream: {duration:.1f} s of held-out clips ({keywords} keywords, {len(truth) - keywords} "
         f"unknown/silence) in {wav}; edgekit run with each variant, hop {config.hop_ms:g} ms, the bundle's "
         f"smoothing {manifest.postprocess.smoothing_ms:g} ms and suppression {manifest.postprocess.suppression_ms:g} ms")
     total_chunks = int(np.ceil(len(samples) / (rate * config.hop_ms / 1000.0)))
@@ -662,9 +705,12 @@ def _figures(config: DemoConfig, out: Path, bundle: Path, data: dict[str, Any], 
         "split": {"train": train_report["data"]["train"]["samples"],
                   "validation": train_report["data"]["validation_split"]["samples"], "test": test["samples"]},
         "model": {"parameters": train_report["model"]["parameters"], "keras_path": str(out / "train" / f"{RECIPE}.keras"),
-                  "keras_size_bytes": (out / "train" / f"{RECIPE}.keras").stat().st_size},
+                  "keras_size_bytes": (out / "train" / f"{RECIPE}.keras").stat().st_size,
+                  "pruned_size_bytes": (_exported_model(config, out / "train").stat().st_size
+                                        if config.prune_channels else None)},
         "training": {"epochs": training["epochs_run"], "seconds_per_epoch": training["seconds_per_epoch"],
                      "strategy": train_report["strategy"]["description"]},
+        "prune": train_report.get("prune"),
         "float_accuracy": test["accuracy"], "float_macro_f1": test.get("macro_f1"),
         "validation_accuracy": train_report["validation"]["accuracy"],
         "convert": {"samples": convert["data"]["validation_samples"], "float_accuracy": convert["reference"]["value"],
@@ -707,6 +753,11 @@ def _model_rows(f: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                "false alarms"]
     rows = [["keras float32", _kib(f["model"]["keras_size_bytes"]), _pct(f["float_accuracy"]), "-", "-", "-", "-",
              "-", "-", "-"]]
+    prune = f.get("prune")
+    if prune:
+        rows[0][0] = "keras unpruned"
+        rows.append(["keras pruned", _kib(f["model"].get("pruned_size_bytes")), _pct(prune["held_out"]["after"]["value"]),
+                     "-", "-", "-", "-", "-", "-", "-"])
     for v in f["variants"]:
         s = v["stream"]
         rows.append([v["name"], _kib(v["size_bytes"]), _pct(v["accuracy"]), f"{v['drop_pts']:.2f}", v["gate"],
@@ -735,8 +786,10 @@ def render_summary(f: dict[str, Any], stages: Sequence[StageTime], total: float,
                f"{f['split']['test']} held out",
              f"model     {f['model']['parameters']:,} parameters, {f['training']['epochs']} epochs "
              f"({f['training']['seconds_per_epoch']:.1f} s/epoch, {f['training']['strategy']}); "
-             f"bundle {f['bundle']} ({_kib(f['bundle_size_bytes'])})",
-             ""]
+             f"bundle {f['bundle']} ({_kib(f['bundle_size_bytes'])})"]
+    if f.get("prune"):
+        lines.append("pruning   " + _prune_line(f["prune"]))
+    lines.append("")
     headers, rows = _model_rows(f)
     lines += _table(headers, rows)
     gate = f["convert"]["gate"]
@@ -756,6 +809,18 @@ def render_summary(f: dict[str, Any], stages: Sequence[StageTime], total: float,
         lines.append(f"note: {note}")
     lines.append(f"report: {report}")
     return "\n".join(lines)
+
+
+def _prune_line(prune: dict[str, Any]) -> str:
+    """One line: what pruning removed and what it cost and bought."""
+    held, p, m = prune["held_out"], prune["parameters"], prune["macs"]
+    text = (f"{prune['options']['channels']:.0%} of the channels removed, {prune['options']['epochs']} epoch(s) of "
+            f"fine-tuning: {p['before']:,} -> {p['after']:,} parameters, {m['before'] / max(m['after'], 1):.2f}x fewer "
+            f"MACs, held-out accuracy {_pct(held['before']['value'])} -> {_pct(held['after']['value'])}")
+    fp32 = (prune.get("bench") or {}).get("tflite-fp32")
+    if fp32:
+        text += f"; tflite-fp32 {fp32['unpruned_ms']:.3f} -> {fp32['pruned_ms']:.3f} ms ({fp32['ratio']:.2f}x faster)"
+    return text
 
 
 def _link(path: Path, base: Path) -> str:
@@ -793,6 +858,13 @@ def render_report(f: dict[str, Any], stages: Sequence[StageTime], total: float, 
               "(invoke: the interpreter alone; e2e: with the MFCC front end). Stream: see below.", ""]
     lines += ["## Training", "", f"![learning curves]({_link(train / 'curves.png', out)})", "",
               f"![confusion matrix]({_link(train / 'confusion.png', out)})", ""]
+    if f.get("prune"):
+        from edgekit.build.prune.run import markdown
+
+        pruned = _link(Path(f["prune"]["outputs"]["model"]), out)
+        lines += [*markdown(f["prune"]), "", f"The bundle is made from the pruned model `{pruned}` (report: "
+                  f"`{_link(Path(f['prune']['outputs']['report']), out)}`); the unpruned model's latency above comes "
+                  "from `edgekit bench` of both models in one interleaved run.", ""]
     lines += ["## Benchmark", "", f"Full report: [`bench/bench.json`]({_link(out / 'bench' / 'bench.json', out)}).",
               "", render_markdown([bench]).rstrip(), ""]
     if (out / "bench" / "bench.png").is_file():
@@ -844,7 +916,7 @@ def run_demo(config: DemoConfig, log: Log = print, progress: Progress = no_progr
     stages: list[StageTime] = []
 
     t0 = time.perf_counter()
-    log(f"[1/6] data: the kws dataset in {out / 'data'}")
+    log(f"[1/7] data: the kws dataset in {out / 'data'}")
     data = _data(config, out / "data", log, progress)
     stages.append(StageTime("data", time.perf_counter() - t0, data["reused"],
                             data["made_seconds"] if data["reused"] else None))
@@ -859,7 +931,7 @@ def run_demo(config: DemoConfig, log: Log = print, progress: Progress = no_progr
     stages.append(stream_time)
 
     t0 = time.perf_counter()
-    log(f"[6/6] report: {out / 'report.md'}")
+    log(f"[7/7] report: {out / 'report.md'}")
     figures = _figures(config, out, bundle, data, bench, stream)
     figures["command"] = config.command
     report_path = out / "report.md"
