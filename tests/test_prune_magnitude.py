@@ -341,3 +341,25 @@ def test_sparse_kernels_gzip_three_times_smaller(keras):
     sparse = np.concatenate([k.ravel() for k in kernels])
     ratio = len(gzip.compress(dense.tobytes())) / len(gzip.compress(sparse.tobytes()))
     assert ratio >= 3.0, ratio
+
+
+def test_blocks_prune_runs_of_input_channels(keras, data):
+    """--block 4: zeros come in runs of 4 input channels (axis -2 of a Keras kernel, the
+    innermost axis of TFLite's weights), chosen by mean magnitude, held through training."""
+    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+
+    model = compiled(keras, tiny(keras, "blocks"))
+    pruner = MagnitudePruner(model, Schedule(0.5, end_step=2, frequency=1), block=4, skip_first=False)
+    model.fit(*data, batch_size=16, epochs=2, verbose=0, callbacks=[pruner.callback()])
+    pruner.strip()
+    conv = kernel(model, "conv")  # (3, 3, 8, 16): two runs of 4 per (h, w, out)
+    runs = (conv.reshape(3, 3, 2, 4, 16) == 0)
+    assert (runs.all(axis=3) == runs.any(axis=3)).all()  # each run all zero or all kept
+    assert runs.all(axis=3).mean() == pytest.approx(0.5, abs=0.02)
+    stem = kernel(model, "stem")  # 3 input channels: one short run of 3
+    assert ((stem == 0).all(axis=2) == (stem == 0).any(axis=2)).all()
+    hidden = kernel(model, "hidden")  # Dense (16, 32): runs along the 16 inputs
+    runs = hidden.reshape(4, 4, 32) == 0
+    assert (runs.all(axis=1) == runs.any(axis=1)).all() and 0.4 < runs.mean() < 0.6
+    with pytest.raises(InputError, match="block"):
+        MagnitudePruner(tiny(keras, "bad_block"), Schedule(0.5, end_step=1), block=0)
