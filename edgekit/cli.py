@@ -460,7 +460,10 @@ def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, 
         raise click.UsageError("--sparsity and --channels are exclusive: prune one way per run")
     if sparsity is None and channels is None:
         raise click.UsageError("one of --sparsity S (weights) or --channels F (filters) is required")
-    from edgekit.build.prune.run import PruneConfig, prune_options
+    from edgekit.build.prune.run import ONEDNN, PruneConfig, prune_options
+
+    for key, value in ONEDNN.items():  # before TensorFlow loads (see ONEDNN)
+        os.environ.setdefault(key, value)
 
     config = PruneConfig(model=model, output=output, data=data, sparsity=sparsity, channels=channels, epochs=epochs,
                          recipe=recipe, learning_rate=learning_rate, scope=scope, importance=importance,

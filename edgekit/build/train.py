@@ -734,7 +734,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     model_path = _write_outputs(keras, model, recipe, raw, parts, report, out)
     export_path = model_path
     if pruning_requested(recipe):
-        export_path = _prune(recipe, model_path, data_path, out, config, report, log, progress)
+        export_path = _prune(recipe, model_path, data_path, out, config, report, log)
     bundle = None
     if config.export is not None:
         bundle = _export(recipe, export_path, out, config, log, progress)
@@ -852,21 +852,32 @@ def pruned_model_path(folder: Path, name: str) -> Path:
 
 
 def _prune(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config: TrainConfig, report: dict[str, Any],
-           log: Log, progress: Progress) -> Path:
-    """`edgekit prune` of the trained model with the recipe's ``prune`` section; returns the
-    pruned model, which the export converts. report.json gains a ``prune`` section."""
-    from edgekit.build.prune.run import PruneConfig, prune
+           log: Log) -> Path:
+    """`edgekit prune` of the trained model with the recipe's ``prune`` section (it reads the
+    recipe from the report.json just written); returns the pruned model, which the export
+    converts. report.json gains a ``prune`` section.
+
+    It runs in a process of its own, with oneDNN off (see `edgekit.build.prune.run.ONEDNN`):
+    fine-tuning a channel-pruned ResNet-8 from a ``tf.data`` pipeline crashed oneDNN's CPU
+    kernels ("double free or corruption") in this TensorFlow, which is already loaded here.
+    """
+    import subprocess
+
+    from edgekit.build.prune.run import ONEDNN, report_path
 
     target = pruned_model_path(out, recipe.name)
     section = recipe.values["prune"]
     what = f"--sparsity {section['sparsity']}" if section["sparsity"] is not None else f"--channels {section['channels']}"
-    log(f"  edgekit prune {model_path} --data {data_path} {what} -o {target}")
-    result = prune(PruneConfig(model=model_path, output=target, data=data_path, progress_bar=config.progress_bar,
-                               bench_seconds=config.prune_bench_seconds,
-                               command=config.command or f"edgekit train {recipe.name}"),
-                   log=lambda message: log("  " + message), progress=progress)
-    log("\n".join("  " + line for line in result.summary().splitlines()))
-    r = result.report
+    argv = [sys.executable, "-m", "edgekit", *([] if config.progress_bar else ["-q"]), "prune", str(model_path),
+            "--data", str(data_path), "-o", str(target), "--bench-seconds", f"{config.prune_bench_seconds:g}"]
+    log(f"  edgekit prune {model_path} --data {data_path} {what} -o {target} (the recipe's prune section)")
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False, env={**os.environ, **ONEDNN})
+    for line in proc.stdout.rstrip().splitlines():
+        log("  " + line)
+    if proc.returncode != 0 or not report_path(target).is_file():
+        raise InputError(f"edgekit prune of {model_path.name} (the recipe's prune section)", expected="a pruned model",
+                         found=f"exit code {proc.returncode}", hint=f"see its message above; the trained model is in {out}")
+    r = json.loads(report_path(target).read_text("utf-8"))
     report["prune"] = {k: r[k] for k in ("method", "options", "held_out", "parameters", "macs", "seconds")}
     report["prune"]["left_alone"] = [list(item) for item in r["pruning"]["left_alone"]]
     report["prune"]["tflite"] = {k: v for k, v in (r.get("tflite") or {}).items() if k != "bench"}

@@ -39,6 +39,11 @@ from edgekit.errors import InputError
 
 Log = Callable[[str], None]
 REPORT_SUFFIX = ".prune.json"
+# The environment `edgekit prune` runs TensorFlow in: oneDNN's CPU kernels crashed ("double
+# free or corruption", SIGABRT) in the first training step of a channel-pruned ResNet-8 fed
+# from a tf.data pipeline (TensorFlow 2.21; the same model from numpy arrays, or with oneDNN
+# off, trains). The flag is read when TensorFlow loads, so it is set before that.
+ONEDNN = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 MEASURED_VARIANTS = ("tflite-fp32", "tflite-int8")
 
 
@@ -122,7 +127,7 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
         value = getattr(config, key)
         if value is not None:
             options[key] = value
-    options.setdefault("epochs", 10)
+    options.setdefault("epochs", 20)
     options.setdefault("scope", "layer")
     options.setdefault("importance", "l1")
     options.setdefault("prune_first", False)
