@@ -617,6 +617,17 @@ def _value(h: Mapping[str, Any]) -> str:
     return f"{h['value']:.2%}" if h["metric"] == "accuracy" else f"{h['value']:.4g}"
 
 
+def _sizes(tflite: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any], float]]:
+    """``(variant, unpruned, pruned, gzip ratio)`` of the variants converted for both models."""
+    return [(name, e["unpruned"], e["pruned"], e["gzip_ratio"]) for name, e in (tflite.get("variants") or {}).items()
+            if "gzip_ratio" in e]
+
+
+def _latencies(bench: Mapping[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """``(variant, figures)`` of the variants benched for both models."""
+    return [(name, f) for name, f in (bench or {}).items() if isinstance(f, dict) and "ratio" in f]
+
+
 def render_summary(report: Mapping[str, Any], model_path: Path | None) -> str:
     """The lines `edgekit prune` prints on stdout."""
     held = report["held_out"]
@@ -647,18 +658,16 @@ def render_summary(report: Mapping[str, Any], model_path: Path | None) -> str:
         lines.append("  left alone: " + "; ".join(f"{n} ({r})" for n, r in record["left_alone"]))
     tflite = report.get("tflite") or {}
     for name, entry in (tflite.get("variants") or {}).items():
-        if "gzip_ratio" in entry:
-            u, pr = entry["unpruned"], entry["pruned"]
-            lines.append(f"  {name}: {_kib(u['bytes'])} -> {_kib(pr['bytes'])}, gzip {_kib(u['gzip_bytes'])} -> "
-                         f"{_kib(pr['gzip_bytes'])} ({entry['gzip_ratio']:.2f}x smaller)")
-        else:
+        if "gzip_ratio" not in entry:
             errors = "; ".join(f"{k}: {v.get('error')}" for k, v in entry.items() if isinstance(v, dict) and
                                v.get("error"))
             lines.append(f"  {name}: not converted ({errors})")
-    for name, figures in (tflite.get("bench") or {}).items():
-        if isinstance(figures, dict) and "ratio" in figures:
-            lines.append(f"  {name} latency {figures['unpruned_ms']:.3f} ms -> {figures['pruned_ms']:.3f} ms "
-                         f"({figures['ratio']:.2f}x faster; median, 1 thread, edgekit bench)")
+    for name, u, pr, ratio in _sizes(tflite):
+        lines.append(f"  {name}: {_kib(u['bytes'])} -> {_kib(pr['bytes'])}, gzip {_kib(u['gzip_bytes'])} -> "
+                     f"{_kib(pr['gzip_bytes'])} ({ratio:.2f}x smaller)")
+    for name, figures in _latencies(tflite.get("bench")):
+        lines.append(f"  {name} latency {figures['unpruned_ms']:.3f} ms -> {figures['pruned_ms']:.3f} ms "
+                     f"({figures['ratio']:.2f}x faster; median, 1 thread, edgekit bench)")
     if model_path is not None:
         lines.append(f"  model {model_path}; report {report_path(model_path)}")
     return "\n".join(lines)
@@ -681,16 +690,12 @@ def markdown(section: Mapping[str, Any]) -> list[str]:
              + (f" ({p['nonzero_after']:,} non-zero)" if "nonzero_after" in p else "") + " |",
              f"| MACs | {m['before']:,} | {m['after']:,} |"]
     tflite = section.get("tflite") or {}
-    for name, entry in (tflite.get("variants") or {}).items():
-        if "gzip_ratio" in entry:
-            u, pr = entry["unpruned"], entry["pruned"]
-            lines.append(f"| {name} file (gzip) | {_kib(u['bytes'])} ({_kib(u['gzip_bytes'])}) | {_kib(pr['bytes'])} "
-                         f"({_kib(pr['gzip_bytes'])}, {entry['gzip_ratio']:.2f}x smaller) |")
-    bench = section.get("bench") if "bench" in section else tflite.get("bench")
-    for name, figures in (bench or {}).items():
-        if isinstance(figures, dict) and "ratio" in figures:
-            lines.append(f"| {name} latency (median, 1 thread) | {figures['unpruned_ms']:.3f} ms | "
-                         f"{figures['pruned_ms']:.3f} ms ({figures['ratio']:.2f}x faster) |")
+    for name, u, pr, ratio in _sizes(tflite):
+        lines.append(f"| {name} file (gzip) | {_kib(u['bytes'])} ({_kib(u['gzip_bytes'])}) | {_kib(pr['bytes'])} "
+                     f"({_kib(pr['gzip_bytes'])}, {ratio:.2f}x smaller) |")
+    for name, figures in _latencies(section.get("bench") if "bench" in section else tflite.get("bench")):
+        lines.append(f"| {name} latency (median, 1 thread) | {figures['unpruned_ms']:.3f} ms | "
+                     f"{figures['pruned_ms']:.3f} ms ({figures['ratio']:.2f}x faster) |")
     left = section.get("left_alone") or section.get("pruning", {}).get("left_alone") or []
     if left:
         lines += ["", "Left alone: " + "; ".join(f"`{n}` ({r})" for n, r in left) + "."]
