@@ -85,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "prune": {
         "sparsity": None,
         "channels": None,
-        "epochs": 10,
+        "epochs": 20,
         "learning_rate": None,  # None: a quarter of train.learning_rate
         "scope": "layer",
         "importance": "l1",
