@@ -869,7 +869,8 @@ def _prune(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config:
     section = recipe.values["prune"]
     what = f"--sparsity {section['sparsity']}" if section["sparsity"] is not None else f"--channels {section['channels']}"
     argv = [sys.executable, "-m", "edgekit", *([] if config.progress_bar else ["-q"]), "prune", str(model_path),
-            "--data", str(data_path), "-o", str(target), "--bench-seconds", f"{config.prune_bench_seconds:g}"]
+            *what.split(), "--data", str(data_path), "-o", str(target), "--bench-seconds",
+            f"{config.prune_bench_seconds:g}"]
     log(f"  edgekit prune {model_path} --data {data_path} {what} -o {target} (the recipe's prune section)")
     proc = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False, env={**os.environ, **ONEDNN})
     for line in proc.stdout.rstrip().splitlines():
