@@ -755,7 +755,6 @@ def _model_rows(f: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
              "-", "-", "-"]]
     prune = f.get("prune")
     if prune:
-        rows[0][0] = "keras unpruned"
         rows.append(["keras pruned", _kib(f["model"].get("pruned_size_bytes")), _pct(prune["held_out"]["after"]["value"]),
                      "-", "-", "-", "-", "-", "-", "-"])
     for v in f["variants"]:
