@@ -205,3 +205,24 @@ def test_output_must_be_a_new_keras_file(trained: Trained, tmp_path: Path) -> No
     shutil.copytree(trained.folder, copy, ignore=shutil.ignore_patterns("data"))
     assert_refused(prune_cli(copy / "ic-resnet8.keras", "--sparsity", "0.5", "-o", copy / "ic-resnet8.keras"), 1,
                    "the input model itself")
+
+
+def test_anomaly_model_gets_its_own_threshold(tmp_path: Path) -> None:
+    """A pruned autoencoder reconstructs differently: its contract carries a threshold
+    recalibrated on the validation split, not the unpruned model's."""
+    folder = tmp_path / "ad"
+    trained = run_cli("-q", "train", "ad-autoencoder", "-o", str(folder), "--samples", "150", "--epochs", "2", "--set",
+                      "architecture.units=[16,16]", "--set", "architecture.bottleneck=4", "--set", "train.batch_size=32")
+    assert trained.code == 0, trained.stderr
+    out = tmp_path / "ad-pruned.keras"
+    result = prune_cli(folder / "ad-autoencoder.keras", "--sparsity", "0.9", "--epochs", "0", "--no-measure", "-o", out,
+                       "--json")
+    assert result.code == 0, result.stderr
+    report = result.json()
+    assert report["held_out"]["before"]["metric"] == "roc_auc"
+    thresholds = report["anomaly_threshold"]
+    assert thresholds["after"] != thresholds["before"]
+    contract = yaml.safe_load((tmp_path / "ad-pruned.preprocess.yaml").read_text())
+    original = yaml.safe_load((folder / "ad-autoencoder.preprocess.yaml").read_text())
+    assert original["postprocess"]["anomaly_threshold"] == pytest.approx(thresholds["before"], rel=1e-6)
+    assert contract["postprocess"]["anomaly_threshold"] == pytest.approx(thresholds["after"], rel=1e-6)

@@ -346,6 +346,9 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     }
     if method == "magnitude":
         report["parameters"]["nonzero_after"] = int(record["nonzero_parameters"])
+    if recipe.task == "anomaly":  # the pruned model reconstructs differently: its own threshold
+        report["anomaly_threshold"] = {"before": float(before_eval["test"]["threshold"]),
+                                       "after": float(after_eval["test"]["threshold"])}
     with tempfile.TemporaryDirectory(prefix="edgekit-prune-") as work:
         folder = Path(work)
         from edgekit.build.keras_env import save_model
@@ -419,6 +422,10 @@ def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any], 
         document = {"preprocess": recipe.preprocess.to_dict(), "postprocess": recipe.postprocess.to_dict()}
         if recipe.task == "classification":
             document["labels"] = list(raw.class_names)
+    if "anomaly_threshold" in report and isinstance(document.get("postprocess"), dict):
+        # recalibrated on the validation split, as training calibrates it (its percentile)
+        document["postprocess"] = {**document["postprocess"],
+                                   "anomaly_threshold": round(report["anomaly_threshold"]["after"], 8)}
     provenance = dict(document.get("provenance") or {})
     steps = list(provenance.get("steps") or [])
     steps.append(provenance_step(report, model, source_sha))
