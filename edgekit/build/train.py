@@ -881,6 +881,7 @@ def _prune(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config:
     r = json.loads(report_path(target).read_text("utf-8"))
     report["prune"] = {k: r[k] for k in ("method", "options", "held_out", "parameters", "macs", "seconds")}
     report["prune"]["left_alone"] = [list(item) for item in r["pruning"]["left_alone"]]
+    report["prune"]["layers"] = r["pruning"].get("layers") or []  # magnitude: per-layer sparsity
     report["prune"]["tflite"] = {k: v for k, v in (r.get("tflite") or {}).items() if k != "bench"}
     report["prune"]["bench"] = (r.get("tflite") or {}).get("bench")
     report["prune"]["outputs"] = r["outputs"]

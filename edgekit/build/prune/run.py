@@ -659,6 +659,8 @@ def render_summary(report: Mapping[str, Any], model_path: Path | None) -> str:
     if report["method"] == "magnitude":
         lines.append(f"  sparsity {record['achieved']:.1%} over {len(record['layers'])} pruned layer(s); "
                      f"{record['overall']:.1%} of all kernel weights")
+        lines.append("  per layer: " + ", ".join(f"{layer['name']} {layer['sparsity']:.1%}"
+                                                 for layer in record["layers"]))
     else:
         lines.append(f"  {len(record['groups'])} channel group(s) thinned")
     if record["left_alone"]:
@@ -703,6 +705,10 @@ def markdown(section: Mapping[str, Any]) -> list[str]:
     for name, figures in _latencies(section.get("bench") if "bench" in section else tflite.get("bench")):
         lines.append(f"| {name} latency (median, 1 thread) | {figures['unpruned_ms']:.3f} ms | "
                      f"{figures['pruned_ms']:.3f} ms ({figures['ratio']:.2f}x faster) |")
+    layers = (section.get("pruning") or {}).get("layers") or section.get("layers") or []
+    if layers:
+        lines += ["", "| pruned layer | type | weights | sparsity |", "|---|---|---:|---:|",
+                  *(f"| `{x['name']}` | {x['type']} | {x['weights']:,} | {x['sparsity']:.1%} |" for x in layers)]
     left = section.get("left_alone") or section.get("pruning", {}).get("left_alone") or []
     if left:
         lines += ["", "Left alone: " + "; ".join(f"`{n}` ({r})" for n, r in left) + "."]
