@@ -432,6 +432,8 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
 @click.option("--round-to", type=click.IntRange(min=1), help="Channels: keep channel counts a multiple of this.")
 @click.option("--block", type=click.IntRange(min=1), help="Magnitude: prune runs of N consecutive input channels "
               "together (contiguous zeros in the TFLite file; default 1, element-wise).")
+@click.option("--distill", type=click.FloatRange(0, 1), metavar="W", help="Classifiers: fine-tune towards "
+              "(1 - W) x labels + W x the unpruned model's probabilities (default: the recipe's, 0).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the fine-tuning (default: the recipe's).")
 @click.option("--measure/--no-measure", default=True, show_default=True,
               help="Convert both models to TFLite fp32 and int8: sizes, gzip sizes, int8 accuracy.")
@@ -444,7 +446,7 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
 def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, channels: float | None,
           epochs: int | None, recipe: str | None, learning_rate: float | None, scope: str | None,
           importance: str | None, skip: tuple[str, ...], prune_first: bool | None, prune_last: bool | None,
-          round_to: int | None, block: int | None, seed: int | None, measure: bool, bench: bool | None, bench_seconds: float,
+          round_to: int | None, block: int | None, distill: float | None, seed: int | None, measure: bool, bench: bool | None, bench_seconds: float,
           trust_model_code: bool, as_json: bool) -> None:
     """Prune a trained Keras model and fine-tune it: weights (--sparsity) or channels (--channels).
 
@@ -468,7 +470,7 @@ def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, 
     config = PruneConfig(model=model, output=output, data=data, sparsity=sparsity, channels=channels, epochs=epochs,
                          recipe=recipe, learning_rate=learning_rate, scope=scope, importance=importance,
                          skip=tuple(skip), prune_first=prune_first, prune_last=prune_last, round_to=round_to,
-                         block=block, seed=seed, measure=measure, bench=bench, bench_seconds=bench_seconds,
+                         block=block, distill=distill, seed=seed, measure=measure, bench=bench, bench_seconds=bench_seconds,
                          trust_model_code=trust_model_code, progress_bar=not STATE.quiet,
                          command="edgekit " + " ".join(sys.argv[1:]))
     prune_options(config, None)  # an out-of-range value fails before TensorFlow loads

@@ -97,12 +97,13 @@ def test_train_prunes_before_export_and_the_bundle_says_so(trained: Trained) -> 
 
 def test_prune_sparsity_writes_model_contract_and_report(trained: Trained, tmp_path: Path) -> None:
     out = tmp_path / "sparse.keras"
-    result = prune_cli(trained.model, "--sparsity", "0.7", "--epochs", "1", "--scope", "global", "--no-measure",
-                       "-o", out)
+    result = prune_cli(trained.model, "--sparsity", "0.7", "--epochs", "1", "--scope", "global", "--distill", "0.5",
+                       "--no-measure", "-o", out)
     assert result.code == 0, result.stderr
     assert "held-out accuracy" in result.stdout and "left alone:" in result.stdout
     report = json.loads((tmp_path / "sparse.prune.json").read_text())
     assert report["method"] == "magnitude" and report["options"]["scope"] == "global"
+    assert report["options"]["distill"] == 0.5
     assert abs(report["pruning"]["achieved"] - 0.7) < 0.01
     # the split is the training split: the held-out samples are the training run's test samples
     train_report = json.loads((trained.folder / "report.json").read_text())
@@ -112,6 +113,7 @@ def test_prune_sparsity_writes_model_contract_and_report(trained: Trained, tmp_p
     original = yaml.safe_load((trained.folder / "ic-resnet8.preprocess.yaml").read_text())
     assert contract["preprocess"] == original["preprocess"] and contract["labels"] == original["labels"]
     assert contract["provenance"]["steps"][-1]["step"] == "prune"
+    assert contract["provenance"]["steps"][-1]["options"]["distill"] == 0.5
     first = kernels(out)
     assert float(np.mean(first["probabilities"] == 0)) < 0.05  # the last layer stayed dense
 

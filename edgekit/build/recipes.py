@@ -94,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
         "prune_last": False,
         "round_to": 1,
         "block": 1,  # magnitude: prune runs of this many consecutive input channels together
+        "distill": 0.0,  # classifiers: weight of the unpruned model's probabilities in the targets
     },
     "convert": {
         "variants": ["tflite-int8", "onnx-fp32"],
@@ -320,6 +321,8 @@ def check_prune(prune: Mapping[str, Any], where: str, sparsity_name: str = "spar
     for key in ("epochs", "round_to", "block"):
         if key in prune:
             _number(prune, key, where.rstrip("."), integer=True, low=0 if key == "epochs" else 1)
+    if "distill" in prune:
+        _number(prune, "distill", where.rstrip("."), high=1.0)
     if prune.get("learning_rate") is not None:
         _number(prune, "learning_rate", where.rstrip("."), high=10.0)
     if "scope" in prune:

@@ -68,6 +68,8 @@ class PruneConfig:
         prune_first / prune_last: prune the first and last layers too (magnitude).
         round_to: keep channel counts a multiple of this.
         block: magnitude: prune runs of this many consecutive input channels together.
+        distill: classifiers: weight of the unpruned model's probabilities in the
+            fine-tuning targets (0: the labels alone).
         measure: convert before and after (TFLite fp32 and int8 sizes, gzip, int8 accuracy).
         bench: measure TFLite latency before and after with `edgekit bench` (None: with
             channel pruning only; weight sparsity does not change dense kernels' speed).
@@ -92,6 +94,7 @@ class PruneConfig:
     prune_last: bool | None = None
     round_to: int | None = None
     block: int | None = None
+    distill: float | None = None
     seed: int | None = None
     measure: bool = True
     bench: bool | None = None
@@ -123,7 +126,8 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
     options = dict((recipe_values or {}).get("prune") or {})
     if config.sparsity is not None or config.channels is not None:  # the command line picks the kind
         options["sparsity"], options["channels"] = config.sparsity, config.channels
-    for key in ("epochs", "learning_rate", "scope", "importance", "prune_first", "prune_last", "round_to", "block"):
+    for key in ("epochs", "learning_rate", "scope", "importance", "prune_first", "prune_last", "round_to", "block",
+                "distill"):
         value = getattr(config, key)
         if value is not None:
             options[key] = value
@@ -134,6 +138,7 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
     options.setdefault("prune_last", False)
     options.setdefault("round_to", 1)
     options.setdefault("block", 1)
+    options.setdefault("distill", 0.0)
     options["skip"] = sorted({*(options.get("skip") or []), *config.skip})
     check_prune(options, "--")
     if options.get("sparsity") is None and options.get("channels") is None:
@@ -310,17 +315,22 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
                         warmup_epochs=0)
     batch = int(train_values["batch_size"])
     steps = pipeline.steps(len(parts.train), batch)
+    teacher = None
+    if float(options["distill"]) > 0 and recipe.task == "classification" and epochs:
+        teacher = keras.models.clone_model(model)  # magnitude pruning changes `model` in place
+        teacher.set_weights(model.get_weights())
+        teacher.trainable = False
     record: dict[str, Any]
     if method == "magnitude":
         log(f"[3/5] magnitude pruning to {options['sparsity']:.0%} sparsity ({options['scope']} scope), "
             f"{epochs} epoch(s) of fine-tuning at learning rate {train_values['learning_rate']:g}")
         pruned, record = _magnitude(keras, tf, model, recipe, parts, options, train_values, input_shape, classes,
-                                    epochs, steps, batch, seed, config, log)
+                                    epochs, steps, batch, seed, config, log, teacher)
     else:
         log(f"[3/5] removing {options['channels']:.0%} of the channels of every prunable layer ({options['importance']} "
             f"importance), {epochs} epoch(s) of fine-tuning at learning rate {train_values['learning_rate']:g}")
         pruned, record = _channels(keras, tf, model, recipe, parts, options, train_values, input_shape, classes,
-                                   epochs, steps, batch, seed, config, log)
+                                   epochs, steps, batch, seed, config, log, teacher)
     for name, reason in record["left_alone"]:
         log(f"  left alone: {name}: {reason}")
 
@@ -440,7 +450,7 @@ def provenance_step(report: Mapping[str, Any], model: Path, source_sha: str) -> 
     step: dict[str, Any] = {
         "step": "prune", "method": report["method"], "source": {"path": model.name, "sha256": source_sha},
         "options": {k: report["options"][k] for k in ("sparsity", "channels", "scope", "importance", "epochs",
-                                                       "round_to", "block", "prune_first", "prune_last", "skip")
+                                                       "round_to", "block", "distill", "prune_first", "prune_last", "skip")
                     if k in report["options"]},
         "held_out": report["held_out"], "parameters": report["parameters"], "macs": report["macs"],
         "left_alone": [{"layer": n, "reason": r} for n, r in record["left_alone"]],
@@ -462,8 +472,11 @@ def provenance_step(report: Mapping[str, Any], model: Path, source_sha: str) -> 
 
 def _fit(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, train_values: dict[str, Any],
          input_shape: tuple[int, ...], classes: int, epochs: int, steps: int, batch: int, seed: int,
-         config: PruneConfig, log: Log, extra: list[Any]) -> tuple[list[dict[str, Any]], float]:
-    """Fine-tune `model` in place with the recipe's loss and augmentation."""
+         config: PruneConfig, log: Log, extra: list[Any], teacher: Any = None,
+         distill: float = 0.0) -> tuple[list[dict[str, Any]], float]:
+    """Fine-tune `model` in place with the recipe's loss and augmentation; with a `teacher`
+    (the unpruned model), a classifier's targets are ``(1 - distill) * labels + distill *
+    teacher probabilities`` on the same augmented batch (distillation at temperature 1)."""
     import warnings
 
     from edgekit.build.train import _callbacks, _compile, _schedule, fit_dataset
@@ -478,7 +491,10 @@ def _fit(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, train_valu
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-            model.fit(fit_dataset(tf, parts.train, fitted, input_shape, batch, True, classes, seed),
+            train_ds = fit_dataset(tf, parts.train, fitted, input_shape, batch, True, classes, seed)
+            if teacher is not None and distill > 0 and recipe.task == "classification":
+                train_ds = train_ds.map(lambda x, y: (x, (1.0 - distill) * y + distill * teacher(x, training=False)))
+            model.fit(train_ds,
                       validation_data=fit_dataset(tf, parts.validation, fitted, input_shape, batch, False, classes,
                                                   seed),
                       epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
@@ -487,7 +503,7 @@ def _fit(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, train_valu
 
 def _magnitude(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, options: dict[str, Any],
                train_values: dict[str, Any], input_shape: tuple[int, ...], classes: int, epochs: int, steps: int,
-               batch: int, seed: int, config: PruneConfig, log: Log) -> tuple[Any, dict[str, Any]]:
+               batch: int, seed: int, config: PruneConfig, log: Log, teacher: Any) -> tuple[Any, dict[str, Any]]:
     from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
 
     total = epochs * steps
@@ -501,7 +517,7 @@ def _magnitude(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, opti
         f"masks updated every {schedule.frequency} step(s)")
     if epochs:
         history, seconds = _fit(keras, tf, model, recipe, parts, train_values, input_shape, classes, epochs, steps,
-                                batch, seed, config, log, [pruner.callback()])
+                                batch, seed, config, log, [pruner.callback()], teacher, float(options["distill"]))
     else:
         history, seconds = [], 0.0
         pruner.update_masks(schedule.final)
@@ -517,7 +533,7 @@ def _magnitude(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, opti
 
 def _channels(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, options: dict[str, Any],
               train_values: dict[str, Any], input_shape: tuple[int, ...], classes: int, epochs: int, steps: int,
-              batch: int, seed: int, config: PruneConfig, log: Log) -> tuple[Any, dict[str, Any]]:
+              batch: int, seed: int, config: PruneConfig, log: Log, teacher: Any) -> tuple[Any, dict[str, Any]]:
     from edgekit.build.prune.structured import prune_channels
 
     thinner, plan = prune_channels(model, float(options["channels"]), importance=str(options["importance"]),
@@ -525,7 +541,7 @@ def _channels(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, optio
     for group in plan.groups:
         log(f"  {', '.join(group.producers)}: {group.channels} -> {len(group.keep)} channels")
     history, seconds = _fit(keras, tf, thinner, recipe, parts, train_values, input_shape, classes, epochs, steps,
-                            batch, seed, config, log, [])
+                            batch, seed, config, log, [], teacher, float(options["distill"]))
     record = plan.to_dict()
     record.update(left_alone=[tuple(item) for item in plan.left_alone], history=history, fit_seconds=seconds)
     return thinner, record
