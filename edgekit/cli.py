@@ -429,6 +429,8 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
 @click.option("--skip", multiple=True, metavar="LAYER", help="A layer never pruned (repeatable).")
 @click.option("--prune-first", is_flag=True, default=None, help="Magnitude: prune the first layer too.")
 @click.option("--prune-last", is_flag=True, default=None, help="Magnitude: prune the last layer too.")
+@click.option("--prune-depthwise", is_flag=True, default=None,
+              help="Magnitude: prune depthwise kernels too (a few taps per channel; kept dense by default).")
 @click.option("--round-to", type=click.IntRange(min=1), help="Channels: keep channel counts a multiple of this.")
 @click.option("--block", type=click.IntRange(min=1), help="Magnitude: prune runs of N consecutive input channels "
               "together (contiguous zeros in the TFLite file; default 1, element-wise).")
@@ -446,6 +448,7 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
 def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, channels: float | None,
           epochs: int | None, recipe: str | None, learning_rate: float | None, scope: str | None,
           importance: str | None, skip: tuple[str, ...], prune_first: bool | None, prune_last: bool | None,
+          prune_depthwise: bool | None,
           round_to: int | None, block: int | None, distill: float | None, seed: int | None, measure: bool, bench: bool | None, bench_seconds: float,
           trust_model_code: bool, as_json: bool) -> None:
     """Prune a trained Keras model and fine-tune it: weights (--sparsity) or channels (--channels).
@@ -469,7 +472,8 @@ def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, 
 
     config = PruneConfig(model=model, output=output, data=data, sparsity=sparsity, channels=channels, epochs=epochs,
                          recipe=recipe, learning_rate=learning_rate, scope=scope, importance=importance,
-                         skip=tuple(skip), prune_first=prune_first, prune_last=prune_last, round_to=round_to,
+                         skip=tuple(skip), prune_first=prune_first, prune_last=prune_last,
+                         prune_depthwise=prune_depthwise, round_to=round_to,
                          block=block, distill=distill, seed=seed, measure=measure, bench=bench, bench_seconds=bench_seconds,
                          trust_model_code=trust_model_code, progress_bar=not STATE.quiet,
                          command="edgekit " + " ".join(sys.argv[1:]))

@@ -364,3 +364,18 @@ def test_blocks_prune_runs_of_input_channels(keras, data):
     assert (runs.all(axis=1) == runs.any(axis=1)).all() and 0.4 < runs.mean() < 0.6
     with pytest.raises(InputError, match="block"):
         MagnitudePruner(tiny(keras, "bad_block"), Schedule(0.5, end_step=1), block=0)
+
+
+def test_depthwise_kernels_can_stay_dense(keras):
+    """skip_depthwise (edgekit prune's default): depthwise kernels are left with a reason."""
+    from edgekit.build import architectures
+    from edgekit.build.prune.magnitude import select_layers
+
+    model = architectures.build(keras, {"name": "ds_cnn", "blocks": 2}, (49, 10), 12, "dw")
+    pruned, left = select_layers(model, skip_depthwise=True)
+    kinds = {type(model.get_layer(name)).__name__ for name, _ in pruned}
+    assert kinds == {"Conv2D"}
+    depthwise = [name for name, reason in left if reason.startswith("depthwise kernel")]
+    assert len(depthwise) == 2 and all("--prune-depthwise" in r for _, r in left if r.startswith("depthwise"))
+    pruned_all, _ = select_layers(model)
+    assert len(pruned_all) == len(pruned) + 2

@@ -23,19 +23,19 @@ import sys
 import time
 from pathlib import Path
 
-# Sparsity runs twice: with the defaults (first and last layers kept dense, element-wise),
-# and with every kernel at 80% in runs of 4 input channels (contiguous in the TFLite file):
-# DS-CNN's first conv and classifier alone are 14% of its weights and, kept dense, cap
-# its gzip ratio near 3x.
-ALL_BLOCKS = ("--prune-first", "--prune-last", "--block", "4")
+# Fine-tuning: 20 epochs (the default) everywhere but the DS-CNN's sparsity run, whose 24k
+# weights need 40 at 0.002 (at 20 epochs and the default rate it lost 4.9 points with its
+# depthwise kernels pruned). Sparsity runs with the defaults (first and last layers and
+# depthwise kernels dense, element-wise) and, for ResNet-8, in runs of 8 input channels
+# (contiguous zeros in the TFLite file, which gzip codes more cheaply than scattered ones).
+E20 = ("--epochs", "20")
 RUNS = (
     # (recipe, kind, amount, target lost pts, extra options, label)
-    ("ic-resnet8", "sparsity", 0.8, 1.0, (), "defaults"),
-    ("kws-dscnn", "sparsity", 0.8, 1.0, (), "defaults"),
-    ("ic-resnet8", "sparsity", 0.8, 1.0, ALL_BLOCKS, "all layers, block 4"),
-    ("kws-dscnn", "sparsity", 0.8, 1.0, ALL_BLOCKS, "all layers, block 4"),
-    ("ic-resnet8", "channels", 0.5, 1.5, (), "defaults"),
-    ("vww-mobilenet", "channels", 0.5, 1.5, (), "defaults"),
+    ("ic-resnet8", "sparsity", 0.8, 1.0, E20, "defaults"),
+    ("ic-resnet8", "sparsity", 0.8, 1.0, (*E20, "--block", "8"), "block 8"),
+    ("kws-dscnn", "sparsity", 0.8, 1.0, ("--epochs", "40", "--learning-rate", "0.002"), "40 epochs at 0.002"),
+    ("ic-resnet8", "channels", 0.5, 1.5, E20, "defaults"),
+    ("vww-mobilenet", "channels", 0.5, 1.5, E20, "defaults"),
 )
 GZIP_TARGET = 3.5
 LATENCY_TARGET = 1.6
@@ -70,7 +70,6 @@ def train(recipe: str, out: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, default=Path("out/prune-figures"))
-    parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default: the recipes' prune.epochs)")
     parser.add_argument("--bench-seconds", type=float, default=3.0)
     parser.add_argument("--only", help="comma list of recipe:kind to run, e.g. ic-resnet8:channels")
     args = parser.parse_args()
@@ -86,8 +85,6 @@ def main() -> int:
         pruned = out / f"{recipe}.{kind}-{amount:g}{tag}.keras"
         command = ["prune", str(model), f"--{kind}", f"{amount:g}", *extra, "-o", str(pruned), "--json",
                    "--bench-seconds", f"{args.bench_seconds:g}"]
-        if args.epochs is not None:
-            command += ["--epochs", str(args.epochs)]
         print(f"edgekit {' '.join(command)}", file=sys.stderr)
         t0 = time.perf_counter()
         proc = edgekit(*command, log=out / f"{recipe}.{kind}{tag}.log")

@@ -92,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
         "skip": [],
         "prune_first": False,
         "prune_last": False,
+        "prune_depthwise": False,
         "round_to": 1,
         "block": 1,  # magnitude: prune runs of this many consecutive input channels together
         "distill": 0.0,  # classifiers: weight of the unpruned model's probabilities in the targets
@@ -332,7 +333,7 @@ def check_prune(prune: Mapping[str, Any], where: str, sparsity_name: str = "spar
     skip = prune.get("skip", [])
     if not isinstance(skip, list) or not all(isinstance(x, str) for x in skip):
         raise InputError(f"{where}skip", expected="a list of layer names", found=repr(skip))
-    for key in ("prune_first", "prune_last"):
+    for key in ("prune_first", "prune_last", "prune_depthwise"):
         if key in prune and not isinstance(prune[key], bool):
             raise InputError(f"{where}{key}", expected="true or false", found=repr(prune[key]))
 

@@ -65,7 +65,8 @@ class PruneConfig:
         scope: ``layer`` (every layer at the target) or ``global`` (one threshold).
         importance: channel importance, ``l1``, ``l2`` or ``bn`` (BatchNorm gamma).
         skip: layers never pruned.
-        prune_first / prune_last: prune the first and last layers too (magnitude).
+        prune_first / prune_last / prune_depthwise: prune the first and last layers and the
+            depthwise kernels too (magnitude).
         round_to: keep channel counts a multiple of this.
         block: magnitude: prune runs of this many consecutive input channels together.
         distill: classifiers: weight of the unpruned model's probabilities in the
@@ -92,6 +93,7 @@ class PruneConfig:
     skip: tuple[str, ...] = ()
     prune_first: bool | None = None
     prune_last: bool | None = None
+    prune_depthwise: bool | None = None
     round_to: int | None = None
     block: int | None = None
     distill: float | None = None
@@ -126,8 +128,8 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
     options = dict((recipe_values or {}).get("prune") or {})
     if config.sparsity is not None or config.channels is not None:  # the command line picks the kind
         options["sparsity"], options["channels"] = config.sparsity, config.channels
-    for key in ("epochs", "learning_rate", "scope", "importance", "prune_first", "prune_last", "round_to", "block",
-                "distill"):
+    for key in ("epochs", "learning_rate", "scope", "importance", "prune_first", "prune_last", "prune_depthwise",
+                "round_to", "block", "distill"):
         value = getattr(config, key)
         if value is not None:
             options[key] = value
@@ -136,6 +138,7 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
     options.setdefault("importance", "l1")
     options.setdefault("prune_first", False)
     options.setdefault("prune_last", False)
+    options.setdefault("prune_depthwise", False)
     options.setdefault("round_to", 1)
     options.setdefault("block", 1)
     options.setdefault("distill", 0.0)
@@ -450,7 +453,8 @@ def provenance_step(report: Mapping[str, Any], model: Path, source_sha: str) -> 
     step: dict[str, Any] = {
         "step": "prune", "method": report["method"], "source": {"path": model.name, "sha256": source_sha},
         "options": {k: report["options"][k] for k in ("sparsity", "channels", "scope", "importance", "epochs",
-                                                       "round_to", "block", "distill", "prune_first", "prune_last", "skip")
+                                                       "round_to", "block", "distill", "prune_first", "prune_last",
+                                                       "prune_depthwise", "skip")
                     if k in report["options"]},
         "held_out": report["held_out"], "parameters": report["parameters"], "macs": report["macs"],
         "left_alone": [{"layer": n, "reason": r} for n, r in record["left_alone"]],
@@ -512,7 +516,7 @@ def _magnitude(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, opti
     schedule = Schedule(final=float(options["sparsity"]), begin_step=0, end_step=end, frequency=max(1, end // 16))
     pruner = MagnitudePruner(model, schedule, scope=str(options["scope"]), skip_first=not options["prune_first"],
                              skip_last=not options["prune_last"], skip=tuple(options["skip"]),
-                             block=int(options["block"]))
+                             block=int(options["block"]), skip_depthwise=not options["prune_depthwise"])
     log(f"  pruning {len(pruner.pruned)} layer(s); sparsity ramps to {schedule.final:.0%} by step {end} of {total}, "
         f"masks updated every {schedule.frequency} step(s)")
     if epochs:
