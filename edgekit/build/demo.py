@@ -332,19 +332,15 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
 def _log_prune(config: DemoConfig, folder: Path, log: Log, seconds: float) -> None:
     if not config.prune_channels:
         return
-    report = json.loads(report_path_of(_exported_model(config, folder)).read_text("utf-8"))
-    log(f"[3/7] prune: done inside train ({seconds:.1f} s): {config.prune_channels:.0%} of the channels removed "
-        f"-> {_exported_model(config, folder)}")
     from edgekit.build.prune.run import render_summary as prune_summary
-
-    for line in prune_summary(report, None).splitlines()[1:]:
-        log("      " + line.strip())
-
-
-def report_path_of(model: Path) -> Path:
     from edgekit.build.prune.run import report_path
 
-    return report_path(model)
+    model = _exported_model(config, folder)
+    report = json.loads(report_path(model).read_text("utf-8"))
+    log(f"[3/7] prune: done inside train ({seconds:.1f} s): {config.prune_channels:.0%} of the channels removed "
+        f"-> {model}")
+    for line in prune_summary(report, None).splitlines()[1:]:
+        log("      " + line.strip())
 
 
 def _convert_inputs(config: DemoConfig, folder: Path, convert_values: dict[str, Any]) -> str:

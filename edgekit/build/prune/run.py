@@ -16,6 +16,7 @@ int8 (sizes, gzip sizes, int8 accuracy) and, for channel pruning, measure both w
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gzip
 import json
@@ -32,7 +33,7 @@ import numpy as np
 import yaml
 
 from edgekit import __version__
-from edgekit.build.recipes import Recipe, check_prune, load_recipe, parse_recipe
+from edgekit.build.recipes import DEFAULTS, Recipe, check_prune, load_recipe, parse_recipe
 from edgekit.bundle import atomic_write_bytes
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import InputError
@@ -125,7 +126,7 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
     Raises:
         InputError: a value out of range, both or neither kind of pruning.
     """
-    options = dict((recipe_values or {}).get("prune") or {})
+    options = {**copy.deepcopy(DEFAULTS["prune"]), **((recipe_values or {}).get("prune") or {})}
     if config.sparsity is not None or config.channels is not None:  # the command line picks the kind
         options["sparsity"], options["channels"] = config.sparsity, config.channels
     for key in ("epochs", "learning_rate", "scope", "importance", "prune_first", "prune_last", "prune_depthwise",
@@ -133,15 +134,6 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
         value = getattr(config, key)
         if value is not None:
             options[key] = value
-    options.setdefault("epochs", 20)
-    options.setdefault("scope", "layer")
-    options.setdefault("importance", "l1")
-    options.setdefault("prune_first", False)
-    options.setdefault("prune_last", False)
-    options.setdefault("prune_depthwise", False)
-    options.setdefault("round_to", 1)
-    options.setdefault("block", 1)
-    options.setdefault("distill", 0.0)
     options["skip"] = sorted({*(options.get("skip") or []), *config.skip})
     check_prune(options, "--")
     if options.get("sparsity") is None and options.get("channels") is None:
@@ -163,8 +155,10 @@ def _training_report(model: Path) -> tuple[Path, dict[str, Any]] | None:
     return path, report
 
 
-def resolve_recipe(config: PruneConfig) -> tuple[Recipe, Path]:
-    """The recipe and the data path: ``--recipe``/``--data`` or the training report's.
+def resolve_recipe(config: PruneConfig, named: Recipe | None,
+                   found: tuple[Path, dict[str, Any]] | None) -> tuple[Recipe, Path]:
+    """The recipe and the data path: ``--recipe`` (`named`) and ``--data``, or the training
+    report's (`found`, from `_training_report`).
 
     The preprocessing always comes from the model's contract when it has one: it holds the
     normalization fitted on the training split.
@@ -172,9 +166,8 @@ def resolve_recipe(config: PruneConfig) -> tuple[Recipe, Path]:
     Raises:
         InputError: no recipe to be found, no data, or a task pruning cannot fine-tune.
     """
-    found = _training_report(config.model)
-    if config.recipe is not None:
-        recipe = load_recipe(config.recipe)
+    if named is not None:
+        recipe = named
     elif found is not None:
         recipe = parse_recipe(found[1]["recipe"]["values"], f"{found[0]}: recipe")
     else:
@@ -260,8 +253,8 @@ def prune(config: PruneConfig, log: Log = print, progress: Progress = no_progres
     if not config.model.exists():
         raise InputError(f"model {config.model}", expected="a trained .keras or .h5 model", found="no such file")
     found = _training_report(config.model)
-    recipe_values = load_recipe(config.recipe).values if config.recipe else (found[1]["recipe"]["values"]
-                                                                           if found else None)
+    named = load_recipe(config.recipe) if config.recipe else None
+    recipe_values = named.values if named else (found[1]["recipe"]["values"] if found else None)
     options = prune_options(config, recipe_values)  # before any heavy work: bad values fail at once
     method = "magnitude" if options.get("sparsity") is not None else "channels"
 
@@ -273,7 +266,7 @@ def prune(config: PruneConfig, log: Log = print, progress: Progress = no_progres
             raise InputError(f"model {config.model}", expected="a .keras or .h5 model (pruning rebuilds Keras layers)",
                              found="a SavedModel", hint="prune the Keras model the SavedModel was exported from")
         model, source_sha, adaptations = source.keras_model, source.sha256, list(source.adaptations)
-    recipe, data_path = resolve_recipe(config)
+    recipe, data_path = resolve_recipe(config, named, found)
     return _prune_loaded(config, options, method, recipe, data_path, model, source_sha, adaptations, started, log,
                          progress)
 
@@ -283,7 +276,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
                   progress: Progress) -> PruneResult:
     from edgekit.build import pipeline
     from edgekit.build.keras_env import import_keras
-    from edgekit.build.train import prepare_data
+    from edgekit.build.train import _evaluate, _plain, prepare_data
 
     keras = import_keras()
     import tensorflow as tf
@@ -362,35 +355,34 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     if recipe.task == "anomaly":  # the pruned model reconstructs differently: its own threshold
         report["anomaly_threshold"] = {"before": float(before_eval["test"]["threshold"]),
                                        "after": float(after_eval["test"]["threshold"])}
-    with tempfile.TemporaryDirectory(prefix="edgekit-prune-") as work:
-        folder = Path(work)
-        from edgekit.build.keras_env import save_model
+    from edgekit.build.keras_env import save_model
 
-        pruned_path = folder / config.output.name
-        save_model(pruned, pruned_path)
-        contract = _contract(config.model, recipe, raw, report, source_sha)
-        atomic_write_bytes(_sidecar(pruned_path), yaml.safe_dump(contract, sort_keys=False).encode())
-        bench = config.bench if config.bench is not None else method == "channels"
-        if config.measure:
-            log("[5/5] converting both models to TFLite fp32 and int8" + (" and measuring their latency with "
-                "edgekit bench" if bench else ""))
+    bench = config.bench if config.bench is not None else method == "channels"
+    if config.measure:
+        log("[5/5] converting both models to TFLite fp32 and int8" + (" and measuring their latency with "
+            "edgekit bench" if bench else ""))
+        with tempfile.TemporaryDirectory(prefix="edgekit-prune-") as work:
+            folder = Path(work)
+            pruned_path = folder / config.output.name  # convert reads a model and its contract from files
+            save_model(pruned, pruned_path)
+            contract = _contract(config.model, recipe, raw, report, source_sha)
+            atomic_write_bytes(_sidecar(pruned_path), yaml.safe_dump(contract, sort_keys=False).encode())
             report["tflite"] = _measure(config, recipe, parts, pruned_path, folder, bench, log, progress)
-        else:
-            log("[5/5] not converted (--no-measure)")
-        report["seconds"] = round(time.perf_counter() - started, 2)
-        contract = _contract(config.model, recipe, raw, report, source_sha)  # the provenance with the figures
-        # everything is measured: now write, model last-but-one, report last
-        atomic_write_bytes(_sidecar(config.output), yaml.safe_dump(contract, sort_keys=False).encode())
-        try:
-            save_model(pruned, config.output)
-            report["outputs"] = {"model": str(config.output), "contract": str(_sidecar(config.output)),
-                                 "report": str(report_path(config.output))}
-            atomic_write_bytes(report_path(config.output),
-                               (json.dumps(report, indent=2, default=_plain) + "\n").encode())
-        except BaseException:
-            for path in (_sidecar(config.output), config.output, report_path(config.output)):
-                path.unlink(missing_ok=True)
-            raise
+    else:
+        log("[5/5] not converted (--no-measure)")
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    contract = _contract(config.model, recipe, raw, report, source_sha)  # the provenance with the figures
+    # everything is measured: now write, model last-but-one, report last
+    atomic_write_bytes(_sidecar(config.output), yaml.safe_dump(contract, sort_keys=False).encode())
+    try:
+        save_model(pruned, config.output)
+        report["outputs"] = {"model": str(config.output), "contract": str(_sidecar(config.output)),
+                             "report": str(report_path(config.output))}
+        atomic_write_bytes(report_path(config.output), (json.dumps(report, indent=2, default=_plain) + "\n").encode())
+    except BaseException:
+        for path in (_sidecar(config.output), config.output, report_path(config.output)):
+            path.unlink(missing_ok=True)
+        raise
     return PruneResult(config.output, report)
 
 
@@ -406,22 +398,6 @@ def _sidecar(model: Path) -> Path:
 
 def _indent(log: Log) -> Log:
     return lambda message: log("  " + message.strip())
-
-
-def _evaluate(model: Any, recipe: Recipe, parts: Any, input_shape: tuple[int, ...], log: Log) -> dict[str, Any]:
-    from edgekit.build.train import _evaluate as evaluate
-
-    return evaluate(model, recipe, parts, input_shape, log)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(type(value).__name__)
 
 
 def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any], source_sha: str) -> dict[str, Any]:
