@@ -41,8 +41,9 @@ bench-convert: $(STAMP)
 bench-runtime: $(STAMP)
 	$(BIN)/python tools/runtime_bench.py
 
-## Memory soak: 1,000,000 predictions (and 100,000 results of each stream kind) in one process;
-## prints inferences, RSS at warm-up and at the end, and the slope (KB per 10k). Several minutes.
+## Memory soak: `edgekit run` on looping sources, 1,000,000 results per image variant and
+## to MQTT at QoS 1 (500,000 of audio); prints results, RSS after the warm-up and at the end,
+## and the slope (KB per 10k results). About 20 minutes.
 soak: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 EDGEKIT_SOAK_PREDICTIONS=$${EDGEKIT_SOAK_PREDICTIONS:-1000000} \
 		$(BIN)/python -m pytest tests/test_soak.py -s -q -p no:cacheprovider --timeout 3600

@@ -155,7 +155,8 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--source", required=True, help="camera:INDEX, video:FILE, rtsp://..., http://... (MJPEG), images:DIR, "
-              "wav:FILE[?realtime=1], mic[:DEVICE], serial:PORT[?baud=N], csv:FILE or stdin.")
+              "wav:FILE[?realtime=1], mic[:DEVICE], serial:PORT[?baud=N], csv:FILE[?rate=HZ] or stdin; "
+              "?loop=1 replays images:, wav: and csv: endlessly.")
 @click.option("--sink", default="stdout", show_default=True,
               help="stdout (JSON lines), jsonl:FILE, or mqtt[s]://[USER:PASS@]HOST[:PORT]/TOPIC.")
 @click.option("--variant", help="Force a variant (default: picked for this machine).")

@@ -112,6 +112,27 @@ def test_broker_away_never_blocks_and_buffered_results_are_delivered(mosquitto):
     assert sink.stats()["reconnects"] == 1
 
 
+@pytest.mark.parametrize("qos", [0, 1])
+def test_a_publisher_faster_than_the_broker_stays_bounded(mosquitto, qos):
+    """paho's own queue has no bound: at most `buffer` messages may wait in it, the rest
+    wait in the sink's buffer, and what does not fit is dropped and counted (found by the
+    MQTT soak, where paho's queue grew by 140 MB)."""
+    sink = open_sink(f"mqtt://127.0.0.1:{mosquitto.port}/edgekit/flood?qos={qos}&buffer=50")
+    assert sink.connected.wait(10)
+    waiting = 0
+    for i in range(20_000):
+        sink.write(result(i))
+        stats = sink.stats()
+        waiting = max(waiting, stats["published"] - stats["delivered"])
+        assert stats["buffered"] <= 50
+    sink.close(timeout=30)
+    stats = sink.stats()
+    assert waiting <= 51, waiting  # paho's thread may count a delivery just before write does
+    assert stats["published"] + stats["dropped"] == 20_000 and stats["delivered"] == stats["published"], stats
+    if qos:
+        assert stats["dropped"] > 0, stats  # acknowledged messages cannot keep up with a tight loop
+
+
 def test_bad_mqtt_specs_are_input_errors():
     from edgekit.errors import InputError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -160,6 +161,37 @@ def test_wav_source_stamps_blocks_with_audio_time(tmp_path):
     assert abs(stamps[0] - 0.1 - time.time()) < 60  # the run's start plus the audio time
 
 
+def test_file_sources_loop_on_request(tmp_path):
+    """``?loop=1`` replays images, sensor rows (header read again) and audio (time running
+    on); a file with nothing readable ends instead of spinning; a bad value is one error."""
+    import cv2
+
+    from edgekit.features.audio import write_wav
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("a", "b"):
+        cv2.imwrite(str(folder / f"{name}.png"), np.full((4, 4, 3), 10, np.uint8))
+    names = [item.name for item in itertools.islice(open_source(f"images:{folder}?loop=1"), 5)]
+    assert names == ["a.png", "b.png", "a.png", "b.png", "a.png"]
+
+    csv = tmp_path / "imu.csv"
+    csv.write_text("ax,ay,az\n1,2,3\n4,5,6\n")
+    rows = [item.payload for item in itertools.islice(open_source(f"csv:{csv}?loop=1"), 5)]
+    assert rows == [{"ax": 1.0, "ay": 2.0, "az": 3.0}, {"ax": 4.0, "ay": 5.0, "az": 6.0}] * 2 + [rows[0]]
+    junk = tmp_path / "junk.csv"
+    junk.write_text("ax,ay\nnot,numbers\n")
+    assert list(open_source(f"csv:{junk}?loop=1")) == []
+
+    wav = tmp_path / "one.wav"
+    write_wav(wav, np.zeros(16000, np.float32), 16000)
+    stamps = np.array([item.timestamp for item in itertools.islice(open_source(f"wav:{wav}?loop=1"), 25)])
+    assert np.allclose(np.diff(stamps), 0.1)  # 2.5 s of audio time from a 1 s file
+
+    with pytest.raises(InputError, match="loop=0 or loop=1"):
+        open_source(f"csv:{csv}?loop=yes")
+
+
 def test_audio_stream_slides_a_window_every_hop(runtime_bundles, tmp_path):
     from edgekit.features.audio import write_wav
 
@@ -172,6 +204,23 @@ def test_audio_stream_slides_a_window_every_hop(runtime_bundles, tmp_path):
     assert [r.sequence for r in results] == list(range(9))
     assert all(r.detected is not None for r in results)  # smoothing on: detection events
     assert all(r.label != "_silence_" for r in results if r.label)
+
+
+def test_run_keeps_latency_percentiles_in_fixed_memory():
+    """A run that lasts for months keeps a uniform sample of 10,000 latencies, not all of them."""
+    from edgekit.runtime.run import Reservoir
+
+    reservoir = Reservoir()
+    values = np.random.default_rng(1).exponential(1.0, 200_000)
+    for value in values:
+        reservoir.add(float(value))
+    assert reservoir.seen == 200_000 and len(reservoir.values) == 10_000
+    for q in (50, 99):  # a uniform sample: percentiles within a few percent
+        assert np.percentile(reservoir.values, q) == pytest.approx(np.percentile(values, q), rel=0.05)
+    late = Reservoir()
+    for value in [0.0] * 100_000 + [1.0] * 100_000:  # later results are sampled as much as early ones
+        late.add(value)
+    assert np.mean(late.values) == pytest.approx(0.5, abs=0.03)
 
 
 def test_posterior_smoothing_detects_once_then_suppresses():

@@ -1,52 +1,64 @@
-"""Soak: tens of thousands of predictions and stream results in one process, and resident
-memory (RSS) must stay flat after a warm-up.
+"""Soak: `edgekit run` on looping sources for tens of thousands of results, its resident
+memory (RSS) sampled from outside, and it must stay flat after a warm-up.
 
-`EDGEKIT_SOAK_PREDICTIONS` sets the number of predictions (default 50,000; each stream
-gives a tenth of it, at least 5,000 results); `make soak` runs 1,000,000 and prints the figures (``pytest -s``).
+Each soak is a real `edgekit run` process, as on a device: no TensorFlow in it (checked in
+its memory maps) and nothing of the test process's own allocations in the figures. The
+sensor soak publishes every result to a real mosquitto broker at QoS 1, and a subscriber
+counts what arrives.
+
+`EDGEKIT_SOAK_PREDICTIONS` sets the image soaks' and the MQTT soak's length (default
+50,000 and 100,000; the audio soak runs half, at least 20,000); `make soak` runs
+1,000,000 of each and prints the figures (``pytest -s``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
-import itertools
+import json
 import os
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need_module
-
-from edgekit.runtime import Result, load
-from edgekit.runtime.sources import Item
+from conftest import REPO, need_module
+from test_mqtt import Subscriber
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]  # the bundles are made by the converter
 
 PREDICTIONS = int(os.environ.get("EDGEKIT_SOAK_PREDICTIONS", "50000"))
-STREAMED = max(5000, PREDICTIONS // 10)
+PUBLISHED = max(100_000, PREDICTIONS)
+STREAMED = max(20_000, PREDICTIONS // 2)
 WARMUP = 2000
-SAMPLES = 25  # RSS readings after the warm-up
-LIMIT_MB = 5.0
+EVERY_S = 0.2  # RSS sampling period
+ROWS_PER_S = 30_000  # the MQTT soak's sensor: 3,000 windows (results) per second
+LIMIT_MB = 6.0  # growth allowed over the second half of a run (a leak of 120 bytes per result at 100k)
 
 
 @dataclasses.dataclass
 class Soak:
-    """RSS readings (bytes) at result counts, the first one right after the warm-up."""
+    """RSS readings (bytes) of the `edgekit run` process at result counts after the warm-up."""
 
     what: str
+    results: int  # all of them, counted after the process ended
     counts: list[int]
     rss: list[int]
     seconds: float
-    last: Result
+    stderr: str
 
     @property
     def growth_mb(self) -> float:
         return (self.rss[-1] - self.rss[0]) / 2**20
 
     @property
-    def peak_growth_mb(self) -> float:
-        return (max(self.rss) - self.rss[0]) / 2**20
+    def second_half_growth_mb(self) -> float:
+        """Peak RSS over the second half of the readings against the reading in the middle."""
+        middle = len(self.rss) // 2
+        return (max(self.rss[middle:]) - self.rss[middle]) / 2**20
 
     def kb_per_10k(self, start: int = 0) -> float:
         """Least-squares slope of RSS over the readings from `start` on."""
@@ -54,106 +66,142 @@ class Soak:
         return float(slope) * 10_000 / 1024
 
     def report(self) -> str:
-        return (f"soak {self.what}: {self.counts[-1]} inferences in {self.seconds:.1f} s; "
-                f"RSS {self.rss[0] / 2**20:.1f} MB at warm-up ({WARMUP}), {self.rss[-1] / 2**20:.1f} MB at end "
-                f"({self.growth_mb:+.2f} MB, peak {self.peak_growth_mb:+.2f} MB); "
-                f"slope {self.kb_per_10k():+.2f} KB per 10k inferences "
-                f"({self.kb_per_10k(len(self.rss) // 2):+.2f} over the second half)")
+        return (f"soak {self.what}: {self.results} results in {self.seconds:.1f} s; RSS "
+                f"{self.rss[0] / 2**20:.1f} MB after {self.counts[0]}, {self.rss[-1] / 2**20:.1f} MB at the end "
+                f"({self.growth_mb:+.2f} MB; {self.second_half_growth_mb:+.2f} MB over the second half); slope "
+                f"{self.kb_per_10k():+.2f} KB per 10k results ({self.kb_per_10k(len(self.rss) // 2):+.2f} over "
+                f"the second half); {len(self.rss)} readings")
 
 
-def soak(what: str, results: Iterable[Result], total: int) -> Soak:
-    """Consume `total` results, reading RSS after the warm-up (and a gc) and then every
-    `total / SAMPLES` results; the last reading follows a final gc."""
+def soak(what: str, args: list[str], total: int, tmp_path: Path, delivered: Callable[[], int] | None = None) -> Soak:
+    """Run ``edgekit run ARGS --limit TOTAL``, counting its results (its stdout lines, or
+    `delivered` when it publishes elsewhere) and reading its RSS every `EVERY_S` seconds
+    once `WARMUP` results are out."""
     import psutil
 
-    process = psutil.Process()
-    every = max(1, (total - WARMUP) // SAMPLES)
-    counts: list[int] = []
-    rss: list[int] = []
-    last: Result | None = None
-    count = 0
-    started = time.perf_counter()
-    for result in results:
-        last = result
-        count += 1
-        if count == WARMUP or (count > WARMUP and (count - WARMUP) % every == 0):
-            if count == WARMUP or count == total:
-                gc.collect()
-            counts.append(count)
-            rss.append(process.memory_info().rss)
-        if count == total:
-            break
-    seconds = time.perf_counter() - started
-    assert count == total, f"{what}: the source ended after {count} of {total} results"
-    assert last is not None
-    if counts[-1] != total:
-        gc.collect()
-        counts.append(total)
-        rss.append(process.memory_info().rss)
-    figures = Soak(what, counts, rss, seconds, last)
+    stderr_path = tmp_path / f"{what.replace(' ', '-')}.stderr"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    lines = [0]
+    with stderr_path.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "edgekit", "run", *args, "--limit", str(total)], cwd=REPO,
+                                env=env, stdout=subprocess.PIPE if delivered is None else subprocess.DEVNULL,
+                                stderr=stderr, text=True)
+    try:
+        if delivered is None:
+            def count_lines() -> None:
+                for _ in proc.stdout:
+                    lines[0] += 1
+
+            reader = threading.Thread(target=count_lines, daemon=True)
+            reader.start()
+        count = (lambda: lines[0]) if delivered is None else delivered
+        process = psutil.Process(proc.pid)
+        counts: list[int] = []
+        rss: list[int] = []
+        tensorflow_mapped = False
+        started = time.perf_counter()
+        while proc.poll() is None:
+            done = count()
+            if done >= WARMUP:
+                try:
+                    reading = process.memory_info().rss
+                    if not counts:
+                        tensorflow_mapped = any("tensorflow" in m.path for m in process.memory_maps())
+                except psutil.NoSuchProcess:
+                    break
+                if not reading:  # exited, not yet reaped
+                    break
+                if not counts or done > counts[-1]:
+                    counts.append(done)
+                    rss.append(reading)
+            time.sleep(EVERY_S)
+        proc.wait(timeout=120)
+        seconds = time.perf_counter() - started
+        if delivered is None:
+            reader.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr_text = stderr_path.read_text()
+    assert proc.returncode == 0, f"{what}: edgekit run exited with {proc.returncode}: {stderr_text[-2000:]}"
+    assert not tensorflow_mapped, f"{what}: the runtime process loaded TensorFlow"
+    assert len(rss) >= 10, f"{what}: only {len(rss)} RSS readings after the warm-up; run longer"
+    figures = Soak(what, count(), counts, rss, seconds, stderr_text)
     print(figures.report())
     return figures
 
 
 def assert_flat(result: Soak) -> None:
-    assert result.peak_growth_mb < LIMIT_MB, (
-        f"{result.what}: RSS grew by {result.peak_growth_mb:.2f} MB after the warm-up "
+    assert result.second_half_growth_mb < LIMIT_MB, (
+        f"{result.what}: RSS grew by {result.second_half_growth_mb:.2f} MB over the second half "
         f"(limit {LIMIT_MB} MB): {[round(r / 2**20, 2) for r in result.rss]}")
 
 
-def image_inputs(folder) -> list[object]:
-    """Real images as RGB arrays at the model size and at camera sizes (resized by the
-    preprocessor), plus encoded PNG bytes (decoded by it)."""
+@pytest.fixture(scope="module")
+def camera_frames(runtime_bundles, tmp_path_factory) -> Path:
+    """Real images at the model's size and at camera sizes (resized by the preprocessor),
+    as PNG and JPEG files."""
     import cv2
 
-    files = sorted(folder.rglob("*.png"))[:4]
-    rgb = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
-    larger = [cv2.resize(image, size, interpolation=cv2.INTER_NEAREST) for image, size in
-              zip(rgb, [(64, 48), (160, 120), (33, 17), (320, 240)], strict=True)]
-    return [*rgb, *larger, files[0].read_bytes()]
+    folder = tmp_path_factory.mktemp("frames")
+    files = sorted(runtime_bundles.shapes_images.rglob("*.png"))[:4]
+    for number, (path, size) in enumerate(zip(files, [(64, 48), (160, 120), (33, 17), (320, 240)], strict=True)):
+        image = cv2.imread(str(path))
+        cv2.imwrite(str(folder / f"{number}-model.png"), image)
+        cv2.imwrite(str(folder / f"{number}-camera.jpg"), cv2.resize(image, size, interpolation=cv2.INTER_NEAREST))
+    return folder
 
 
 @pytest.mark.parametrize("variant", ["tflite-int8", "onnx-fp32"])
-def test_predict_memory_is_flat(runtime_bundles, variant):
+def test_image_stream_memory_is_flat(runtime_bundles, camera_frames, variant, tmp_path):
     need_module("psutil", 'pip install "edgekit[dev]"')
-    model = load(runtime_bundles.shapes, variant=variant)
-    inputs = image_inputs(runtime_bundles.shapes_images)
-    results = (model.predict(raw) for raw in itertools.cycle(inputs))
-    result = soak(f"predict {variant}", results, PREDICTIONS)
-    assert result.last.label in model.labels
+    result = soak(f"images {variant}", [str(runtime_bundles.shapes), "--variant", variant,
+                                        "--source", f"images:{camera_frames}?loop=1"], PREDICTIONS, tmp_path)
+    assert result.results == PREDICTIONS
     assert_flat(result)
 
 
-def looping(items: list[object]) -> Iterator[Item]:
-    """An endless in-memory source: the same items over and over, freshly stamped."""
-    for sequence, payload in enumerate(itertools.cycle(items)):
-        yield Item(payload, time.time(), f"item {sequence}")
-
-
-def test_image_stream_memory_is_flat(runtime_bundles):
-    need_module("psutil", 'pip install "edgekit[dev]"')
-    model = load(runtime_bundles.shapes)
-    frames = [x for x in image_inputs(runtime_bundles.shapes_images) if isinstance(x, np.ndarray)]
-    result = soak("stream images", model.stream(looping(frames)), STREAMED)
-    assert result.last.sequence == STREAMED - 1
-    assert_flat(result)
-
-
-def test_audio_stream_memory_is_flat(runtime_bundles):
+def test_audio_stream_memory_is_flat(runtime_bundles, tmp_path):
     """The sliding window's buffer must not grow with the stream."""
     need_module("psutil", 'pip install "edgekit[dev]"')
-    model = load(runtime_bundles.kws)
-    rng = np.random.default_rng(0)
-    chunks = [(0.1 * rng.standard_normal(1600)).astype(np.float32) for _ in range(7)]  # 100 ms each
-    result = soak("stream audio", model.stream(looping(chunks), hop_ms=250), STREAMED)
-    assert result.last.sequence == STREAMED - 1
+    from edgekit.features.audio import write_wav
+
+    wav = tmp_path / "noise.wav"
+    write_wav(wav, 0.1 * np.random.default_rng(0).standard_normal(3 * 16000).astype(np.float32), 16000)
+    result = soak("audio", [str(runtime_bundles.kws), "--source", f"wav:{wav}?loop=1", "--hop-ms", "250"],
+                  STREAMED, tmp_path)
+    assert result.results == STREAMED
     assert_flat(result)
 
 
-def test_sensor_stream_memory_is_flat(runtime_bundles):
+def test_sensor_stream_to_mqtt_memory_is_flat(runtime_bundles, mosquitto, tmp_path):
+    """At least 100,000 results published at QoS 1 to a real broker: all delivered, in
+    order, with flat memory (a publisher faster than the broker must not queue without bound)."""
     need_module("psutil", 'pip install "edgekit[dev]"')
-    model = load(runtime_bundles.sensor)
-    rows = [{"ax": 0.1 * i, "ay": -0.05 * i, "az": 1.0} for i in range(13)]
-    result = soak("stream sensor", model.stream(looping(rows)), STREAMED)
-    assert result.last.sequence == STREAMED - 1
+    csv = tmp_path / "imu.csv"
+    csv.write_text("ax,ay,az\n" + "".join(f"{0.1 * i:.2f},{-0.05 * i:.2f},1.0\n" for i in range(97)))
+    subscriber = Subscriber(mosquitto.port, "edgekit/soak")
+    received = [0, -1]  # count, and the last sequence number (checking order)
+    out_of_order = []
+
+    def on_message(_client, _userdata, message) -> None:
+        sequence = json.loads(message.payload)["sequence"]
+        if sequence != received[1] + 1:
+            out_of_order.append((received[1], sequence))
+        received[0] += 1
+        received[1] = sequence
+
+    subscriber.client.on_message = on_message
+    try:
+        result = soak("sensor to MQTT", [str(runtime_bundles.sensor), "--source", f"csv:{csv}?loop=1&rate={ROWS_PER_S}", "--sink",
+                                         f"mqtt://127.0.0.1:{mosquitto.port}/edgekit/soak?qos=1"],
+                      PUBLISHED, tmp_path, delivered=lambda: received[0])
+        deadline = time.monotonic() + 30
+        while received[0] < PUBLISHED and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        subscriber.close()
+    assert "not delivered" not in result.stderr, result.stderr
+    assert received[0] == PUBLISHED and not out_of_order[:1], (received, out_of_order[:5])
     assert_flat(result)

@@ -3,8 +3,9 @@
 ``mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC[?qos=1&buffer=1000&keepalive=30&client_id=ID]``
 and ``mqtts://...`` for TLS (``&ca=FILE&cert=FILE&key=FILE&insecure=1``).
 
-paho's network thread connects and reconnects with backoff. While the broker is away,
-results wait in a bounded buffer; when it is full the oldest are dropped and counted.
+paho's network thread connects and reconnects with backoff. While the broker is away, or
+slower than inference, results wait in a bounded buffer; when it is full the oldest are
+dropped and counted. At most `buffer` more messages wait inside paho.
 On reconnection the buffer is flushed in order. `write` only appends to a deque or
 hands the message to paho's non-blocking `publish`.
 
@@ -266,6 +267,12 @@ class MqttSink(Sink):
     # ---------------------------------------------------------------------------------
 
     def _publish(self, payload: str) -> bool:
+        """Hand one message to paho, unless `capacity` messages already wait in it: paho's
+        own queue has no bound, and a publisher faster than the broker would grow it
+        without end (a QoS 0 message counts as delivered once written to the socket)."""
+        with self.lock:
+            if self.published - self.delivered >= self.capacity:
+                return False
         info = self.client.publish(self.topic, payload, qos=self.qos)
         return info.rc == 0
 

@@ -30,6 +30,26 @@ class RunConfig:
     hop_ms: float = 250.0
 
 
+class Reservoir:
+    """A uniform sample of at most `capacity` values from a stream of any length (Vitter's
+    algorithm R), so that a run that lasts for months keeps percentiles in fixed memory."""
+
+    def __init__(self, capacity: int = 10_000, seed: int = 0) -> None:
+        self.capacity = capacity
+        self.values: list[float] = []
+        self.seen = 0
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, value: float) -> None:
+        self.seen += 1
+        if len(self.values) < self.capacity:
+            self.values.append(value)
+            return
+        slot = int(self._rng.integers(self.seen))
+        if slot < self.capacity:
+            self.values[slot] = value
+
+
 @dataclasses.dataclass
 class RunSummary:
     results: int
@@ -37,7 +57,7 @@ class RunSummary:
     variant: str
     backend: str
     reason: str
-    latencies_ms: list[float]
+    latencies_ms: list[float]  # a uniform sample of at most 10,000 (`Reservoir`)
     dropped: int
     malformed: int
     reconnects: int
@@ -83,7 +103,7 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) ->
         source.close()
         sink.close()
         raise
-    latencies: list[float] = []
+    latencies = Reservoir()
     count = 0
     interrupted = False
     started = time.perf_counter()
@@ -92,7 +112,7 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) ->
             sink.write(result)
             if on_result is not None:
                 on_result(result)
-            latencies.append(result.latency.total_ms)
+            latencies.add(result.latency.total_ms)
             count += 1
             if config.limit is not None and count >= config.limit:
                 break
@@ -103,6 +123,6 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) ->
         source.close()
         sink.close()
     return RunSummary(results=count, seconds=seconds, variant=model.variant.name, backend=model.package,
-                      reason=model.reason, latencies_ms=latencies, dropped=source.counters.dropped,
+                      reason=model.reason, latencies_ms=latencies.values, dropped=source.counters.dropped,
                       malformed=source.counters.malformed, reconnects=source.counters.reconnects,
                       overruns=source.counters.overruns, sink_dropped=sink.dropped, interrupted=interrupted)

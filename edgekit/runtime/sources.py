@@ -2,13 +2,16 @@
 
 Implemented here: ``images:DIR``, ``wav:FILE`` (``?realtime=1``, ``chunk_ms=``),
 ``csv:FILE``, ``stdin`` (CSV or JSON lines) and ``serial:PORT``; cameras and video live in
-`camera`, the microphone in `microphone`. Each source counts what it had to drop.
+`camera`, the microphone in `microphone`. Each source counts what it had to drop. The file
+sources (images, wav, csv) replay endlessly with ``?loop=1``; ``csv:FILE?rate=HZ`` paces
+the rows.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import itertools
 import json
 import sys
 import time
@@ -62,13 +65,26 @@ def _options(query: str) -> dict[str, str]:
     return {k: v[-1] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
 
 
+def _loop(options: dict[str, str], what: str) -> bool:
+    """``?loop=1``: replay a file source endlessly (kiosks, demos, soak runs; stop with --limit)."""
+    value = options.get("loop", "0").lower()
+    if value not in ("0", "1", "true", "false"):
+        raise InputError(what, expected="loop=0 or loop=1", found=f"loop={options['loop']}")
+    return value in ("1", "true")
+
+
+def _passes(loop: bool) -> Iterator[int]:
+    return itertools.count() if loop else iter((0,))
+
+
 class ImagesSource(Source):
-    """Every image file of a folder, in name order."""
+    """Every image file of a folder, in name order (over and over with ``?loop=1``)."""
 
     def __init__(self, folder: str, options: dict[str, str]) -> None:
         super().__init__()
         from edgekit.features.image import IMAGE_SUFFIXES
 
+        self.loop = _loop(options, f"source images:{folder}")
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"source images:{folder}", expected="an existing folder", found="no such folder")
@@ -79,22 +95,29 @@ class ImagesSource(Source):
     def __iter__(self) -> Iterator[Item]:
         from edgekit.features.image import decode_image
 
-        for path in self.files:
-            try:
-                image = decode_image(path)
-            except InputError:
-                self.counters.malformed += 1
-                continue
-            yield Item(image, time.time(), str(path.relative_to(self.folder)))
+        for _ in _passes(self.loop):
+            decoded = 0
+            for path in self.files:
+                try:
+                    image = decode_image(path)
+                except InputError:
+                    self.counters.malformed += 1
+                    continue
+                decoded += 1
+                yield Item(image, time.time(), str(path.relative_to(self.folder)))
+            if not decoded:  # nothing readable: looping would spin without yielding
+                return
 
 
 class WavSource(Source):
-    """A WAV file in chunks, as fast as possible or at real-time pace (``?realtime=1``)."""
+    """A WAV file in chunks, as fast as possible or at real-time pace (``?realtime=1``), once
+    or endlessly (``?loop=1``: the file is heard again and again, time running on)."""
 
     def __init__(self, path: str, options: dict[str, str]) -> None:
         super().__init__()
         from edgekit.features.audio import read_wav
 
+        self.loop = _loop(options, f"source wav:{path}")
         self.samples, self.rate = read_wav(Path(path))
         self.realtime = options.get("realtime", "0") not in ("0", "", "false")
         self.chunk = max(1, int(self.rate * float(options.get("chunk_ms", "100")) / 1000.0))
@@ -103,18 +126,22 @@ class WavSource(Source):
     def __iter__(self) -> Iterator[Item]:
         start = time.monotonic()
         epoch = time.time()
-        for offset in range(0, len(self.samples), self.chunk):
-            if self.realtime:
-                due = start + offset / self.rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            chunk = self.samples[offset : offset + self.chunk]
-            # stamped with audio time (when the chunk's last sample would have been heard, counted
-            # from the start of the run), so smoothing and suppression windows mean the same at
-            # any reading speed
-            yield Item((chunk, self.rate), epoch + (offset + len(chunk)) / self.rate,
-                       f"{self.name}@{offset / self.rate:.3f}s")
+        if not len(self.samples):
+            return
+        for number in _passes(self.loop):
+            heard = number * len(self.samples)  # samples played before this pass
+            for offset in range(0, len(self.samples), self.chunk):
+                if self.realtime:
+                    due = start + (heard + offset) / self.rate
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                chunk = self.samples[offset : offset + self.chunk]
+                # stamped with audio time (when the chunk's last sample would have been heard,
+                # counted from the start of the run), so smoothing and suppression windows mean
+                # the same at any reading speed
+                yield Item((chunk, self.rate), epoch + (heard + offset + len(chunk)) / self.rate,
+                           f"{self.name}@{offset / self.rate:.3f}s")
 
 
 def _parse_row(line: str, header: list[str] | None) -> Any:
@@ -133,14 +160,37 @@ def _parse_row(line: str, header: list[str] | None) -> Any:
 
 
 class LinesSource(Source):
-    """Sensor rows from CSV (first line may be a header) or JSON lines; bad lines are counted and skipped."""
+    """Sensor rows from CSV (first line may be a header) or JSON lines; bad lines are counted
+    and skipped. A seekable file is read again from the top while `loop` is set, and `rate`
+    paces the rows (per second), replaying a recording as the sensor gave it."""
 
-    def __init__(self, handle: TextIO | Iterator[str], name: str) -> None:
+    def __init__(self, handle: TextIO | Iterator[str], name: str, loop: bool = False,
+                 rate: float | None = None) -> None:
         super().__init__()
         self.handle = handle
         self.name = name
+        self.loop = loop
+        self.rate = rate
 
     def __iter__(self) -> Iterator[Item]:
+        start = time.monotonic()
+        sent = 0
+        for number in _passes(self.loop):
+            if number:
+                self.handle.seek(0)  # type: ignore[union-attr]
+            rows = 0
+            for row, name in self._rows():
+                if self.rate is not None:
+                    delay = start + sent / self.rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                rows += 1
+                sent += 1
+                yield Item(row, time.time(), name)
+            if not rows:  # nothing readable: looping would spin without yielding
+                return
+
+    def _rows(self) -> Iterator[tuple[Any, str]]:
         header: list[str] | None = None
         for number, line in enumerate(self.handle, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -157,7 +207,7 @@ class LinesSource(Source):
             except (ValueError, TypeError):
                 self.counters.malformed += 1
                 continue
-            yield Item(row, time.time(), f"{self.name}:{number}")
+            yield row, f"{self.name}:{number}"
 
     def close(self) -> None:
         if self.handle is not sys.stdin and hasattr(self.handle, "close"):
@@ -222,11 +272,19 @@ class SerialSource(LinesSource):
 
 
 def _csv(path: str, options: dict[str, str]) -> Source:
+    what = f"source csv:{path}"
+    loop = _loop(options, what)
+    try:
+        rate = float(options["rate"]) if "rate" in options else None
+    except ValueError:
+        rate = -1.0
+    if rate is not None and not (0 < rate < float("inf")):
+        raise InputError(what, expected="rate= rows per second, a positive number", found=f"rate={options['rate']}")
     try:
         handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by close()
     except OSError as exc:
         raise InputError(f"source csv:{path}", expected="a readable file", found=exc.strerror or str(exc)) from exc
-    return LinesSource(handle, Path(path).name)
+    return LinesSource(handle, Path(path).name, loop=loop, rate=rate)
 
 
 def _microphone(device: str, options: dict[str, str]) -> Source:
@@ -255,9 +313,9 @@ SOURCES: dict[str, Callable[[str, dict[str, str]], Source]] = {
     "video": _camera("video"),
 }
 URL_SCHEMES = ("rtsp", "http", "https")
-FORMS = ["camera:INDEX", "video:FILE", "rtsp://...", "http://... (MJPEG)", "images:DIR",
-         "wav:FILE[?realtime=1&chunk_ms=100]", "mic[:DEVICE][?rate=16000]", "serial:/dev/ttyUSB0?baud=115200",
-         "csv:FILE", "stdin"]
+FORMS = ["camera:INDEX", "video:FILE", "rtsp://...", "http://... (MJPEG)", "images:DIR[?loop=1]",
+         "wav:FILE[?realtime=1&chunk_ms=100&loop=1]", "mic[:DEVICE][?rate=16000]", "serial:/dev/ttyUSB0?baud=115200",
+         "csv:FILE[?loop=1&rate=HZ]", "stdin"]
 
 
 def open_source(spec: str) -> Source:
