@@ -196,6 +196,7 @@ def _bundle_variants(path: str, wanted: Sequence[str]) -> list[str | None]:
     """The variants of a bundle to run: `wanted` (checked) or every one that can run here."""
     from edgekit.bundle import open_bundle
     from edgekit.runtime.backends import installed_backends
+    from edgekit.runtime.onnxdata import external_files
 
     bundle = open_bundle(Path(path))  # verifies before anything else
     names = [v.name for v in bundle.manifest.variants]
@@ -204,13 +205,16 @@ def _bundle_variants(path: str, wanted: Sequence[str]) -> list[str | None]:
         if unknown:
             raise InputError(f"variant(s) {', '.join(unknown)} of {path}", expected=f"one of {names}",
                              found=", ".join(unknown), hint="list them with: edgekit inspect BUNDLE")
-        return list(wanted)
-    installed = installed_backends()
-    runnable = [v.name for v in bundle.manifest.variants if v.format in installed]
-    if not runnable:
-        raise InputError(f"bundle {path}", expected="a variant an installed interpreter can run",
-                         found=f"variants {names}", hint='pip install "edgekit[litert]" or "edgekit[onnx]"')
-    return list(runnable)
+    else:
+        installed = installed_backends()
+        wanted = [v.name for v in bundle.manifest.variants if v.format in installed]
+        if not wanted:
+            raise InputError(f"bundle {path}", expected="a variant an installed interpreter can run",
+                             found=f"variants {names}", hint='pip install "edgekit[litert]" or "edgekit[onnx]"')
+    for variant in bundle.manifest.variants:
+        if variant.name in wanted and variant.format == "onnx":  # refused here (exit 3), not in a worker
+            external_files(bundle.variant_bytes(variant.name), None, f"variant {variant.name} of {path}")
+    return list(wanted)
 
 
 def plan_units(config: BenchConfig, threads: Sequence[int]) -> list[Unit]:
@@ -232,6 +236,10 @@ def plan_units(config: BenchConfig, threads: Sequence[int]) -> list[Unit]:
             variants = _bundle_variants(target, config.variants)
         elif suffix in (".tflite", ".onnx"):
             variants = [None]
+            if suffix == ".onnx":  # external data leaving the folder: refused here (exit 3), not in a worker
+                from edgekit.runtime.onnxdata import external_files
+
+                external_files(path.read_bytes(), path.parent, f"bench target {target}")
         else:
             raise InputError(f"bench target {target}", expected="a .edgekit bundle, a .tflite or an .onnx file",
                              found=f"a {suffix or 'suffix-less'} file",

@@ -126,7 +126,7 @@ class Worker:
                                  found=exc.strerror or str(exc)) from exc
             package = BACKEND_NAMES[backend][1] if backend in BACKEND_NAMES else None
             with native_stderr_captured():
-                self.backend = open_backend(fmt, data, threads=threads, package=package)
+                self.backend = open_backend(fmt, data, threads=threads, package=package, folder=path.parent)
             name, precision, package = path.stem, None, self.backend.package
         load_s = time.perf_counter() - start
         rss_loaded = _rss_bytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,17 +146,30 @@ class TFLiteBackend(Backend):
 
 
 class OnnxBackend(Backend):
-    """ONNX Runtime on the CPU execution provider."""
+    """ONNX Runtime on the CPU execution provider.
+
+    External data (see `onnxdata`): refused in bytes from a bundle (`folder` None); for a
+    bare file, read by edgekit from inside `folder` and given to ONNX Runtime in memory.
+    """
 
     def __init__(self, data: bytes, threads: int | None = None, package: str | None = None,
-                 outputs: Sequence[str] | None = None) -> None:
+                 outputs: Sequence[str] | None = None, folder: Path | None = None) -> None:
         super().__init__()
+        from edgekit.runtime.onnxdata import external_files
+
+        external = external_files(data, folder, "ONNX model")  # before any native parser sees the bytes
         ort = require("onnxruntime", "running .onnx models")
         self.package = "onnxruntime"
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if external:
+            if not hasattr(options, "add_external_initializers_from_files_in_memory"):
+                raise InputError("ONNX model with external data", expected="onnxruntime 1.18 or newer",
+                                 found=f"onnxruntime {ort.__version__}", hint='pip install -U "onnxruntime>=1.18"')
+            options.add_external_initializers_from_files_in_memory(
+                list(external), list(external.values()), [len(b) for b in external.values()])
         try:
             self.session = ort.InferenceSession(bytes(data), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -179,23 +193,28 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
 
 
 def open_backend(fmt: str, data: bytes, threads: int | None = None, package: str | None = None,
-                 outputs: Sequence[str] | None = None) -> Backend:
+                 outputs: Sequence[str] | None = None, folder: Path | None = None) -> Backend:
     """Open verified model bytes of format `fmt` (``tflite`` or ``onnx``), optionally with
     a forced interpreter package (see `TFLITE_PACKAGES`).
 
     Args:
         outputs: output tensor names in the order `run` returns them (a variant's
             manifest outputs); default: the model file's order.
+        folder: the folder of a bare model file, where ONNX external data may live; None
+            for bytes from a bundle.
 
     Raises:
         InputError: unknown format, bytes the interpreter refuses, or `outputs` names
             that are not the model's.
+        UnsafeModelError: ONNX external data in a bundle, or leaving `folder`.
     """
     try:
         factory = BACKENDS[fmt]
     except KeyError:
         raise InputError(f"unrecognized model format={fmt!r}", expected=f"one of {sorted(BACKENDS)}",
                          found=repr(fmt)) from None
+    if fmt == "onnx":
+        return OnnxBackend(data, threads=threads, package=package, outputs=outputs, folder=folder)
     return factory(data, threads=threads, package=package, outputs=outputs)
 
 
