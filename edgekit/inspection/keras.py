@@ -110,6 +110,26 @@ def _walk(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
             yield from _walk(value, f"{path}[{i}]")
 
 
+# The Keras namespaces a model's config may name: modeling APIs. Anything else a config
+# names is code to import: another package, or a Keras utility with side effects
+# (``keras.utils.get_file`` writes files, ``keras.config.enable_unsafe_deserialization``
+# turns safe mode off: CVE-2025-1550 and its successors), refused even where the
+# installed Keras would refuse it too (older Keras 3 releases did not).
+MODELING = frozenset({"layers", "initializers", "regularizers", "constraints", "activations", "losses", "metrics",
+                      "optimizers", "models", "ops", "dtype_policies", "random", "quantizers", "engine"})
+
+
+def _modeling(module: str) -> bool:
+    """``keras``, ``keras.layers...`` or ``keras.src.layers...`` for a modeling namespace."""
+    parts = module.split(".")
+    if parts[0] != "keras":
+        return False
+    if len(parts) == 1:
+        return True
+    namespace = parts[2] if parts[1] == "src" and len(parts) > 2 else parts[1]
+    return namespace in MODELING
+
+
 def find_code(config: dict[str, Any]) -> list[str]:
     """Places in a Keras config that would execute or import code when loaded.
 
@@ -126,8 +146,9 @@ def find_code(config: dict[str, Any]) -> list[str]:
         elif class_name == "__lambda__":
             continue  # reported with its Lambda layer
         module = node.get("module")
-        if isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
-            findings.append(f"object {class_name!r} from module {module!r}")
+        if isinstance(module, str) and not _modeling(module):
+            what = node.get("config") if class_name == "function" and isinstance(node.get("config"), str) else class_name
+            findings.append(f"object {what!r} from module {module!r}")
         if class_name == "__lambda__" or node.get("function_type") == "lambda":
             if not any(f.startswith("Lambda") for f in findings):
                 findings.append("serialized Python function")
