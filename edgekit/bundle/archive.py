@@ -1,9 +1,11 @@
 """Reading and writing ``NAME.edgekit`` archives.
 
 A bundle is a ZIP archive (stored, not compressed, with fixed timestamps so the same
-content gives the same bytes) holding ``manifest.json`` and the files it lists. Loading
-reads the archive into memory once, checks the schema, the member list, every size and
-every sha256, and only then hands out bytes; the bytes handed out are the bytes that
+content gives the same bytes) holding ``manifest.json`` and the files it lists, and, once
+signed, one more member, ``signature.json`` (see `edgekit.bundle.signing`). Loading
+reads the archive into memory once, checks the signature when a public key is given (on
+the raw manifest bytes, before they are parsed), the schema, the member list, every size
+and every sha256, and only then hands out bytes; the bytes handed out are the bytes that
 were hashed, so a file swapped after verification cannot be parsed.
 """
 
@@ -17,6 +19,7 @@ import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from edgekit.bundle.atomic import atomic_writer
 from edgekit.bundle.manifest import MANIFEST_NAME, FileEntry, Manifest
@@ -24,6 +27,8 @@ from edgekit.errors import InputError, IntegrityError
 
 BUNDLE_SUFFIX = ".edgekit"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+SIGNATURE_NAME = "signature.json"  # the one member not listed in the manifest
+MAX_SIGNATURE_BYTES = 64 * 1024
 MAX_BUNDLE_BYTES = 8 * 1024 * 1024 * 1024
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -66,6 +71,9 @@ def write_bundle(path: str | os.PathLike[str], manifest: Manifest, payloads: Map
     if unused:
         raise InputError("bundle payloads", expected="only files referenced by a variant",
                          found=f"unreferenced {unused}")
+    if SIGNATURE_NAME in payloads or MANIFEST_NAME in payloads:
+        raise InputError("bundle payloads", expected=f"no member named {MANIFEST_NAME} or {SIGNATURE_NAME} "
+                         "(reserved)", found=f"{sorted({SIGNATURE_NAME, MANIFEST_NAME} & set(payloads))}")
     # The manifest we write must be one we would load: same checks, same schema.
     try:
         Manifest.from_dict(json.loads(manifest_bytes(final)))
@@ -96,6 +104,11 @@ class Bundle:
         manifest: the parsed, checked manifest.
         sha256: hash of the whole archive.
         size: archive size in bytes.
+        manifest_raw: the exact bytes of ``manifest.json`` (what a signature covers).
+        signature_raw: the bytes of ``signature.json``, or None for an unsigned bundle;
+            checked only when `open_bundle` was given a public key.
+        signed_by: fingerprint of the public key whose signature was checked, or None
+            when no key was asked for.
     """
 
     path: Path
@@ -103,6 +116,9 @@ class Bundle:
     sha256: str
     size: int
     _files: Mapping[str, bytes] = dataclasses.field(repr=False)
+    manifest_raw: bytes = dataclasses.field(default=b"", repr=False)
+    signature_raw: bytes | None = dataclasses.field(default=None, repr=False)
+    signed_by: str | None = None
 
     def read(self, name: str) -> bytes:
         """Verified bytes of archive member `name`."""
@@ -121,15 +137,33 @@ def _refuse(path: Path, found: str, hint: str = "the bundle is damaged or was ta
     return IntegrityError(f"bundle {path} failed verification", found=found, hint=hint)
 
 
-def open_bundle(path: str | os.PathLike[str]) -> Bundle:
+def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bundle:
     """Read and verify a bundle before any model byte is parsed.
 
+    Args:
+        path: the ``.edgekit`` bundle.
+        public_key: when given, the bundle must carry a valid Ed25519 signature by this
+            key over its exact manifest bytes, checked before the manifest is parsed:
+            a path to a PEM public key (``KEY.pub`` from ``edgekit keygen``), PEM bytes,
+            the 32 raw key bytes, or a ``cryptography`` ``Ed25519PublicKey`` (see
+            `edgekit.bundle.signing.load_public_key`). None (the default) ignores any
+            signature. Needs the ``cryptography`` package.
+
     Raises:
-        InputError: the path does not exist or is not a regular file.
+        InputError: the path does not exist or is not a regular file; the public key
+            is missing or not an Ed25519 public key (MissingDependencyError without
+            ``cryptography``).
         IntegrityError: truncated or non-ZIP data, a manifest that is not JSON or not
             schema-valid, an unknown schema version, a missing, extra or renamed
-            member, or a size or sha256 mismatch.
+            member, or a size or sha256 mismatch; with `public_key`, an unsigned
+            bundle or a signature that is unreadable, by another key, or not over
+            this manifest.
     """
+    key = None
+    if public_key is not None:
+        from edgekit.bundle.signing import load_public_key
+
+        key = load_public_key(public_key)  # a bad key fails before the bundle is read
     path = Path(path)
     if not path.exists():
         raise InputError(f"bundle {path}", expected="an existing file", found="no such file",
@@ -147,10 +181,10 @@ def open_bundle(path: str | os.PathLike[str]) -> Bundle:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise _refuse(path, f"not a complete bundle archive ({exc}); it may be truncated") from exc
     with archive:
-        return _verify(path, data, archive)
+        return _verify(path, data, archive, key)
 
 
-def _verify(path: Path, data: bytes, archive: zipfile.ZipFile) -> Bundle:
+def _verify(path: Path, data: bytes, archive: zipfile.ZipFile, key: tuple[Any, str] | None = None) -> Bundle:
     infos = archive.infolist()
     names = [i.filename for i in infos]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -162,6 +196,17 @@ def _verify(path: Path, data: bytes, archive: zipfile.ZipFile) -> Bundle:
     if manifest_info.file_size > MAX_MANIFEST_BYTES:
         raise _refuse(path, f"a {manifest_info.file_size}-byte manifest (limit {MAX_MANIFEST_BYTES})")
     raw = _read_member(path, archive, manifest_info)
+    signature = None
+    if SIGNATURE_NAME in names:
+        signature_info = archive.getinfo(SIGNATURE_NAME)
+        if signature_info.file_size > MAX_SIGNATURE_BYTES:
+            raise _refuse(path, f"a {signature_info.file_size}-byte {SIGNATURE_NAME} (limit {MAX_SIGNATURE_BYTES})")
+        signature = _read_member(path, archive, signature_info)
+    signed_by = None
+    if key is not None:  # authenticate the exact manifest bytes before parsing them
+        from edgekit.bundle.signing import check_signature
+
+        signed_by = check_signature(path, raw, signature, *key)
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -172,8 +217,10 @@ def _verify(path: Path, data: bytes, archive: zipfile.ZipFile) -> Bundle:
         raise IntegrityError(f"bundle {path} failed verification: {exc.what}", expected=exc.expected,
                              found=exc.found, hint=exc.hint) from exc
 
-    members = set(names) - {MANIFEST_NAME}
     listed = set(manifest.files)
+    if SIGNATURE_NAME in listed:
+        raise _refuse(path, f"a manifest that lists {SIGNATURE_NAME}, a name reserved for the signature")
+    members = set(names) - {MANIFEST_NAME, SIGNATURE_NAME}
     missing = sorted(listed - members)
     extra = sorted(members - listed)
     if missing or extra:
@@ -197,7 +244,8 @@ def _verify(path: Path, data: bytes, archive: zipfile.ZipFile) -> Bundle:
         if digest != entry.sha256:
             raise _refuse(path, f"{name} has sha256 {digest[:16]}..., the manifest says {entry.sha256[:16]}...")
         files[name] = content
-    return Bundle(path=path, manifest=manifest, sha256=sha256_bytes(data), size=len(data), _files=files)
+    return Bundle(path=path, manifest=manifest, sha256=sha256_bytes(data), size=len(data), _files=files,
+                  manifest_raw=raw, signature_raw=signature, signed_by=signed_by)
 
 
 def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
