@@ -166,16 +166,68 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 @click.option("--limit", type=click.IntRange(1), help="Stop after N results.")
 @click.option("--hop-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
               help="Audio streams: run the model every this many milliseconds.")
+@click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
+              help="Refuse (exit 3) a bundle that is not signed by this key (see edgekit sign).")
 def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str | None, threads: int | None,
-        limit: int | None, hop_ms: float) -> None:
+        limit: int | None, hop_ms: float, public_key: Path | None) -> None:
     """Run a bundle on a source: results to the sink, a summary on stderr at the end (or on Ctrl-C)."""
     from edgekit.runtime.run import RunConfig
     from edgekit.runtime.run import run as run_stream
 
     summary = run_stream(RunConfig(bundle=bundle, source=source, sink=sink, variant=variant, backend=backend,
-                                   threads=threads, limit=limit, hop_ms=hop_ms))
-    info(f"model: {summary.reason}")
+                                   threads=threads, limit=limit, hop_ms=hop_ms, public_key=public_key))
+    info(f"model: {summary.reason}" + (f"; signature by key {summary.signed_by} verified" if summary.signed_by else ""))
     info(summary.render())
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, metavar="KEY",
+              help="The private key to write; the public key goes to KEY.pub.")
+@click.option("--force", is_flag=True, help="Replace an existing key pair.")
+def keygen(output: Path, force: bool) -> None:
+    """Make an Ed25519 key pair for signing bundles.
+
+    Writes the private key KEY (PEM, mode 0600; keep it on the signing machine) and the
+    public key KEY.pub (PEM; copy it to the devices). Prints the key's fingerprint, the
+    sha256 of its 32 raw public-key bytes.
+    """
+    from edgekit.bundle.signing import generate_keypair
+
+    pair = generate_keypair(output, force=force)
+    click.echo(f"wrote private key {pair.private} (mode 600, keep it secret) and public key {pair.public}; "
+               f"fingerprint {pair.fingerprint}")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--key", type=click.Path(path_type=Path), required=True, metavar="KEY",
+              help="The private key (from edgekit keygen -o KEY).")
+def sign(bundle: Path, key: Path) -> None:
+    """Sign a bundle in place with an Ed25519 private key.
+
+    The bundle is verified first, then rewritten atomically with signature.json: an
+    Ed25519 signature over the exact bytes of manifest.json, which holds the sha256 of
+    every other file. Signing again replaces the signature; a failed sign leaves the
+    bundle as it was.
+    """
+    from edgekit.bundle.signing import sign_bundle
+
+    signed = sign_bundle(bundle, key)
+    replaced = f" (replacing a signature by {signed.replaced})" if signed.replaced else ""
+    click.echo(f"signed {signed.bundle} with key {signed.fingerprint}{replaced}")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--public-key", type=click.Path(path_type=Path), required=True, metavar="KEY.pub",
+              help="The public key the bundle must be signed by.")
+def verify(bundle: Path, public_key: Path) -> None:
+    """Check a bundle's signature, schema, member list, sizes and hashes (exit 3 if any fails)."""
+    from edgekit.bundle import open_bundle
+
+    verified = open_bundle(bundle, public_key=public_key)
+    click.echo(f"{verified.path}: good signature by key {verified.signed_by}; "
+               f"{len(verified.manifest.files)} file(s) match the signed manifest")
 
 
 def _int_list(text: str | None, option: str) -> tuple[int, ...]:

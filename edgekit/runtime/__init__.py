@@ -2,6 +2,7 @@
 
     from edgekit.runtime import load
     model = load("kws.edgekit")          # verifies hashes, picks variant and backend
+    model = load("kws.edgekit", public_key="signing.key.pub")  # and requires its signature
     result = model.predict(raw)          # raw image / audio clip / sensor window -> Result
     for result in model.stream(source):  # continuous inference
         ...

@@ -202,11 +202,20 @@ def _unpack(item: Any) -> tuple[Any, float, str | None]:
 
 
 def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: str | None = None,
-         threads: int | None = None, prefer: tuple[str, ...] = (), max_drop_pts: float = 1.0) -> Model:
+         threads: int | None = None, prefer: tuple[str, ...] = (), max_drop_pts: float = 1.0,
+         public_key: Any = None) -> Model:
     """Verify a bundle, pick a variant and a backend for this machine, and open it.
 
     Args:
         path: the ``.edgekit`` bundle.
+        public_key: require a valid signature by this Ed25519 key (``edgekit sign``),
+            checked with the hashes before any model byte is parsed: a path to a PEM
+            public key (``KEY.pub`` from ``edgekit keygen``; a ``str`` is always a path),
+            PEM bytes, the 32 raw public-key bytes, or a ``cryptography``
+            ``Ed25519PublicKey``. Unsigned bundles, another key's signature, and a
+            manifest changed after signing are refused. None (the default) loads
+            signed and unsigned bundles alike without checking signatures. Needs the
+            ``cryptography`` package (in the litert and onnx extras).
         variant: force a variant (e.g. ``"tflite-int8"``).
         backend: force an interpreter: ``litert``, ``tflite-runtime``, ``tf-lite`` or ``onnxruntime``.
         threads: interpreter threads (default: the interpreter's own choice).
@@ -214,10 +223,12 @@ def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: s
         max_drop_pts: variants whose recorded fidelity drop is larger are picked last.
 
     Raises:
-        IntegrityError: the bundle fails verification (nothing is parsed).
-        InputError / MissingDependencyError: unknown names, or nothing can run here.
+        IntegrityError: the bundle fails verification or, with `public_key`, signature
+            verification (nothing is parsed).
+        InputError / MissingDependencyError: unknown names, an unusable public key, or
+            nothing can run here.
     """
-    bundle = open_bundle(Path(path))
+    bundle = open_bundle(Path(path), public_key=public_key)
     choice = choose(bundle.manifest, variant=variant, backend=backend, prefer=prefer, max_drop_pts=max_drop_pts)
     with native_stderr_captured():  # LiteRT announces its CPU delegate on stderr
         engine = open_backend(choice.variant.format, bundle.variant_bytes(choice.variant.name), threads=threads,

@@ -28,6 +28,7 @@ class RunConfig:
     threads: int | None = None
     limit: int | None = None
     hop_ms: float = 250.0
+    public_key: Path | None = None  # require a signature by this key (KEY.pub)
 
 
 class Reservoir:
@@ -64,6 +65,7 @@ class RunSummary:
     overruns: int
     sink_dropped: int
     interrupted: bool
+    signed_by: str | None = None  # the key whose signature was checked (--public-key)
 
     def to_dict(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
@@ -98,7 +100,8 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) ->
     source = open_source(config.source)  # bad specs fail before the model is loaded
     sink = open_sink(config.sink)
     try:
-        model = load(config.bundle, variant=config.variant, backend=config.backend, threads=config.threads)
+        model = load(config.bundle, variant=config.variant, backend=config.backend, threads=config.threads,
+                     public_key=config.public_key)
     except BaseException:
         source.close()
         sink.close()
@@ -125,4 +128,5 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) ->
     return RunSummary(results=count, seconds=seconds, variant=model.variant.name, backend=model.package,
                       reason=model.reason, latencies_ms=latencies.values, dropped=source.counters.dropped,
                       malformed=source.counters.malformed, reconnects=source.counters.reconnects,
-                      overruns=source.counters.overruns, sink_dropped=sink.dropped, interrupted=interrupted)
+                      overruns=source.counters.overruns, sink_dropped=sink.dropped, interrupted=interrupted,
+                      signed_by=model.bundle.signed_by)
