@@ -28,6 +28,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "keras": ("train", "keras"),
     "tf2onnx": ("train", "tf2onnx"),
     "h5py": ("train", "h5py"),
+    "cryptography": ("sign", "cryptography"),
 }
 
 
