@@ -6,8 +6,12 @@ and ``mqtts://...`` for TLS (``&ca=FILE&cert=FILE&key=FILE&insecure=1``).
 paho's network thread connects and reconnects with backoff. While the broker is away, or
 slower than inference, results wait in a bounded buffer; when it is full the oldest are
 dropped and counted. At most `buffer` more messages wait inside paho.
-On reconnection the buffer is flushed in order. `write` only appends to a deque or
-hands the message to paho's non-blocking `publish`.
+On reconnection the buffer is flushed in order, after the messages paho re-sends (QoS 1
+and 2 messages the broker had not acknowledged when it went away). `write` only appends
+to a deque or hands the message to paho's non-blocking `publish`. Every result written is
+either delivered (acknowledged by the broker at QoS 1 and 2, written to the socket at
+QoS 0) or counted in `dropped`: pushed out of the full buffer, lost with a QoS 0
+connection, or still unacknowledged when `close` gives up.
 
 The spec, including its TLS files, is checked when the sink is made (`InputError`).
 What can only go wrong later, in paho's thread (broker away, credentials refused,
@@ -160,6 +164,7 @@ class MqttSink(Sink):
         self.buffer: collections.deque[str] = collections.deque()
         self.capacity = capacity
         self.lock = threading.Lock()
+        self._flushing = threading.Lock()  # one flusher at a time (paho's thread or the caller's)
         self.connected = threading.Event()
         self.published = 0
         self.delivered = 0
@@ -171,7 +176,9 @@ class MqttSink(Sink):
         self._warned: set[str] = set()
         self._answered = False
         self.refused = False
+        self._resuming = False  # reconnected, waiting for paho to re-send what it holds
         self._closing = False
+        self._no_connection = mqtt.MQTT_ERR_NO_CONN
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=options.get("client_id", ""))
         if parsed.username:
             self.client.username_pw_set(urllib.parse.unquote(parsed.username),
@@ -217,6 +224,18 @@ class MqttSink(Sink):
         self._connections += 1
         if self._connections > 1:
             self.reconnects += 1
+        with self.lock:
+            if self.qos == 0:
+                # paho discards unsent QoS 0 messages when it reconnects: they are lost.
+                self.dropped += max(0, self.published - self.delivered)
+                self.published = min(self.published, self.delivered)
+            elif self.published > self.delivered:
+                # paho re-sends the unacknowledged messages after this callback returns;
+                # anything published now would overtake them. Resume at the first
+                # acknowledgement, which paho reports only after re-sending them all
+                # (those beyond its in-flight window queue ahead of anything new).
+                self._resuming = True
+                return
         self.connected.set()
         self._flush()
 
@@ -247,6 +266,7 @@ class MqttSink(Sink):
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _properties: Any = None) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
+        self._resuming = False
         answered, self._answered = self._answered, False
         if self._closing or not getattr(reason, "is_failure", False):
             return
@@ -263,6 +283,11 @@ class MqttSink(Sink):
     def _on_publish(self, *_args: Any) -> None:
         with self.lock:
             self.delivered += 1
+            resume, self._resuming = self._resuming, False
+        if resume:
+            self.connected.set()
+        if self.buffer:  # room in paho again: go on with the backlog
+            self._flush()
 
     # ---------------------------------------------------------------------------------
 
@@ -274,20 +299,39 @@ class MqttSink(Sink):
             if self.published - self.delivered >= self.capacity:
                 return False
         info = self.client.publish(self.topic, payload, qos=self.qos)
-        return info.rc == 0
+        # Caught between the connection dropping and paho telling us, a QoS 1 or 2 message
+        # is kept by paho and sent after reconnecting; a QoS 0 one is not.
+        return info.rc == 0 or (self.qos > 0 and info.rc == self._no_connection)
 
     def _flush(self) -> None:
-        while self.connected.is_set():
-            with self.lock:
-                if not self.buffer:
-                    return
-                payload = self.buffer[0]
-            if not self._publish(payload):
+        """Publish the buffer, oldest first, while connected and paho has room.
+
+        Both paho's thread and the caller's call this; one flushes at a time. Whoever
+        finds the lock taken leaves its work to the holder, which looks again after
+        releasing it, so nothing appended meanwhile is left behind. When paho takes no
+        more, the next acknowledgement (`_on_publish`) or `write` carries on.
+        """
+        while self.connected.is_set() and self._flushing.acquire(blocking=False):
+            stalled = False
+            try:
+                while self.connected.is_set():
+                    with self.lock:
+                        if not self.buffer:
+                            break
+                        payload = self.buffer[0]
+                    if not self._publish(payload):
+                        stalled = True
+                        break
+                    with self.lock:
+                        self.published += 1
+                        if self.buffer and self.buffer[0] is payload:
+                            self.buffer.popleft()
+                        else:  # `write` pushed it out of the full buffer meanwhile: not dropped after all
+                            self.dropped -= 1
+            finally:
+                self._flushing.release()
+            if stalled or not self.buffer:
                 return
-            with self.lock:
-                if self.buffer and self.buffer[0] is payload:
-                    self.buffer.popleft()
-                self.published += 1
 
     def write(self, result: Result) -> None:
         payload = result.to_json()
@@ -316,7 +360,8 @@ class MqttSink(Sink):
                 break
             time.sleep(0.05)
         with self.lock:
-            self.dropped += len(self.buffer)  # never delivered
+            # never delivered: still buffered, or handed to paho and never acknowledged
+            self.dropped += len(self.buffer) + max(0, self.published - self.delivered)
             self.buffer.clear()
         self._closing = True  # what paho reports from here on is our own doing
         self.client.disconnect()
