@@ -100,7 +100,6 @@ def atomic_writer(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[B
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
-        fsync_dir(target.parent)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             temp.unlink()
@@ -112,6 +111,16 @@ def atomic_writer(path: str | os.PathLike[str], mode: int = 0o644) -> Iterator[B
                 hint="free disk space or choose another output path",
             ) from exc
         raise
+    try:
+        fsync_dir(target.parent)
+    except OSError as exc:  # the new file is in place: do not claim the previous one is
+        raise InputError(
+            f"wrote {target}, but syncing its directory failed, so a power cut could still bring back "
+            "the previous file",
+            expected="the directory to sync",
+            found=exc.strerror or str(exc),
+            hint="check the disk",
+        ) from exc
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
