@@ -60,3 +60,19 @@ class MjpegServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+
+def main() -> None:
+    """``python tests/mjpeg.py PORT [FPS]``: serve until killed, in a process of its own (so a
+    test can SIGKILL the server as a crash would); prints ``listening`` once it accepts
+    connections."""
+    import sys
+
+    server = MjpegServer(int(sys.argv[1]), fps=float(sys.argv[2]) if len(sys.argv) > 2 else 30.0)
+    server.start()
+    print("listening", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,653 @@
+"""Fault injection: the camera stream server killed or frozen and restarted, the MQTT
+broker stopped or hung and restarted, a disk that fills during a bundle write, and
+SIGKILL during convert. Real processes and real signals, no mocks.
+
+Every `edgekit run` here is a process of its own, as on a device; its results are read
+from its stdout (or from a real subscriber) and time-stamped on arrival. A recovery time
+is measured from the moment the restarted server accepts connections to the first result
+made after it. The tests print those times (``pytest -s``); `tools/fault_figures.py` runs
+the camera and broker faults several times and prints min/median/max.
+
+What a fault may leave behind, and who cleans it up:
+
+- a bundle writer killed mid-write leaves ``.NAME.edgekit.PID.RANDOM.tmp`` next to the
+  bundle; the next write to that path removes temp files whose process is gone;
+- a killed ``edgekit convert`` also leaves its working folders (``edgekit-convert-*``,
+  ``edgekit-variants-*``) in the temporary directory, which nothing removes yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Mosquitto, free_port, need_module, need_program
+
+from edgekit.bundle import Manifest, Variant, open_bundle, write_bundle
+from edgekit.bundle.atomic import remove_stale_temps
+from edgekit.spec import TensorSpec
+
+MJPEG_SERVER = Path(__file__).with_name("mjpeg.py")
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+MQTT_BACKOFF_MAX = 8.0  # the sink's reconnect delay doubles from 1 s up to this (edgekit/runtime/mqtt.py)
+
+
+# Bundles ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultBundles:
+    image: Path  # 16x16 RGB classifier, tflite-fp32
+    sensor: Path  # 20-row windows of 3 channels, stride 10: one result per 10 rows
+    wide: Path  # a Keras model of about 300k weights (bundles of a few MB), not converted
+
+
+def build_bundles(root: Path) -> FaultBundles:
+    """Random-weight models converted by the real converter (needs TensorFlow); the faults
+    are about plumbing, not accuracy."""
+    import contextlib
+
+    import keras
+
+    from edgekit.build.convert import ConvertConfig, convert
+
+    root.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(9)
+
+    def save(model, name: str) -> Path:
+        path = root / f"{name}.keras"
+        with contextlib.redirect_stdout(sys.stderr):
+            model.save(path)
+        return path
+
+    inputs = keras.Input((16, 16, 3))
+    hidden = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
+    image = save(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(hidden))), "image")
+    (root / "image.preprocess.yaml").write_text(
+        "preprocess: {kind: image, height: 16, width: 16, scale: 0.00392156862745098}\nlabels: [a, b, c]\n")
+    inputs = keras.Input((20, 3))
+    sensor = save(keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs))),
+                  "imu")
+    (root / "imu.preprocess.yaml").write_text(
+        "preprocess: {kind: sensor, channels: [ax, ay, az], window: 20, stride: 10, mean: [0, 0, 1], "
+        "std: [1, 1, 1]}\nlabels: [idle, walk]\n")
+    for model in (image, sensor):
+        convert(ConvertConfig(model=model, output=model.with_suffix(".edgekit"), variants=("tflite-fp32",),
+                              allow_random_calibration=True), log=lambda _line: None)
+    inputs = keras.Input((64,))
+    hidden = keras.layers.Dense(512, activation="relu")(keras.layers.Dense(512, activation="relu")(inputs))
+    wide = save(keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(hidden)), "wide")
+    return FaultBundles(image.with_suffix(".edgekit"), sensor.with_suffix(".edgekit"), wide)
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> FaultBundles:
+    need_module("tensorflow", 'pip install "edgekit[train]"')
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return build_bundles(tmp_path_factory.mktemp("fault-bundles"))
+
+
+# Processes ----------------------------------------------------------------------------
+
+
+class EdgekitRun:
+    """``python -m edgekit run ARGS`` in a process of its own: result lines from its stdout
+    and its stderr lines, each with the time it arrived (``time.time()``)."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "edgekit", "run", *args], cwd=REPO, env=ENV,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.results: list[tuple[float, dict]] = []
+        self.stderr: list[tuple[float, str]] = []
+        self._readers = [threading.Thread(target=self._read, args=(self.proc.stdout, True), daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stderr, False), daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, results: bool) -> None:
+        for line in stream:
+            if results:
+                self.results.append((time.time(), json.loads(line)))
+            else:
+                self.stderr.append((time.time(), line.rstrip("\n")))
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.01)
+        return condition()
+
+    def finish(self, timeout: float) -> int:
+        """Wait for the process to end (killing it after `timeout`) and its output to be read."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return self.proc.returncode
+
+    @property
+    def stderr_text(self) -> str:
+        return "\n".join(line for _, line in self.stderr)
+
+    def summary(self) -> dict[str, float]:
+        """The figures of the summary line `edgekit run` prints on stderr at the end."""
+        text = self.stderr_text
+        found = re.search(r"(\d+) results in ([\d.]+) s", text)
+        assert found, f"no summary line on stderr: {text[-2000:]}"
+        reconnects = re.search(r"reconnects (\d+)", text)
+        undelivered = re.search(r"(\d+) results not delivered by the sink", text)
+        return {"results": int(found.group(1)), "seconds": float(found.group(2)),
+                "reconnects": int(reconnects.group(1)) if reconnects else 0,
+                "sink_dropped": int(undelivered.group(1)) if undelivered else 0}
+
+    def first_line_after(self, moment: float, pattern: str) -> float | None:
+        """When the first stderr line matching `pattern` arrived after `moment`."""
+        return next((when for when, line in self.stderr if when >= moment and re.search(pattern, line)), None)
+
+
+class MjpegProcess:
+    """tests/mjpeg.py's server in a process of its own, so that it can be SIGKILLed or
+    frozen (SIGSTOP) as a crashed or hung camera would be."""
+
+    def __init__(self, port: int, fps: float = 30.0) -> None:
+        self.port, self.fps = port, fps
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        """Start it; returns the time (``time.time()``) from which it accepts connections."""
+        self.proc = subprocess.Popen([sys.executable, str(MJPEG_SERVER), str(self.port), str(self.fps)], cwd=REPO,
+                                     env=ENV, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()  # printed once the socket listens
+        if line.strip() != "listening":
+            raise RuntimeError(f"the MJPEG server did not start on port {self.port}")
+        return time.time()
+
+    def signal(self, number: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(number)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc.stdout.close()
+            self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+
+# The camera stream server killed or frozen, and restarted ------------------------------
+
+
+@dataclasses.dataclass
+class CameraFault:
+    how: str  # "kill": SIGKILL (the connection drops); "freeze": SIGSTOP (it stalls), then SIGKILL
+    timeout: float  # the source's watchdog, ?timeout=
+    backoff_max: float
+    outage: float  # fault -> restart, seconds
+    detected_s: float  # fault -> the source's "stalled or disconnected" warning
+    recovery_s: float  # server accepting connections again -> first result captured after that
+    reconnects: int  # from the run's summary
+    results_before: int
+    results_after: int
+    returncode: int
+    stderr: str
+
+    def report(self) -> str:
+        return (f"camera server {self.how}: detected after {self.detected_s:.2f} s (timeout {self.timeout:g} s), "
+                f"results again {self.recovery_s:.2f} s after the restart (bound: timeout + backoff_max = "
+                f"{self.timeout + self.backoff_max:g} s); {self.reconnects} reconnect attempt(s)")
+
+
+def camera_fault(bundle: Path, how: str = "kill", *, timeout: float = 2.0, backoff_max: float = 1.0,
+                 outage: float = 3.0, before: int = 10, after: int = 15, fps: float = 30.0) -> CameraFault:
+    """`edgekit run` on an MJPEG stream whose server is killed (or frozen, then killed) after
+    `before` results and restarted on the same port `outage` seconds later; the run stops
+    at ``--limit before + after + 5`` results."""
+    server = MjpegProcess(free_port(), fps=fps)
+    server.start()
+    limit = before + after + 5  # a few frames may still arrive from the socket after the fault
+    run = EdgekitRun([str(bundle), "--source", f"{server.url}?timeout={timeout:g}&backoff_max={backoff_max:g}",
+                      "--limit", str(limit)])
+    try:
+        assert run.wait_for(lambda: len(run.results) >= before, 60), f"no results: {run.stderr_text[-2000:]}"
+        fault = time.time()
+        if how == "kill":
+            server.kill()
+        elif how == "freeze":
+            server.signal(signal.SIGSTOP)  # the TCP connection stays open and silent
+        else:
+            raise ValueError(how)
+        time.sleep(outage)
+        server.kill()  # a frozen server is killed too: a watchdog restarts it
+        restarted = server.start()
+        run.wait_for(lambda: len(run.results) >= limit, 60)
+        returncode = run.finish(timeout=30)
+    finally:
+        server.kill()
+        run.finish(timeout=0)
+    fresh = [(arrived, result) for arrived, result in run.results if result["timestamp"] >= restarted]
+    assert fresh, f"no results after the server came back: {run.stderr_text[-2000:]}"
+    detected = run.first_line_after(fault, "stalled or disconnected")
+    assert detected is not None, f"the source did not notice the fault: {run.stderr_text[-2000:]}"
+    return CameraFault(how=how, timeout=timeout, backoff_max=backoff_max, outage=outage, detected_s=detected - fault,
+                       recovery_s=fresh[0][0] - restarted, reconnects=int(run.summary()["reconnects"]),
+                       results_before=sum(1 for arrived, _ in run.results if arrived < fault),
+                       results_after=len(fresh), returncode=returncode, stderr=run.stderr_text)
+
+
+@pytest.mark.tf
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("how", ["kill", "freeze"])
+def test_camera_server_killed_or_frozen_and_restarted(bundles, how):
+    need_module("cv2", 'pip install "edgekit[camera]"')
+    fault = camera_fault(bundles.image, how, timeout=2.0, backoff_max=1.0, outage=3.0)
+    print(fault.report())
+    assert fault.returncode == 0, fault.stderr[-2000:]
+    assert fault.results_after >= 15  # the run reached --limit on frames from the restarted server
+    assert fault.reconnects >= 1
+    # A dropped connection is noticed at once; a silent one by the watchdog, within its timeout.
+    assert fault.detected_s <= fault.timeout + 1.0, fault.report()
+    # Back within one backoff period plus one open attempt (itself bounded by the timeout).
+    assert fault.recovery_s <= fault.timeout + fault.backoff_max, fault.report()
+
+
+# The MQTT broker stopped (or hung) and restarted ------------------------------------------
+
+
+@dataclasses.dataclass
+class BrokerFault:
+    how: str  # "stop": SIGTERM; "hang": SIGSTOP for a second (messages pile up in flight), then SIGKILL
+    buffer: int
+    outage: float  # fault -> restart, seconds
+    total: int  # results the run made (its --limit)
+    expected_seconds: float  # the paced source's own duration
+    seconds: float  # the run's, from its summary line
+    sink_dropped: int  # "N results not delivered by the sink"
+    delivered: list[int]  # sequence numbers the subscriber saw, first arrivals, in arrival order
+    duplicates: list[int]  # sequence numbers it saw again (QoS 1 redelivery)
+    last_before_restart: int  # newest sequence number seen before the restart
+    detected_s: float  # fault -> the sink's "lost the connection" warning (a hung broker: at its death)
+    max_gap_s: float  # largest gap between consecutive results' timestamps (all delivered only)
+    recovery_s: float  # broker accepting connections again -> first new result at the subscriber
+    returncode: int
+    stderr: str
+
+    def report(self) -> str:
+        return (f"broker {self.how} (buffer={self.buffer}): {len(self.delivered)} of {self.total} results delivered, "
+                f"{self.sink_dropped} counted as not delivered, {len(self.duplicates)} redelivered; run "
+                f"{self.seconds:.2f} s for {self.expected_seconds:.2f} s of input; first new result "
+                f"{self.recovery_s:.2f} s after the restart (sink backoff at most {MQTT_BACKOFF_MAX:g} s)")
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+def broker_fault(bundle: Path, root: Path, binary: str, how: str = "stop", *, buffer: int = 1000,
+                 rate: float = 1000.0, total: int = 800, before: int = 100, outage: float = 2.5) -> BrokerFault:
+    """`edgekit run` on a paced, looping sensor CSV (one result per 10 rows) publishing at
+    QoS 1 to a real mosquitto, which is stopped after `before` results arrived and started
+    again on the same port `outage` seconds later. A persistent-session subscriber (which
+    reconnects within 0.2 s) counts what arrives."""
+    from test_mqtt import Subscriber
+
+    root.mkdir(parents=True, exist_ok=True)
+    broker = Mosquitto(binary, root)
+    broker.start()
+    csv = root / "imu.csv"
+    csv.write_text("ax,ay,az\n" + "".join(f"{0.1 * i:.2f},{-0.05 * i:.2f},1.0\n" for i in range(97)))
+    topic = f"edgekit/faults/{how}-{buffer}"
+    subscriber = Subscriber(broker.port, topic)
+    subscriber.client.reconnect_delay_set(0.1, 0.2)
+    arrivals: list[tuple[float, dict]] = []
+    subscriber.client.on_message = lambda _c, _u, message: arrivals.append((time.time(), json.loads(message.payload)))
+    run = EdgekitRun([str(bundle), "--source", f"csv:{csv}?loop=1&rate={rate:g}", "--sink",
+                      f"mqtt://127.0.0.1:{broker.port}/{topic}?qos=1&buffer={buffer}", "--limit", str(total)])
+    try:
+        assert run.wait_for(lambda: len(arrivals) >= before, 60), f"nothing published: {run.stderr_text[-2000:]}"
+        fault = time.time()
+        if how == "hang":
+            broker.proc.send_signal(signal.SIGSTOP)  # accepts nothing, acknowledges nothing
+            time.sleep(1.0)
+            broker.proc.kill()  # a watchdog kills it: what it had not read is lost with it
+            broker.proc.wait(timeout=10)
+            broker.proc = None
+            time.sleep(max(0.0, outage - 1.0))
+        elif how == "stop":
+            broker.stop()
+            time.sleep(outage)
+        else:
+            raise ValueError(how)
+        broker.start()  # same port, same persistence file
+        restarted = time.time()
+        returncode = run.finish(timeout=60)
+        summary = run.summary()
+        expected = total - summary["sink_dropped"]
+        deadline = time.monotonic() + 30
+        while len({result["sequence"] for _, result in arrivals}) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # late redeliveries
+    finally:
+        run.finish(timeout=0)
+        subscriber.close()
+        if broker.proc is not None:
+            broker.proc.send_signal(signal.SIGCONT)  # a stopped process would not handle SIGTERM
+        broker.stop()
+    delivered: list[int] = []
+    seen: set[int] = set()
+    duplicates: list[int] = []
+    for _, result in arrivals:
+        sequence = result["sequence"]
+        if sequence in seen:
+            duplicates.append(sequence)
+        else:
+            seen.add(sequence)
+            delivered.append(sequence)
+    last_before = max((r["sequence"] for arrived, r in arrivals if arrived < restarted), default=-1)
+    fresh = [arrived for arrived, r in arrivals if arrived >= restarted and r["sequence"] > last_before]
+    assert fresh, f"nothing new arrived after the restart: {run.stderr_text[-2000:]}"
+    detected = run.first_line_after(fault, "lost the connection to broker")
+    assert detected is not None, f"the sink did not notice the fault: {run.stderr_text[-2000:]}"
+    stamps = sorted(r["timestamp"] for _, r in arrivals)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    return BrokerFault(how=how, buffer=buffer, outage=outage, total=total, expected_seconds=(20 + (total - 1) * 10) / rate,
+                       seconds=summary["seconds"], sink_dropped=int(summary["sink_dropped"]), delivered=delivered,
+                       duplicates=duplicates, last_before_restart=last_before, detected_s=detected - fault,
+                       max_gap_s=max(gaps) if summary["sink_dropped"] == 0 else float("nan"),
+                       recovery_s=fresh[0] - restarted, returncode=returncode, stderr=run.stderr_text)
+
+
+@pytest.mark.tf
+@pytest.mark.system
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("how", "buffer"), [("stop", 1000), ("hang", 200)])
+def test_broker_stopped_and_restarted_during_edgekit_run(bundles, tmp_path, how, buffer):
+    """`stop`: the buffer holds the whole outage, every result arrives. `hang`: about 100
+    results wait unacknowledged inside paho when the broker dies, and the buffer holds 200
+    of the 300 or so made while it is away, so some are dropped and counted; what paho
+    re-sends must arrive before the newer buffered results (it came after them, before
+    the sink waited for paho's re-sends)."""
+    binary = need_program("mosquitto", "apt-get install mosquitto")
+    fault = broker_fault(bundles.sensor, tmp_path, binary, how, buffer=buffer)
+    print(fault.report())
+    assert fault.returncode == 0, fault.stderr[-2000:]
+    # Inference never waited for the broker: every result was made, at the source's pace.
+    assert f"{fault.total} results in" in fault.stderr
+    assert fault.seconds < fault.expected_seconds + 1.0, fault.report()
+    if fault.sink_dropped == 0:
+        assert fault.max_gap_s < 1.0, fault.report()  # no pause in the results' own timestamps
+    # Each result delivered once (QoS 1 may repeat one the broker had taken before it went
+    # away) or counted as not delivered; in order.
+    assert len(fault.delivered) + fault.sink_dropped == fault.total, fault.report()
+    assert fault.delivered == sorted(fault.delivered), fault.report()
+    assert set(fault.delivered) <= set(range(fault.total))
+    assert all(sequence <= fault.last_before_restart for sequence in fault.duplicates), fault.report()
+    if buffer >= fault.total:
+        assert fault.sink_dropped == 0
+    else:
+        assert fault.sink_dropped > 0  # the outage outlasted the buffer
+    assert fault.recovery_s <= MQTT_BACKOFF_MAX + 1.0, fault.report()
+
+
+def sink_against_a_dying_broker(root: Path, qos: int, hung_writes: int) -> tuple[dict, list[int], int, int]:
+    """An `MqttSink` in this process publishing to a broker that hangs (SIGSTOP) while
+    `hung_writes` results are written, is SIGKILLed, restarts, and gets 200 more. Returns
+    the sink's final stats, the sequence numbers a persistent subscriber saw (first
+    arrivals, in order), how many of them came after the restart, and how many were written."""
+    from test_mqtt import Subscriber, result
+
+    from edgekit.runtime.sinks import open_sink
+
+    broker = Mosquitto(need_program("mosquitto", "apt-get install mosquitto"), root)
+    broker.start()
+    subscriber = Subscriber(broker.port, f"edgekit/dying-{qos}")
+    subscriber.client.reconnect_delay_set(0.1, 0.2)
+    sink = open_sink(f"mqtt://127.0.0.1:{broker.port}/edgekit/dying-{qos}?qos={qos}&buffer=1000")
+    written = 0
+
+    def write(count: int, pause: float = 0.0) -> None:
+        nonlocal written
+        for _ in range(count):
+            sink.write(result(written))
+            written += 1
+            time.sleep(pause)
+
+    try:
+        assert sink.connected.wait(10)
+        write(50, 0.002)
+        time.sleep(1.5)  # the broker's autosave keeps the subscriber's session
+        broker.proc.send_signal(signal.SIGSTOP)
+        write(hung_writes)
+        broker.proc.kill()
+        broker.proc.wait(timeout=10)
+        broker.proc = None
+        write(100)  # the sink notices the loss meanwhile; these wait in its buffer
+        broker.start()
+        restarted = len(subscriber.messages)
+        assert sink.connected.wait(15) or sink.stats()["reconnects"], "the sink did not reconnect"
+        write(200, 0.005)
+        sink.close(timeout=20)
+        stats = sink.stats()
+        subscriber.wait_for(written - stats["dropped"], timeout=20 if qos else 2)
+        time.sleep(0.3)
+    finally:
+        subscriber.close()
+        if broker.proc is not None:
+            broker.proc.send_signal(signal.SIGCONT)
+        broker.stop()
+    seen: set[int] = set()
+    delivered = []
+    after = 0
+    for index, message in enumerate(subscriber.messages):
+        sequence = json.loads(message)["sequence"]
+        if sequence not in seen:
+            seen.add(sequence)
+            delivered.append(sequence)
+            after += index >= restarted
+    return stats, delivered, after, written
+
+
+@pytest.mark.system
+@pytest.mark.timeout(120)
+def test_messages_in_flight_when_the_broker_dies_come_before_the_buffered_ones(tmp_path):
+    """paho re-sends the QoS 1 messages the broker never acknowledged once it reconnects;
+    the results buffered meanwhile must follow them, not overtake them."""
+    stats, delivered, after, written = sink_against_a_dying_broker(tmp_path, qos=1, hung_writes=150)
+    assert stats["dropped"] == 0 and stats["delivered"] == written, stats
+    assert delivered == list(range(written)), [
+        (a, b) for a, b in zip(delivered, delivered[1:], strict=False) if b != a + 1][:5]
+    assert after > 0
+
+
+@pytest.mark.system
+@pytest.mark.timeout(120)
+def test_qos0_sink_delivers_again_after_the_broker_dies_with_messages_unsent(tmp_path):
+    """QoS 0 messages paho had not written when the connection died are gone, and counted
+    so; they must not keep the sink's limit on messages inside paho used up for ever."""
+    stats, delivered, after, written = sink_against_a_dying_broker(tmp_path, qos=0, hung_writes=40_000)
+    assert stats["delivered"] + stats["dropped"] == written, stats
+    assert stats["dropped"] > 0  # the hung broker took far fewer than 40,000
+    assert delivered == sorted(delivered)
+    assert after >= 200, (after, stats)  # the 200 written after the restart at least
+
+
+# A disk that fills during a bundle write ------------------------------------------------
+
+
+def limited_file_size(limit: int) -> Callable[[], None]:
+    """A `preexec_fn`: files may grow to `limit` bytes; beyond it write() fails with EFBIG
+    (SIGXFSZ ignored, as Python does anyway), as on a full disk."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def neighbours(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir())
+
+
+def test_disk_full_while_signing_keeps_the_old_bundle(tmp_path):
+    """`edgekit sign` rewrites a bundle in place (no TensorFlow involved)."""
+    need_module("cryptography", 'pip install "edgekit[sign]"')
+    from edgekit.bundle.signing import generate_keypair
+
+    spec = (TensorSpec("x", (1, 4), "float32"),)
+    variant = Variant("tflite-fp32", "tflite", "models/m.tflite", "fp32", spec, spec)
+    bundle = tmp_path / "out" / "model.edgekit"
+    bundle.parent.mkdir()
+    write_bundle(bundle, Manifest(name="old", variants=(variant,)), {variant.file: os.urandom(200_000)})
+    key = generate_keypair(tmp_path / "signing.key").private
+    before = bundle.read_bytes()
+
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "sign", str(bundle), "--key", str(key)], cwd=REPO,
+                          env=ENV, capture_output=True, text=True, timeout=120,
+                          preexec_fn=limited_file_size(len(before) // 2))
+    assert_one_line_error(proc, "previous file (if any) is unchanged", "File too large")
+    assert bundle.read_bytes() == before
+    assert open_bundle(bundle).manifest.name == "old"
+    assert neighbours(bundle) == ["model.edgekit"]  # the temp file went with the failure
+
+    # With room again, the same command succeeds.
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "sign", str(bundle), "--key", str(key)], cwd=REPO,
+                          env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.tf
+@pytest.mark.timeout(300)
+def test_disk_full_while_converting_keeps_the_old_bundle(bundles, tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**ENV, "TMPDIR": str(temp)}
+
+    def convert(out: Path, limit: int | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edgekit", "-q", "convert", str(bundles.wide), "-o", str(out),
+                               "--allow-random-calibration", "--variants",
+                               "tflite-fp32,tflite-fp16,tflite-dynamic,onnx-fp32"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300,
+                              preexec_fn=None if limit is None else limited_file_size(limit))
+
+    # The bundle (about 3.3 MB) is the largest file convert writes (the SavedModel's
+    # variables take about 2.5 MB): 4 KB short of its size, the disk fills near the end
+    # of the bundle write.
+    probe = tmp_path / "probe.edgekit"
+    made = convert(probe)
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "out" / "wide.edgekit"
+    out.parent.mkdir()
+    spec = (TensorSpec("x", (1, 64), "float32"),)
+    write_bundle(out, Manifest(name="old", variants=(Variant("tflite-fp32", "tflite", "models/m.tflite", "fp32",
+                                                             spec, spec),)), {"models/m.tflite": b"old model"})
+    before = out.read_bytes()
+
+    proc = convert(out, limit=probe.stat().st_size - 4096)
+    assert_one_line_error(proc, f"writing {out} failed", "previous file (if any) is unchanged")
+    assert out.read_bytes() == before
+    assert open_bundle(out).manifest.name == "old"
+    assert neighbours(out) == ["wide.edgekit"]
+    assert [p.name for p in temp.iterdir() if p.name.startswith("edgekit-")] == []  # working folders removed
+
+
+# SIGKILL during convert ------------------------------------------------------------------
+
+
+def convert_killed(model: Path, out: Path, temp: Path, when: str, timeout: float = 300) -> int:
+    """Start ``edgekit convert`` and SIGKILL it once `when` happens: a progress line containing
+    that text appears on stderr, or (``when="temp file"``) a temp file appears next to `out`.
+    Returns the exit status (-9 when killed; 0 when it finished first)."""
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "convert", str(model), "-o", str(out),
+                             "--allow-random-calibration", "--variants", "tflite-fp32,tflite-fp16,onnx-fp32"],
+                            cwd=REPO, env={**ENV, "TMPDIR": str(temp)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        if when == "temp file":
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # never let the pipe fill
+            prefix = f".{out.name}."
+            while proc.poll() is None and time.monotonic() < deadline:
+                if any(name.startswith(prefix) for name in os.listdir(out.parent)):
+                    break
+                time.sleep(0.0002)
+        else:
+            for line in proc.stderr:
+                if when in line or time.monotonic() > deadline:
+                    break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    return proc.returncode
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sigkill_during_convert_leaves_no_partial_bundle(bundles, tmp_path):
+    out = tmp_path / "out" / "wide.edgekit"
+    out.parent.mkdir()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+
+    # Killed while building the first variant, with no bundle there yet: none appears.
+    assert convert_killed(bundles.wide, out, temp, "building tflite-fp32") == -signal.SIGKILL
+    assert neighbours(out) == []
+
+    # With a bundle there, killed while building the last variant and then the moment its
+    # temp file appears: the old bundle stays, byte for byte (or, had the writer finished
+    # first, a complete new one).
+    old = Manifest(name="old", variants=(Variant("tflite-fp32", "tflite", "models/m.tflite", "fp32",
+                                                 (TensorSpec("x", (1, 64), "float32"),),
+                                                 (TensorSpec("y", (1, 4), "float32"),)),))
+    write_bundle(out, old, {"models/m.tflite": b"old model"})
+    before = out.read_bytes()
+    outcomes = []
+    for when in ("building onnx-fp32", "temp file"):
+        outcomes.append((when, convert_killed(bundles.wide, out, temp, when)))
+        if out.read_bytes() != before:
+            assert outcomes[-1][1] == 0, f"a killed convert changed the bundle ({when})"
+            assert len(open_bundle(out).manifest.variants) == 3
+            out.write_bytes(before)
+    assert outcomes[0][1] == -signal.SIGKILL
+
+    # Next to the bundle, at most dead writers' temp files, which the next write removes.
+    stale = [name for name in neighbours(out) if name != out.name]
+    print("convert killed:", outcomes, "; temp files left next to the bundle:", stale)
+    assert all(re.fullmatch(rf"\.{re.escape(out.name)}\.\d+\.[0-9a-f]+\.tmp", name) for name in stale), stale
+    assert [p.name for p in remove_stale_temps(out)] == stale
+    assert neighbours(out) == [out.name]
+    # The converter's working folders stay in TMPDIR: nothing removes them yet.
+    print("left in TMPDIR by the killed converts:", sorted(p.name for p in temp.iterdir()
+                                                          if p.name.startswith("edgekit-")))
+
