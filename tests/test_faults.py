@@ -12,8 +12,9 @@ What a fault may leave behind, and who cleans it up:
 
 - a bundle writer killed mid-write leaves ``.NAME.edgekit.PID.RANDOM.tmp`` next to the
   bundle; the next write to that path removes temp files whose process is gone;
-- a killed ``edgekit convert`` also leaves its working folders (``edgekit-convert-*``,
-  ``edgekit-variants-*``) in the temporary directory, which nothing removes yet.
+- a killed ``edgekit convert`` also leaves its working folders (``edgekit-convert-PID-*``,
+  ``edgekit-variants-PID-*``) in the temporary directory; the next convert removes those
+  whose process is gone.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -579,6 +581,11 @@ def test_disk_full_while_converting_keeps_the_old_bundle(bundles, tmp_path):
     assert neighbours(out) == ["wide.edgekit"]
     assert [p.name for p in temp.iterdir() if p.name.startswith("edgekit-")] == []  # working folders removed
 
+    # The disk fills earlier, while the SavedModel the converters read is exported to TMPDIR.
+    proc = convert(out, limit=256 * 1024)
+    assert_one_line_error(proc, "temporary export", "free disk space")
+    assert out.read_bytes() == before and neighbours(out) == ["wide.edgekit"]
+
 
 # SIGKILL during convert ------------------------------------------------------------------
 
@@ -647,7 +654,16 @@ def test_sigkill_during_convert_leaves_no_partial_bundle(bundles, tmp_path):
     assert all(re.fullmatch(rf"\.{re.escape(out.name)}\.\d+\.[0-9a-f]+\.tmp", name) for name in stale), stale
     assert [p.name for p in remove_stale_temps(out)] == stale
     assert neighbours(out) == [out.name]
-    # The converter's working folders stay in TMPDIR: nothing removes them yet.
-    print("left in TMPDIR by the killed converts:", sorted(p.name for p in temp.iterdir()
-                                                          if p.name.startswith("edgekit-")))
+    # The killed converts' working folders stay in TMPDIR until the next convert starts.
+    left = sorted(p.name for p in temp.iterdir() if p.name.startswith("edgekit-"))
+    print("left in TMPDIR by the killed converts:", left)
+    assert left and all(re.fullmatch(r"edgekit-(convert|variants)-\d+-\w+", name) for name in left), left
+    from edgekit.build.source import work_dir
+
+    saved, tempfile.tempdir = tempfile.tempdir, str(temp)
+    try:
+        fresh = work_dir("convert")
+    finally:
+        tempfile.tempdir = saved
+    assert sorted(p.name for p in temp.iterdir() if p.name.startswith("edgekit-")) == [fresh.name]
 

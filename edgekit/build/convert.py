@@ -13,7 +13,7 @@ import csv
 import dataclasses
 import io
 import math
-import tempfile
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from edgekit.build.outputs import align_outputs
-from edgekit.build.source import LoadConfig, SourceModel, source_kind
+from edgekit.build.source import LoadConfig, SourceModel, source_kind, work_dir
 from edgekit.build.validate import (
     Reference,
     detect_task,
@@ -389,11 +389,14 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
                               mae=regression_errors(ref_outputs[0], targets)[1] if targets is not None else None)
 
         results = []
-        with tempfile.TemporaryDirectory(prefix="edgekit-variants-") as work:
+        work = work_dir("variants")
+        try:
             for name in config.variants:
                 results.append(_build_and_measure(name, source, calibration, validation, reference, class_names,
-                                                  config, Path(work), progress, log))
+                                                  config, work, progress, log))
             _apply_gate(results, source, calibration, validation, reference, class_names, config, progress, log)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
         report = ConvertReport(
             config=config,

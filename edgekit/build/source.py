@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import inspect as pyinspect
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -66,6 +67,23 @@ def source_kind(path: Path) -> str:
     return kind
 
 
+def work_dir(kind: str) -> Path:
+    """A private working folder ``edgekit-KIND-PID-XXXX`` in the temp directory, after
+    removing those of dead processes (a killed convert cannot clean up after itself)."""
+    from edgekit.bundle.atomic import pid_alive
+
+    root = Path(tempfile.gettempdir())
+    try:
+        leftovers = list(root.glob(f"edgekit-{kind}-*-*"))
+    except OSError:
+        leftovers = []
+    for folder in leftovers:
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"edgekit-{kind}-{os.getpid()}-"))
+
+
 class SourceModel:
     """The float reference model, plus a SavedModel export of it for the converters.
 
@@ -79,7 +97,7 @@ class SourceModel:
         self.format = "savedmodel" if self.kind == "savedmodel" else ("h5" if config.path.suffix.lower() in (".h5", ".hdf5") else "keras")
         self.sha256 = sha256_file(config.path) if config.path.is_file() else _dir_sha256(config.path)
         self.adaptations: list[str] = []
-        self._tmp = Path(tempfile.mkdtemp(prefix="edgekit-convert-"))
+        self._tmp = work_dir("convert")
         self.keras_model: Any = None
         self._cache: dict[str, Any] = {}
         self.signature: Any = None
@@ -125,12 +143,19 @@ class SourceModel:
             return
         self.saved_model_dir = self._tmp / "saved_model"
         spec = tf.TensorSpec((None, *self.input_shape), tf.as_dtype(self.input_dtype.value), name="input")
-        if self.keras_model is not None:
-            with stdout_to_stderr():
-                self.keras_model.export(str(self.saved_model_dir), format="tf_saved_model", input_signature=[spec],
-                                        verbose=False)
-        else:
-            self._export_signature(tf, spec)
+        try:
+            if self.keras_model is not None:
+                with stdout_to_stderr():
+                    self.keras_model.export(str(self.saved_model_dir), format="tf_saved_model",
+                                            input_signature=[spec], verbose=False)
+            else:
+                self._export_signature(tf, spec)
+        except (tf.errors.OutOfRangeError, tf.errors.ResourceExhaustedError, OSError) as exc:
+            # TensorFlow reports a full disk (ENOSPC) or a file size limit (EFBIG) this way
+            text = getattr(exc, "message", None) or getattr(exc, "strerror", None) or str(exc)
+            raise InputError(f"temporary export in {self._tmp.parent}", expected="room for the model's temporary "
+                             "SavedModel", found=str(text).strip().splitlines()[0] if str(text).strip() else
+                             type(exc).__name__, hint="free disk space, or set TMPDIR to a disk with room") from exc
         loaded = tf.saved_model.load(str(self.saved_model_dir))
         self._loaded = loaded  # keeps the variables the signature function captures alive
         self.signature = loaded.signatures["serving_default"]
