@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame \
+.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame bench-faults \
         bench-honesty bench-report bench-train coverage bench-prune
 
 $(STAMP): pyproject.toml
@@ -51,6 +51,11 @@ soak: $(STAMP)
 ## Newest-frame figures: a 200 fps MJPEG stream over loopback into a slower MobileNet (about 1 min).
 bench-newest-frame: $(STAMP)
 	$(BIN)/python tools/newest_frame_bench.py
+
+## Fault figures: camera server and MQTT broker killed, frozen and restarted under edgekit run,
+## 5 times each; detection and recovery times min/median/max (about 5 min).
+bench-faults: $(STAMP)
+	$(BIN)/python tools/fault_figures.py
 
 ## Pruning figures: 80% sparsity (ResNet-8, DS-CNN) and 50% channels (ResNet-8, MobileNet), with
 ## accuracy lost, gzip ratios and bench latency ratios (trains the three recipes first; about 30 min).
