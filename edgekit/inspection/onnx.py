@@ -85,7 +85,11 @@ def describe_onnx(data: bytes) -> ModelInfo:
         op_counts[op] += 1
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute
                  if a.type in (onnx.AttributeProto.INT, onnx.AttributeProto.FLOAT)}
-        macs = onnx_op_macs(op, [shapes.get(i) for i in node.input], [shapes.get(o) for o in node.output], attrs)
+        try:
+            macs = onnx_op_macs(op, [shapes.get(i) for i in node.input], [shapes.get(o) for o in node.output], attrs)
+        except (IndexError, ValueError, TypeError, ZeroDivisionError):  # shapes the operator cannot have
+            macs = None
+            notes.append(f"MACs exclude a {op} node whose tensor shapes do not fit the operator")
         if macs is not None:
             macs_by_op[op] += macs
     opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}

@@ -79,8 +79,12 @@ def describe_tflite(data: bytes) -> ModelInfo:
         outs = [int(i) for i in op["outputs"]]
         produced.update(outs)
         consumed.update(i for i in ins if i >= 0)
-        macs = tflite_op_macs(name, [shapes.get(i) if i >= 0 else None for i in ins],
-                              [shapes.get(i) for i in outs])
+        try:
+            macs = tflite_op_macs(name, [shapes.get(i) if i >= 0 else None for i in ins],
+                                  [shapes.get(i) for i in outs])
+        except (IndexError, ValueError, TypeError):  # shapes the operator cannot have (a damaged file)
+            macs = None
+            uncounted.add(name)
         if macs is not None:
             macs_by_op[name] += macs
         elif name in {"CONV_3D", "TRANSPOSE_CONV", "BATCH_MATMUL", "UNIDIRECTIONAL_SEQUENCE_LSTM",
