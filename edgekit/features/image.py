@@ -18,6 +18,145 @@ from edgekit.spec import ImagePreprocess
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".webp", ".tif", ".tiff")
 
 
+MAX_IMAGE_PIXELS = 1 << 26  # 64 megapixels: 192 MiB of RGB, before any copy
+
+
+def _u16(data: bytes, at: int, order: str = "little") -> int:
+    return int.from_bytes(data[at : at + 2], order)
+
+
+def _u32(data: bytes, at: int, order: str = "little") -> int:
+    return int.from_bytes(data[at : at + 4], order)
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG whose chunks all fit in the data (OpenCV 5 allocates a
+    chunk's declared length before it reads it: 2 GB for a 268-byte file)."""
+    at, size = 8, None
+    while at + 8 <= len(data):
+        length, kind = _u32(data, at, "big"), data[at + 4 : at + 8]
+        if length > len(data) - at - 12:
+            raise ValueError(f"a {kind!r} chunk of {length} bytes where {max(0, len(data) - at - 12)} remain")
+        if kind == b"IHDR" and length >= 8:
+            size = (_u32(data, at + 8, "big"), _u32(data, at + 12, "big"))
+        if kind == b"IEND":
+            break
+        at += 12 + length
+    if size is None:
+        raise ValueError("no IHDR chunk")
+    return size
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            raise ValueError(f"no marker at byte {at}")
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            at += 2
+            continue
+        length = _u16(data, at + 2, "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and at + 9 <= len(data):
+            return _u16(data, at + 7, "big"), _u16(data, at + 5, "big")
+        if marker == 0xDA or length < 2:
+            break
+        at += 2 + length
+    raise ValueError("no frame header (SOF) before the image data")
+
+
+def _pnm_size(data: bytes) -> tuple[int, int]:
+    tokens: list[bytes] = []
+    for line in data[2:4096].split(b"\n"):
+        tokens += line.split(b"#", 1)[0].split()
+        if len(tokens) >= 2:
+            return int(tokens[0]), int(tokens[1])
+    raise ValueError("no width and height")
+
+
+def _webp_size(data: bytes) -> tuple[int, int]:
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L" and len(data) >= 25:
+        bits = _u32(data, 21)
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 " and len(data) >= 30:
+        return _u16(data, 26) & 0x3FFF, _u16(data, 28) & 0x3FFF
+    raise ValueError(f"an unknown WebP chunk {chunk!r}")
+
+
+def _bmp_size(data: bytes) -> tuple[int, int]:
+    if len(data) < 26:
+        raise ValueError("a header cut short")
+    if _u32(data, 14) == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        return _u16(data, 18), _u16(data, 20)
+    return abs(int.from_bytes(data[18:22], "little", signed=True)), abs(int.from_bytes(data[22:26], "little", signed=True))
+
+
+def _tiff_size(data: bytes) -> tuple[int, int]:
+    order = "little" if data[:2] == b"II" else "big"
+    ifd = _u32(data, 4, order)
+    if ifd + 2 > len(data):
+        raise ValueError("the first directory lies beyond the data")
+    width = height = None
+    for i in range(_u16(data, ifd, order)):
+        entry = ifd + 2 + 12 * i
+        if entry + 12 > len(data):
+            raise ValueError("the first directory is cut short")
+        tag, kind = _u16(data, entry, order), _u16(data, entry + 2, order)
+        value = _u16(data, entry + 8, order) if kind == 3 else _u32(data, entry + 8, order)
+        if tag == 256:
+            width = value
+        elif tag == 257:
+            height = value
+    if width is None or height is None:
+        raise ValueError("no ImageWidth and ImageLength")
+    return width, height
+
+
+# magic -> (format, reader of the header's width and height)
+_HEADERS = (
+    (b"\x89PNG\r\n\x1a\n", "PNG", _png_size),
+    (b"\xff\xd8", "JPEG", _jpeg_size),
+    (b"BM", "BMP", lambda d: _bmp_size(d)),
+    (b"II*\x00", "TIFF", _tiff_size),
+    (b"MM\x00*", "TIFF", _tiff_size),
+    *((f"P{n}".encode(), "PNM", _pnm_size) for n in range(1, 7)),
+)
+
+
+def check_image_header(data: bytes, label: str = "image data") -> tuple[str, int, int]:
+    """The format and size an image's header declares, checked before a native decoder runs.
+
+    OpenCV decodes whatever format it recognizes, and allocates what a header asks for
+    before it reads the pixels: a few hundred bytes could take gigabytes. Only the formats
+    edgekit documents (`IMAGE_SUFFIXES`) pass, with at most `MAX_IMAGE_PIXELS` pixels.
+
+    Raises:
+        InputError: another format, a damaged header, or too many pixels.
+    """
+    expected = "a PNG, JPEG, BMP, PNM (PPM/PGM/PBM), WebP or TIFF image"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        fmt, reader = "WebP", _webp_size
+    else:
+        fmt, reader = next(((f, r) for magic, f, r in _HEADERS if data.startswith(magic)), (None, None))
+    if fmt is None or reader is None:
+        raise InputError(label, expected=expected, found=f"another format (first bytes {data[:8].hex()})")
+    try:
+        width, height = reader(data)
+    except (ValueError, IndexError) as exc:
+        raise InputError(label, expected=f"{expected} with a complete header", found=f"a damaged {fmt} header ({exc})",
+                         hint="the file is truncated or corrupt") from exc
+    if width < 1 or height < 1 or width * height > MAX_IMAGE_PIXELS:
+        raise InputError(label, expected=f"an image of 1 to {MAX_IMAGE_PIXELS} pixels",
+                         found=f"a {fmt} header that declares {width} x {height} pixels")
+    return fmt, width, height
+
+
 def decode_image(source: str | Path | bytes) -> np.ndarray:
     """Decode an image file or encoded bytes to RGB uint8 ``(H, W, 3)``.
 
@@ -26,13 +165,22 @@ def decode_image(source: str | Path | bytes) -> np.ndarray:
         MissingDependencyError: neither OpenCV nor Pillow is installed.
     """
     label = "image data" if isinstance(source, bytes) else f"image {source}"
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError as exc:  # gone since it was listed, a folder named x.png, no permission
+        raise InputError(label, expected="a readable image file", found=exc.strerror or str(exc)) from exc
     if not data:
         raise InputError(label, expected="a non-empty image file", found="0 bytes")
+    check_image_header(data, label)
     if available("cv2"):
         import cv2
 
-        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        try:
+            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error as exc:  # a decoder's own checks (e.g. a header's size over OpenCV's limits)
+            raise InputError(label, expected="an image OpenCV can decode (PNG, JPEG, BMP, ...)",
+                             found="a header OpenCV refuses: " + " ".join(str(exc).split()).split("error: ", 1)[-1][:200]
+                             ) from exc
         if decoded is None:
             raise InputError(label, expected="an image OpenCV can decode (PNG, JPEG, BMP, ...)",
                              found="undecodable data")
@@ -86,7 +234,11 @@ def resize(image: np.ndarray, height: int, width: int, method: str = "bilinear")
 
         flags = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST, "area": cv2.INTER_AREA,
                  "bicubic": cv2.INTER_CUBIC}[method]
-        out = cv2.resize(image, (width, height), interpolation=flags)
+        try:
+            out = cv2.resize(image, (width, height), interpolation=flags)
+        except cv2.error as exc:  # sizes OpenCV cannot represent (a damaged spec)
+            raise ShapeError("image resize", expected=f"a size OpenCV can resize to, not {height}x{width}",
+                             found=" ".join(str(exc).split()).split("error: ", 1)[-1][:200]) from exc
         return out[..., None] if out.ndim == 2 else out
     return _resize_numpy(image, height, width, method)
 
@@ -111,7 +263,15 @@ def to_color_order(rgb: np.ndarray, order: str) -> np.ndarray:
 
 
 def prepare(rgb: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
-    """Crop, resize and colour-convert one RGB image: uint8 ``(height, width, channels)``."""
+    """Crop, resize and colour-convert one RGB image: uint8 ``(height, width, channels)``.
+
+    Raises:
+        ShapeError: not an image, or a spec size above `MAX_IMAGE_PIXELS` (a damaged
+            bundle's manifest; it would make `resize` allocate that much).
+    """
+    if spec.height * spec.width > MAX_IMAGE_PIXELS:
+        raise ShapeError("preprocess (image) size", expected=f"at most {MAX_IMAGE_PIXELS} pixels",
+                         found=f"{spec.height} x {spec.width}")
     image = np.asarray(rgb)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
