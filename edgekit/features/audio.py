@@ -80,12 +80,37 @@ def fit_clip(samples: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
     return np.pad(samples, pad)
 
 
+MAX_SAMPLES = 1 << 25  # per clip or resampled chunk: 35 minutes at 16 kHz
+MAX_WORK = 1 << 26  # elements of the framed clip and of the mel filterbank
+
+
+def check_spec(spec: AudioPreprocess) -> None:
+    """Refuse a spec whose arrays no device holds (a bundle's manifest is untrusted: one
+    asking for a 2**31-sample clip made `predict` allocate 8 GiB; found by fuzzing).
+
+    Raises:
+        InputError: the clip, the framed clip or the filterbank is too large.
+    """
+    work = {"clip_samples": spec.clip_samples,
+            "frames x fft_length": max(spec.num_frames, 1) * max(spec.frame_length, spec.fft_length),
+            "fft bins x num_mel_bins": (spec.fft_length // 2 + 1) * spec.num_mel_bins}
+    limits = {"clip_samples": MAX_SAMPLES, "frames x fft_length": MAX_WORK, "fft bins x num_mel_bins": MAX_WORK}
+    for what, count in work.items():
+        if count > limits[what]:
+            raise InputError(f"preprocess (audio) {what}", expected=f"at most {limits[what]}", found=str(count),
+                             hint="the bundle's preprocessing spec is damaged or was edited by hand; rebuild it")
+
+
 def features(clips: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
     """Features of one clip ``(samples,)`` or a batch ``(N, samples)`` at `spec.sample_rate`.
 
     Returns:
         float32 ``(num_frames, num_features)``, or ``(N, num_frames, num_features)``.
+
+    Raises:
+        InputError: a spec too large to compute (`check_spec`).
     """
+    check_spec(spec)
     x = fit_clip(clips, spec).astype(np.float64)
     framed = frames(x, spec) * _window(spec.window, spec.frame_length)
     spectrum = np.abs(np.fft.rfft(framed, n=spec.fft_length, axis=-1))
@@ -123,9 +148,14 @@ def read_wav(source: str | Path | bytes) -> tuple[np.ndarray, int]:
         InputError: not a PCM WAV file, or empty.
     """
     label = "WAV data" if isinstance(source, bytes) else f"WAV file {source}"
-    handle = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        with wave.open(handle if isinstance(handle, io.BytesIO) else str(handle), "rb") as wav:
+        # From memory, so that a header claiming gigabytes of samples reads what is there
+        # (a file object would allocate the claimed size first).
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError as exc:
+        raise InputError(label, expected="a readable file", found=exc.strerror or str(exc)) from exc
+    try:
+        with wave.open(io.BytesIO(data), "rb") as wav:
             channels, width, rate, count = wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
             raw = wav.readframes(count)
     except (wave.Error, EOFError, OSError, RuntimeError, ValueError, struct.error) as exc:
@@ -164,11 +194,22 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
 
 
 def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Band-limited resampling (FFT method) to `target` Hz."""
+    """Band-limited resampling (FFT method) to `target` Hz.
+
+    Raises:
+        InputError: a rate that is not positive, or more than `MAX_SAMPLES` samples out (a
+            WAV header claiming 1 Hz would turn a second of audio into hours).
+    """
     if rate == target:
         return np.asarray(samples, dtype=np.float32)
+    if rate <= 0 or target <= 0:
+        raise InputError("audio sample rate", expected="a positive rate", found=f"{rate} Hz to {target} Hz")
     n = samples.shape[-1]
     m = max(1, int(round(n * target / rate)))
+    if m > MAX_SAMPLES:
+        raise InputError("audio resampling", expected=f"at most {MAX_SAMPLES} samples out",
+                         found=f"{n} samples at {rate} Hz, {m} at {target} Hz",
+                         hint="check the sample rate in the WAV header or the source")
     spectrum = np.fft.rfft(samples.astype(np.float64))
     keep = min(spectrum.shape[-1], m // 2 + 1)
     out = np.fft.irfft(spectrum[..., :keep], n=m) * (m / n)
