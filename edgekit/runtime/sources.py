@@ -13,6 +13,7 @@ import abc
 import dataclasses
 import itertools
 import json
+import math
 import sys
 import time
 import urllib.parse
@@ -144,14 +145,38 @@ class WavSource(Source):
                            f"{self.name}@{offset / self.rate:.3f}s")
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite(values: Any) -> Any:
+    """Refuse NaN and infinities ("nan", "1e999", or beyond float32 as "1e39"): one would
+    poison every window it is in."""
+    if not all(math.isfinite(v) and abs(v) <= _FLOAT32_MAX for v in values):
+        raise ValueError("a value that is not a finite float32 number")
+    return values
+
+
 def _parse_row(line: str, header: list[str] | None) -> Any:
+    """One sensor row: ``{channel: value}`` (JSON, or CSV under a header) or the values.
+
+    Raises:
+        ValueError: anything that is not a row of numbers (the source counts it as malformed).
+    """
     line = line.strip()
     if line.startswith("{"):
-        value = json.loads(line)
+        try:
+            value = json.loads(line)
+        except RecursionError:  # a line of 100,000 nested brackets
+            raise ValueError("JSON line nested too deeply") from None
         if not isinstance(value, dict):
             raise ValueError("JSON line is not an object")
-        return {str(k): float(v) for k, v in value.items() if not isinstance(v, (dict, list))}
-    values = [float(x) for x in line.split(",")]
+        try:
+            row = {str(k): float(v) for k, v in value.items() if not isinstance(v, (dict, list))}
+        except OverflowError:  # an integer with hundreds of digits
+            raise ValueError("a JSON value too large for a float") from None
+        _finite(row.values())
+        return row
+    values = _finite([float(x) for x in line.split(",")])
     if header is not None:
         if len(values) != len(header):
             raise ValueError(f"{len(values)} values for {len(header)} columns")
@@ -214,6 +239,21 @@ class LinesSource(Source):
             self.handle.close()
 
 
+def _stdin_lines() -> Iterator[str]:
+    """Lines of standard input, decoded as UTF-8 with bad bytes replaced (as the csv and
+    serial sources do): Python's own stdin decodes strictly, and one byte that is not UTF-8
+    would end the run with a traceback instead of one malformed line."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # replaced by a text-only object (embedding, tests)
+        yield from sys.stdin
+        return
+    for raw in stream:
+        yield raw.decode("utf-8", "replace")
+
+
+MAX_LINE_BYTES = 64 * 1024  # a device that never sends a newline must not fill the memory
+
+
 class SerialSource(LinesSource):
     """Sensor lines from a serial port (pyserial): CSV or JSON lines, reconnecting when the
     device goes away (``serial:/dev/ttyUSB0?baud=115200&timeout=5``)."""
@@ -264,6 +304,9 @@ class SerialSource(LinesSource):
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 yield line.decode("utf-8", "replace")
+            if len(buffer) > MAX_LINE_BYTES:  # no newline in sight: drop it, count one malformed line
+                buffer = b""
+                self.counters.malformed += 1
 
     def close(self) -> None:
         self.closed = True
@@ -306,7 +349,7 @@ SOURCES: dict[str, Callable[[str, dict[str, str]], Source]] = {
     "images": ImagesSource,
     "wav": WavSource,
     "csv": _csv,
-    "stdin": lambda _rest, _options: LinesSource(sys.stdin, "stdin"),
+    "stdin": lambda _rest, _options: LinesSource(_stdin_lines(), "stdin"),
     "serial": SerialSource,
     "mic": _microphone,
     "camera": _camera("camera"),
