@@ -8,6 +8,9 @@ dependencies do not install everywhere); the test suite checks that this validat
 Supported keywords: type, enum, const, properties, required, additionalProperties,
 propertyNames, items, minItems, uniqueItems, minLength, maxLength, pattern, minimum,
 maximum, exclusiveMinimum, oneOf, $ref (local ``#/$defs/...``).
+
+One check goes beyond JSON Schema: a number must fit a float (an integer of 400 digits
+is valid JSON; converting it raised OverflowError deep in the spec parsers).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import functools
 import json
 import math
 import re
+import sys
 from importlib import resources
 from typing import Any
 
 SCHEMA_VERSION = 1
+_FLOAT_MAX = int(sys.float_info.max)
 FORMAT_NAME = "edgekit-bundle"
 
 
@@ -107,6 +112,9 @@ class _Validator:
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
                 out.append(f"{path}: expected a finite number, found {value}")
+            if isinstance(value, int) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+                # 1 followed by 400 zeros is valid JSON, but no float holds it
+                return [f"{path}: expected a number a float can hold, found an integer of {len(str(abs(value)))} digits"]
             if "minimum" in schema and value < schema["minimum"]:
                 out.append(f"{path}: expected >= {schema['minimum']}, found {value}")
             if "maximum" in schema and value > schema["maximum"]:
