@@ -35,7 +35,9 @@ def describe_in_process(kind: str, *, path: Path | None = None, data: bytes | No
     if kind == "onnx":
         from edgekit.inspection.onnx import describe_onnx
 
-        return describe_onnx(data if data is not None else Path(path).read_bytes())  # type: ignore[arg-type]
+        if data is not None:  # a bundle's member: no folder, external data refused
+            return describe_onnx(data)
+        return describe_onnx(Path(path).read_bytes(), folder=Path(path).parent)  # type: ignore[arg-type]
     if kind == "keras":
         from edgekit.inspection.keras import describe_keras
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from edgekit._optional import available, require
 from edgekit.errors import InputError
 from edgekit.inspection.macs import onnx_op_macs
 from edgekit.inspection.report import ModelInfo
+from edgekit.runtime.onnxdata import external_files
 from edgekit.spec import DType, TensorSpec
 
 _ELEM_TYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "float16"}
@@ -31,15 +33,58 @@ def _spec(value_info: Any) -> TensorSpec:
     return TensorSpec(name=value_info.name, shape=_dims(value_info.type) or (), dtype=DType(dtype))
 
 
-def describe_onnx(data: bytes) -> ModelInfo:
+def _tensors(graph: Any) -> Any:
+    """Every tensor of a graph: initializers, node attributes, subgraphs (recursively)."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for sub in attribute.graphs:
+                yield from _tensors(sub)
+
+
+def _inline_external_data(onnx: Any, model: Any, files: dict[str, bytes]) -> int:
+    """Put the external data edgekit read (`onnxdata.external_files`) into the tensors, so
+    that onnx.checker sees a self-contained model; returns how many tensors had some."""
+    count = 0
+    for tensor in _tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        try:
+            offset = int(info.get("offset") or 0)
+            length = int(info["length"]) if info.get("length") else None
+        except ValueError as exc:
+            raise InputError(f"ONNX tensor {tensor.name!r}", expected="an integer offset and length of its "
+                             "external data", found=str(exc)) from exc
+        blob = files.get(info.get("location", ""), b"")
+        tensor.raw_data = blob[offset:] if length is None else blob[offset : offset + length]
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        count += 1
+    return count
+
+
+def describe_onnx(data: bytes, folder: Path | None = None) -> ModelInfo:
     """Describe ONNX model bytes.
+
+    Args:
+        folder: the folder of a bare ``.onnx`` file, where its external data may live
+            (read as the runtime reads it, see `edgekit.runtime.onnxdata`); None for bytes
+            from a bundle, which must carry their weights.
 
     Raises:
         InputError: not parseable as ONNX, or refused by onnx.checker.
+        UnsafeModelError: external data in a bundle's bytes, or outside `folder`.
         MissingDependencyError: neither onnx nor onnxruntime is installed.
     """
     if not data:
         raise InputError("ONNX model", expected="a non-empty file", found="0 bytes")
+    files = external_files(data, folder, "ONNX model")  # checks every reference before a native parser runs
     if not available("onnx"):
         return _describe_with_runtime(data)
     onnx = require("onnx", "reading .onnx files")
@@ -51,6 +96,8 @@ def describe_onnx(data: bytes) -> ModelInfo:
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise InputError("ONNX model", expected="a graph with at least one node", found="an empty graph",
                          hint="the file is truncated or not an ONNX model")
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    _inline_external_data(onnx, model, files)
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
@@ -64,7 +111,6 @@ def describe_onnx(data: bytes) -> ModelInfo:
     outputs = tuple(_spec(v) for v in graph.output)
     parameters = sum(int(np.prod(t.dims)) if len(t.dims) else 1 for t in graph.initializer)
     notes: list[str] = []
-    external = [t.name for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     if external:
         notes.append(f"{len(external)} initializer(s) stored as external data")
 

@@ -53,7 +53,7 @@ class ExternalRef:
 
 def _malformed(found: str) -> InputError:
     return InputError("ONNX model", expected="a protobuf ModelProto", found=found,
-                      hint="the file is truncated or not an ONNX model")
+                      hint="the file is truncated or corrupt, or not an ONNX model; re-export it")
 
 
 def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
