@@ -110,7 +110,7 @@ class Backend(abc.ABC):
             try:
                 return self._run(inputs)
             except self._run_failures as exc:
-                shapes = ", ".join(f"{tuple(a.shape)} {a.dtype}" for a in inputs)
+                shapes = ", ".join(f"{tuple(a.shape)} {a.dtype}" for a in inputs) or "none"
                 raise InputError(f"{self.name}: running the model", expected="a model the interpreter can run on "
                                  f"inputs {shapes}", found=_first_line(exc),
                                  hint="the model file is corrupt, or the bundle's manifest does not describe it; "
