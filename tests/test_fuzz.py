@@ -206,6 +206,25 @@ def test_run_refuses_a_bundle_whose_model_crashes_the_interpreter(tmp_path: Path
     lines = proc.stderr.decode().strip().splitlines()
     assert proc.returncode == 1, proc.stderr.decode()[-2000:]
     assert len(lines) == 1 and "contained in a child process" in lines[0], lines
+    assert not list((tmp_path / "edgekit" / "probed").glob("*")), "a refused model must not be remembered as safe"
+
+
+def test_the_probe_remembers_bytes_that_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    need_module("ai_edge_litert", INSTALL)
+    from edgekit.runtime import backends
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    data = (fuzzing.SEEDS / "tflite" / "image.tflite").read_bytes()
+    backends.open_backend("tflite", data)
+    assert len(list((tmp_path / "edgekit" / "probed").iterdir())) == 1
+
+    def no_child(*_args, **_kwargs):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(backends.subprocess, "run", no_child)
+    backends.open_backend("tflite", data)  # remembered: no child process
+    with pytest.raises(AssertionError, match="probed again"):
+        backends.open_backend("tflite", data + b"\0")  # other bytes are probed
 
 
 def test_run_counts_stdin_lines_that_are_not_utf8_or_not_numbers(tmp_path: Path) -> None:
