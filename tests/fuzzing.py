@@ -270,7 +270,34 @@ class Mutator:
             members = _rehash_manifest(members)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # duplicate names are wanted here
-            return _write_zip(members, compress=rng.random() < 0.15, comment=rng.random() < 0.05)
+            out = _write_zip(members, compress=rng.random() < 0.3, comment=rng.random() < 0.05)
+        return self._zip_header(out) if rng.random() < 0.25 else out
+
+    def _zip_header(self, data: bytes) -> bytes:
+        """Change one field of a local or central ZIP header: flags (encrypted, data
+        descriptor), compression method, CRC, sizes, the local header's offset."""
+        rng = self.rng
+        headers = [(m.start(), False) for m in re.finditer(b"PK\x03\x04", data)] + \
+            [(m.start(), True) for m in re.finditer(b"PK\x01\x02", data)]
+        if not headers:
+            return data
+        at, central = rng.choice(headers)
+        fields = ({"flags": (8, 2), "method": (10, 2), "crc": (16, 4), "compressed": (20, 4), "size": (24, 4),
+                   "offset": (42, 4)} if central else
+                  {"flags": (6, 2), "method": (8, 2), "crc": (14, 4), "compressed": (18, 4), "size": (22, 4)})
+        name = rng.choice(sorted(fields))
+        offset, width = fields[name]
+        if at + offset + width > len(data):
+            return data
+        old = int.from_bytes(data[at + offset : at + offset + width], "little")
+        if name == "flags":
+            value = old ^ rng.choice((1, 8, 64, 2048))  # encrypted, data descriptor, strong encryption, UTF-8
+        elif name == "method":
+            value = rng.choice((0, 1, 6, 8, 9, 12, 14, 93, 95, 98, 99, 0xFFFF))
+        else:
+            value = rng.choice((0, 1, old - 1, old + 1, old * 2, 0xFFFFFFFF, 0x7FFFFFFF, rng.getrandbits(32)))
+        value &= (1 << (8 * width)) - 1
+        return data[: at + offset] + value.to_bytes(width, "little") + data[at + offset + width :]
 
     # sensor lines -----------------------------------------------------------------------
 
