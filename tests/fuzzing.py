@@ -24,6 +24,7 @@ Used by ``tests/test_fuzz.py`` (a fixed-seed, time-bounded run and the corpus re
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import faulthandler
 import functools
@@ -182,11 +183,15 @@ class Mutator:
         text = text.replace(json.dumps(DEEP), "[" * deep + "]" * deep, 1)
         return text.encode("utf-8", "surrogatepass")
 
+    def _odd(self) -> Any:
+        """An odd JSON value, copied: later mutations must not change the table (or make a cycle)."""
+        return copy.deepcopy(self.rng.choice(ODD_JSON))
+
     def _json_once(self, document: Any) -> Any:
         rng = self.rng
         slots = list(_json_slots(document))
         if not slots:
-            return rng.choice(ODD_JSON)
+            return self._odd()
         parent, key = rng.choice(slots)
         value = parent[key]
         op = rng.randrange(7)
@@ -195,14 +200,14 @@ class Mutator:
         elif op == 0 and isinstance(parent, list):
             parent.pop(key)
         elif op == 1:
-            parent[key] = rng.choice(ODD_JSON)
+            parent[key] = self._odd()
         elif op == 2:  # another node's value here (keeps types plausible)
             other_parent, other_key = rng.choice(slots)
             parent[key] = json.loads(json.dumps(other_parent[other_key]))
         elif op == 3 and isinstance(value, dict):
-            value[rng.choice(("extra", "kind", "name", "shape", "dtype", "file", "", "\x00"))] = rng.choice(ODD_JSON)
+            value[rng.choice(("extra", "kind", "name", "shape", "dtype", "file", "", "\x00"))] = self._odd()
         elif op == 3 and isinstance(value, list):
-            value.insert(rng.randrange(len(value) + 1), rng.choice(value) if value else rng.choice(ODD_JSON))
+            value.insert(rng.randrange(len(value) + 1), copy.deepcopy(rng.choice(value)) if value else self._odd())
         elif op == 4 and isinstance(value, bool):
             parent[key] = not value
         elif op == 4 and isinstance(value, (int, float)):
@@ -210,7 +215,7 @@ class Mutator:
                 parent[key] = rng.choice((value + 1, value - 1, -value, value * 1000, float(value),
                                           int(value) + 2**31, value / 3))
             except (OverflowError, ValueError):  # huge ints, NaN and infinities
-                parent[key] = rng.choice(ODD_JSON)
+                parent[key] = self._odd()
         elif op == 4 and isinstance(value, str):
             parent[key] = rng.choice((value + value, value[: len(value) // 2], value.upper(), "../" + value,
                                       "/" + value, value + "\x00", value * 200, "\ud800" + value))
@@ -816,6 +821,7 @@ def _plant_contained(data: bytes, ws: Workspace) -> str:
 ISOLATED = "edgekit inspect's child process (edgekit.inspection.isolate)"
 PROBED = "the runtime's probe process (edgekit.runtime.backends.probe_model)"
 PRODUCTION_TIMEOUT_S = 15.0  # edgekit's own child-process timeouts when replaying in production mode
+H5_TIMEOUT_S = 3.0  # edgekit's HDF5 attribute reader (a child process) in the workers
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("bundle", "edgekit.bundle.open_bundle (zip, manifest JSON, schema, hashes; signature.json with a key), "
@@ -841,7 +847,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            else m.bytes(d), needs=("h5py",), suffix=".keras"),
     Target("h5", "edgekit.inspection.keras.read_keras_config (.h5 via h5py), find_code, describe_keras_config",
            (Step("config", _keras_config(".h5")),), lambda m, d: m.bytes(d), needs=("h5py",), suffix=".h5",
-           timeout_s=5.0),
+           timeout_s=20.0),  # above read_keras_config's own 10 s limit on its HDF5 child process
     Target("wav", "edgekit.features.audio.read_wav (bytes), the wav: source (path, chunks) into an audio "
            "bundle's Model.stream (resampling, features)",
            (Step("read_wav", _wav_bytes), Step("wav-source", _wav_source), Step("stream", _wav_stream)),
@@ -933,8 +939,11 @@ def worker_main(name: str) -> int:
     ws = Workspace(Path(os.environ.get("EDGEKIT_FUZZ_TMP") or tempfile.mkdtemp(prefix="edgekit-fuzz-")), production)
     faulthandler.enable(file=(ws.tmp / CRASH_STACK).open("w"))  # where a crash happened, for the report
     if not target.hidden:
+        from edgekit.inspection import keras as keras_files
         from edgekit.runtime import backends
 
+        if hasattr(keras_files, "H5_TIMEOUT_S"):  # its HDF5 reader's child process: a hang costs 3 s, not 10
+            keras_files.H5_TIMEOUT_S = min(keras_files.H5_TIMEOUT_S, H5_TIMEOUT_S)
         if production:
             backends.PROBE_TIMEOUT_S = PRODUCTION_TIMEOUT_S
         else:  # the worker is the child process here: parse in it, and see the crashes
