@@ -15,8 +15,10 @@ import dataclasses
 import hashlib
 import io
 import json
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -178,7 +180,7 @@ def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bund
     data = path.read_bytes()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise _refuse(path, f"not a complete bundle archive ({exc}); it may be truncated") from exc
     with archive:
         return _verify(path, data, archive, key)
@@ -252,7 +254,8 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) ->
     try:
         with archive.open(info) as handle:
             content = handle.read(info.file_size + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zlib.error,
+            lzma.LZMAError) as exc:
         raise _refuse(path, f"member {info.filename} is unreadable ({exc})") from exc
     if len(content) > info.file_size:
         raise _refuse(path, f"member {info.filename} is longer than its header says")

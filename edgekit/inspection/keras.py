@@ -14,7 +14,9 @@ from __future__ import annotations
 import collections
 import io
 import json
+import lzma
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,8 @@ def _read_keras_zip(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             metadata = {}
             if "metadata.json" in names:
                 metadata = json.loads(archive.read("metadata.json").decode("utf-8"))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError, NotImplementedError, RuntimeError,
+            zlib.error, lzma.LZMAError) as exc:  # RuntimeError: an encrypted member
         raise InputError(f"Keras file {path.name}", expected="a complete .keras archive with a JSON config",
                          found=f"{type(exc).__name__}: {exc}", hint="the file is truncated or corrupt") from exc
     if not isinstance(config, dict):
@@ -71,15 +74,49 @@ def _read_keras_zip(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return config, metadata if isinstance(metadata, dict) else {}
 
 
+# Reads the attributes in a child process: libhdf5 can hang or crash on a malformed file
+# (fuzzing found one that never returns from reading an attribute).
+_H5_ATTRS = """
+import json, sys
+try:
+    import h5py
+    with h5py.File(sys.argv[1], "r") as handle:
+        text = lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v)
+        raw = handle.attrs.get("model_config")
+        reply = {"model_config": None if raw is None else text(raw),
+                 "metadata": {k: text(handle.attrs[k]) for k in ("keras_version", "backend") if k in handle.attrs}}
+except Exception as exc:
+    reply = {"error": f"{type(exc).__name__}: {exc}"}
+sys.stdout.write(json.dumps(reply))
+"""
+H5_TIMEOUT_S = 10.0  # attributes only: a healthy file answers in well under a second
+
+
 def _read_h5(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    h5py = require("h5py", "reading .h5 Keras files")
+    import subprocess
+    import sys
+
+    require("h5py", "reading .h5 Keras files")
+    what = f"Keras file {path.name}"
     try:
-        with h5py.File(path, "r") as handle:
-            raw = handle.attrs.get("model_config")
-            metadata = {k: _text(handle.attrs[k]) for k in ("keras_version", "backend") if k in handle.attrs}
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise InputError(f"Keras file {path.name}", expected="a readable HDF5 model file",
-                         found=f"{type(exc).__name__}: {exc}", hint="the file is truncated or corrupt") from exc
+        proc = subprocess.run([sys.executable, "-c", _H5_ATTRS, str(path)], capture_output=True, text=True,
+                              timeout=H5_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise InputError(what, expected="a readable HDF5 model file",
+                         found=f"the HDF5 reader did not answer within {H5_TIMEOUT_S:.0f} s",
+                         hint="the file is corrupt or hostile") from exc
+    try:
+        reply = json.loads(proc.stdout) if proc.returncode == 0 else None
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        found = f"the HDF5 reader died (exit {proc.returncode})" if proc.returncode else "no answer from the HDF5 reader"
+        raise InputError(what, expected="a readable HDF5 model file", found=found, hint="the file is corrupt or hostile")
+    if "error" in reply:
+        raise InputError(what, expected="a readable HDF5 model file", found=str(reply["error"]),
+                         hint="the file is truncated or corrupt")
+    raw = reply.get("model_config")
+    metadata = reply.get("metadata") or {}
     if raw is None:
         raise InputError(f"Keras file {path.name}", expected="a model_config attribute (a full model saved with model.save)",
                          found="weights only", hint="save the whole model, not just its weights")
@@ -228,7 +265,8 @@ def _weights_count(path: Path) -> int | None:
                     return count(handle)
         with h5py.File(path, "r") as handle:
             return count(handle["model_weights"]) if "model_weights" in handle else count(handle)
-    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile):
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error,
+            lzma.LZMAError):
         return None
 
 

@@ -175,6 +175,11 @@ class Model:
         for item in source:
             payload, stamp, name = _unpack(item)
             if isinstance(payload, dict):
+                missing = [c for c in spec.channels if c not in payload]
+                if missing:  # a header or JSON line without one of the model's channels
+                    raise ShapeError("sensor row", expected=f"channels {list(spec.channels)}",
+                                     found=f"no {', '.join(missing)} in {sorted(payload)[:8]}",
+                                     hint="name the columns as the bundle's preprocessing does (edgekit inspect)")
                 row = np.array([float(payload[c]) for c in spec.channels], np.float32)
             else:
                 row = np.asarray(payload, np.float32).reshape(-1)
