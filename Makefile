@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.edgekit-installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame bench-faults \
-        bench-honesty bench-report bench-train coverage bench-prune
+        bench-honesty bench-report bench-train coverage bench-prune fuzz
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
@@ -56,6 +56,13 @@ bench-newest-frame: $(STAMP)
 ## 5 times each; detection and recovery times min/median/max (about 5 min).
 bench-faults: $(STAMP)
 	$(BIN)/python tools/fault_figures.py
+
+## Fuzzing every loader of untrusted bytes: FUZZ_SECONDS (default 600) per target with the
+## builtin engine, then as long with atheris; reproducers in out/fuzz/, figures in out/fuzz/figures.json.
+fuzz: $(STAMP)
+	-$(BIN)/python -m pip install --quiet --disable-pip-version-check atheris
+	$(BIN)/python tools/fuzz.py --target all --engine both --seconds $${FUZZ_SECONDS:-600} \
+		--corpus out/fuzz --json out/fuzz/figures.json
 
 ## Pruning figures: 80% sparsity (ResNet-8, DS-CNN) and 50% channels (ResNet-8, MobileNet), with
 ## accuracy lost, gzip ratios and bench latency ratios (trains the three recipes first; about 30 min).
