@@ -250,6 +250,25 @@ def test_sensor_stream_windows_with_stride(runtime_bundles, tmp_path):
     assert source.counters.malformed == 2
 
 
+def test_sensor_rows_without_a_channel_end_the_stream_first_then_are_counted(runtime_bundles, tmp_path):
+    from edgekit.errors import ShapeError
+
+    model = load(runtime_bundles.sensor)
+    wrong = tmp_path / "wrong.csv"  # a recording from another device: no row ever fits
+    wrong.write_text("gx,gy,gz\n" + "".join(f"{i},0,1\n" for i in range(30)))
+    with pytest.raises(ShapeError, match="no ax, ay, az"):
+        list(model.stream(open_source(f"csv:{wrong}")))
+    glitchy = tmp_path / "glitchy.jsonl"  # a long run where the sensor once drops a field
+    lines = [json.dumps({"ax": i * 0.1, "ay": 0.0, "az": 1.0}) for i in range(40)]
+    lines[25] = json.dumps({"ax": 2.5, "az": 1.0})
+    lines[33] = "[1.0, 2.0]"  # not an object: the source's own malformed count
+    glitchy.write_text("\n".join(lines) + "\n")
+    source = open_source(f"csv:{glitchy}")
+    results = list(model.stream(source))
+    assert len(results) == 2  # 38 good rows: windows end at good rows 20 and 30
+    assert source.counters.malformed == 2
+
+
 def test_stream_accepts_plain_items(runtime_bundles):
     model = load(runtime_bundles.shapes)
     files = sorted(runtime_bundles.shapes_images.rglob("*.png"))[:3]

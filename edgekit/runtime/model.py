@@ -169,23 +169,24 @@ class Model:
             buffer = buffer[max(0, next_end - clip - offset):]
 
     def _stream_sensor(self, source: Iterable[Any], spec: SensorPreprocess) -> Iterator[Result]:
+        """Windows of `spec.window` rows every `spec.stride` rows. A row without one of the
+        model's channels (or with the wrong number of values) ends the stream with a
+        ShapeError while no good row has come yet: the source is not the one the model was
+        trained on. After that it is a glitch of a long-running sensor, counted as malformed
+        by the source (when it counts) and skipped."""
         rows: collections.deque[np.ndarray] = collections.deque(maxlen=spec.window)
+        counters = getattr(source, "counters", None)
         since = 0
         sequence = 0
         for item in source:
             payload, stamp, name = _unpack(item)
-            if isinstance(payload, dict):
-                missing = [c for c in spec.channels if c not in payload]
-                if missing:  # a header or JSON line without one of the model's channels
-                    raise ShapeError("sensor row", expected=f"channels {list(spec.channels)}",
-                                     found=f"no {', '.join(missing)} in {sorted(payload)[:8]}",
-                                     hint="name the columns as the bundle's preprocessing does (edgekit inspect)")
-                row = np.array([float(payload[c]) for c in spec.channels], np.float32)
-            else:
-                row = np.asarray(payload, np.float32).reshape(-1)
-                if row.size != len(spec.channels):
-                    raise ShapeError("sensor row", expected=f"{len(spec.channels)} values {list(spec.channels)}",
-                                     found=f"{row.size} values")
+            try:
+                row = _sensor_row(payload, spec)
+            except ShapeError:
+                if not rows or counters is None:
+                    raise
+                counters.malformed += 1
+                continue
             rows.append(row)  # the deque drops the oldest row
             since += 1
             if len(rows) == spec.window and since >= spec.stride:
@@ -196,6 +197,21 @@ class Model:
 
     def close(self) -> None:
         self.backend = None  # type: ignore[assignment]
+
+
+def _sensor_row(payload: Any, spec: SensorPreprocess) -> np.ndarray:
+    if isinstance(payload, dict):
+        missing = [c for c in spec.channels if c not in payload]
+        if missing:  # a header or JSON line without one of the model's channels
+            raise ShapeError("sensor row", expected=f"channels {list(spec.channels)}",
+                             found=f"no {', '.join(missing)} in {sorted(payload)[:8]}",
+                             hint="name the columns as the bundle's preprocessing does (edgekit inspect)")
+        return np.array([float(payload[c]) for c in spec.channels], np.float32)
+    row = np.asarray(payload, np.float32).reshape(-1)
+    if row.size != len(spec.channels):
+        raise ShapeError("sensor row", expected=f"{len(spec.channels)} values {list(spec.channels)}",
+                         found=f"{row.size} values")
+    return row
 
 
 def _unpack(item: Any) -> tuple[Any, float, str | None]:
