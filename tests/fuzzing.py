@@ -14,8 +14,9 @@ respawned, so a crash costs one input, not the run. Inputs come from real, valid
 (``tests/fuzz/corpus/TARGET/``), changed by a seeded mutator: byte-level (bit flips,
 interesting integers, insertion, deletion, chunk duplication, truncation, splicing) and
 structure-aware (the JSON inside bundles and ``.keras`` archives, with hashes fixed up so
-that the mutation reaches past the hash check; CSV and JSON sensor lines). An input whose
-outcome was not seen before joins the pool of inputs to mutate.
+that the mutation reaches past the hash check; CSV and JSON sensor lines; the parts of a
+multipart MJPEG stream, served to the camera source by a loopback HTTP server). An input
+whose outcome was not seen before joins the pool of inputs to mutate.
 
 Used by ``tests/test_fuzz.py`` (a fixed-seed, time-bounded run and the corpus replay) and
 ``tools/fuzz.py`` (the long run, minimizing, making seeds).
@@ -331,6 +332,67 @@ class Mutator:
                 lines[i] = self.bytes(lines[i], rounds=1)
         return b"\n".join(lines)
 
+    # MJPEG streams ----------------------------------------------------------------------
+
+    def mjpeg(self, data: bytes) -> bytes:
+        """Change a multipart MJPEG body part by part: its boundary line, its headers
+        (Content-Length above all), its JPEG bytes, or which parts there are."""
+        rng = self.rng
+        marker = b"--" + MJPEG_BOUNDARY
+        chunks = data.split(marker)
+        if len(chunks) < 2:
+            return self.bytes(data)
+        lead, parts = chunks[0], chunks[1:]
+        for _ in range(1 + int(rng.expovariate(1.2))):
+            i = rng.randrange(len(parts))
+            head, sep, body = parts[i].partition(b"\r\n\r\n")
+            op = rng.randrange(10)
+            if op <= 2 and sep:  # the JPEG bytes (their Content-Length kept right, or not)
+                jpeg = body[:-2] if body.endswith(b"\r\n") else body
+                jpeg = self.bytes(jpeg)
+                if rng.random() < 0.7:
+                    head = re.sub(rb"(?i)(content-length:\s*)\d+", b"\\g<1>%d" % len(jpeg), head)
+                parts[i] = head + sep + jpeg + b"\r\n"
+            elif op == 3 and sep:  # Content-Length: an odd number, or gone
+                if re.search(rb"(?i)content-length", head) and rng.random() < 0.8:
+                    number = rng.choice(ODD_NUMBERS + (b"%d" % (len(body) + rng.randint(-40, 40)), b"", b" ", b"-5"))
+                    head = re.sub(rb"(?i)(content-length:[ \t]*)[^\r\n]*", lambda m, n=number: m.group(1) + n, head)
+                else:
+                    head += b"\r\nContent-Length: " + rng.choice(ODD_NUMBERS)
+                parts[i] = head + sep + body
+            elif op == 4:  # the part's headers, as lines
+                lines = head.split(b"\r\n")
+                j = rng.randrange(len(lines))
+                choice = rng.randrange(5)
+                if choice == 0 and len(lines) > 1:
+                    lines.pop(j)
+                elif choice == 1:
+                    lines.insert(j, rng.choice(ODD_MJPEG_HEADERS))
+                elif choice == 2:
+                    lines[j] = lines[j].replace(b"\r", b"") + b"\n"
+                elif choice == 3:
+                    lines[j] = lines[j] * rng.choice((2, 100, 2000))
+                else:
+                    lines[j] = self.bytes(lines[j], rounds=1)
+                parts[i] = b"\r\n".join(lines) + sep + body
+            elif op == 5 and len(parts) > 1:  # a part gone
+                parts.pop(i)
+            elif op == 6:  # a part again (many times: a stream of the same frame)
+                parts[i:i] = [parts[i]] * rng.choice((1, 1, 2, 30))
+            elif op == 7:  # another part's JPEG here, or one from another pool input
+                other = rng.choice(self.pool).split(marker) if self.pool else []
+                donor = rng.choice(other[1:] or parts)
+                parts[i] = head + sep + donor.partition(b"\r\n\r\n")[2]
+            elif op == 8:  # the boundary line itself
+                parts[i] = rng.choice((b"--", b"", b"\r\n", b"x", b" ", b"\n", b"\x00")) + parts[i]
+                if rng.random() < 0.3:
+                    parts[i] = parts[i].replace(b"\r\n", b"\n", 1)
+            else:  # the stream cut inside a part
+                parts[i] = parts[i][: rng.randrange(len(parts[i]) + 1)]
+                del parts[i + 1 :]
+        out = (lead + b"".join(marker + p for p in parts))[:MJPEG_MAX_BYTES]
+        return self.bytes(out, rounds=1) if rng.random() < 0.15 else out
+
 
 DEEP = "\x01deep\x01"  # placeholder replaced by a deeply nested list in the JSON text
 ODD_NUMBERS = (b"0", b"-1", b"1e999", b"-1e999", b"nan", b"inf", b"1e-400", b"4294967296", b"18446744073709551616",
@@ -346,6 +408,10 @@ ODD_LINES = (b"", b"#", b",,,", b"nan,inf,-inf", b"1e999,1,1", b"9" * 5000 + b",
              b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, b"\xef\xbb\xbfax,ay,az", b"\xff\xfe\x00", b"1,2",
              b"1,2,3,4", b"ax,ay,az", b"1.0,2.0,3.0", b'{"ax": [1, 2], "ay": {"x": 1}, "az": 1}',
              b'{"ax": 1, "ay": 2, "az": 3, "ax": 4}', b"\xed\xa0\x80,1,1")
+ODD_MJPEG_HEADERS = (b"", b"Content-Type: text/plain", b"Content-Type: image/png", b"Content-Type:",
+                     b"Content-Length: 0", b"Content-Length: 4294967296", b"Content-Length: -1",
+                     b"Content-Length: " + b"9" * 400, b"X-Timestamp: 1.0", b"--frame", b"--frame--", b":",
+                     b"Content-Type: multipart/x-mixed-replace; boundary=frame", b"\x00" * 16, b"a" * 5000)
 
 
 def _json_slots(node: Any, depth: int = 0) -> Iterable[tuple[Any, Any]]:
@@ -434,6 +500,7 @@ class Step:
     run: Callable[[bytes, Workspace], str]
     contained: str | None = None
     guided: bool = True  # worth coverage-guided fuzzing (False: a native parser and little Python)
+    kind_of_value: Callable[[str], str] | None = None  # values that count as different outcomes (the pool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -785,6 +852,124 @@ class _StopFeeding(BaseException):
     """The fake device ran dry (ends the serial step; a BaseException so no handler eats it)."""
 
 
+# mjpeg camera stream --------------------------------------------------------------------------
+
+MJPEG_BOUNDARY = b"frame"
+MJPEG_MAX_BYTES = 1 << 20  # repeated parts and long header lines must not grow the pool without end
+MJPEG_STEP_S = 1.5  # one input: the stream served, read to its end (or this long), the source closed
+MJPEG_SOURCE_OPTIONS = "timeout=0.5&max_reconnects=1"  # a stall is seen in 0.5 s; the source gives up by itself
+
+
+def mjpeg_body(jpegs: Iterable[bytes], lengths: bool = True) -> bytes:
+    """A multipart/x-mixed-replace body (as tests/mjpeg.py and IP cameras send it) of these JPEGs."""
+    parts = []
+    for jpeg in jpegs:
+        head = b"--" + MJPEG_BOUNDARY + b"\r\nContent-Type: image/jpeg\r\n"
+        if lengths:
+            head += b"Content-Length: %d\r\n" % len(jpeg)
+        parts.append(head + b"\r\n" + jpeg + b"\r\n")
+    return b"".join(parts)
+
+
+def _mjpeg_setup(ws: Workspace) -> None:
+    """A loopback HTTP server (a thread of the worker) that answers ``GET /stream/N`` with the
+    current input as the body of a multipart MJPEG response (N names the input: a capture
+    thread left over from an earlier input gets a 404, never the new bytes)."""
+    import http.server
+    import logging
+    import threading
+
+    logging.getLogger("edgekit.camera").setLevel(logging.ERROR)  # a reconnect warning per input
+    ws.cache["mjpeg"] = {"token": 0, "body": b""}
+    state = ws.cache["mjpeg"]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            token, body = state["token"], state["body"]
+            if self.path != f"/stream/{token}":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=" + MJPEG_BOUNDARY.decode())
+            self.end_headers()
+            try:
+                self.wfile.write(body)  # then the connection closes: the end of the stream
+            except OSError:  # the capture went away first
+                pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, name="fuzz-mjpeg-server", daemon=True).start()
+    ws.cache["mjpeg_port"] = httpd.server_address[1]
+
+    # An exception in the capture thread would only be printed (and the stream would never
+    # end): keep it, and the step raises it as the finding.
+    errors: list[BaseException] = []
+    ws.cache["capture_errors"] = errors
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.thread is not None and args.thread.name == "edgekit-capture" and args.exc_value is not None:
+            errors.append(args.exc_value)
+        else:
+            previous(args)
+
+    threading.excepthook = hook
+
+
+def _mjpeg_kind(detail: str) -> str:
+    """Frames or none, one size or several, ended or stopped: which stream inputs differ for the pool."""
+    match = re.match(r"(\d+) frame\(s\) captured, \d+ taken, (\d+) size", detail)
+    frames, sizes = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    kind = "no frames" if not frames else "one frame" if frames == 1 else "frames"
+    return kind + (" of several sizes" if sizes > 1 else "") + (", time limit" if "time limit" in detail else "")
+
+
+def _mjpeg_stream(data: bytes, ws: Workspace) -> str:
+    """``http://HOST/stream`` (edgekit.runtime.camera through OpenCV's FFmpeg, in-process): the
+    input served as one MJPEG response, its frames read until the stream ends, the source closed."""
+    import threading
+
+    from edgekit.runtime.sources import open_source
+
+    state, errors = ws.cache["mjpeg"], ws.cache["capture_errors"]
+    state["token"] += 1
+    state["body"] = data
+    errors.clear()
+    started = time.monotonic()
+    source = open_source(f"http://127.0.0.1:{ws.cache['mjpeg_port']}/stream/{state['token']}?{MJPEG_SOURCE_OPTIONS}")
+    stop = threading.Event()
+
+    def watch() -> None:
+        # The server closed the connection (the source counts a reconnect, or gives up), the
+        # capture thread died, or the time is up: close the source as `edgekit run` would.
+        while not stop.wait(0.005):
+            if (source.counters.reconnects or source._ended or not source._thread.is_alive()  # noqa: SLF001
+                    or time.monotonic() - started > MJPEG_STEP_S):
+                break
+        source.close()
+
+    watcher = threading.Thread(target=watch, name="fuzz-mjpeg-watch", daemon=True)
+    watcher.start()
+    shapes: set[tuple[int, ...]] = set()
+    taken = 0
+    try:
+        for item in source:
+            taken += 1
+            shapes.add(tuple(item.payload.shape))
+    finally:
+        stop.set()
+        watcher.join()
+        source._thread.join()  # noqa: SLF001 - still alive after close(): the harness sees the hang
+    if errors:
+        raise errors[0]
+    late = " (stopped at the step's time limit)" if time.monotonic() - started > MJPEG_STEP_S else ""
+    return f"{source.frames_captured} frame(s) captured, {taken} taken, {len(shapes)} size(s) {sorted(shapes)}{late}"
+
+
 # self-tests ---------------------------------------------------------------------------------
 
 
@@ -860,6 +1045,11 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            (Step("csv", _sensor_csv), Step("stdin", _sensor_stdin), Step("serial", _sensor_serial)),
            lambda m, d: m.lines(d) if m.rng.random() < 0.7 else m.bytes(d),
            needs=("ai_edge_litert",), suffix=".txt", setup=_sensor_setup),
+    Target("mjpeg", "an http:// MJPEG camera stream: edgekit.runtime.sources.open_source -> "
+           "edgekit.runtime.camera.CameraSource (OpenCV's FFmpeg, in-process), frames read to the end, close",
+           (Step("http-stream", _mjpeg_stream, guided=False, kind_of_value=_mjpeg_kind),),
+           lambda m, d: m.mjpeg(d) if m.rng.random() < 0.75 else m.bytes(d),
+           needs=("cv2",), suffix=".mjpeg", timeout_s=10.0, setup=_mjpeg_setup),
     Target("selftest-exception", "a planted KeyError on odd first bytes", (Step("plant", _plant_exception),),
            lambda m, d: m.bytes(d), hidden=True),
     Target("selftest-crash", "a planted os.abort() on odd first bytes", (Step("plant", _plant_crash),),
@@ -965,6 +1155,8 @@ def worker_main(name: str) -> int:
             started = time.perf_counter()
             outcomes.append(_classify(step.name, functools.partial(step.run, data, ws)))
             outcomes[-1]["seconds"] = round(time.perf_counter() - started, 4)
+            if step.kind_of_value is not None and outcomes[-1]["kind"] == "ok":
+                outcomes[-1]["where"] = step.kind_of_value(outcomes[-1]["detail"])
             grown = _peak_rss() - baseline
             if grown > MEMORY_FINDING_BYTES and outcomes[-1]["kind"] in ("ok", "error"):
                 # The peak only grows: the parent restarts this worker to measure the next input.

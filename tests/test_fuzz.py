@@ -66,6 +66,35 @@ def test_seeds_are_valid_inputs(name: str) -> None:
     assert not refused, json.dumps(refused, indent=1)[:3000]
 
 
+def test_mjpeg_seeds_reach_the_frames() -> None:
+    """The MJPEG seeds are streams OpenCV reads frames from, not bodies it refuses at once."""
+    need_module("cv2", 'pip install "edgekit[camera]"')
+    files = sorted((fuzzing.SEEDS / "mjpeg").iterdir())
+    for path, outcomes in fuzzing.replay("mjpeg", files).items():
+        assert outcomes[0]["kind"] == "ok" and not outcomes[0]["detail"].startswith("0 frame"), (path.name, outcomes)
+
+
+def test_mjpeg_step_reports_an_exception_in_the_capture_thread(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception in the camera source's capture thread is a finding, not a printed traceback
+    (and a stream that never ends)."""
+    import threading
+
+    need_module("cv2", 'pip install "edgekit[camera]"')
+    from edgekit.runtime import camera
+
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # restored afterwards
+
+    def broken(self, frame):
+        raise KeyError("planted in the capture thread")
+
+    monkeypatch.setattr(camera.CameraSource, "_publish", broken)
+    ws = fuzzing.Workspace(tmp_path)
+    fuzzing.TARGETS["mjpeg"].setup(ws)
+    with pytest.raises(KeyError, match="planted"):
+        fuzzing._mjpeg_stream((fuzzing.SEEDS / "mjpeg" / "frames.mjpeg").read_bytes(), ws)
+
+
 # ---------------------------------------------------------------------------
 # the regression corpus
 

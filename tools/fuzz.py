@@ -5,7 +5,7 @@ Usage:
                                    [--engine builtin|atheris|both] [--json FILE]
     .venv/bin/python tools/fuzz.py --replay [--target NAME|all]
     .venv/bin/python tools/fuzz.py --minimize FILE --target NAME [-o OUT]
-    .venv/bin/python tools/fuzz.py --make-seeds [-o tests/fuzz/seeds]
+    .venv/bin/python tools/fuzz.py --make-seeds [-o tests/fuzz/seeds] [--target mjpeg]
 
 Targets and the contract they check are in ``tests/fuzzing.py``: a mutated input must end
 in a value or an `EdgekitError`; another exception, a crash or a hang is a failure.
@@ -390,6 +390,25 @@ def images(out: Path) -> None:
     (out / "progressive.jpg").write_bytes(progressive.tobytes())
 
 
+def mjpeg_streams(out: Path) -> None:
+    """Multipart MJPEG bodies (what an IP camera sends over HTTP) of small JPEG frames:
+    three with Content-Length headers, four without (the reader then looks for the boundary; it
+    needs more than its 2 KiB read chunk to find the first frame)."""
+    import cv2
+    import numpy as np
+
+    def frame(index: int, size: tuple[int, int]) -> bytes:
+        w, h = size
+        image = np.zeros((h, w, 3), np.uint8)
+        image[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
+        image[..., 1] = (index * 70) % 255
+        cv2.putText(image, str(index), (2, h - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+        return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 50])[1].tobytes()
+
+    (out / "frames.mjpeg").write_bytes(fuzzing.mjpeg_body([frame(i, (32, 24)) for i in range(3)]))
+    (out / "no-length.mjpeg").write_bytes(fuzzing.mjpeg_body([frame(i, (48, 32)) for i in range(4)], lengths=False))
+
+
 def make_seeds(out: Path) -> None:
     """Write every seed under `out` (one folder per target), replacing what was there."""
 
@@ -398,7 +417,7 @@ def make_seeds(out: Path) -> None:
     from edgekit.build.convert import ConvertConfig, convert
     from edgekit.bundle.signing import generate_keypair, sign_bundle
 
-    for sub in ("bundle", "tflite", "onnx", "keras", "h5", "wav", "image", "sensor"):
+    for sub in ("bundle", "tflite", "onnx", "keras", "h5", "wav", "image", "sensor", "mjpeg"):
         shutil.rmtree(out / sub, ignore_errors=True)
         (out / sub).mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix="edgekit-seeds-") as tmp:
@@ -462,6 +481,7 @@ def make_seeds(out: Path) -> None:
     write_pcm(out / "wav" / "mono24.wav", 3, 1, 16000, 100)
     write_pcm(out / "wav" / "quad32.wav", 4, 4, 48000, 60)
     images(out / "image")
+    mjpeg_streams(out / "mjpeg")
 
     (out / "sensor" / "header.csv").write_text("# IMU at 50 Hz\nax,ay,az\n" + "".join(
         f"{0.01 * i:.2f},{-0.02 * i:.2f},{1 + 0.001 * i:.3f}\n" for i in range(12)))
@@ -496,7 +516,13 @@ def main() -> int:
     parser.add_argument("-o", "--out", type=Path, help="output of --minimize or --make-seeds")
     args = parser.parse_args()
     if args.make_seeds:
-        make_seeds(args.out or REPO / "tests" / "fuzz" / "seeds")
+        out = args.out or REPO / "tests" / "fuzz" / "seeds"
+        if args.target == "mjpeg":  # no TensorFlow needed
+            shutil.rmtree(out / "mjpeg", ignore_errors=True)
+            (out / "mjpeg").mkdir(parents=True)
+            mjpeg_streams(out / "mjpeg")
+            return 0
+        make_seeds(out)
         return 0
     names = _targets(args.target)
     if args.replay:
