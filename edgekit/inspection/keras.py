@@ -265,8 +265,8 @@ def _weights_count(path: Path) -> int | None:
                     return count(handle)
         with h5py.File(path, "r") as handle:
             return count(handle["model_weights"]) if "model_weights" in handle else count(handle)
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError, NotImplementedError, zipfile.BadZipFile, zlib.error,
-            lzma.LZMAError):
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, NotImplementedError, OverflowError,
+            zipfile.BadZipFile, zlib.error, lzma.LZMAError):  # OverflowError: h5py on a huge size in the weights
         return None
 
 
