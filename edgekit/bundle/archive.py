@@ -33,6 +33,11 @@ SIGNATURE_NAME = "signature.json"  # the one member not listed in the manifest
 MAX_SIGNATURE_BYTES = 64 * 1024
 MAX_BUNDLE_BYTES = 8 * 1024 * 1024 * 1024
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# What reading a member of a damaged or hostile zip raises: a bad header or CRC, a stream
+# cut short, an unsupported zip version or compression method, an encrypted member
+# (RuntimeError), a corrupt deflate or LZMA stream.
+ZIP_MEMBER_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -254,8 +259,7 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) ->
     try:
         with archive.open(info) as handle:
             content = handle.read(info.file_size + 1)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError, zlib.error,
-            lzma.LZMAError) as exc:
+    except ZIP_MEMBER_ERRORS as exc:
         raise _refuse(path, f"member {info.filename} is unreadable ({exc})") from exc
     if len(content) > info.file_size:
         raise _refuse(path, f"member {info.filename} is longer than its header says")

@@ -14,14 +14,13 @@ from __future__ import annotations
 import collections
 import io
 import json
-import lzma
 import zipfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from edgekit._optional import available, require
+from edgekit.bundle.archive import ZIP_MEMBER_ERRORS
 from edgekit.errors import InputError
 from edgekit.inspection.report import ModelInfo
 from edgekit.spec import DType, TensorSpec
@@ -65,8 +64,7 @@ def _read_keras_zip(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             metadata = {}
             if "metadata.json" in names:
                 metadata = json.loads(archive.read("metadata.json").decode("utf-8"))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RecursionError, NotImplementedError, RuntimeError,
-            zlib.error, lzma.LZMAError) as exc:  # RuntimeError: an encrypted member
+    except (*ZIP_MEMBER_ERRORS, RecursionError) as exc:
         raise InputError(f"Keras file {path.name}", expected="a complete .keras archive with a JSON config",
                          found=f"{type(exc).__name__}: {exc}", hint="the file is truncated or corrupt") from exc
     if not isinstance(config, dict):
@@ -265,8 +263,7 @@ def _weights_count(path: Path) -> int | None:
                     return count(handle)
         with h5py.File(path, "r") as handle:
             return count(handle["model_weights"]) if "model_weights" in handle else count(handle)
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError, NotImplementedError, OverflowError,
-            zipfile.BadZipFile, zlib.error, lzma.LZMAError):  # OverflowError: h5py on a huge size in the weights
+    except (*ZIP_MEMBER_ERRORS, KeyError, OverflowError):  # OverflowError: h5py on a huge size in the weights
         return None
 
 

@@ -277,15 +277,13 @@ def open_backend(fmt: str, data: bytes, threads: int | None = None, package: str
 PROBE_TIMEOUT_S = 300.0
 PROBE_MAX_ELEMENTS = 1 << 24  # inputs larger than this are loaded but not run by the probe
 _PROBE_VERSION = "1"  # part of the cache key: bump when the probe does more
-_PROBE_DISTRIBUTIONS = {"ai-edge-litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime",
-                        "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
 
 
 def _probe_key(fmt: str, data: bytes, package: str) -> str:
     from importlib import metadata
 
     version = "?"
-    for dist in (_PROBE_DISTRIBUTIONS.get(package, package), "tensorflow-cpu"):
+    for dist in (package, "tensorflow-cpu"):  # the package names are their distributions' names
         try:
             version = metadata.version(dist)
             break
