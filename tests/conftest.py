@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny real models made by real converters, and CLI helpers.
+"""Shared fixtures: tiny real models made by real converters, and the brokers tests start.
 
 Tests that need TensorFlow carry ``@pytest.mark.tf``. When a library or a system
 program is missing the test skips with the install command, except under
@@ -8,10 +8,7 @@ program is missing the test skips with the install command, except under
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,39 +16,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support.brokers import Mosquitto
+from tests.support.cli import run_cli
+from tests.support.env import STRICT, need_module, need_program
+from tests.support.models import save_keras
+
 settings.register_profile("edgekit", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 settings.load_profile("edgekit")
-
-STRICT = os.environ.get("EDGEKIT_STRICT_TESTS") == "1"
-REPO = Path(__file__).resolve().parents[1]
-
-
-def need_module(module: str, install: str) -> None:
-    """Skip (or fail under EDGEKIT_STRICT_TESTS=1) when `module` is not importable."""
-    if importlib.util.find_spec(module) is None:
-        message = f"needs the Python module {module}: {install}"
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def save_keras(model, path: Path) -> None:
-    """model.save without Keras's stdout chatter."""
-    import contextlib
-
-    with contextlib.redirect_stdout(sys.stderr):
-        model.save(path)
-
-
-def need_program(program: str, install: str) -> str:
-    """Path of a system program, or skip/fail with its install command."""
-    found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin:/usr/local/sbin")
-    if found is None:
-        message = f"needs the program {program}: {install}"
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -61,52 +32,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tf" in item.keywords:
             item.add_marker(pytest.mark.skip(reason='needs TensorFlow: pip install "edgekit[train]"'))
-
-
-@dataclass
-class CliResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict:
-        return json.loads(self.stdout)
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> CliResult:
-    """Run ``python -m edgekit ARGS`` in a fresh process, as a user would."""
-    full_env = dict(os.environ)
-    full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if env:
-        full_env.update(env)
-    proc = subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=REPO, check=False)
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
-
-
-def train_killed_after_an_epoch(args: list[str], out: Path, timeout: float = 300) -> dict:
-    """Start ``edgekit -q train ARGS``, SIGKILL it once its checkpoint records an epoch
-    (no cleanup runs, as after a power cut); returns the checkpoint's state."""
-    import time
-
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "-q", "train", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state_file = out / "checkpoints" / "state.json"
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if json.loads(state_file.read_text())["epoch"] >= 1:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.02)
-        assert proc.poll() is None, "the training ended before it could be interrupted"
-    finally:
-        proc.kill()
-        proc.wait()
-    return json.loads(state_file.read_text())
 
 
 @pytest.fixture(scope="session")
@@ -285,139 +210,6 @@ def runtime_bundles(shapes_classifier: Classifier, tmp_path_factory: pytest.Temp
     convert(ConvertConfig(model=sensor_path, output=sensor, variants=("tflite-fp32", "onnx-fp32"),
                           allow_random_calibration=True))
     return RuntimeBundles(shapes, shapes_classifier.images, kws, sensor)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Certificates:
-    """PEM files of a throwaway certificate authority and what it signed (keys unencrypted)."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-
-
-# Explicit extensions, so the result does not depend on the system's openssl.cnf; the key
-# identifiers keep newer Pythons' strict X.509 checks happy.
-OPENSSL_CONFIG = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = edgekit test
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[client]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
-
-
-def make_certificates(root: Path) -> Certificates:
-    """A fresh CA (EC P-256, valid a day) that signs a server certificate and a client certificate.
-
-    The server certificate names 127.0.0.1 and localhost. The openssl program makes them all.
-    """
-    openssl = need_program("openssl", "apt-get install openssl")
-    root.mkdir(parents=True, exist_ok=True)
-    config = root / "openssl.cnf"
-    config.write_text(OPENSSL_CONFIG)
-    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-config", str(config)]
-
-    def run(*args: str | Path) -> None:
-        subprocess.run([openssl, *map(str, args)], check=True, capture_output=True)
-
-    run("req", "-x509", *new_key, "-extensions", "ca", "-subj", "/CN=edgekit test CA", "-days", "1",
-        "-keyout", root / "ca.key", "-out", root / "ca.pem")
-    for serial, name in enumerate(("server", "client"), start=1):
-        run("req", "-new", *new_key, "-subj", f"/CN=edgekit test {name}", "-keyout", root / f"{name}.key",
-            "-out", root / f"{name}.csr")
-        run("x509", "-req", "-in", root / f"{name}.csr", "-CA", root / "ca.pem", "-CAkey", root / "ca.key",
-            "-set_serial", str(serial), "-days", "1", "-extfile", config, "-extensions", name,
-            "-out", root / f"{name}.pem")
-    return Certificates(root / "ca.pem", root / "server.pem", root / "server.key", root / "client.pem",
-                        root / "client.key")
-
-
-class Mosquitto:
-    """A real mosquitto broker on a loopback port, which tests can stop and restart.
-
-    Args:
-        binary: the mosquitto program.
-        root: a directory for its configuration, password and persistence files.
-        passwords: user name -> password; when given, clients without them are refused.
-        tls: when given, the listener speaks TLS with `tls.server_cert`, signed by `tls.ca`.
-        require_certificate: with `tls`, clients must also present a certificate signed by `tls.ca`.
-    """
-
-    def __init__(self, binary: str, root: Path, *, passwords: dict[str, str] | None = None,
-                 tls: Certificates | None = None, require_certificate: bool = False) -> None:
-        import getpass
-
-        self.binary = binary
-        self.port = free_port()
-        self.config = root / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1"]
-        if passwords:
-            password_file = root / "passwords"
-            mosquitto_passwd = need_program("mosquitto_passwd", "apt-get install mosquitto")
-            for i, (user, password) in enumerate(passwords.items()):
-                create = ["-c"] if i == 0 else []
-                subprocess.run([mosquitto_passwd, "-b", *create, str(password_file), user, password], check=True,
-                               capture_output=True)
-            lines += ["allow_anonymous false", f"password_file {password_file}"]
-        else:
-            lines.append("allow_anonymous true")
-        if tls is not None:
-            lines += [f"cafile {tls.ca}", f"certfile {tls.server_cert}", f"keyfile {tls.server_key}",
-                      f"require_certificate {'true' if require_certificate else 'false'}"]
-        # Persistence keeps subscriber sessions across a restart, as a production broker does.
-        # As root, mosquitto would switch to the user "mosquitto", which cannot write here.
-        lines += ["persistence true", f"persistence_location {root}/", "autosave_interval 1",
-                  f"user {getpass.getuser()}"]
-        self.config.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        import socket
-        import time
-
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @pytest.fixture

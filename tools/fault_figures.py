@@ -40,9 +40,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the fault scenarios, the MJPEG server, the broker and subscriber
+sys.path.insert(0, str(REPO))  # tests.support: the fault scenarios, the MJPEG server, the broker and subscriber
 
-from test_faults import broker_fault, build_bundles, camera_fault, mosquitto_binary  # noqa: E402
+from tests.support.faults import broker_fault, build_bundles, camera_fault, mosquitto_binary  # noqa: E402
 
 
 def spread(values: list[float]) -> str:

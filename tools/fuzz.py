@@ -50,9 +50,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
-import fuzzing  # noqa: E402 - the harness lives next to the tests that use it
+from tests.support import fuzzing  # noqa: E402 - the harness the tests share
 
 
 def _targets(name: str) -> list[str]:

@@ -34,9 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the MJPEG server the camera tests use
+sys.path.insert(0, str(REPO))  # tests.support.mjpeg: the MJPEG server the camera tests use
 
-from mjpeg import MjpegServer  # noqa: E402
+from tests.support.mjpeg import MjpegServer  # noqa: E402
 
 BITS = 16  # frame index bar code: 16 stripes across the top of the image
 WARMUP_S = 2.0  # stream open, probing and first inferences: not in the figures
