@@ -130,9 +130,9 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
     --data (top-1 agreement, task metric, max/mean abs error, SNR) before the bundle is
     written atomically.
     """
-    from edgekit.build.convert import ConvertConfig
-    from edgekit.build.convert import convert as run_convert
-    from edgekit.build.variants import ConversionOptions, parse_variants
+    from edgekit.convert.run import ConvertConfig
+    from edgekit.convert.run import convert as run_convert
+    from edgekit.convert.variants import ConversionOptions, parse_variants
 
     config = ConvertConfig(
         model=model, output=output, variants=parse_variants(variants), data=data, labels=labels,
@@ -146,7 +146,7 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
     report = run_convert(config, progress=progress, log=info)
     click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else report.render())
     if not report.gate_passed:
-        from edgekit.build.convert import gate_error
+        from edgekit.convert.run import gate_error
 
         raise gate_error(report, "; bundle not written", "try --auto-fallback, leave the variant out with --variants, "
                          "or raise --max-accuracy-drop")
@@ -437,7 +437,7 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
     its contract (RECIPE.preprocess.yaml: preprocess, labels, postprocess), heldout.npz,
     report.json, report.md and plots; --export goes on through `edgekit convert`.
     """
-    from edgekit.build.recipes import list_recipes, load_recipe
+    from edgekit.train.recipes import list_recipes, load_recipe
 
     if list_only:
         for item in list_recipes():
@@ -451,7 +451,7 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
         click.echo(yaml.safe_dump(load_recipe(recipe, overrides).to_dict(), sort_keys=False).rstrip())
         return
     load_recipe(recipe, overrides)  # a mistyped name or key fails before TensorFlow loads
-    from edgekit.build.train import TrainConfig, train
+    from edgekit.train.run import TrainConfig, train
 
     result = train(TrainConfig(recipe=recipe, output=output, data=data, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, seed=seed, overrides=overrides, export=export,
@@ -518,7 +518,7 @@ def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, 
         raise click.UsageError("--sparsity and --channels are exclusive: prune one way per run")
     if sparsity is None and channels is None:
         raise click.UsageError("one of --sparsity S (weights) or --channels F (filters) is required")
-    from edgekit.build.prune.run import ONEDNN, PruneConfig, prune_options
+    from edgekit.prune.run import ONEDNN, PruneConfig, prune_options
 
     for key, value in ONEDNN.items():  # before TensorFlow loads (see ONEDNN)
         os.environ.setdefault(key, value)
@@ -531,7 +531,7 @@ def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, 
                          trust_model_code=trust_model_code, progress_bar=not STATE.quiet,
                          command="edgekit " + " ".join(sys.argv[1:]))
     prune_options(config, None)  # an out-of-range value fails before TensorFlow loads
-    from edgekit.build.prune.run import prune as run_prune
+    from edgekit.prune.run import prune as run_prune
 
     result = run_prune(config, log=info, progress=progress)
     if as_json:
@@ -564,7 +564,7 @@ def demo(output_dir: Path, epochs: int | None, samples: int | None, seed: int, m
     then prints a summary table and writes OUTPUT/report.md. A re-run reuses every stage
     whose inputs are unchanged.
     """
-    from edgekit.build.demo import DemoConfig, run_demo
+    from edgekit.demo.run import DemoConfig, run_demo
 
     config = DemoConfig(output_dir=output_dir, epochs=epochs, samples=samples, seed=seed,
                         max_accuracy_drop=max_accuracy_drop, bench_seconds=bench_seconds,

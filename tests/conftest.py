@@ -177,7 +177,7 @@ def runtime_bundles(shapes_classifier: Classifier, tmp_path_factory: pytest.Temp
 
     import keras
 
-    from edgekit.build.convert import ConvertConfig, convert
+    from edgekit.convert.run import ConvertConfig, convert
 
     root = tmp_path_factory.mktemp("runtime")
     shapes = root / "shapes.edgekit"

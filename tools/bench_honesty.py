@@ -57,8 +57,8 @@ def main() -> int:
 
     from edgekit.bench.harness import BenchConfig, run_bench
     from edgekit.bench.report import summarize
-    from edgekit.build.keras_env import import_keras
     from edgekit.bundle import open_bundle
+    from edgekit.keras_env import import_keras
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -25,12 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from edgekit.build.convert import ConvertConfig, convert, sidecar_path  # noqa: E402
-from edgekit.build.keras_env import import_keras  # noqa: E402
-from edgekit.build.variants import ConversionOptions  # noqa: E402
+from edgekit.convert.run import ConvertConfig, convert, sidecar_path  # noqa: E402
+from edgekit.convert.variants import ConversionOptions  # noqa: E402
 from edgekit.datasets import keywords, machine, shapes  # noqa: E402
 from edgekit.features import audio as audio_features  # noqa: E402
 from edgekit.features.image import normalize  # noqa: E402
+from edgekit.keras_env import import_keras  # noqa: E402
 from edgekit.spec import AudioPreprocess, ImagePreprocess, NoPreprocess, PostprocessSpec  # noqa: E402
 
 

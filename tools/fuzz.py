@@ -413,8 +413,8 @@ def make_seeds(out: Path) -> None:
 
     import keras
 
-    from edgekit.build.convert import ConvertConfig, convert
     from edgekit.bundle.signing import generate_keypair, sign_bundle
+    from edgekit.convert.run import ConvertConfig, convert
 
     for sub in ("bundle", "tflite", "onnx", "keras", "h5", "wav", "image", "sensor", "mjpeg"):
         shutil.rmtree(out / sub, ignore_errors=True)

@@ -77,8 +77,8 @@ def read_code(rgb: np.ndarray) -> int:
 
 def build(out: Path, size: int, alpha: float) -> None:
     """MobileNet v1 (random weights) at `size` x `size`, converted to tflite-fp32 (needs TensorFlow)."""
-    from edgekit.build.convert import ConvertConfig, convert
-    from edgekit.build.keras_env import import_keras
+    from edgekit.convert.run import ConvertConfig, convert
+    from edgekit.keras_env import import_keras
 
     keras = import_keras()
     keras.utils.set_random_seed(0)

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 
 def build_models(keras, root: Path) -> dict[str, Path]:
-    from edgekit.build.convert import ConvertConfig, convert
+    from edgekit.convert.run import ConvertConfig, convert
 
     def save(model, name):
         path = root / f"{name}.keras"
@@ -128,7 +128,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     args = parser.parse_args()
-    from edgekit.build.keras_env import import_keras
+    from edgekit.keras_env import import_keras
 
     keras = import_keras()
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgekit.build.recipes import list_recipes  # noqa: E402
+from edgekit.train.recipes import list_recipes  # noqa: E402
 
 
 def main() -> int:

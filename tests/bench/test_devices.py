@@ -14,7 +14,7 @@ import yaml
 
 from edgekit import devices
 from edgekit.bench.energy import METERS
-from edgekit.build.variants import VARIANTS
+from edgekit.convert.variants import VARIANTS
 from edgekit.devices import (
     Budgets,
     DeviceProfile,
@@ -157,7 +157,7 @@ def test_an_installed_edgekit_finds_the_profiles(tmp_path):
     python = venv / "bin" / "python"
     subprocess.run([*pip, "--python", str(python), "install", "--no-deps", *map(str, wheels.glob("*.whl"))],
                    check=True, capture_output=True, text=True, timeout=600)
-    code = ("import json, edgekit.devices as d, edgekit.build.recipes as r; "
+    code = ("import json, edgekit.devices as d, edgekit.train.recipes as r; "
             "print(json.dumps({'names': d.profile_names(), 'path': [str(p) for p in d.search_path()], "
             "'module': d.__file__, 'recipes': r.recipe_names(), 'recipe_path': [str(p) for p in r.search_path()]}))")
     proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd="/", check=True,

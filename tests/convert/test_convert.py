@@ -236,7 +236,7 @@ def test_keras2_h5_with_depthwise_groups_converts(tmp_path):
     report = result.json()
     assert any("DepthwiseConv2D" in a and "dropped groups=1" in a for a in report["source"]["adaptations"])
     # The adapted model computes what the Keras 2 model computed: compare the bundle against tf_keras itself.
-    from edgekit.build.validate import run_variant
+    from edgekit.convert.fidelity import run_variant
 
     manifest = open_bundle(out).manifest
     variant = manifest.variant("tflite-fp32")

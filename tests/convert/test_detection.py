@@ -199,8 +199,8 @@ def test_the_detector_detects(detector):
 @pytest.mark.tf
 @pytest.mark.slow
 def test_every_variant_lists_outputs_in_the_keras_order(detector_bundle):
-    from edgekit.build.outputs import output_keys
     from edgekit.bundle import open_bundle
+    from edgekit.convert.outputs import output_keys
 
     out, report = detector_bundle
     bundle = open_bundle(out)
@@ -333,7 +333,7 @@ def _spec(name: str, *shape: int, quantized: bool = False) -> TensorSpec:
 
 
 def test_outputs_match_by_name_then_by_shape():
-    from edgekit.build.outputs import match_outputs
+    from edgekit.convert.outputs import match_outputs
 
     reference = [_spec("output_0", -1, 16, 4), _spec("output_1", -1, 16, 5)]
     swapped = [_spec("StatefulPartitionedCall:1", 1, 16, 5, quantized=True), _spec("StatefulPartitionedCall:0", 1, 16, 4)]
@@ -342,8 +342,8 @@ def test_outputs_match_by_name_then_by_shape():
 
 
 def test_ambiguous_outputs_are_a_clear_conversion_error():
-    from edgekit.build.outputs import match_outputs
-    from edgekit.build.variants import ConversionError
+    from edgekit.convert.outputs import match_outputs
+    from edgekit.convert.variants import ConversionError
 
     reference = [_spec("output_0", -1, 4), _spec("output_1", -1, 4)]
     candidates = [_spec("a", -1, 4), _spec("b", -1, 4)]
@@ -358,7 +358,7 @@ def test_ambiguous_outputs_are_a_clear_conversion_error():
 
 
 def test_signature_keys_in_model_order():
-    from edgekit.build.outputs import signature_order
+    from edgekit.convert.outputs import signature_order
 
     keys = [f"output_{k}" for k in (5, 11, 0, 10, 2, 1, 3, 4, 6, 7, 8, 9)]
     assert signature_order(keys) == [f"output_{k}" for k in range(12)]

@@ -33,7 +33,7 @@ def _write(folder: Path, name: str, model, contract: str, **arrays: np.ndarray) 
 
 
 def _convert(model: Path, out: Path, data: Path | None, variants: tuple[str, ...], **options):
-    from edgekit.build.convert import ConvertConfig, convert
+    from edgekit.convert.run import ConvertConfig, convert
 
     return convert(ConvertConfig(model=model, output=out, data=data, variants=variants,
                                  allow_random_calibration=data is None, **options))
@@ -315,7 +315,7 @@ def test_transformer_encoder_converts_to_every_default_form(transformer, tmp_pat
 
 
 def test_converter_errors_name_the_op():
-    from edgekit.build.variants import op_reason, ops_in_error
+    from edgekit.convert.variants import op_reason, ops_in_error
 
     # Messages as TensorFlow 2.21's converter, tf2onnx and onnxruntime word them.
     select = ("loc(fused[\"Atan:\", \"f/Atan@__inference\"]): error: 'tf.Atan' op is neither a custom op nor a flex op\n"
@@ -415,7 +415,7 @@ def test_ops_without_integer_kernels_and_without_onnx_equivalent(tmp_path):
 
 
 def _failing(message: str):
-    from edgekit.build.variants import conversion_error
+    from edgekit.convert.variants import conversion_error
 
     def build(*_args, **_kwargs):
         raise conversion_error("tflite-int8", RuntimeError(message), "int8")
@@ -426,7 +426,7 @@ def test_int8_falls_back_to_float_ops_then_dynamic_range(classifier, tmp_path, m
     """Older converters reject an op in full-integer mode ("Quantization not yet supported
     for op"); this one keeps it in float instead, so the refusal is simulated for the first
     form and the forms after it run for real."""
-    from edgekit.build import variants
+    from edgekit.convert import variants
 
     monkeypatch.setattr(variants, "_tflite_int8", _failing("Quantization not yet supported for op: 'SIN'."))
     monkeypatch.setattr(variants, "_onnx_int8", _failing("quantize_static: something it cannot quantize"))
@@ -462,7 +462,7 @@ def test_a_produced_file_that_does_not_run_is_reported_not_written(classifier, t
     tflite-int16x8 with float ops is a real one: it fails when invoked.)"""
     import dataclasses
 
-    from edgekit.build.variants import VARIANTS, Form
+    from edgekit.convert.variants import VARIANTS, Form
 
     def broken(*_args, **_kwargs):
         return b"\x1c\x00\x00\x00TFL3" + bytes(200)  # a TFLite header over nothing

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from edgekit.build.demo import build_stream, score_detections
 from edgekit.bundle import open_bundle
+from edgekit.demo.run import build_stream, score_detections
 from edgekit.features.audio import read_wav
 from tests.support.cli import run_cli
 

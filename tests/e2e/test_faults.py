@@ -361,7 +361,7 @@ def test_sigkill_during_convert_leaves_no_partial_bundle(bundles, tmp_path):
     left = sorted(p.name for p in temp.iterdir() if p.name.startswith("edgekit-"))
     print("left in TMPDIR by the killed converts:", left)
     assert left and all(re.fullmatch(r"edgekit-(convert|variants)-\d+-\w+", name) for name in left), left
-    from edgekit.build.source import work_dir
+    from edgekit.convert.source import work_dir
 
     saved, tempfile.tempdir = tempfile.tempdir, str(temp)
     try:

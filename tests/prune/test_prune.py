@@ -54,7 +54,7 @@ def assert_nothing_written(out: Path) -> None:
 
 
 def kernels(path: Path) -> dict[str, np.ndarray]:
-    from edgekit.build.keras_env import import_keras
+    from edgekit.keras_env import import_keras
 
     keras = import_keras()
     model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
@@ -162,7 +162,7 @@ def test_usage_errors_exit_2(trained: Trained, tmp_path: Path) -> None:
 
 
 def test_model_with_code_is_refused_exit_3(tmp_path: Path) -> None:
-    from edgekit.build.keras_env import import_keras
+    from edgekit.keras_env import import_keras
 
     keras = import_keras()
     inputs = keras.Input((8,))
@@ -178,7 +178,7 @@ def test_model_with_code_is_refused_exit_3(tmp_path: Path) -> None:
 
 
 def test_nothing_prunable_and_missing_recipe(trained: Trained, tmp_path: Path) -> None:
-    from edgekit.build.keras_env import import_keras
+    from edgekit.keras_env import import_keras
 
     keras = import_keras()
     folder = tmp_path / "linear"

@@ -1,4 +1,4 @@
-"""Magnitude pruning (`edgekit.build.prune.magnitude`): the Zhu & Gupta schedule, masks held
+"""Magnitude pruning (`edgekit.prune.magnitude`): the Zhu & Gupta schedule, masks held
 through ``model.fit`` with Adam (the variable-constraint path, with and without XLA, under
 mixed precision), layer selection on the real architectures, strip and save/load, and the
 gzip gain of the sparse kernels.
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.tf
 
 @pytest.fixture(scope="module")
 def keras():
-    from edgekit.build.keras_env import import_keras
+    from edgekit.keras_env import import_keras
 
     return import_keras()
 
@@ -67,7 +67,7 @@ def zeros(array) -> int:
 
 
 def test_schedule_is_zhu_gupta_cubic():
-    from edgekit.build.prune.magnitude import Schedule, polynomial_sparsity
+    from edgekit.prune.magnitude import Schedule, polynomial_sparsity
 
     s = Schedule(0.8, begin_step=100, end_step=300, frequency=10)
     assert s.sparsity_at(0) == 0.0 and s.sparsity_at(100) == 0.0
@@ -84,7 +84,7 @@ def test_schedule_is_zhu_gupta_cubic():
 
 @pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, float("nan")])
 def test_bad_sparsity_is_an_input_error(value, keras):
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     with pytest.raises(InputError, match="sparsity") as info:
         Schedule(value, end_step=10)
@@ -95,7 +95,7 @@ def test_bad_sparsity_is_an_input_error(value, keras):
 
 
 def test_bad_schedule_and_scope(keras):
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     with pytest.raises(InputError, match="end step"):
         Schedule(0.5, begin_step=10, end_step=5)
@@ -108,7 +108,7 @@ def test_bad_schedule_and_scope(keras):
 def test_masks_change_only_every_frequency_steps(keras, data):
     """Begin 2, end 9, every 3 steps: masks at steps 2, 5, 8 and (the target) 9, and the
     kernel's zero count between two updates is the last update's."""
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     model = compiled(keras, tiny(keras))
     schedule = Schedule(0.6, begin_step=2, end_step=9, frequency=3)
@@ -131,7 +131,7 @@ def test_masks_change_only_every_frequency_steps(keras, data):
 def test_steps_per_execution(keras):
     """Callbacks see one batch per execution of 3 steps: the schedule still counts steps,
     updates at the first step of each period it enters and reaches the target."""
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     keras.utils.set_random_seed(2)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(16),
@@ -150,7 +150,7 @@ def test_steps_per_execution(keras):
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_layer_scope_exact_and_held_through_adam(keras, data, jit_compile):
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     model = compiled(keras, tiny(keras), jit_compile)
     model.fit(*data, batch_size=16, epochs=1, verbose=0)  # a traced step exists before the pruner
@@ -176,7 +176,7 @@ def test_layer_scope_exact_and_held_through_adam(keras, data, jit_compile):
 
 
 def test_global_scope_one_threshold(keras, data):
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     model = compiled(keras, tiny(keras))
     pruner = MagnitudePruner(model, Schedule(0.7, end_step=4, frequency=2), scope="global")
@@ -199,7 +199,7 @@ def test_global_scope_one_threshold(keras, data):
 
 
 def test_mixed_precision(keras, data):
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
@@ -216,7 +216,7 @@ def test_mixed_precision(keras, data):
 
 
 def test_exact_count_with_ties(keras):
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     model = tiny(keras)
     model.get_layer("hidden").kernel.assign(np.ones((16, 32), dtype=np.float32))
@@ -231,7 +231,7 @@ def test_exact_count_with_ties(keras):
 
 
 def test_first_and_last_left_alone_with_reasons(keras):
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule, select_layers
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule, select_layers
 
     model = tiny(keras)
     pruned, left = select_layers(model)
@@ -255,8 +255,8 @@ def test_first_and_last_left_alone_with_reasons(keras):
 
 @pytest.mark.parametrize("name, shape", [("resnet8", (32, 32, 3)), ("ds_cnn", (49, 10))])
 def test_real_architectures_prune_every_conv_but_the_first(keras, name, shape):
-    from edgekit.build import architectures
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.train import architectures
 
     model = architectures.build(keras, {"name": name}, shape, 10, "m")
     convs = [layer.name for layer in model.layers
@@ -273,8 +273,8 @@ def test_real_architectures_prune_every_conv_but_the_first(keras, name, shape):
 
 
 def test_recurrent_and_attention_kernels_left_alone(keras):
-    from edgekit.build import architectures
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule, select_layers
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule, select_layers
+    from edgekit.train import architectures
 
     rnn = architectures.build(keras, {"name": "rnn", "cell": "lstm"}, (32, 6), 4, "r")
     with pytest.raises(InputError, match="nothing to prune") as info:
@@ -298,7 +298,7 @@ def test_recurrent_and_attention_kernels_left_alone(keras):
 
 
 def test_strip_leaves_a_plain_model(keras, data, tmp_path):
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule, sparsity_of
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule, sparsity_of
 
     model = compiled(keras, tiny(keras))
     config = json.dumps(model.get_config(), sort_keys=True, default=str)
@@ -328,8 +328,8 @@ def test_strip_leaves_a_plain_model(keras, data, tmp_path):
 
 
 def test_sparse_kernels_gzip_three_times_smaller(keras):
-    from edgekit.build import architectures
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.train import architectures
 
     model = architectures.build(keras, {"name": "resnet8"}, (32, 32, 3), 10, "m")
     pruner = MagnitudePruner(model, Schedule(0.8, end_step=1))
@@ -347,7 +347,7 @@ def test_sparse_kernels_gzip_three_times_smaller(keras):
 def test_blocks_prune_runs_of_input_channels(keras, data):
     """--block 4: zeros come in runs of 4 input channels (axis -2 of a Keras kernel, the
     innermost axis of TFLite's weights), chosen by mean magnitude, held through training."""
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     model = compiled(keras, tiny(keras, "blocks"))
     pruner = MagnitudePruner(model, Schedule(0.5, end_step=2, frequency=1), block=4, skip_first=False)
@@ -368,8 +368,8 @@ def test_blocks_prune_runs_of_input_channels(keras, data):
 
 def test_depthwise_kernels_can_stay_dense(keras):
     """skip_depthwise (edgekit prune's default): depthwise kernels are left with a reason."""
-    from edgekit.build import architectures
-    from edgekit.build.prune.magnitude import select_layers
+    from edgekit.prune.magnitude import select_layers
+    from edgekit.train import architectures
 
     model = architectures.build(keras, {"name": "ds_cnn", "blocks": 2}, (49, 10), 12, "dw")
     pruned, left = select_layers(model, skip_depthwise=True)

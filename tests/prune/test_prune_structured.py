@@ -20,20 +20,20 @@ _OUT_AXIS = {"Conv1D": ("kernel", -1), "Conv2D": ("kernel", -1), "Dense": ("kern
 
 @pytest.fixture(scope="module")
 def keras():
-    from edgekit.build.keras_env import import_keras
+    from edgekit.keras_env import import_keras
 
     return import_keras()
 
 
 @pytest.fixture(scope="module")
 def structured():
-    from edgekit.build.prune import structured
+    from edgekit.prune import structured
 
     return structured
 
 
 def _architecture(keras, name, input_shape, **options):
-    from edgekit.build import architectures
+    from edgekit.train import architectures
 
     model = architectures.build(keras, {"name": name, **options}, input_shape, 5, "m")
     _randomize(model)

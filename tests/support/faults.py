@@ -43,7 +43,7 @@ def build_bundles(root: Path) -> FaultBundles:
 
     import keras
 
-    from edgekit.build.convert import ConvertConfig, convert
+    from edgekit.convert.run import ConvertConfig, convert
 
     root.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(9)

@@ -164,7 +164,7 @@ def test_the_gan_exports_its_generator_with_a_sample_grid(gan_run):
 
 def test_a_killed_gan_resumes_with_its_discriminator(tmp_path):
     """SIGKILL after a checkpoint: --resume continues both networks from the last epoch."""
-    from edgekit.build import gan
+    from edgekit.train import gan
 
     out, epochs = tmp_path / "out", 6
     args = ["gan-dcgan", "-o", str(out), "--epochs", str(epochs), "--samples", "16",

@@ -16,14 +16,6 @@ import numpy as np
 import pytest
 import yaml
 
-from edgekit.build import architectures, trainingdata
-from edgekit.build.recipes import (
-    apply_overrides,
-    load_recipe,
-    read_recipe_data,
-    recipe_names,
-    search_path,
-)
 from edgekit.errors import InputError
 from edgekit.features import audio
 from edgekit.spec import (
@@ -32,6 +24,15 @@ from edgekit.spec import (
     NoPreprocess,
     SensorPreprocess,
     preprocess_from_dict,
+)
+from edgekit.train import architectures
+from edgekit.train import data as trainingdata
+from edgekit.train.recipes import (
+    apply_overrides,
+    load_recipe,
+    read_recipe_data,
+    recipe_names,
+    search_path,
 )
 from tests.support.cli import CliResult, run_cli, train_killed_after_an_epoch
 from tests.support.env import REPO, need_module
@@ -142,8 +143,8 @@ def test_recipe_search_path_first_match_wins(tmp_path, monkeypatch):
 @pytest.mark.tf
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_recipe_builds_its_architecture(name):
-    from edgekit.build import pipeline
-    from edgekit.build.keras_env import import_keras
+    from edgekit.keras_env import import_keras
+    from edgekit.train import pipeline
 
     keras = import_keras()
     recipe = load_recipe(name)
@@ -255,7 +256,7 @@ def assert_audio_close(training: np.ndarray, device: np.ndarray, of_range: float
 @pytest.mark.tf
 @pytest.mark.parametrize("name", list(AUDIO_SPECS))
 def test_audio_front_end_matches_the_device(name):
-    from edgekit.build import pipeline
+    from edgekit.train import pipeline
 
     spec = AUDIO_SPECS[name]
     raw = audio_batch(spec.sample_rate, spec.clip_samples)
@@ -272,7 +273,7 @@ def test_audio_front_end_matches_the_device(name):
 
 @pytest.mark.tf
 def test_the_audio_tolerance_catches_a_real_mismatch():
-    from edgekit.build import pipeline
+    from edgekit.train import pipeline
 
     spec = AudioPreprocess(normalize="per_clip")
     raw = audio_batch(16000, 16000)
@@ -286,7 +287,7 @@ def test_the_audio_tolerance_catches_a_real_mismatch():
 @pytest.mark.tf
 @pytest.mark.parametrize("feature", ["mfcc", "log_mel"])
 def test_a_clean_tone_differs_by_float32_fft_rounding_only(feature):
-    from edgekit.build import pipeline
+    from edgekit.train import pipeline
 
     spec = AudioPreprocess(feature=feature)
     raw = audio_batch(16000, 16000, floor_dbfs=None)
@@ -305,8 +306,8 @@ IMAGE_SPECS = {
 @pytest.mark.tf
 @pytest.mark.parametrize("name", list(IMAGE_SPECS))
 def test_image_front_end_matches_the_device(name):
-    from edgekit.build import pipeline
     from edgekit.features import image
+    from edgekit.train import pipeline
 
     spec = IMAGE_SPECS[name]
     raw = np.random.default_rng(1).integers(0, 256, (4, spec.height, spec.width, spec.channels), dtype=np.uint8)
@@ -322,7 +323,7 @@ def test_image_front_end_matches_the_device(name):
 @pytest.mark.tf
 @pytest.mark.parametrize("fitted", [True, False], ids=["fitted-mean-std", "no-normalization"])
 def test_sensor_and_vector_front_ends_match_the_device(fitted):
-    from edgekit.build import pipeline
+    from edgekit.train import pipeline
 
     raw = np.random.default_rng(2).normal([0, 0, 9.8, 0, 0, 0], [3, 3, 4, 0.5, 0.5, 0.3], (5, 16, 6))
     raw = raw.astype(np.float32)
@@ -339,7 +340,7 @@ def test_sensor_and_vector_front_ends_match_the_device(fitted):
 @pytest.mark.tf
 def test_the_evaluation_dataset_carries_the_same_features():
     """make_dataset (batched map, cache) yields what the device computes, in order."""
-    from edgekit.build import pipeline
+    from edgekit.train import pipeline
 
     spec = AudioPreprocess(normalize="per_clip")
     raw = np.concatenate([audio_batch(16000, 16000)] * 2)

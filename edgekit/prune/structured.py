@@ -545,7 +545,7 @@ class _Graph:
 
 
 def _keras() -> Any:
-    from edgekit.build.keras_env import import_keras
+    from edgekit.keras_env import import_keras
 
     return import_keras()
 

@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from edgekit.build.outputs import align_outputs
-from edgekit.build.source import LoadConfig, SourceModel, source_kind, work_dir
-from edgekit.build.validate import (
+from edgekit.bundle import Manifest, Variant, VariantFormat, make_provenance, write_bundle
+from edgekit.convert.fidelity import (
     Reference,
     detect_task,
     fidelity,
@@ -32,7 +31,9 @@ from edgekit.build.validate import (
     run_variant,
     task_metric,
 )
-from edgekit.build.variants import (
+from edgekit.convert.outputs import align_outputs
+from edgekit.convert.source import LoadConfig, SourceModel, source_kind, work_dir
+from edgekit.convert.variants import (
     DEFAULT_VARIANTS,
     VARIANTS,
     ConversionError,
@@ -45,7 +46,6 @@ from edgekit.build.variants import (
     tflite_float_ops,
     tflite_int8_selective,
 )
-from edgekit.bundle import Manifest, Variant, VariantFormat, make_provenance, write_bundle
 from edgekit.datasets.loaders import (
     Progress,
     Samples,
@@ -152,7 +152,7 @@ class VariantResult:
     """One variant: what was produced and measured, or why it was not.
 
     Attributes:
-        precision: what the produced file really is (see `edgekit.build.variants.Form`).
+        precision: what the produced file really is (see `edgekit.convert.variants.Form`).
         substitute: set when the variant is not the form its name promises (full-integer
             int8 that fell back to float ops or dynamic range; static ONNX int8 that
             became dynamic): ``requested``, ``produced``, ``form``, ``reason``, ``ops``,

@@ -180,7 +180,7 @@ def write_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {h['epoch']} | {h['seconds']:.1f} | " + " | ".join(f"{h.get(k, float('nan')):.4g}"
                                                                               for k in keys) + " |")
     if report.get("prune"):
-        from edgekit.build.prune.run import markdown
+        from edgekit.prune.run import markdown
 
         lines += ["", *markdown(report["prune"])]
     for plot in report.get("outputs", {}).get("plots", []):

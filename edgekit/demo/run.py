@@ -151,7 +151,7 @@ def _forget(out: Path, *stages: str) -> None:
 
 
 def _prepare(out: Path) -> None:
-    from edgekit.build.train import prepare_output
+    from edgekit.train.run import prepare_output
 
     prepare_output(out, "output directory", hint="choose another -o")
 
@@ -177,8 +177,8 @@ def _indent(log: Log) -> Log:
 
 
 def _data(config: DemoConfig, folder: Path, log: Log, progress: Progress) -> dict[str, Any]:
-    from edgekit.build.recipes import load_recipe
     from edgekit.datasets.synth import MANIFEST, make_config, synthesize
+    from edgekit.train.recipes import load_recipe
 
     recipe = load_recipe(RECIPE)
     samples = config.samples or int(recipe.values["data"]["synth_samples"])
@@ -220,7 +220,7 @@ def _recipe_overrides(config: DemoConfig) -> list[str]:
 
 def _exported_model(config: DemoConfig, folder: Path) -> Path:
     """The model the bundle is made from: the pruned one when the demo prunes."""
-    from edgekit.build.train import pruned_model_path
+    from edgekit.train.run import pruned_model_path
 
     return pruned_model_path(folder, RECIPE) if config.prune_channels else folder / f"{RECIPE}.keras"
 
@@ -256,7 +256,7 @@ def _convert_table(convert: dict[str, Any]) -> list[str]:
 
 def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bundle: Path, log: Log,
                        progress: Progress) -> list[StageTime]:
-    from edgekit.build.recipes import load_recipe
+    from edgekit.train.recipes import load_recipe
 
     folder = out / "train"
     recipe = load_recipe(RECIPE, _recipe_overrides(config))
@@ -270,7 +270,7 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
         log(f"[2/7] train: {RECIPE} for {epochs} epoch(s) on {data['samples_total']} clips -> {folder}")
         _forget(out, "train", "convert")
         bundle.unlink(missing_ok=True)  # a stale bundle must not outlive the model it came from
-        from edgekit.build.train import TrainConfig, train
+        from edgekit.train.run import TrainConfig, train
 
         t0 = time.perf_counter()
         train_config = TrainConfig(recipe=RECIPE, output=folder, data=Path(data["path"]), epochs=config.epochs,
@@ -311,7 +311,7 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
         log(f"[4/7] convert: reused {bundle} (inputs unchanged; made in {convert_stamp['seconds']:.1f} s)")
         return [*stages, StageTime("convert", 0.0, reused=True, made_seconds=convert_stamp["seconds"])]
 
-    from edgekit.build.train import export_bundle, gate_error
+    from edgekit.train.run import export_bundle, gate_error
 
     drop = float(convert_values["max_accuracy_drop"])
     variants = tuple(convert_values["variants"])
@@ -332,8 +332,8 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
 def _log_prune(config: DemoConfig, folder: Path, log: Log, seconds: float) -> None:
     if not config.prune_channels:
         return
-    from edgekit.build.prune.run import render_summary as prune_summary
-    from edgekit.build.prune.run import report_path
+    from edgekit.prune.run import render_summary as prune_summary
+    from edgekit.prune.run import report_path
 
     model = _exported_model(config, folder)
     report = json.loads(report_path(model).read_text("utf-8"))
@@ -854,7 +854,7 @@ def render_report(f: dict[str, Any], stages: Sequence[StageTime], total: float, 
     lines += ["## Training", "", f"![learning curves]({_link(train / 'curves.png', out)})", "",
               f"![confusion matrix]({_link(train / 'confusion.png', out)})", ""]
     if f.get("prune"):
-        from edgekit.build.prune.run import markdown
+        from edgekit.prune.run import markdown
 
         pruned = _link(Path(f["prune"]["outputs"]["model"]), out)
         lines += [*markdown(f["prune"]), "", f"The bundle is made from the pruned model `{pruned}` (report: "

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from edgekit.build.variants import ConversionError
+from edgekit.convert.variants import ConversionError
 from edgekit.spec import DType, TensorSpec
 
 _NUMBERED = re.compile(r"output_(\d+)")

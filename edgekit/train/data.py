@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.build.recipes import Recipe
 from edgekit.datasets.loaders import WAV_SUFFIXES, Progress, no_progress
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.features import audio as audio_features
 from edgekit.features import image as image_features
 from edgekit.spec import AudioPreprocess, ImagePreprocess, SensorPreprocess
+from edgekit.train.recipes import Recipe
 
 logger = logging.getLogger("edgekit.train")
 # a CSV recording's windows go to the train/validation/test split in blocks of this many

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.build.keras_env import import_keras, stdout_to_stderr
-from edgekit.build.outputs import signature_order
 from edgekit.bundle import sha256_file
+from edgekit.convert.outputs import signature_order
 from edgekit.errors import InputError, UnsafeModelError
 from edgekit.inspection import detect_kind
 from edgekit.inspection.keras import find_code, keras_load_error, read_keras_config
+from edgekit.keras_env import import_keras, stdout_to_stderr
 from edgekit.spec import DType, TensorSpec
 
 # Keys Keras 2 wrote that Keras 3 rejects, with the value that makes dropping them a no-op.

@@ -30,12 +30,16 @@ import numpy as np
 import yaml
 
 from edgekit import __version__
-from edgekit.build import architectures, gan, pipeline
-from edgekit.build.convert import ConvertConfig, ConvertReport, convert, sidecar_path
-from edgekit.build.convert import gate_error as convert_gate_error
-from edgekit.build.keras_env import import_keras, save_model
-from edgekit.build.recipes import Recipe, load_recipe
-from edgekit.build.trainingdata import (
+from edgekit.bundle import atomic_write_bytes
+from edgekit.convert.fidelity import anomaly_positive, anomaly_scores, regression_errors, roc_auc
+from edgekit.convert.run import ConvertConfig, ConvertReport, convert, sidecar_path
+from edgekit.convert.run import gate_error as convert_gate_error
+from edgekit.datasets.loaders import Progress, no_progress
+from edgekit.errors import GateError, InputError
+from edgekit.keras_env import import_keras, save_model
+from edgekit.spec import ImagePreprocess, SensorPreprocess
+from edgekit.train import architectures, gan, pipeline
+from edgekit.train.data import (
     RawData,
     Split,
     check_classes,
@@ -44,11 +48,7 @@ from edgekit.build.trainingdata import (
     load_raw,
     split,
 )
-from edgekit.build.validate import anomaly_positive, anomaly_scores, regression_errors, roc_auc
-from edgekit.bundle import atomic_write_bytes
-from edgekit.datasets.loaders import Progress, no_progress
-from edgekit.errors import GateError, InputError
-from edgekit.spec import ImagePreprocess, SensorPreprocess
+from edgekit.train.recipes import Recipe, load_recipe
 
 Log = Callable[[str], None]
 CHECKPOINT_DIR = "checkpoints"
@@ -743,7 +743,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     report["seconds_total"] = round(time.perf_counter() - started, 2)
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
     if "prune" in report:
-        from edgekit.build.trainreport import write_markdown
+        from edgekit.train.report import write_markdown
 
         atomic_write_bytes(out / "report.md", write_markdown(report).encode())
     shutil.rmtree(checkpoint, ignore_errors=True)
@@ -832,7 +832,7 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
         _write_npz(out / "heldout.npz", x=parts.test.x, y=parts.test.y)
     report["outputs"] = {"model": str(model_path), "contract": str(sidecar_path(model_path)),
                          "heldout": str(out / "heldout.npz")}
-    from edgekit.build.trainreport import write_markdown, write_plots
+    from edgekit.train.report import write_markdown, write_plots
 
     report["outputs"]["plots"] = write_plots(report, out)
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
@@ -857,13 +857,13 @@ def _prune(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config:
     recipe from the report.json just written); returns the pruned model, which the export
     converts. report.json gains a ``prune`` section.
 
-    It runs in a process of its own, with oneDNN off (see `edgekit.build.prune.run.ONEDNN`):
+    It runs in a process of its own, with oneDNN off (see `edgekit.prune.run.ONEDNN`):
     fine-tuning a channel-pruned ResNet-8 from a ``tf.data`` pipeline crashed oneDNN's CPU
     kernels ("double free or corruption") in this TensorFlow, which is already loaded here.
     """
     import subprocess
 
-    from edgekit.build.prune.run import ONEDNN, report_path
+    from edgekit.prune.run import ONEDNN, report_path
 
     target = pruned_model_path(out, recipe.name)
     section = recipe.values["prune"]

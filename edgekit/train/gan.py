@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.build import architectures
-from edgekit.build.keras_env import save_model
-from edgekit.build.recipes import Recipe
+from edgekit.keras_env import save_model
+from edgekit.train import architectures
+from edgekit.train.recipes import Recipe
 
 DISCRIMINATOR_FILE = "discriminator.keras"
 REAL_TARGET = 0.9

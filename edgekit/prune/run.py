@@ -33,10 +33,10 @@ import numpy as np
 import yaml
 
 from edgekit import __version__
-from edgekit.build.recipes import DEFAULTS, Recipe, check_prune, load_recipe, parse_recipe
 from edgekit.bundle import atomic_write_bytes
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import InputError
+from edgekit.train.recipes import DEFAULTS, Recipe, check_prune, load_recipe, parse_recipe
 
 Log = Callable[[str], None]
 REPORT_SUFFIX = ".prune.json"
@@ -178,7 +178,7 @@ def resolve_recipe(config: PruneConfig, named: Recipe | None,
         raise InputError(f"recipe {recipe.name}", expected="a classification, regression or anomaly model",
                          found="a GAN generator (fine-tuning it needs its discriminator and the GAN loop)",
                          hint="prune the generator's weights once with --epochs 0, or retrain a smaller generator")
-    from edgekit.build.convert import read_contract, sidecar_path
+    from edgekit.convert.run import read_contract, sidecar_path
 
     sidecar = sidecar_path(config.model)
     if sidecar.is_file():
@@ -258,7 +258,7 @@ def prune(config: PruneConfig, log: Log = print, progress: Progress = no_progres
     options = prune_options(config, recipe_values)  # before any heavy work: bad values fail at once
     method = "magnitude" if options.get("sparsity") is not None else "channels"
 
-    from edgekit.build.source import LoadConfig, SourceModel
+    from edgekit.convert.source import LoadConfig, SourceModel
 
     log(f"[1/5] loading {config.model}")  # as convert does: a model that carries code is refused here (exit 3)
     with SourceModel(LoadConfig(config.model, config.trust_model_code, export=False)) as source:
@@ -274,9 +274,9 @@ def prune(config: PruneConfig, log: Log = print, progress: Progress = no_progres
 def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, recipe: Recipe, data_path: Path,
                   model: Any, source_sha: str, adaptations: list[str], started: float, log: Log,
                   progress: Progress) -> PruneResult:
-    from edgekit.build import pipeline
-    from edgekit.build.keras_env import import_keras
-    from edgekit.build.train import _evaluate, _plain, prepare_data
+    from edgekit.keras_env import import_keras
+    from edgekit.train import pipeline
+    from edgekit.train.run import _evaluate, _plain, prepare_data
 
     keras = import_keras()
     import tensorflow as tf
@@ -355,7 +355,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     if recipe.task == "anomaly":  # the pruned model reconstructs differently: its own threshold
         report["anomaly_threshold"] = {"before": float(before_eval["test"]["threshold"]),
                                        "after": float(after_eval["test"]["threshold"])}
-    from edgekit.build.keras_env import save_model
+    from edgekit.keras_env import save_model
 
     bench = config.bench if config.bench is not None else method == "channels"
     if config.measure:
@@ -391,7 +391,7 @@ def report_path(model: Path) -> Path:
 
 
 def _sidecar(model: Path) -> Path:
-    from edgekit.build.convert import sidecar_path
+    from edgekit.convert.run import sidecar_path
 
     return sidecar_path(model)
 
@@ -459,7 +459,7 @@ def _fit(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, train_valu
     teacher probabilities`` on the same augmented batch (distillation at temperature 1)."""
     import warnings
 
-    from edgekit.build.train import _callbacks, _compile, _schedule, fit_dataset
+    from edgekit.train.run import _callbacks, _compile, _schedule, fit_dataset
 
     fitted = dataclasses.replace(recipe, values={**recipe.values, "train": train_values})
     _compile(keras, model, fitted, _schedule(keras, train_values, max(1, epochs), steps))
@@ -484,7 +484,7 @@ def _fit(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, train_valu
 def _magnitude(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, options: dict[str, Any],
                train_values: dict[str, Any], input_shape: tuple[int, ...], classes: int, epochs: int, steps: int,
                batch: int, seed: int, config: PruneConfig, log: Log, teacher: Any) -> tuple[Any, dict[str, Any]]:
-    from edgekit.build.prune.magnitude import MagnitudePruner, Schedule
+    from edgekit.prune.magnitude import MagnitudePruner, Schedule
 
     total = epochs * steps
     # Zhu & Gupta: ramp to the target over most of the run, then recover at the target
@@ -514,7 +514,7 @@ def _magnitude(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, opti
 def _channels(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, options: dict[str, Any],
               train_values: dict[str, Any], input_shape: tuple[int, ...], classes: int, epochs: int, steps: int,
               batch: int, seed: int, config: PruneConfig, log: Log, teacher: Any) -> tuple[Any, dict[str, Any]]:
-    from edgekit.build.prune.structured import prune_channels
+    from edgekit.prune.structured import prune_channels
 
     thinner, plan = prune_channels(model, float(options["channels"]), importance=str(options["importance"]),
                                    skip=tuple(options["skip"]), round_to=int(options["round_to"]))
@@ -535,7 +535,7 @@ def _measure(config: PruneConfig, recipe: Recipe, parts: Any, pruned_path: Path,
              log: Log, progress: Progress) -> dict[str, Any]:
     """Convert the unpruned and the pruned model (fp32, int8) on the held-out split; gzip
     sizes; int8 figures; optionally both in one `edgekit bench` run."""
-    from edgekit.build.convert import ConvertConfig, convert
+    from edgekit.convert.run import ConvertConfig, convert
 
     heldout = folder / "heldout.npz"
     np.savez(heldout, x=parts.test.x, y=parts.test.y)

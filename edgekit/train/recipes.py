@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import _datafiles
-from edgekit.build import architectures
 from edgekit.errors import InputError
 from edgekit.spec import PostprocessSpec, PreprocessSpec, preprocess_from_dict
+from edgekit.train import architectures
 
 ENV_VAR = "EDGEKIT_MODELS"
 SCHEMA_VERSION = 1

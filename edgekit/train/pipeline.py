@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.build.keras_env import import_keras
+from edgekit.keras_env import import_keras
 from edgekit.spec import (
     AudioPreprocess,
     ImagePreprocess,

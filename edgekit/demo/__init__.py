@@ -1,0 +1,1 @@
+"""`edgekit demo`: keyword spotting end to end, offline (`run`: `DemoConfig`, `run_demo`)."""
