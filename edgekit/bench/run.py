@@ -50,13 +50,25 @@ def bench_main(config: BenchConfig, *, fmt: str = "table", output: Path | None =
         BenchFailed: a variant or a host failed, or the run was interrupted (exit 1).
         GateError: a variant is over budget (exit 4), naming it.
     """
-    from edgekit.bundle.atomic import atomic_write_bytes
+    check_output_paths(output, plot_path)  # fail before measuring, not after
+    docs = collect(config, remotes, remote_command, progress, log, ssh_options=ssh_options, ssh_config=ssh_config)
+    return publish(docs, fmt=fmt, output=output, plot_path=plot_path)
 
+
+def check_output_paths(output: Path | None, plot_path: Path | None) -> None:
+    """Raises `InputError` when the report or plot file could not be written after measuring."""
     for path, what in ((output, "report file"), (plot_path, "plot file")):
-        if path is not None and not Path(path).resolve().parent.is_dir():  # fail before measuring, not after
+        if path is not None and not Path(path).resolve().parent.is_dir():
             raise InputError(f"{what} {path}", expected="a path in an existing directory",
                              found=f"no directory {Path(path).parent}", hint="create it first")
-    docs = collect(config, remotes, remote_command, progress, log, ssh_options=ssh_options, ssh_config=ssh_config)
+
+
+def publish(docs: Sequence[dict[str, Any]], *, fmt: str = "table", output: Path | None = None,
+            plot_path: Path | None = None) -> tuple[str, str]:
+    """Render measured `docs` in `fmt`, write `output` and `plot_path`, then decide: returns
+    ``(text, table)``, or raises (after writing) as `bench_main` does."""
+    from edgekit.bundle.atomic import atomic_write_bytes
+
     text = render(docs, fmt)
     table = text if fmt == "table" else render_table(docs)
     if output is not None:

@@ -36,7 +36,7 @@ import numpy as np
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes, sha256_file
 from edgekit.datasets.loaders import Progress, no_progress
-from edgekit.errors import GateError, InputError
+from edgekit.errors import EdgekitError, GateError, InputError
 
 Log = Callable[[str], None]
 RECIPE = "kws-dscnn"
@@ -370,12 +370,9 @@ def _log_convert(folder: Path, log: Log) -> None:
 
 
 def _bench(config: DemoConfig, out: Path, bundle: Path, log: Log) -> tuple[StageTime, dict[str, Any]]:
-    """``edgekit bench`` on every variant, in a process of its own: its workers then start
-    from a small process (Linux keeps the peak RSS of the process a worker was forked
-    from, and this one holds TensorFlow after training)."""
-    import subprocess
-    import sys
-
+    """``edgekit bench`` on every variant through bench's library function (each variant
+    in its own worker process; a worker reads its own peak memory, so this process's
+    TensorFlow does not show in it)."""
     folder = out / "bench"
     options = ["--threads", "1", "--duration", f"{config.bench_seconds:g}", "--windows", "5", "--warmup", "10",
                "--warmup-seconds", "0.5", "--meter", "auto", "--idle-seconds", "1", "--seed", str(config.seed)]
@@ -394,16 +391,25 @@ def _bench(config: DemoConfig, out: Path, bundle: Path, log: Log) -> tuple[Stage
     _forget(out, "bench")
     folder.mkdir(exist_ok=True)
     t0 = time.perf_counter()
-    argv = [sys.executable, "-m", "edgekit", *(["-q"] if config.quiet else []), *command[1:]]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)  # stderr: its progress, as is
-    for line in proc.stdout.rstrip().splitlines():
-        log("      " + line)
-    if proc.returncode != 0:
-        raise InputError("edgekit bench", expected="every variant measured", found=f"exit code {proc.returncode}",
-                         hint=f"see its message above; what was measured is in {folder / 'bench.json'}")
+    from edgekit.bench.harness import BenchConfig
     from edgekit.bench.report import render_markdown
+    from edgekit.bench.run import check_output_paths, collect, publish
 
-    doc = json.loads((folder / "bench.json").read_text("utf-8"))
+    bench_config = BenchConfig(targets=(str(bundle),), threads=(1,), duration=config.bench_seconds, windows=5,
+                               warmup_runs=10, warmup_seconds=0.5, meter="auto", idle_seconds=1.0, seed=config.seed)
+    plot_path = folder / "bench.png" if _has_matplotlib() else None
+    check_output_paths(folder / "bench.json", plot_path)
+    docs = collect(bench_config, log=log)
+    try:
+        _, table = publish(docs, fmt="json", output=folder / "bench.json", plot_path=plot_path)
+    except EdgekitError as exc:
+        for line in getattr(exc, "report", ("", ""))[1].rstrip().splitlines():
+            log("      " + line)
+        raise InputError("edgekit bench", expected="every variant measured", found=str(exc),
+                         hint=f"what was measured is in {folder / 'bench.json'}") from exc
+    for line in table.rstrip().splitlines():
+        log("      " + line)
+    doc = docs[0]
     atomic_write_bytes(folder / "bench.md", render_markdown([doc]).encode())
     seconds = time.perf_counter() - t0
     _write_stamp(out, "bench", inputs, outputs, seconds)

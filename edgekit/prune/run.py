@@ -21,8 +21,7 @@ import dataclasses
 import gzip
 import json
 import math
-import subprocess
-import sys
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ import yaml
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes
 from edgekit.datasets.loaders import Progress, no_progress
-from edgekit.errors import InputError
+from edgekit.errors import EdgekitError, InputError
 from edgekit.train.recipes import DEFAULTS, Recipe, check_prune, load_recipe, parse_recipe
 
 Log = Callable[[str], None]
@@ -271,12 +270,77 @@ def prune(config: PruneConfig, log: Log = print, progress: Progress = no_progres
                          progress)
 
 
+def prune_in_child(config: PruneConfig, log: Log = print) -> PruneResult:
+    """`prune` in a process of its own, for a caller that has TensorFlow loaded already.
+
+    The child is spawned (a fresh interpreter, not a fork of this TensorFlow process) with
+    `ONEDNN` in its environment before TensorFlow loads there: fine-tuning a channel-pruned
+    ResNet-8 from a ``tf.data`` pipeline crashed oneDNN's CPU kernels ("double free or
+    corruption") in this TensorFlow. Log lines and the result come back through a pipe;
+    an `EdgekitError` in the child is raised here with its type (and exit code) intact.
+
+    Raises:
+        EdgekitError: what `prune` raised in the child.
+        InputError: the child died without a result (a crash), naming its exit code.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    saved = {key: os.environ.get(key) for key in ONEDNN}
+    os.environ.update(ONEDNN)  # the spawned child copies this environment at start
+    try:
+        child = context.Process(target=_prune_child, args=(config, writer), name="edgekit-prune", daemon=True)
+        child.start()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    writer.close()
+    result: PruneResult | None = None
+    error: dict[str, Any] | None = None
+    try:
+        while True:
+            try:
+                kind, payload = reader.recv()
+            except EOFError:
+                break
+            if kind == "log":
+                log(payload)
+            elif kind == "result":
+                result = payload
+            else:
+                error = payload
+    finally:
+        reader.close()
+        child.join()
+    if error is not None:
+        raise EdgekitError.from_dict(error)
+    if result is None:
+        raise InputError(f"edgekit prune of {config.model}", expected="a pruned model",
+                         found=f"the pruning process ended with exit code {child.exitcode} and no result",
+                         hint="run edgekit prune on the model by itself to see why")
+    return result
+
+
+def _prune_child(config: PruneConfig, connection: Any) -> None:
+    """The spawned side of `prune_in_child`."""
+    try:
+        result = prune(config, log=lambda line: connection.send(("log", line)))
+        connection.send(("result", result))
+    except EdgekitError as exc:
+        connection.send(("error", exc.to_dict()))
+    finally:
+        connection.close()
+
+
 def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, recipe: Recipe, data_path: Path,
                   model: Any, source_sha: str, adaptations: list[str], started: float, log: Log,
                   progress: Progress) -> PruneResult:
     from edgekit.keras_env import import_keras
-    from edgekit.train import pipeline
-    from edgekit.train.run import _evaluate, _plain, prepare_data
+    from edgekit.train import fit, pipeline
 
     keras = import_keras()
     import tensorflow as tf
@@ -284,7 +348,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     from edgekit.inspection.keras import keras_macs
 
     log(f"[2/5] data {data_path} (split as in training: {recipe.name})")
-    raw, parts = prepare_data(recipe, data_path, log, progress)
+    raw, parts = fit.prepare_data(recipe, data_path, log, progress)
     input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))
     model_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     if model_shape != tuple(input_shape):
@@ -300,7 +364,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} held-out samples")
 
     quiet = _indent(log)
-    before_eval = _evaluate(model, recipe, parts, input_shape, quiet)
+    before_eval = fit.evaluate(model, recipe, parts, input_shape, quiet)
     before = headline(recipe, before_eval)
     params_before, macs_before = int(model.count_params()), keras_macs(model)
 
@@ -331,7 +395,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
         log(f"  left alone: {name}: {reason}")
 
     log("[4/5] evaluating on the held-out split")
-    after_eval = _evaluate(pruned, recipe, parts, input_shape, quiet)
+    after_eval = fit.evaluate(pruned, recipe, parts, input_shape, quiet)
     after = headline(recipe, after_eval)
     report: dict[str, Any] = {
         "edgekit": __version__,
@@ -378,7 +442,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
         save_model(pruned, config.output)
         report["outputs"] = {"model": str(config.output), "contract": str(_sidecar(config.output)),
                              "report": str(report_path(config.output))}
-        atomic_write_bytes(report_path(config.output), (json.dumps(report, indent=2, default=_plain) + "\n").encode())
+        atomic_write_bytes(report_path(config.output), (json.dumps(report, indent=2, default=fit.plain) + "\n").encode())
     except BaseException:
         for path in (_sidecar(config.output), config.output, report_path(config.output)):
             path.unlink(missing_ok=True)
@@ -459,23 +523,23 @@ def _fit(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, train_valu
     teacher probabilities`` on the same augmented batch (distillation at temperature 1)."""
     import warnings
 
-    from edgekit.train.run import _callbacks, _compile, _schedule, fit_dataset
+    from edgekit.train import fit
 
     fitted = dataclasses.replace(recipe, values={**recipe.values, "train": train_values})
-    _compile(keras, model, fitted, _schedule(keras, train_values, max(1, epochs), steps))
+    fit.compile_model(keras, model, fitted, fit.schedule(keras, train_values, max(1, epochs), steps))
     state: dict[str, Any] = {"epoch": 0, "history": []}
     if not epochs:
         return [], 0.0
     with tempfile.TemporaryDirectory(prefix="edgekit-prune-fit-") as scratch:
-        callbacks = [*extra, *_callbacks(keras, log, epochs, steps, config.progress_bar, Path(scratch), state, False)]
+        callbacks = [*extra, *fit.callbacks(keras, log, epochs, steps, config.progress_bar, Path(scratch), state, False)]
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-            train_ds = fit_dataset(tf, parts.train, fitted, input_shape, batch, True, classes, seed)
+            train_ds = fit.fit_dataset(tf, parts.train, fitted, input_shape, batch, True, classes, seed)
             if teacher is not None and distill > 0 and recipe.task == "classification":
                 train_ds = train_ds.map(lambda x, y: (x, (1.0 - distill) * y + distill * teacher(x, training=False)))
             model.fit(train_ds,
-                      validation_data=fit_dataset(tf, parts.validation, fitted, input_shape, batch, False, classes,
+                      validation_data=fit.fit_dataset(tf, parts.validation, fitted, input_shape, batch, False, classes,
                                                   seed),
                       epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     return state["history"], round(time.perf_counter() - t0, 3)
@@ -580,26 +644,29 @@ def _kib(n: int) -> str:
 
 
 def _bench(bundles: Mapping[str, Path], folder: Path, seconds: float, log: Log) -> dict[str, Any]:
-    """Both models' TFLite variants in one `edgekit bench` run (interleaved windows, each in
-    its own worker process), started from a small process rather than this TensorFlow one."""
-    doc_path = folder / "bench.json"
-    argv = [sys.executable, "-m", "edgekit", "-q", "bench", *(str(b) for b in bundles.values()),
-            "--variants", ",".join(MEASURED_VARIANTS), "--threads", "1", "--mode", "invoke",
-            "--duration", f"{seconds:g}", "--windows", "5", "--warmup", "10", "--meter", "none",
-            "--format", "json", "-o", str(doc_path)]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or not doc_path.is_file():
-        raise InputError("edgekit bench of the unpruned and pruned models", expected="both measured",
-                         found=f"exit code {proc.returncode}: {(proc.stderr or '').strip().splitlines()[-1:]}")
-    doc = json.loads(doc_path.read_text("utf-8"))
+    """Both models' TFLite variants in one bench run (`edgekit.bench.run.collect`:
+    interleaved windows, each variant in its own worker process); the report is kept in
+    ``FOLDER/bench.json``."""
+    from edgekit.bench.harness import BenchConfig
+    from edgekit.bench.report import render
+
+    config = BenchConfig(targets=tuple(str(b) for b in bundles.values()), variants=MEASURED_VARIANTS, threads=(1,),
+                         modes=("invoke",), duration=seconds, windows=5, warmup_runs=10, meter="none")
+    from edgekit.bench.run import collect
+
+    docs = collect(config)
+    doc = docs[0]
+    atomic_write_bytes(folder / "bench.json", render(docs, "json").encode("utf-8"))
+    if doc.get("partial"):
+        raise InputError("bench of the unpruned and pruned models", expected="both measured",
+                         found="; ".join(doc.get("errors") or ["a partial run"]))
+    names = {Path(path).resolve(): name for name, path in bundles.items()}
     medians: dict[str, dict[str, float]] = {}
     for row in doc["results"]:
-        label = str(row["label"])
-        stem, _, rest = label.partition(":")
-        variant = rest.split(" @")[0]
         invoke = row.get("invoke") or {}
-        if invoke.get("median_ms") is not None:
-            medians.setdefault(variant, {})[stem] = float(invoke["median_ms"])
+        name = names.get(Path(str(row["target"])).resolve())
+        if name is not None and invoke.get("median_ms") is not None:
+            medians.setdefault(str(row["variant"]), {})[name] = float(invoke["median_ms"])
     figures: dict[str, Any] = {"protocol": doc.get("protocol"), "environment": {
         k: (doc.get("environment") or {}).get(k) for k in ("cpu", "cores", "governor") if k in (doc.get("environment")
                                                                                                    or {})}}

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -31,22 +30,17 @@ import yaml
 
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes
-from edgekit.convert.fidelity import anomaly_positive, anomaly_scores, regression_errors, roc_auc
 from edgekit.convert.run import ConvertConfig, ConvertReport, convert, sidecar_path
 from edgekit.convert.run import gate_error as convert_gate_error
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import GateError, InputError
 from edgekit.keras_env import import_keras, save_model
 from edgekit.spec import ImagePreprocess, SensorPreprocess
-from edgekit.train import architectures, gan, pipeline
+from edgekit.train import architectures, fit, gan, pipeline
 from edgekit.train.data import (
     RawData,
     Split,
-    check_classes,
-    concatenate,
     describe,
-    load_raw,
-    split,
 )
 from edgekit.train.recipes import Recipe, load_recipe
 
@@ -254,14 +248,6 @@ def _synthesize(recipe: Recipe, folder: Path, samples: int | None, seed: int, lo
     return folder
 
 
-def _anomaly_labels(raw: RawData) -> RawData:
-    """0 normal / 1 anomalous, from class names when they say which (folders ``normal`` and
-    ``anomaly`` sort the anomalies first), else every class but the first is anomalous."""
-    positive = anomaly_positive(raw.y, raw.class_names)
-    test = _anomaly_labels(raw.test) if raw.test is not None else None
-    return dataclasses.replace(raw, y=positive.astype(np.int64), class_names=("normal", "anomalous"), test=test)
-
-
 def _private_options(recipe: Recipe, train: RawData) -> dict[str, Any]:
     """Values fitted on the training split that the model carries (see `architectures`)."""
     private: dict[str, Any] = {}
@@ -301,110 +287,8 @@ def _fit_normalization(recipe: Recipe, train: RawData) -> Recipe:
 # callbacks
 
 
-def _callbacks(keras: Any, log: Log, epochs: int, steps: int, bar: bool, checkpoint: Path, state: dict[str, Any],
-               chief: bool) -> list[Any]:
-    import click
-
-    class Progress(keras.callbacks.Callback):
-        """A progress bar per epoch (stderr) and one line per epoch; saves the resumable checkpoint."""
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.start = time.perf_counter()
-            self.bar = None
-            if bar:
-                self.bar = click.progressbar(length=steps, label=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
-                                             show_pos=True)
-                self.bar.__enter__()
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if self.bar is not None:
-                self.bar.update(1)
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if self.bar is not None:
-                self.bar.__exit__(None, None, None)
-            seconds = time.perf_counter() - self.start
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            state["history"].append({"epoch": epoch + 1, "seconds": seconds, **logs})
-            state["epoch"] = epoch + 1
-            shown = ", ".join(f"{k} {v:.2%}" if "accuracy" in k else f"{k} {v:.4g}" for k, v in logs.items()
-                              if k != "learning_rate")
-            log(f"  epoch {epoch + 1}/{epochs}: {shown}, {seconds:.1f} s")
-            if chief:
-                _save_checkpoint(self.model, checkpoint, state)
-
-    return [Progress()]
-
-
-def _save_checkpoint(model: Any, folder: Path, state: dict[str, Any]) -> None:
-    """``epoch-N.keras``, then ``state.json`` naming it, then older files go: a kill at any
-    point leaves a state whose model file exists and matches it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"epoch-{state['epoch']}.keras"
-    save_model(model, folder / name)
-    atomic_write_bytes(folder / "state.json", json.dumps({**state, "model": name}, indent=1).encode())
-    for old in folder.glob("epoch-*.keras"):
-        if old.name != name:
-            old.unlink(missing_ok=True)
-
-
-def _load_checkpoint(folder: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads((folder / "state.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(state, dict) or not (folder / str(state.get("model", ""))).is_file():
-        return None
-    return state
-
-
 # ---------------------------------------------------------------------------
 # model, optimizer
-
-
-def _schedule(keras: Any, train: Mapping[str, Any], epochs: int, steps: int) -> Any:
-    rate = float(train["learning_rate"])
-    warmup = int(train["warmup_epochs"]) * steps
-    total = max(1, epochs * steps)
-    if train["schedule"] == "cosine":
-        if warmup:
-            return keras.optimizers.schedules.CosineDecay(rate * 0.1, max(1, total - warmup), alpha=0.01,
-                                                          warmup_target=rate, warmup_steps=warmup)
-        return keras.optimizers.schedules.CosineDecay(rate, total, alpha=0.01)
-    if train["schedule"] == "step":
-        every = int(train["step_epochs"]) * steps
-        boundaries = list(range(every, total, every))
-        values = [rate * float(train["step_factor"]) ** i for i in range(len(boundaries) + 1)]
-        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else rate
-    return rate
-
-
-def _optimizer(keras: Any, train: Mapping[str, Any], schedule: Any) -> Any:
-    name = train["optimizer"]
-    if name == "adamw":
-        return keras.optimizers.AdamW(schedule, weight_decay=float(train["weight_decay"]) or 0.004)
-    if name == "sgd":
-        return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
-    return keras.optimizers.Adam(schedule)
-
-
-def _compile(keras: Any, model: Any, recipe: Recipe, schedule: Any) -> None:
-    train = recipe.train
-    if recipe.task == "anomaly":
-        model.compile(optimizer=_optimizer(keras, train, schedule), loss="mse")
-        return
-    if recipe.task == "regression":
-        model.compile(optimizer=_optimizer(keras, train, schedule), loss="mse",
-                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse"),
-                               keras.metrics.MeanAbsoluteError(name="mae")])
-        return
-    metrics: list[Any] = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    if "top2" in recipe.values["metrics"]:
-        metrics.append(keras.metrics.TopKCategoricalAccuracy(k=2, name="top2"))
-    model.compile(optimizer=_optimizer(keras, train, schedule),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(train["label_smoothing"])),
-                  metrics=metrics)
 
 
 def _float32_copy(keras: Any, model: Any, recipe: Recipe, input_shape: tuple[int, ...], classes: int,
@@ -504,44 +388,6 @@ def _fit_multi_worker(tf: Any, keras: Any, model: Any, strategy: Any, recipe: Re
 # evaluation
 
 
-def _classification_metrics(probabilities: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
-    predicted = probabilities.argmax(-1)
-    k = len(names)
-    confusion = np.zeros((k, k), np.int64)
-    np.add.at(confusion, (y, predicted), 1)
-    per_class = {}
-    for i, name in enumerate(names):
-        tp = confusion[i, i]
-        precision = tp / max(1, confusion[:, i].sum())
-        recall = tp / max(1, confusion[i].sum())
-        f1 = 2 * precision * recall / max(1e-12, precision + recall)
-        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                           "f1": round(float(f1), 4), "support": int(confusion[i].sum())}
-    return {"samples": int(len(y)), "accuracy": float(np.mean(predicted == y)),
-            "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4),
-            "per_class": per_class, "confusion_matrix": confusion.tolist(), "classes": list(names)}
-
-
-def _regression_metrics(predicted: np.ndarray, y: np.ndarray, train_y: np.ndarray) -> dict[str, Any]:
-    """RMSE, MAE, R^2 per output and overall, against predicting the training mean."""
-    truth = y.reshape(len(y), -1).astype(np.float64)
-    guess = predicted.reshape(len(predicted), -1).astype(np.float64)
-    error = guess - truth
-    baseline = truth - train_y.reshape(len(train_y), -1).astype(np.float64).mean(axis=0)
-    total = float(np.sum((truth - truth.mean(axis=0)) ** 2))
-    rmse, mae = regression_errors(predicted, y)
-    return {"samples": int(len(y)), "rmse": rmse, "mae": mae,
-            "r2": 1.0 - float(np.sum(error**2)) / total if total > 0 else float("nan"),
-            "mape_pct": float(np.mean(np.abs(error) / np.maximum(np.abs(truth), 1e-9)) * 100.0),
-            "rmse_per_output": np.sqrt(np.mean(error**2, axis=0)).round(6).tolist(),
-            "baseline_rmse": float(np.sqrt(np.mean(baseline**2))),
-            "predictions": guess[:500, 0].tolist(), "targets": truth[:500, 0].tolist()}
-
-
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=256, verbose=0), np.float32)
-
-
 # ---------------------------------------------------------------------------
 # the command
 
@@ -566,38 +412,6 @@ def _recipe_hash(recipe: Recipe) -> str:
     values = recipe.to_dict()
     values["train"] = {k: v for k, v in values["train"].items() if k != "epochs"}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress) -> tuple[RawData, Split]:
-    """Read the data and split it by hash (the same split for `edgekit train` and `edgekit prune`).
-
-    An anomaly recipe trains on normal data only: its anomalies go to the test split.
-    """
-    raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
-    anomalous = None
-    if recipe.task == "anomaly":  # train and calibrate on normal data only; anomalies are for the test
-        raw = _anomaly_labels(raw)
-        if raw.test is None and (raw.y != 0).any():
-            anomalous = raw.subset(np.flatnonzero(raw.y != 0))
-        raw = dataclasses.replace(raw.subset(np.flatnonzero(raw.y == 0)), test=raw.test)
-    parts = split(raw, float(recipe.train["validation_split"]), float(recipe.train["test_split"]))
-    if anomalous is not None:
-        parts = dataclasses.replace(parts, test=concatenate(parts.test, anomalous))
-    if recipe.task == "anomaly" and not (parts.test.y != 0).any():
-        log("  note: no anomalous samples to test on (a labelled test.npz, or y=1 rows): no ROC-AUC, errors only")
-    return raw, parts
-
-
-def fit_dataset(tf: Any, part: RawData, recipe: Recipe, input_shape: tuple[int, ...], batch: int, training: bool,
-                classes: int, seed: int) -> Any:
-    """The ``tf.data`` pipeline `model.fit` reads: front end, augmentation (training), one-hot labels."""
-    autoencoder = recipe.task == "anomaly"
-    targets = None if autoencoder or recipe.task == "generation" else part.y
-    ds = pipeline.make_dataset(part.x, targets, recipe.preprocess, input_shape, batch_size=batch, training=training,
-                               augment_options=recipe.augment, seed=seed, autoencoder=autoencoder)
-    if recipe.task == "classification":
-        ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
-    return ds
 
 
 def train(config: TrainConfig, log: Log = print, progress: Progress = no_progress) -> TrainResult:
@@ -625,7 +439,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     seed = int(train_values["seed"])
     log(f"[1/4] data for {recipe.name} ({recipe.title})")
     data_path = config.data or _synthesize(recipe, out / "data", config.synth_samples, seed, log, progress)
-    raw, parts = prepare_data(recipe, data_path, log, progress)
+    raw, parts = fit.prepare_data(recipe, data_path, log, progress)
     recipe = _fit_normalization(recipe, parts.train)
     log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} test samples"
         + (f"; classes {', '.join(raw.class_names)}" if raw.class_names else ""))
@@ -649,11 +463,11 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     step_count = pipeline.steps(len(parts.train), batch)
 
     def dataset(part: RawData, training: bool) -> Any:
-        return fit_dataset(tf, part, recipe, input_shape, batch, training, classes, seed)
+        return fit.fit_dataset(tf, part, recipe, input_shape, batch, training, classes, seed)
 
     checkpoint = out / CHECKPOINT_DIR
     state: dict[str, Any] = {"epoch": 0, "history": [], "recipe_hash": _recipe_hash(recipe)}
-    previous = _load_checkpoint(checkpoint)
+    previous = fit.load_checkpoint(checkpoint)
     with strategy.strategy.scope():
         if config.resume and previous is not None:
             if previous.get("recipe_hash") != state["recipe_hash"]:
@@ -676,11 +490,11 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
             if recipe.task == "generation":
                 discriminator = gan.make_discriminator(keras, recipe, input_shape, train_values)
             else:
-                _compile(keras, model, recipe, _schedule(keras, train_values, epochs, step_count))
+                fit.compile_model(keras, model, recipe, fit.schedule(keras, train_values, epochs, step_count))
     params = int(model.count_params())
     log(f"[2/4] training {recipe.architecture['name']} ({params:,} parameters), input {input_shape}, "
         f"{epochs} epoch(s), batch {batch}")
-    callbacks = _callbacks(keras, log, epochs, step_count, config.progress_bar, checkpoint, state, strategy.is_chief)
+    callbacks = fit.callbacks(keras, log, epochs, step_count, config.progress_bar, checkpoint, state, strategy.is_chief)
     patience = int(train_values["patience"])
     monitor = str(train_values["monitor"])
     if patience:
@@ -705,7 +519,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
         model = _float32_copy(keras, model, recipe, input_shape, classes, private)
 
     log("[3/4] evaluating on the held-out split through the device's numpy front end")
-    report = _evaluate(model, recipe, parts, input_shape, log)
+    report = fit.evaluate(model, recipe, parts, input_shape, log)
     history = state["history"]
     epoch_seconds = [h["seconds"] for h in history]
     report.update({
@@ -727,7 +541,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     })
     if not strategy.is_chief:  # multi-worker: the chief writes the outputs, the others only report
         worker_report = out / f"worker-{strategy.worker['index']}.json"  # type: ignore[index]
-        atomic_write_bytes(worker_report, json.dumps(report, indent=2, default=_plain).encode())
+        atomic_write_bytes(worker_report, json.dumps(report, indent=2, default=fit.plain).encode())
         return TrainResult(model_path=worker_report, report=report, output=out)
 
     log(f"[4/4] writing {out}")
@@ -741,7 +555,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
         report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed,
                             "variants": {v.name: v.metrics for v in bundle.variants}}
     report["seconds_total"] = round(time.perf_counter() - started, 2)
-    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
+    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=fit.plain).encode())
     if "prune" in report:
         from edgekit.train.report import write_markdown
 
@@ -751,64 +565,6 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     if bundle is not None and not bundle.gate_passed:
         raise gate_error(bundle, out)
     return result
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
-def _evaluate(model: Any, recipe: Recipe, parts: Split, input_shape: tuple[int, ...], log: Log) -> dict[str, Any]:
-    spec = recipe.preprocess
-
-    def features(part: RawData) -> np.ndarray:
-        return pipeline.numpy_front_end(part.x, spec, input_shape)
-
-    if recipe.task == "classification":
-        names = parts.train.class_names
-        test = _classification_metrics(_predict(model, features(parts.test)), parts.test.y, names)
-        validation = _classification_metrics(_predict(model, features(parts.validation)), parts.validation.y, names)
-        log(f"  held-out accuracy {test['accuracy']:.2%} ({test['samples']} samples), "
-            f"validation {validation['accuracy']:.2%}")
-        return {"test": test, "validation": {k: validation[k] for k in ("samples", "accuracy", "macro_f1")}}
-    if recipe.task == "regression":
-        test = _regression_metrics(_predict(model, features(parts.test)), parts.test.y, parts.train.y)
-        validation = _regression_metrics(_predict(model, features(parts.validation)), parts.validation.y,
-                                         parts.train.y)
-        log(f"  held-out RMSE {test['rmse']:.4g}, MAE {test['mae']:.4g}, R^2 {test['r2']:.3f} ({test['samples']} "
-            f"samples; predicting the training mean: RMSE {test['baseline_rmse']:.4g})")
-        return {"test": test, "validation": {k: validation[k] for k in ("samples", "rmse", "mae", "r2")}}
-    if recipe.task == "generation":
-        real, train_images = features(parts.test), features(parts.train)
-        figures, fake = gan.evaluate(model, real, train_images, int(recipe.train["seed"]))
-        figures["grid"] = {"generated": fake[:64], "real": real[:16]}  # drawn into samples.png, then dropped
-        log(f"  generated {figures['samples']} images: diversity {figures['diversity_rms']['generated']:.3f} "
-            f"(real {figures['diversity_rms']['real']:.3f}), distance to the nearest training image "
-            f"{figures['nearest_train_rms']['generated']:.3f} (held-out real {figures['nearest_train_rms']['real_heldout']:.3f})")
-        return {"test": figures, "validation": {}}
-    x_val = features(parts.validation)
-    val_errors = anomaly_scores(x_val, _predict(model, x_val))
-    percentile = float(recipe.train["threshold_percentile"])
-    threshold = float(np.percentile(val_errors, percentile))
-    x_test = features(parts.test)
-    errors = anomaly_scores(x_test, _predict(model, x_test))
-    positive = parts.test.y != 0
-    auc = roc_auc(errors, positive)
-    flagged = errors > threshold
-    test: dict[str, Any] = {"samples": int(len(errors)), "threshold": threshold,
-                            "roc_auc": auc if auc is not None else float("nan"),
-                            "accuracy_at_threshold": float(np.mean(flagged == positive)),
-                            "true_positive_rate": float(flagged[positive].mean()) if positive.any() else None,
-                            "false_positive_rate": float(flagged[~positive].mean()) if (~positive).any() else None,
-                            "errors_normal": errors[~positive].tolist(), "errors_anomalous": errors[positive].tolist()}
-    log(f"  threshold {threshold:.6g} (p{percentile:g} of {len(val_errors)} normal validation errors); held-out "
-        f"ROC-AUC {test['roc_auc']:.4f}, accuracy at the threshold {test['accuracy_at_threshold']:.2%}")
-    return {"test": test, "validation": {"samples": int(len(val_errors)), "mean_error": float(val_errors.mean())}}
 
 
 def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: Split, report: dict[str, Any],
@@ -835,7 +591,7 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
     from edgekit.train.report import write_markdown, write_plots
 
     report["outputs"]["plots"] = write_plots(report, out)
-    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=_plain).encode())
+    atomic_write_bytes(out / "report.json", json.dumps(report, indent=2, default=fit.plain).encode())
     atomic_write_bytes(out / "report.md", write_markdown(report).encode())
     return model_path
 
@@ -853,32 +609,25 @@ def pruned_model_path(folder: Path, name: str) -> Path:
 
 def _prune(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config: TrainConfig, report: dict[str, Any],
            log: Log) -> Path:
-    """`edgekit prune` of the trained model with the recipe's ``prune`` section (it reads the
-    recipe from the report.json just written); returns the pruned model, which the export
-    converts. report.json gains a ``prune`` section.
-
-    It runs in a process of its own, with oneDNN off (see `edgekit.prune.run.ONEDNN`):
-    fine-tuning a channel-pruned ResNet-8 from a ``tf.data`` pipeline crashed oneDNN's CPU
-    kernels ("double free or corruption") in this TensorFlow, which is already loaded here.
-    """
-    import subprocess
-
-    from edgekit.prune.run import ONEDNN, report_path
+    """`edgekit prune`'s library function on the trained model with the recipe's ``prune``
+    section (it reads the recipe from the report.json just written); returns the pruned
+    model, which the export converts. report.json gains a ``prune`` section. It runs in a
+    process of its own (`edgekit.prune.run.prune_in_child`: oneDNN off there)."""
+    from edgekit.prune.run import PruneConfig, prune_in_child
 
     target = pruned_model_path(out, recipe.name)
     section = recipe.values["prune"]
     what = f"--sparsity {section['sparsity']}" if section["sparsity"] is not None else f"--channels {section['channels']}"
-    argv = [sys.executable, "-m", "edgekit", *([] if config.progress_bar else ["-q"]), "prune", str(model_path),
-            *what.split(), "--data", str(data_path), "-o", str(target), "--bench-seconds",
-            f"{config.prune_bench_seconds:g}"]
-    log(f"  edgekit prune {model_path} --data {data_path} {what} -o {target} (the recipe's prune section)")
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False, env={**os.environ, **ONEDNN})
-    for line in proc.stdout.rstrip().splitlines():
+    command = f"edgekit prune {model_path} {what} --data {data_path} -o {target}"
+    log(f"  {command} (the recipe's prune section)")
+    result = prune_in_child(PruneConfig(model=model_path, output=target, data=data_path, sparsity=section["sparsity"],
+                                        channels=section["channels"] if section["sparsity"] is None else None,
+                                        bench_seconds=config.prune_bench_seconds, progress_bar=config.progress_bar,
+                                        command=command),
+                            log=lambda line: log("  " + line))
+    for line in result.summary().splitlines():
         log("  " + line)
-    if proc.returncode != 0 or not report_path(target).is_file():
-        raise InputError(f"edgekit prune of {model_path.name} (the recipe's prune section)", expected="a pruned model",
-                         found=f"exit code {proc.returncode}", hint=f"see its message above; the trained model is in {out}")
-    r = json.loads(report_path(target).read_text("utf-8"))
+    r = result.report
     report["prune"] = {k: r[k] for k in ("method", "options", "held_out", "parameters", "macs", "seconds")}
     report["prune"]["left_alone"] = [list(item) for item in r["pruning"]["left_alone"]]
     report["prune"]["layers"] = r["pruning"].get("layers") or []  # magnitude: per-layer sparsity
