@@ -27,9 +27,7 @@ from edgekit.convert.fidelity import (
     Reference,
     detect_task,
     fidelity,
-    regression_errors,
     run_variant,
-    task_metric,
 )
 from edgekit.convert.outputs import align_outputs
 from edgekit.convert.source import LoadConfig, SourceModel, source_kind, work_dir
@@ -65,6 +63,8 @@ from edgekit.spec import (
     PreprocessSpec,
     preprocess_from_dict,
 )
+from edgekit.tasks import Task, task_kind
+from edgekit.tasks.regression import regression_errors
 
 SIDECAR_SUFFIX = ".preprocess.yaml"
 WARN_DROP_PTS = 1.0  # without a gate, a quantized variant losing more than this is called out
@@ -247,14 +247,14 @@ class ConvertReport:
         lines.append(f"data: {d['source']}: {d['calibration_samples']} calibration / {d['validation_samples']} validation samples"
                      + (f", {len(d['skipped'])} unreadable file(s) skipped" if d["skipped"] else ""))
         ref = self.reference
-        task = ref["task"]
+        task = task_kind(ref["task"])
         if ref.get("metric") == "rmse":
             lines.append(f"float reference: rmse {_num(ref['value'], 4, 'g')}, mae {_num(ref.get('mae'), 4, 'g')} "
                          "against the targets")
         elif ref.get("metric"):
             lines.append(f"float reference: {ref['metric']} {_pct(ref['value'])}")
         # Regression shows RMSE against the targets where the others show their metric.
-        metric_title = "RMSE" if task == "regression" else "metric"
+        metric_title = task.metric_column({})[0]
         header = (f"{'variant':<15} {'size':>10} {'x fp32':>7} {'agree':>7} {metric_title:>8} {'drop':>6} "
                   f"{'max|err|':>9} {'mean|err|':>9} {'SNR dB':>7} {'time':>6}  gate")
         lines.append(header)
@@ -265,11 +265,8 @@ class ConvertReport:
                 continue
             m = v.metrics
             agreement = m.get("top1_agreement", m.get("detection_agreement"))  # with the float model
-            basis = m.get("drop_basis")
-            if task == "regression":
-                metric = _num(m.get("rmse"), 4, "g")
-            else:
-                metric = _pct(m.get(basis or "") if basis not in ("top1_agreement", "detection_agreement") else None)
+            _, value, style = task.metric_column(m)
+            metric = _num(value, 4, "g") if style == "g" else _pct(value)
             snr = "exact" if m.get("identical") else (f"{m['snr_db']:.1f}" if m.get("snr_db") is not None else "-")
             lines.append(
                 f"{v.name:<15} {human_bytes(row['size_bytes']):>10} {_num(row['ratio_to_fp32'], 2):>7} "
@@ -287,8 +284,8 @@ class ConvertReport:
                 else:
                     lines.append(f"{'':<15} auto-fallback failed: {fb.get('reason')}")
         bases = sorted({v.metrics.get("drop_basis") or "" for v in self.variants if v.data is not None} - {""})
-        if task in ("regression", "generation") or any(b in DROP_BASES for b in bases):
-            lines.append("drop: " + ("; ".join(DROP_BASES.get(b, b) for b in bases) if bases else
+        if task.explain_drop or any(b in task.drop_bases for b in bases):
+            lines.append("drop: " + ("; ".join(task.drop_bases.get(b, b) for b in bases) if bases else
                                      "no gate basis for this task; judge by SNR and the errors"))
         for warning in self.warnings:
             lines.append(f"warning: {warning}")
@@ -305,12 +302,6 @@ class ConvertReport:
 
 
 # What the drop column means, where it is not points of accuracy (said under the table).
-DROP_BASES = {
-    "rmse_increase_pct": "RMSE against the targets, % above the float model's",
-    "output_rmse_pct": "RMSE of the outputs against the float model's, % of their standard deviation (no targets)",
-}
-
-
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
@@ -367,7 +358,7 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     with SourceModel(LoadConfig(config.model, config.trust_model_code, config.input_shape)) as source:
         samples, random_data = _load_data(config, contract, source, progress, warnings)
         task = detect_task(source.input_shape, source.outputs, contract.postprocess)
-        if task == "detection":
+        if task.detects:
             _check_detection(config, contract, source)
         elif len(source.outputs) > 1 and contract.postprocess is None:
             warnings.append(f"the model has {len(source.outputs)} outputs and no postprocess spec, so it is treated as "
@@ -379,12 +370,11 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
                                         validation_max=config.validation_samples)
         log(f"data: {len(calibration)} calibration / {len(validation)} validation samples from {samples.source}")
         ref_outputs = source.predict(validation.x)
-        targets = validation.targets if task == "regression" else None
-        metric_name, metric_value = task_metric(task, ref_outputs, validation.x, validation.labels, class_names,
-                                                targets)
+        targets = validation.targets if task.targets else None
+        metric_name, metric_value = task.metric(ref_outputs, validation.x, validation.labels, class_names, targets)
         image = contract.preprocess if isinstance(contract.preprocess, ImagePreprocess) else None
         reference = Reference(task, ref_outputs, metric_name, metric_value,
-                              postprocess=contract.postprocess if task == "detection" else None,
+                              postprocess=contract.postprocess if task.detects else None,
                               input_size=(image.height, image.width) if image else None, targets=targets,
                               mae=regression_errors(ref_outputs[0], targets)[1] if targets is not None else None)
 
@@ -404,7 +394,7 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
                     "input_shape": list(source.input_shape), "adaptations": list(source.adaptations)},
             data={"source": samples.source, "random": random_data, "samples": len(samples),
                   "calibration_samples": len(calibration), "validation_samples": len(validation),
-                  "labels": samples.labels is not None and task != "regression",
+                  "labels": samples.labels is not None and not task.targets,
                   "targets": reference.targets is not None, "skipped": list(samples.skipped)},
             reference=reference.to_dict(),
             variants=results,
@@ -419,11 +409,11 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
                 warnings.append(f"{v.name} was not produced: {v.error}")
             drop = v.metrics.get("drop_pts") if v.data is not None else None
             if config.max_accuracy_drop is None and v.precision != "fp32" and drop is not None and drop > WARN_DROP_PTS:
-                warnings.append(f"{v.name} {_drop_words(drop, v.metrics['drop_basis'])}; gate with "
+                warnings.append(f"{v.name} {task.drop_words(drop, v.metrics['drop_basis'])}; gate with "
                                 "--max-accuracy-drop" + (", repair with --auto-fallback" if v.name == "tflite-int8" else ""))
         ungated = [v.name for v in produced if v.gate == "n/a" and v.precision != "fp32"]
         if config.max_accuracy_drop is not None and ungated:
-            warnings.append(f"--max-accuracy-drop does not apply to {', '.join(ungated)}: a {task} model has no drop "
+            warnings.append(f"--max-accuracy-drop does not apply to {', '.join(ungated)}: a {task.name} model has no drop "
                             "basis (no labels or targets to compare with); judge them by SNR and the errors")
         report.gate_passed = not any(v.gate == "fail" for v in results)
         if not produced:
@@ -487,16 +477,16 @@ def _load_data(config: ConvertConfig, contract: ContractFile, source: SourceMode
 
 
 def _labels(config: ConvertConfig, contract: ContractFile, samples: Samples, source: SourceModel,
-            task: str) -> tuple[str, ...] | None:
+            task: Task) -> tuple[str, ...] | None:
     names = samples.class_names or contract.labels  # load_samples applied --labels / the contract's labels
     classes = _classes(source, contract.postprocess)
-    if names is not None and task in ("classification", "detection") and classes is not None and len(names) != classes:
+    if names is not None and task.named_classes and classes is not None and len(names) != classes:
         where = f"labels file {config.labels}" if config.labels else ("class folders in " + samples.source if samples.class_names else "labels in the preprocess file")
-        size = "the model's output size" if task == "classification" else \
+        size = "the model's output size" if task.class_labels else \
             f"the classes in the {contract.postprocess.detection_format} detection outputs"  # type: ignore[union-attr]
         raise InputError(where, expected=f"{classes} labels ({size})", found=f"{len(names)} labels",
-                         hint=f"pass a --labels file with one line per {'model output' if task == 'classification' else 'class'}")
-    if samples.labels is not None and classes is not None and task == "classification":
+                         hint=f"pass a --labels file with one line per {'model output' if task.class_labels else 'class'}")
+    if samples.labels is not None and classes is not None and task.class_labels:
         bad = samples.labels[(samples.labels >= classes) | (samples.labels < 0)]
         if bad.size:
             raise InputError(f"labels in {samples.source}", expected=f"class indices 0..{classes - 1}",
@@ -504,7 +494,7 @@ def _labels(config: ConvertConfig, contract: ContractFile, samples: Samples, sou
     return names
 
 
-def _check_targets(samples: Samples, source: SourceModel, task: str, warnings: list[str]) -> None:
+def _check_targets(samples: Samples, source: SourceModel, task: Task, warnings: list[str]) -> None:
     """Float ``y`` are regression targets: refused where class labels are needed, and
     checked against the output size of a regression model.
 
@@ -514,11 +504,12 @@ def _check_targets(samples: Samples, source: SourceModel, task: str, warnings: l
     """
     if samples.targets is None:
         return
-    if task in ("classification", "anomaly", "detection") and samples.labels is None:
+    if task.integer_labels and samples.labels is None:
         raise samples.integer_labels_error()
-    if task == "generation":
-        warnings.append(f"y in {samples.source} ignored: a generator is measured against the float model's outputs")
-    if task != "regression":
+    if not task.targets:
+        if not task.integer_labels:
+            warnings.append(f"y in {samples.source} ignored: a {task.name} model is measured against the float "
+                            "model's outputs")
         return
     out = tuple(d for d in source.outputs[0].shape[1:])
     per_sample = int(np.prod(samples.targets.shape[1:])) if samples.targets.ndim > 1 else 1
@@ -527,15 +518,6 @@ def _check_targets(samples: Samples, source: SourceModel, task: str, warnings: l
                          expected=f"{int(np.prod(out))} value(s) per sample (the model's output {out})",
                          found=f"{per_sample} (y of shape {tuple(samples.targets.shape)})",
                          hint="y must hold what the model predicts, e.g. (N,) or (N, horizon), in its output units")
-
-
-def _drop_words(drop: float, basis: str | None) -> str:
-    """A drop in words for warnings, in the units its basis has."""
-    if basis == "rmse_increase_pct":
-        return f"has an RMSE {drop:.1f}% above the float model's"
-    if basis == "output_rmse_pct":
-        return f"differs from the float model's outputs by {drop:.1f}% of their standard deviation (RMSE)"
-    return f"loses {drop:.1f} points ({basis}) against the float model"
 
 
 def _check_detection(config: ConvertConfig, contract: ContractFile, source: SourceModel) -> None:
@@ -781,21 +763,14 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
                        "reason": "no number of float layers brought the drop within the limit"}
 
 
-def _postprocess(contract: ContractFile, task: str, reference: Reference, classes: int | None) -> PostprocessSpec:
+def _postprocess(contract: ContractFile, task: Task, reference: Reference, classes: int | None) -> PostprocessSpec:
     if contract.postprocess is not None:
         return contract.postprocess
-    if task == "classification":
-        probs = reference.outputs[0]
-        looks_like_probabilities = bool(np.all(probs >= -1e-6) and np.allclose(probs.sum(-1), 1.0, atol=1e-3))
-        return PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, apply_softmax=not looks_like_probabilities,
-                               top_k=min(5, classes or 1))
-    if task == "anomaly":
-        return PostprocessSpec(kind=PostprocessKind.ANOMALY)
-    return PostprocessSpec(kind=PostprocessKind.REGRESSION)
+    return task.default_postprocess(reference.outputs, classes)
 
 
 def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, contract: ContractFile,
-           class_names: tuple[str, ...] | None, task: str, produced: list[VariantResult],
+           class_names: tuple[str, ...] | None, task: Task, produced: list[VariantResult],
            reference: Reference) -> dict[str, Any]:
     variants, payloads = [], {}
     for v in produced:
@@ -815,7 +790,7 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, co
         name=config.name or config.output.name.removesuffix(config.output.suffix) or "model",
         variants=tuple(variants),
         preprocess=contract.preprocess,
-        labels=tuple(class_names) if class_names and task in ("classification", "detection") else (),
+        labels=tuple(class_names) if class_names and task.named_classes else (),
         postprocess=_postprocess(contract, task, reference, _classes(source, contract.postprocess)),
         provenance=make_provenance(
             source={"path": config.model.name, "sha256": source.sha256, "format": source.format},

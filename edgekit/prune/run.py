@@ -20,7 +20,6 @@ import copy
 import dataclasses
 import gzip
 import json
-import math
 import os
 import tempfile
 import time
@@ -173,7 +172,7 @@ def resolve_recipe(config: PruneConfig, named: Recipe | None,
         raise InputError(f"model {config.model}", expected="the folder edgekit train wrote (report.json next to the "
                          "model names the recipe), or --recipe NAME|FILE", found=f"no report.json in "
                          f"{config.model.parent}", hint="pass --recipe with the recipe the model was trained with")
-    if recipe.task == "generation":
+    if not recipe.kind.fine_tunable:
         raise InputError(f"recipe {recipe.name}", expected="a classification, regression or anomaly model",
                          found="a GAN generator (fine-tuning it needs its discriminator and the GAN loop)",
                          hint="prune the generator's weights once with --epochs 0, or retrain a smaller generator")
@@ -201,19 +200,7 @@ def resolve_recipe(config: PruneConfig, named: Recipe | None,
 
 def headline(recipe: Recipe, evaluation: Mapping[str, Any]) -> dict[str, Any]:
     """The held-out figure that says whether pruning cost anything, with its direction."""
-    test = evaluation["test"]
-    if recipe.task == "classification":
-        return {"metric": "accuracy", "value": float(test["accuracy"]), "higher_is_better": True,
-                "samples": int(test["samples"])}
-    if recipe.task == "regression":
-        return {"metric": "rmse", "value": float(test["rmse"]), "higher_is_better": False,
-                "samples": int(test["samples"])}
-    auc = test.get("roc_auc")
-    if auc is not None and not math.isnan(float(auc)):
-        return {"metric": "roc_auc", "value": float(auc), "higher_is_better": True, "samples": int(test["samples"])}
-    errors = np.asarray(test.get("errors_normal", []), np.float64)
-    return {"metric": "mean_error", "value": float(errors.mean()) if errors.size else float("nan"),
-            "higher_is_better": False, "samples": int(test["samples"])}
+    return recipe.kind.headline(evaluation)
 
 
 def change(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
@@ -356,7 +343,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
                          "after the contract's preprocessing", found=f"{tuple(input_shape)}",
                          hint="pass the data (and --recipe) the model was trained with")
     classes = int(model.outputs[0].shape[-1])
-    if recipe.task == "classification" and classes != len(raw.class_names):
+    if recipe.kind.class_labels and classes != len(raw.class_names):
         raise InputError(f"data {data_path}", expected=f"{classes} classes (the model's outputs)",
                          found=f"{len(raw.class_names)}: {', '.join(raw.class_names)}")
     seed = int(config.seed if config.seed is not None else recipe.train["seed"])
@@ -376,7 +363,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     batch = int(train_values["batch_size"])
     steps = pipeline.steps(len(parts.train), batch)
     teacher = None
-    if float(options["distill"]) > 0 and recipe.task == "classification" and epochs:
+    if float(options["distill"]) > 0 and recipe.kind.distills and epochs:
         teacher = keras.models.clone_model(model)  # magnitude pruning changes `model` in place
         teacher.set_weights(model.get_weights())
         teacher.trainable = False
@@ -416,9 +403,9 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     }
     if method == "magnitude":
         report["parameters"]["nonzero_after"] = int(record["nonzero_parameters"])
-    if recipe.task == "anomaly":  # the pruned model reconstructs differently: its own threshold
-        report["anomaly_threshold"] = {"before": float(before_eval["test"]["threshold"]),
-                                       "after": float(after_eval["test"]["threshold"])}
+    if recipe.kind.threshold(before_eval) is not None:  # the pruned model decides differently: its own threshold
+        report["anomaly_threshold"] = {"before": recipe.kind.threshold(before_eval),
+                                       "after": recipe.kind.threshold(after_eval)}
     from edgekit.keras_env import save_model
 
     bench = config.bench if config.bench is not None else method == "channels"
@@ -473,7 +460,7 @@ def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any], 
         document = dict(loaded) if isinstance(loaded, dict) and "kind" not in loaded else {"preprocess": loaded}
     if not document:
         document = {"preprocess": recipe.preprocess.to_dict(), "postprocess": recipe.postprocess.to_dict()}
-        if recipe.task == "classification":
+        if recipe.kind.class_labels:
             document["labels"] = list(raw.class_names)
     if "anomaly_threshold" in report and isinstance(document.get("postprocess"), dict):
         # recalibrated on the validation split, as training calibrates it (its percentile)
@@ -536,7 +523,7 @@ def _fit(keras: Any, tf: Any, model: Any, recipe: Recipe, parts: Any, train_valu
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="keras")
             train_ds = fit.fit_dataset(tf, parts.train, fitted, input_shape, batch, True, classes, seed)
-            if teacher is not None and distill > 0 and recipe.task == "classification":
+            if teacher is not None and distill > 0 and recipe.kind.distills:
                 train_ds = train_ds.map(lambda x, y: (x, (1.0 - distill) * y + distill * teacher(x, training=False)))
             model.fit(train_ds,
                       validation_data=fit.fit_dataset(tf, parts.validation, fitted, input_shape, batch, False, classes,

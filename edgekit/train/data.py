@@ -219,7 +219,7 @@ def _from_arrays(arrays: dict[str, np.ndarray], path: Path, recipe: Recipe, labe
     if x is None:
         raise InputError(f"data {path}", expected="an array named x (and y)", found=f"arrays {sorted(arrays)}")
     y = next((arrays[k] for k in ("y", "labels", "Y", "targets") if k in arrays), None)
-    if recipe.task == "regression":
+    if recipe.kind.targets:
         return _with_targets(x, y, arrays, path, recipe, log)
     if y is None:
         if need_labels:
@@ -370,7 +370,7 @@ def load_raw(path: Path, recipe: Recipe, log: Log = lambda _m: None, progress: P
     labels = _labels_txt(path) if path.is_dir() else None
     if path.is_file():
         if path.suffix.lower() == ".npz":
-            return _from_arrays(_load_npz(path), path, recipe, None, log, need_labels=recipe.task == "classification")
+            return _from_arrays(_load_npz(path), path, recipe, None, log, need_labels=recipe.kind.class_labels)
         if path.suffix.lower() == ".csv" and kind == "sensor":
             return _windows_from_csv([path], recipe, None, log)
         raise InputError(f"data {path}", expected=_expected(kind), found=f"a {path.suffix or 'suffix-less'} file")
@@ -384,7 +384,7 @@ def load_raw(path: Path, recipe: Recipe, log: Log = lambda _m: None, progress: P
             test = _from_arrays(_load_npz(path / "test.npz"), path / "test.npz", recipe, labels, log)
         return dataclasses.replace(train, test=test)
     if kind in ("sensor", "vector", "audio", "image") and len(npz) == 1:
-        return _from_arrays(_load_npz(npz[0]), npz[0], recipe, labels, log, need_labels=recipe.task == "classification")
+        return _from_arrays(_load_npz(npz[0]), npz[0], recipe, labels, log, need_labels=recipe.kind.class_labels)
     if kind == "sensor":
         csvs = sorted(p for p in path.rglob("*.csv") if p.name != "index.csv")
         if csvs:
@@ -409,7 +409,7 @@ def check_classes(data: RawData, recipe: Recipe, source: str) -> RawData:
         InputError: fewer than two classes with samples, or class names that do not match
             the recipe's ``data.classes``.
     """
-    if recipe.task != "classification":
+    if not recipe.kind.class_labels:
         return data
     present = sorted({data.class_names[i] for i in np.unique(data.y)})
     if len(present) < 2:

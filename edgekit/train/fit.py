@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from edgekit.bundle import atomic_write_bytes
-from edgekit.convert.fidelity import anomaly_positive, anomaly_scores, regression_errors, roc_auc
 from edgekit.datasets.loaders import Progress
 from edgekit.keras_env import save_model
-from edgekit.train import gan, pipeline
+from edgekit.tasks.anomaly import anomaly_positive
+from edgekit.train import pipeline
 from edgekit.train.data import RawData, Split, check_classes, concatenate, load_raw, split
 from edgekit.train.recipes import Recipe
 
@@ -119,55 +119,8 @@ def _optimizer(keras: Any, train: Mapping[str, Any], schedule: Any) -> Any:
 
 
 def compile_model(keras: Any, model: Any, recipe: Recipe, schedule: Any) -> None:
-    train = recipe.train
-    if recipe.task == "anomaly":
-        model.compile(optimizer=_optimizer(keras, train, schedule), loss="mse")
-        return
-    if recipe.task == "regression":
-        model.compile(optimizer=_optimizer(keras, train, schedule), loss="mse",
-                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse"),
-                               keras.metrics.MeanAbsoluteError(name="mae")])
-        return
-    metrics: list[Any] = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-    if "top2" in recipe.values["metrics"]:
-        metrics.append(keras.metrics.TopKCategoricalAccuracy(k=2, name="top2"))
-    model.compile(optimizer=_optimizer(keras, train, schedule),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(train["label_smoothing"])),
-                  metrics=metrics)
-
-
-def _classification_metrics(probabilities: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
-    predicted = probabilities.argmax(-1)
-    k = len(names)
-    confusion = np.zeros((k, k), np.int64)
-    np.add.at(confusion, (y, predicted), 1)
-    per_class = {}
-    for i, name in enumerate(names):
-        tp = confusion[i, i]
-        precision = tp / max(1, confusion[:, i].sum())
-        recall = tp / max(1, confusion[i].sum())
-        f1 = 2 * precision * recall / max(1e-12, precision + recall)
-        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                           "f1": round(float(f1), 4), "support": int(confusion[i].sum())}
-    return {"samples": int(len(y)), "accuracy": float(np.mean(predicted == y)),
-            "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4),
-            "per_class": per_class, "confusion_matrix": confusion.tolist(), "classes": list(names)}
-
-
-def _regression_metrics(predicted: np.ndarray, y: np.ndarray, train_y: np.ndarray) -> dict[str, Any]:
-    """RMSE, MAE, R^2 per output and overall, against predicting the training mean."""
-    truth = y.reshape(len(y), -1).astype(np.float64)
-    guess = predicted.reshape(len(predicted), -1).astype(np.float64)
-    error = guess - truth
-    baseline = truth - train_y.reshape(len(train_y), -1).astype(np.float64).mean(axis=0)
-    total = float(np.sum((truth - truth.mean(axis=0)) ** 2))
-    rmse, mae = regression_errors(predicted, y)
-    return {"samples": int(len(y)), "rmse": rmse, "mae": mae,
-            "r2": 1.0 - float(np.sum(error**2)) / total if total > 0 else float("nan"),
-            "mape_pct": float(np.mean(np.abs(error) / np.maximum(np.abs(truth), 1e-9)) * 100.0),
-            "rmse_per_output": np.sqrt(np.mean(error**2, axis=0)).round(6).tolist(),
-            "baseline_rmse": float(np.sqrt(np.mean(baseline**2))),
-            "predictions": guess[:500, 0].tolist(), "targets": truth[:500, 0].tolist()}
+    """Compile with the task's loss and metrics and the recipe's optimizer."""
+    recipe.kind.compile(keras, model, recipe, _optimizer(keras, recipe.train, schedule))
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
@@ -181,7 +134,7 @@ def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress) 
     """
     raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
     anomalous = None
-    if recipe.task == "anomaly":  # train and calibrate on normal data only; anomalies are for the test
+    if recipe.kind.normal_only:  # train and calibrate on normal data only; anomalies are for the test
         raw = _anomaly_labels(raw)
         if raw.test is None and (raw.y != 0).any():
             anomalous = raw.subset(np.flatnonzero(raw.y != 0))
@@ -189,7 +142,7 @@ def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress) 
     parts = split(raw, float(recipe.train["validation_split"]), float(recipe.train["test_split"]))
     if anomalous is not None:
         parts = dataclasses.replace(parts, test=concatenate(parts.test, anomalous))
-    if recipe.task == "anomaly" and not (parts.test.y != 0).any():
+    if recipe.kind.normal_only and not (parts.test.y != 0).any():
         log("  note: no anomalous samples to test on (a labelled test.npz, or y=1 rows): no ROC-AUC, errors only")
     return raw, parts
 
@@ -197,11 +150,11 @@ def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress) 
 def fit_dataset(tf: Any, part: RawData, recipe: Recipe, input_shape: tuple[int, ...], batch: int, training: bool,
                 classes: int, seed: int) -> Any:
     """The ``tf.data`` pipeline `model.fit` reads: front end, augmentation (training), one-hot labels."""
-    autoencoder = recipe.task == "anomaly"
-    targets = None if autoencoder or recipe.task == "generation" else part.y
+    task = recipe.kind
+    targets = part.y if task.class_labels or task.targets else None
     ds = pipeline.make_dataset(part.x, targets, recipe.preprocess, input_shape, batch_size=batch, training=training,
-                               augment_options=recipe.augment, seed=seed, autoencoder=autoencoder)
-    if recipe.task == "classification":
+                               augment_options=recipe.augment, seed=seed, autoencoder=task.autoencoder)
+    if task.class_labels:
         ds = ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
     return ds
 
@@ -217,48 +170,10 @@ def plain(value: Any) -> Any:
 
 
 def evaluate(model: Any, recipe: Recipe, parts: Split, input_shape: tuple[int, ...], log: Log) -> dict[str, Any]:
+    """The task's held-out evaluation, through the device's numpy front end."""
     spec = recipe.preprocess
 
     def features(part: RawData) -> np.ndarray:
         return pipeline.numpy_front_end(part.x, spec, input_shape)
 
-    if recipe.task == "classification":
-        names = parts.train.class_names
-        test = _classification_metrics(_predict(model, features(parts.test)), parts.test.y, names)
-        validation = _classification_metrics(_predict(model, features(parts.validation)), parts.validation.y, names)
-        log(f"  held-out accuracy {test['accuracy']:.2%} ({test['samples']} samples), "
-            f"validation {validation['accuracy']:.2%}")
-        return {"test": test, "validation": {k: validation[k] for k in ("samples", "accuracy", "macro_f1")}}
-    if recipe.task == "regression":
-        test = _regression_metrics(_predict(model, features(parts.test)), parts.test.y, parts.train.y)
-        validation = _regression_metrics(_predict(model, features(parts.validation)), parts.validation.y,
-                                         parts.train.y)
-        log(f"  held-out RMSE {test['rmse']:.4g}, MAE {test['mae']:.4g}, R^2 {test['r2']:.3f} ({test['samples']} "
-            f"samples; predicting the training mean: RMSE {test['baseline_rmse']:.4g})")
-        return {"test": test, "validation": {k: validation[k] for k in ("samples", "rmse", "mae", "r2")}}
-    if recipe.task == "generation":
-        real, train_images = features(parts.test), features(parts.train)
-        figures, fake = gan.evaluate(model, real, train_images, int(recipe.train["seed"]))
-        figures["grid"] = {"generated": fake[:64], "real": real[:16]}  # drawn into samples.png, then dropped
-        log(f"  generated {figures['samples']} images: diversity {figures['diversity_rms']['generated']:.3f} "
-            f"(real {figures['diversity_rms']['real']:.3f}), distance to the nearest training image "
-            f"{figures['nearest_train_rms']['generated']:.3f} (held-out real {figures['nearest_train_rms']['real_heldout']:.3f})")
-        return {"test": figures, "validation": {}}
-    x_val = features(parts.validation)
-    val_errors = anomaly_scores(x_val, _predict(model, x_val))
-    percentile = float(recipe.train["threshold_percentile"])
-    threshold = float(np.percentile(val_errors, percentile))
-    x_test = features(parts.test)
-    errors = anomaly_scores(x_test, _predict(model, x_test))
-    positive = parts.test.y != 0
-    auc = roc_auc(errors, positive)
-    flagged = errors > threshold
-    test: dict[str, Any] = {"samples": int(len(errors)), "threshold": threshold,
-                            "roc_auc": auc if auc is not None else float("nan"),
-                            "accuracy_at_threshold": float(np.mean(flagged == positive)),
-                            "true_positive_rate": float(flagged[positive].mean()) if positive.any() else None,
-                            "false_positive_rate": float(flagged[~positive].mean()) if (~positive).any() else None,
-                            "errors_normal": errors[~positive].tolist(), "errors_anomalous": errors[positive].tolist()}
-    log(f"  threshold {threshold:.6g} (p{percentile:g} of {len(val_errors)} normal validation errors); held-out "
-        f"ROC-AUC {test['roc_auc']:.4f}, accuracy at the threshold {test['accuracy_at_threshold']:.2%}")
-    return {"test": test, "validation": {"samples": int(len(val_errors)), "mean_error": float(val_errors.mean())}}
+    return recipe.kind.evaluate(model, recipe, parts, features, _predict, log)

@@ -10,12 +10,9 @@ each epoch (progress line, checkpoint, history).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from edgekit.keras_env import save_model
 from edgekit.train import architectures
@@ -108,47 +105,3 @@ def save_discriminator(model: Any, folder: Path) -> None:
     save_model(model, folder / DISCRIMINATOR_FILE)
 
 
-def latent_vectors(count: int, latent: int, seed: int) -> np.ndarray:
-    """Standard-normal latent vectors from a fixed seed (the held-out 'inputs' of a generator)."""
-    return np.random.default_rng(seed).standard_normal((count, latent)).astype(np.float32)
-
-
-def evaluate(generator: Any, real: np.ndarray, train_images: np.ndarray, seed: int,
-             count: int = 256) -> tuple[dict[str, Any], np.ndarray]:
-    """Figures that show whether the generator learned the images rather than noise or copies.
-
-    Args:
-        real: normalized held-out images; train_images: normalized training images.
-
-    Returns:
-        The figures and the generated images (normalized), for the sample grid.
-    """
-    started = time.perf_counter()
-    latent = int(generator.inputs[0].shape[-1])
-    z = latent_vectors(count, latent, seed + 1)
-    fake = np.asarray(generator.predict(z, batch_size=128, verbose=0), np.float32)
-    flat_fake = fake.reshape(len(fake), -1).astype(np.float64)
-    flat_real = real.reshape(len(real), -1).astype(np.float64)
-    flat_train = train_images.reshape(len(train_images), -1).astype(np.float64)
-
-    def mean_pairwise(a: np.ndarray) -> float:
-        a = a[:128]
-        d = np.sqrt(np.maximum(((a[:, None, :] - a[None, :, :]) ** 2).mean(-1), 0.0))
-        return float(d[np.triu_indices(len(a), 1)].mean()) if len(a) > 1 else 0.0
-
-    def nearest(a: np.ndarray, b: np.ndarray) -> float:
-        a = a[:128]
-        d2 = (a**2).mean(1)[:, None] + (b**2).mean(1)[None, :] - 2.0 * (a @ b.T) / a.shape[1]
-        return float(np.sqrt(np.maximum(d2.min(axis=1), 0.0)).mean())
-
-    figures = {
-        "samples": int(count),
-        "pixel_mean": {"generated": float(flat_fake.mean()), "real": float(flat_real.mean())},
-        "pixel_std": {"generated": float(flat_fake.std()), "real": float(flat_real.std())},
-        # spread among samples: near 0 means mode collapse (one image for every latent)
-        "diversity_rms": {"generated": mean_pairwise(flat_fake), "real": mean_pairwise(flat_real)},
-        # distance to the closest training image: near 0 means copies of the training set
-        "nearest_train_rms": {"generated": nearest(flat_fake, flat_train), "real_heldout": nearest(flat_real, flat_train)},
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    return figures, fake

@@ -22,14 +22,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgekit import _datafiles
+from edgekit import _datafiles, tasks
 from edgekit.errors import InputError
 from edgekit.spec import PostprocessSpec, PreprocessSpec, preprocess_from_dict
 from edgekit.train import architectures
 
 ENV_VAR = "EDGEKIT_MODELS"
 SCHEMA_VERSION = 1
-TASKS = ("classification", "anomaly", "regression", "generation")
+TASKS = tuple(name for name, task in tasks.TASKS.items() if task.trainable)  # what a recipe can train
 DATA_KINDS = ("audio", "image", "sensor", "vector")
 SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -137,6 +137,11 @@ class Recipe:
     architecture: Mapping[str, Any]
     values: Mapping[str, Any]
     path: Path | None = None
+
+    @property
+    def kind(self) -> tasks.Task:
+        """The task object (`edgekit.tasks`) that owns what differs between task kinds."""
+        return tasks.TASKS[self.task]
 
     def section(self, name: str) -> Mapping[str, Any]:
         return self.values[name]
@@ -285,8 +290,9 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
     if preprocess.kind.value != expected_kind:
         raise InputError(f"{where}.preprocess.kind", expected=f"{expected_kind!r} for data.kind "
                          f"{values['data']['kind']!r}", found=repr(preprocess.kind.value))
-    if values["task"] == "generation" and values["data"]["kind"] != "image":
-        raise InputError(f"{where}.data.kind", expected="'image' for task 'generation' (the GAN learns images)",
+    kinds = tasks.TASKS[values["task"]].data_kinds
+    if kinds is not None and values["data"]["kind"] not in kinds:
+        raise InputError(f"{where}.data.kind", expected=f"{' or '.join(map(repr, kinds))} for task {values['task']!r}",
                          found=repr(values["data"]["kind"]))
     default_post = {"kind": values["task"]}
     postprocess = PostprocessSpec.from_dict(values["postprocess"] or default_post, f"{where}.postprocess")

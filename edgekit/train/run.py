@@ -248,30 +248,6 @@ def _synthesize(recipe: Recipe, folder: Path, samples: int | None, seed: int, lo
     return folder
 
 
-def _private_options(recipe: Recipe, train: RawData) -> dict[str, Any]:
-    """Values fitted on the training split that the model carries (see `architectures`)."""
-    private: dict[str, Any] = {}
-    if recipe.task == "regression":
-        y = train.y.astype(np.float64)
-        mean, std = y.mean(axis=0), np.maximum(y.std(axis=0), 1e-6)
-        private.update(_head="linear", _target_offset=_rounded(mean), _target_scale=_rounded(std))
-    if recipe.task == "generation" and isinstance(recipe.preprocess, ImagePreprocess):
-        private["_output_range"] = pipeline_range(recipe.preprocess)
-    return private
-
-
-def _rounded(values: np.ndarray) -> Any:
-    """Plain floats (a scalar for one value) that serialize into the model's config."""
-    flat = [float(np.float32(v)) for v in np.atleast_1d(values)]
-    return flat[0] if len(flat) == 1 else flat
-
-
-def pipeline_range(spec: ImagePreprocess) -> tuple[float, float]:
-    """The range of normalized pixels (over every channel) an image front end produces."""
-    mean, std = np.asarray(spec.mean, np.float64), np.asarray(spec.std, np.float64)  # one value, or per channel
-    return float(np.min((0.0 - mean) / std)), float(np.max((255.0 * spec.scale - mean) / std))
-
-
 def _fit_normalization(recipe: Recipe, train: RawData) -> Recipe:
     spec = recipe.preprocess
     if isinstance(spec, SensorPreprocess) and not spec.mean and not spec.std:
@@ -312,19 +288,15 @@ def _fit_multi_worker(tf: Any, keras: Any, model: Any, strategy: Any, recipe: Re
     early stopping) called with the same logs. Returns how many training samples this
     worker itself processed (its shard), for the report.
     """
-    anomaly = recipe.task in ("anomaly", "regression")  # no accuracy to count
-    smoothing = float(recipe.train["label_smoothing"])
-    if anomaly:
-        per_example = keras.losses.MeanSquaredError(reduction=None)
-    else:
-        per_example = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing, reduction=None)
+    counts_accuracy = recipe.kind.counts_accuracy
+    per_example = recipe.kind.per_example_loss(keras, recipe)
     local_samples = tf.Variable(0, dtype=tf.int64, trainable=False)
     scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
     def totals(x: Any, y: Any, predictions: Any) -> dict[str, Any]:
         losses = tf.cast(per_example(y, predictions), tf.float32)
         out = {"loss": tf.reduce_sum(losses), "count": tf.cast(tf.shape(x)[0], tf.float32)}
-        if not anomaly:
+        if counts_accuracy:
             out["correct"] = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(predictions, -1), tf.argmax(y, -1)), tf.float32))
         return out
 
@@ -450,11 +422,9 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     strategy = select_strategy(tf, keras, log, config.precision)
     keras.utils.set_random_seed(seed)
     input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))
-    classes = len(raw.class_names)
-    if recipe.task == "regression":
-        classes = 1 if parts.train.y.ndim == 1 else int(parts.train.y.shape[1])
-    private = _private_options(recipe, parts.train)
-    if recipe.task == "generation" and strategy.kind == "multi-worker":
+    classes = recipe.kind.outputs(parts.train.y, raw.class_names)
+    private = recipe.kind.private_options(recipe, parts.train.y)
+    if recipe.kind.adversarial and strategy.kind == "multi-worker":
         raise InputError(f"recipe {recipe.name} under TF_CONFIG", expected="one machine (a GAN trains with "
                          "MirroredStrategy on this machine's GPUs, or on the CPU)", found="a multi-worker TF_CONFIG",
                          hint="unset TF_CONFIG")
@@ -475,7 +445,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
                                  "run (only --epochs may change)", found="a different recipe or override",
                                  hint="run without --resume to start over")
             model = keras.models.load_model(checkpoint / previous["model"])
-            if recipe.task == "generation":
+            if recipe.kind.adversarial:
                 discriminator = gan.load_discriminator(keras, checkpoint, recipe, input_shape, train_values)
             state = previous
             log(f"  resuming after epoch {state['epoch']} from {checkpoint}")
@@ -487,7 +457,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
                     "(--resume continues it)")
             shutil.rmtree(checkpoint, ignore_errors=True)
             model = architectures.build(keras, recipe.architecture, input_shape, classes, recipe.name, **private)
-            if recipe.task == "generation":
+            if recipe.kind.adversarial:
                 discriminator = gan.make_discriminator(keras, recipe, input_shape, train_values)
             else:
                 fit.compile_model(keras, model, recipe, fit.schedule(keras, train_values, epochs, step_count))
@@ -504,7 +474,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     if state["epoch"] < epochs:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-            if recipe.task == "generation":
+            if recipe.kind.adversarial:
                 gan.fit(tf, keras, model, discriminator, dataset(parts.train, True), recipe, epochs,
                         int(state["epoch"]), callbacks, seed, checkpoint if strategy.is_chief else None)
             elif strategy.kind == "multi-worker":
@@ -571,21 +541,11 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
                    out: Path) -> Path:
     model_path = out / f"{recipe.name}.keras"
     save_model(model, model_path)
-    postprocess = recipe.postprocess
-    if recipe.task == "anomaly":
-        postprocess = dataclasses.replace(postprocess, anomaly_threshold=round(report["test"]["threshold"], 8))
-    # a generator's input is the latent vector, not an image: nothing to preprocess on the device
-    preprocess = {"kind": "none"} if recipe.task == "generation" else recipe.preprocess.to_dict()
-    contract: dict[str, Any] = {"preprocess": preprocess, "postprocess": postprocess.to_dict()}
-    if recipe.task == "classification":
-        contract["labels"] = list(raw.class_names)
-        atomic_write_bytes(out / "labels.txt", ("\n".join(raw.class_names) + "\n").encode())
+    contract = recipe.kind.contract(recipe, raw.class_names, report)
+    if "labels" in contract:
+        atomic_write_bytes(out / "labels.txt", ("\n".join(contract["labels"]) + "\n").encode())
     atomic_write_bytes(sidecar_path(model_path), yaml.safe_dump(contract, sort_keys=False).encode())
-    if recipe.task == "generation":  # validation inputs of the variants: latent vectors from a fixed seed
-        latent = int(model.inputs[0].shape[-1])
-        _write_npz(out / "heldout.npz", x=gan.latent_vectors(256, latent, int(recipe.train["seed"]) + 2))
-    else:
-        _write_npz(out / "heldout.npz", x=parts.test.x, y=parts.test.y)
+    _write_npz(out / "heldout.npz", **recipe.kind.heldout(model, recipe, parts))
     report["outputs"] = {"model": str(model_path), "contract": str(sidecar_path(model_path)),
                          "heldout": str(out / "heldout.npz")}
     from edgekit.train.report import write_markdown, write_plots
