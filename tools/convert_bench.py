@@ -2,7 +2,8 @@
 
 Usage: .venv/bin/python tools/convert_bench.py [-o out/bench/convert] [--quick]
 
-Trains, on generated data, a ResNet-8 (32x32x3 shapes), a DS-CNN keyword spotter on
+Trains, on generated data, edgekit's own architectures (`edgekit.train.architectures`): a
+ResNet-8 (32x32x3 shapes), a DS-CNN keyword spotter on
 49x10 MFCC (tone-keyword WAV files), a MobileNet-style depthwise-separable classifier
 (96x96x3 shapes, width 0.25) and a dense autoencoder on 640-dim machine features; runs
 `edgekit convert` on each with the default variants and held-out data; prints a
@@ -23,74 +24,36 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
-from edgekit.convert.run import ConvertConfig, convert, sidecar_path  # noqa: E402
+from edgekit.contract import Contract, sidecar_path, write_contract  # noqa: E402
+from edgekit.convert.run import ConvertConfig, convert  # noqa: E402
 from edgekit.convert.variants import ConversionOptions  # noqa: E402
 from edgekit.datasets import keywords, machine, shapes  # noqa: E402
 from edgekit.features import audio as audio_features  # noqa: E402
 from edgekit.features.image import normalize  # noqa: E402
 from edgekit.keras_env import import_keras  # noqa: E402
 from edgekit.spec import AudioPreprocess, ImagePreprocess, NoPreprocess, PostprocessSpec  # noqa: E402
-
-
-def bn_relu(keras, x, cap=None):
-    # momentum 0.9: with a few hundred steps the default 0.99 leaves the moving statistics unconverged
-    return keras.layers.ReLU(max_value=cap)(keras.layers.BatchNormalization(momentum=0.9)(x))
+from edgekit.train import architectures  # noqa: E402
 
 
 def resnet8(keras, classes):
-    inputs = keras.Input((32, 32, 3))
-    x = bn_relu(keras, keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs))
-    for filters, stride in ((16, 1), (32, 2), (64, 2)):
-        y = bn_relu(keras, keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x))
-        y = keras.layers.BatchNormalization(momentum=0.9)(keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y))
-        if stride != 1 or x.shape[-1] != filters:
-            x = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False)(x)
-        x = keras.layers.ReLU()(keras.layers.Add()([x, y]))
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x), name="resnet8")
+    return architectures.build(keras, {"name": "resnet8"}, (32, 32, 3), classes, "resnet8")
 
 
 def ds_cnn(keras, classes):
-    inputs = keras.Input((49, 10, 1))
-    x = bn_relu(keras, keras.layers.Conv2D(64, (10, 4), strides=(2, 2), padding="same", use_bias=False)(inputs))
-    for _ in range(4):
-        x = bn_relu(keras, keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x))
-        x = bn_relu(keras, keras.layers.Conv2D(64, 1, use_bias=False)(x))
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Dropout(0.2)(x))
-    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x), name="ds_cnn")
+    return architectures.build(keras, {"name": "ds_cnn"}, (49, 10, 1), classes, "ds_cnn")
 
 
-def mobilenet(keras, classes, alpha=0.25):
-    def filters(n):
-        return max(8, int(n * alpha))
-
-    inputs = keras.Input((96, 96, 3))
-    x = bn_relu(keras, keras.layers.Conv2D(filters(32), 3, strides=2, padding="same", use_bias=False)(inputs), 6.0)
-    plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
-    for n, stride in plan:  # ReLU6, as in MobileNetV1
-        x = bn_relu(keras, keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x), 6.0)
-        x = bn_relu(keras, keras.layers.Conv2D(filters(n), 1, use_bias=False)(x), 6.0)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x), name="mobilenet_v1_025")
+def mobilenet(keras, classes):
+    return architectures.build(keras, {"name": "mobilenet", "alpha": 0.25}, (96, 96, 3), classes, "mobilenet_v1_025")
 
 
 def autoencoder(keras, dim=640):
-    inputs = keras.Input((dim,))
-    x = inputs
-    for units in (128, 128, 128, 128, 8, 128, 128, 128, 128):
-        x = bn_relu(keras, keras.layers.Dense(units)(x))
-    return keras.Model(inputs, keras.layers.Dense(dim)(x), name="dense_autoencoder")
+    return architectures.build(keras, {"name": "dense_autoencoder"}, (dim,), dim, "dense_autoencoder")
 
 
-def write_contract(model_path, preprocess, labels=None, postprocess=None):
-    contract = {"preprocess": preprocess.to_dict()}
-    if labels:
-        contract["labels"] = list(labels)
-    if postprocess:
-        contract["postprocess"] = postprocess.to_dict()
-    sidecar_path(model_path).write_text(yaml.safe_dump(contract, sort_keys=False))
+def contract(model_path, preprocess, labels=None, postprocess=None):
+    write_contract(sidecar_path(model_path), Contract(preprocess, postprocess, tuple(labels) if labels else None))
 
 
 def save(model, path):
@@ -108,7 +71,7 @@ def image_case(keras, out, name, build, size, samples, epochs, seed, quick):
     model.fit(x[:n], labels[:n], epochs=epochs, batch_size=64, verbose=0)
     path = out / f"{name}.keras"
     save(model, path)
-    write_contract(path, spec, names)
+    contract(path, spec, names)
     raw = out / f"{name}_heldout.npz"
     np.savez(raw, x=images[n:], y=labels[n:])  # raw uint8 images: convert applies the spec
     return path, raw, model.count_params()
@@ -125,7 +88,7 @@ def kws_case(keras, out, epochs, seed, quick):
     model.fit(features[:n], labels[:n], epochs=epochs, batch_size=64, verbose=0)
     path = out / "ds_cnn.keras"
     save(model, path)
-    write_contract(path, spec, words)
+    contract(path, spec, words)
     folder = out / "kws_heldout"
     for i in range(n, len(waves)):  # held-out clips as real WAV files, one folder per word
         (folder / words[labels[i]]).mkdir(parents=True, exist_ok=True)
@@ -142,7 +105,7 @@ def ad_case(keras, out, epochs, seed, quick):
     model.fit((x_train - mean) / std, (x_train - mean) / std, epochs=epochs, batch_size=128, verbose=0)
     path = out / "dense_autoencoder.keras"
     save(model, path)
-    write_contract(path, NoPreprocess(), postprocess=PostprocessSpec(kind="anomaly"))
+    contract(path, NoPreprocess(), postprocess=PostprocessSpec(kind="anomaly"))
     data = out / "ad_heldout.npz"
     np.savez(data, x=((x_test - mean) / std).astype(np.float32), y=y_test)
     return path, data, model.count_params()

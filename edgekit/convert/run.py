@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from edgekit.bundle import Manifest, Variant, VariantFormat, make_provenance, write_bundle
+from edgekit.contract import Contract, read_contract, sidecar_path
 from edgekit.convert.fidelity import (
     Reference,
     detect_task,
@@ -57,16 +57,12 @@ from edgekit.inspection.isolate import describe_in_process
 from edgekit.inspection.report import human_bytes
 from edgekit.spec import (
     ImagePreprocess,
-    NoPreprocess,
     PostprocessKind,
     PostprocessSpec,
-    PreprocessSpec,
-    preprocess_from_dict,
 )
 from edgekit.tasks import Task, task_kind
 from edgekit.tasks.regression import regression_errors
 
-SIDECAR_SUFFIX = ".preprocess.yaml"
 WARN_DROP_PTS = 1.0  # without a gate, a quantized variant losing more than this is called out
 
 
@@ -91,60 +87,6 @@ class ConvertConfig:
     seed: int = 0
     name: str | None = None
     command: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ContractFile:
-    """What a preprocessing YAML carries: the spec, and optionally postprocessing, labels and
-    the steps that made the model (``provenance.steps``, e.g. `edgekit prune`'s record), which
-    the bundle's provenance lists before its own convert step."""
-
-    preprocess: PreprocessSpec
-    postprocess: PostprocessSpec | None
-    labels: tuple[str, ...] | None
-    path: Path | None
-    steps: tuple[dict[str, Any], ...] = ()
-
-
-def read_contract(path: Path | None) -> ContractFile:
-    """Read ``--preprocess SPEC.yaml``: a bare preprocess spec (has ``kind``) or sections
-    ``preprocess``, ``postprocess``, ``labels``, ``provenance`` (``steps``: a list of mappings).
-
-    Raises:
-        InputError: unreadable YAML or an invalid spec (naming the field).
-    """
-    if path is None:
-        return ContractFile(NoPreprocess(), None, None, None)
-    try:
-        document = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"preprocess file {path}", expected="a readable YAML file",
-                         found=" ".join(str(exc).split())[:300]) from exc
-    if not isinstance(document, dict):
-        raise InputError(f"preprocess file {path}", expected="a YAML mapping", found=type(document).__name__)
-    if "kind" in document:
-        return ContractFile(preprocess_from_dict(document, str(path)), None, None, path)
-    unknown = sorted(set(document) - {"preprocess", "postprocess", "labels", "provenance"})
-    if unknown:
-        raise InputError(f"preprocess file {path}", expected="sections preprocess, postprocess, labels, provenance",
-                         found=f"unknown sections {unknown}")
-    provenance = document.get("provenance") or {}
-    steps = provenance.get("steps", []) if isinstance(provenance, dict) else None
-    if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
-        raise InputError(f"preprocess file {path}: provenance", expected="a mapping with a list of steps (mappings)",
-                         found=repr(provenance)[:100])
-    pre = preprocess_from_dict(document.get("preprocess", {"kind": "none"}), f"{path}: preprocess")
-    post = PostprocessSpec.from_dict(document["postprocess"], f"{path}: postprocess") if "postprocess" in document else None
-    labels = document.get("labels")
-    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
-        raise InputError(f"preprocess file {path}: labels", expected="a list of strings", found=repr(labels)[:100])
-    return ContractFile(pre, post, tuple(labels) if labels is not None else None, path, tuple(steps))
-
-
-def sidecar_path(model: Path) -> Path:
-    """Where `edgekit train` leaves the preprocessing contract next to a model."""
-    return model.with_name(model.name.removesuffix(model.suffix) + SIDECAR_SUFFIX) if model.suffix else \
-        model.with_name(model.name + SIDECAR_SUFFIX)
 
 
 @dataclasses.dataclass
@@ -459,7 +401,7 @@ def _check_options(config: ConvertConfig) -> None:
         raise InputError("--onnx-int8", expected="static or dynamic", found=config.options.onnx_int8)
 
 
-def _load_data(config: ConvertConfig, contract: ContractFile, source: SourceModel, progress: Progress,
+def _load_data(config: ConvertConfig, contract: Contract, source: SourceModel, progress: Progress,
                warnings: list[str]) -> tuple[Samples, bool]:
     if config.data is not None:
         samples = load_samples(config.data, contract.preprocess, source.input_shape, labels_file=config.labels,
@@ -476,7 +418,7 @@ def _load_data(config: ConvertConfig, contract: ContractFile, source: SourceMode
     return random_samples(contract.preprocess, source.input_shape, count, config.seed), True
 
 
-def _labels(config: ConvertConfig, contract: ContractFile, samples: Samples, source: SourceModel,
+def _labels(config: ConvertConfig, contract: Contract, samples: Samples, source: SourceModel,
             task: Task) -> tuple[str, ...] | None:
     names = samples.class_names or contract.labels  # load_samples applied --labels / the contract's labels
     classes = _classes(source, contract.postprocess)
@@ -520,7 +462,7 @@ def _check_targets(samples: Samples, source: SourceModel, task: Task, warnings: 
                          hint="y must hold what the model predicts, e.g. (N,) or (N, horizon), in its output units")
 
 
-def _check_detection(config: ConvertConfig, contract: ContractFile, source: SourceModel) -> None:
+def _check_detection(config: ConvertConfig, contract: Contract, source: SourceModel) -> None:
     """A detection spec must fit the model's outputs (in the model's own output order)."""
     from edgekit.errors import ShapeError
 
@@ -763,13 +705,13 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
                        "reason": "no number of float layers brought the drop within the limit"}
 
 
-def _postprocess(contract: ContractFile, task: Task, reference: Reference, classes: int | None) -> PostprocessSpec:
+def _postprocess(contract: Contract, task: Task, reference: Reference, classes: int | None) -> PostprocessSpec:
     if contract.postprocess is not None:
         return contract.postprocess
     return task.default_postprocess(reference.outputs, classes)
 
 
-def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, contract: ContractFile,
+def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, contract: Contract,
            class_names: tuple[str, ...] | None, task: Task, produced: list[VariantResult],
            reference: Reference) -> dict[str, Any]:
     variants, payloads = [], {}

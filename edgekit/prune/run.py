@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes
+from edgekit.contract import Contract, read_contract, sidecar_path, write_contract
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import EdgekitError, InputError
 from edgekit.train.recipes import DEFAULTS, Recipe, check_prune, load_recipe, parse_recipe
@@ -176,8 +176,6 @@ def resolve_recipe(config: PruneConfig, named: Recipe | None,
         raise InputError(f"recipe {recipe.name}", expected="a classification, regression or anomaly model",
                          found="a GAN generator (fine-tuning it needs its discriminator and the GAN loop)",
                          hint="prune the generator's weights once with --epochs 0, or retrain a smaller generator")
-    from edgekit.convert.run import read_contract, sidecar_path
-
     sidecar = sidecar_path(config.model)
     if sidecar.is_file():
         recipe = dataclasses.replace(recipe, preprocess=read_contract(sidecar).preprocess)
@@ -417,21 +415,21 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
             pruned_path = folder / config.output.name  # convert reads a model and its contract from files
             save_model(pruned, pruned_path)
             contract = _contract(config.model, recipe, raw, report, source_sha)
-            atomic_write_bytes(_sidecar(pruned_path), yaml.safe_dump(contract, sort_keys=False).encode())
+            write_contract(sidecar_path(pruned_path), contract)
             report["tflite"] = _measure(config, recipe, parts, pruned_path, folder, bench, log, progress)
     else:
         log("[5/5] not converted (--no-measure)")
     report["seconds"] = round(time.perf_counter() - started, 2)
     contract = _contract(config.model, recipe, raw, report, source_sha)  # the provenance with the figures
     # everything is measured: now write, model last-but-one, report last
-    atomic_write_bytes(_sidecar(config.output), yaml.safe_dump(contract, sort_keys=False).encode())
+    write_contract(sidecar_path(config.output), contract)
     try:
         save_model(pruned, config.output)
-        report["outputs"] = {"model": str(config.output), "contract": str(_sidecar(config.output)),
+        report["outputs"] = {"model": str(config.output), "contract": str(sidecar_path(config.output)),
                              "report": str(report_path(config.output))}
         atomic_write_bytes(report_path(config.output), (json.dumps(report, indent=2, default=fit.plain) + "\n").encode())
     except BaseException:
-        for path in (_sidecar(config.output), config.output, report_path(config.output)):
+        for path in (sidecar_path(config.output), config.output, report_path(config.output)):
             path.unlink(missing_ok=True)
         raise
     return PruneResult(config.output, report)
@@ -441,37 +439,23 @@ def report_path(model: Path) -> Path:
     return model.with_name(model.name.removesuffix(model.suffix) + REPORT_SUFFIX)
 
 
-def _sidecar(model: Path) -> Path:
-    from edgekit.convert.run import sidecar_path
-
-    return sidecar_path(model)
-
-
 def _indent(log: Log) -> Log:
     return lambda message: log("  " + message.strip())
 
 
-def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any], source_sha: str) -> dict[str, Any]:
+def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any], source_sha: str) -> Contract:
     """The pruned model's contract: the source's (or the recipe's), plus the pruning step."""
-    source = _sidecar(model)
-    document: dict[str, Any] = {}
+    source = sidecar_path(model)
     if source.is_file():
-        loaded = yaml.safe_load(source.read_text("utf-8"))
-        document = dict(loaded) if isinstance(loaded, dict) and "kind" not in loaded else {"preprocess": loaded}
-    if not document:
-        document = {"preprocess": recipe.preprocess.to_dict(), "postprocess": recipe.postprocess.to_dict()}
-        if recipe.kind.class_labels:
-            document["labels"] = list(raw.class_names)
-    if "anomaly_threshold" in report and isinstance(document.get("postprocess"), dict):
+        contract = dataclasses.replace(read_contract(source), path=None)
+    else:
+        contract = Contract(recipe.preprocess, recipe.postprocess,
+                            tuple(raw.class_names) if recipe.kind.class_labels else None)
+    if "anomaly_threshold" in report and contract.postprocess is not None:
         # recalibrated on the validation split, as training calibrates it (its percentile)
-        document["postprocess"] = {**document["postprocess"],
-                                   "anomaly_threshold": round(report["anomaly_threshold"]["after"], 8)}
-    provenance = dict(document.get("provenance") or {})
-    steps = list(provenance.get("steps") or [])
-    steps.append(provenance_step(report, model, source_sha))
-    provenance["steps"] = steps
-    document["provenance"] = provenance
-    return document
+        contract = dataclasses.replace(contract, postprocess=dataclasses.replace(
+            contract.postprocess, anomaly_threshold=round(report["anomaly_threshold"]["after"], 8)))
+    return contract.with_step(provenance_step(report, model, source_sha))
 
 
 def provenance_step(report: Mapping[str, Any], model: Path, source_sha: str) -> dict[str, Any]:

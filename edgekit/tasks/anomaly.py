@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.contract import Contract
 from edgekit.tasks.base import Features, Log, Predict, Task
 
 ANOMALY_NAMES = ("anomaly", "anomalous", "abnormal", "fault", "faulty", "defect")
@@ -97,10 +98,10 @@ class Anomaly(Task):
         return {"metric": "mean_error", "value": float(errors.mean()) if errors.size else float("nan"),
                 "higher_is_better": False, "samples": int(test["samples"])}
 
-    def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> Contract:
         postprocess = dataclasses.replace(recipe.postprocess,
                                           anomaly_threshold=round(float(evaluation["test"]["threshold"]), 8))
-        return {"preprocess": recipe.preprocess.to_dict(), "postprocess": postprocess.to_dict()}
+        return Contract(recipe.preprocess, postprocess)
 
     def metric(self, outputs: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray | None,
                class_names: Sequence[str] | None, targets: np.ndarray | None = None) -> tuple[str | None, float | None]:

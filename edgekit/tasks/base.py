@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edgekit.contract import Contract
 from edgekit.spec import PostprocessKind, PostprocessSpec
 
 Log = Callable[[str], None]
@@ -106,9 +107,9 @@ class Task:
         """The held-out figure that says whether pruning cost anything, with its direction."""
         raise NotImplementedError
 
-    def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> dict[str, Any]:
-        """The model contract a trained model is saved with: preprocess, postprocess and labels."""
-        return {"preprocess": recipe.preprocess.to_dict(), "postprocess": recipe.postprocess.to_dict()}
+    def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> Contract:
+        """The model contract (`edgekit.contract`) a trained model is saved with."""
+        return Contract(recipe.preprocess, recipe.postprocess)
 
     def heldout(self, model: Any, recipe: Any, parts: Any) -> dict[str, np.ndarray]:
         """The arrays of ``heldout.npz``, the data `edgekit convert` validates the variants on."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from edgekit.contract import Contract
 from edgekit.spec import PostprocessKind, PostprocessSpec
 from edgekit.tasks.base import Features, Log, Predict, Task
 
@@ -63,8 +65,8 @@ class Classification(Task):
         return {"metric": "accuracy", "value": float(test["accuracy"]), "higher_is_better": True,
                 "samples": int(test["samples"])}
 
-    def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> dict[str, Any]:
-        return {**super().contract(recipe, class_names, evaluation), "labels": list(class_names)}
+    def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> Contract:
+        return dataclasses.replace(super().contract(recipe, class_names, evaluation), labels=tuple(class_names))
 
     def metric(self, outputs: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray | None,
                class_names: Sequence[str] | None, targets: np.ndarray | None = None) -> tuple[str | None, float | None]:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.spec import ImagePreprocess
+from edgekit.contract import Contract
+from edgekit.spec import ImagePreprocess, NoPreprocess
 from edgekit.tasks.base import Features, Log, Predict, Task
 
 HELDOUT_LATENTS = 256  # latent vectors in heldout.npz, the variants' validation inputs
@@ -83,9 +84,9 @@ class Generation(Task):
             f"{figures['nearest_train_rms']['real_heldout']:.3f})")
         return {"test": figures, "validation": {}}
 
-    def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> Contract:
         # a generator's input is the latent vector, not an image: nothing to preprocess on the device
-        return {"preprocess": {"kind": "none"}, "postprocess": recipe.postprocess.to_dict()}
+        return Contract(NoPreprocess(), recipe.postprocess)
 
     def heldout(self, model: Any, recipe: Any, parts: Any) -> dict[str, np.ndarray]:
         # validation inputs of the variants: latent vectors from a fixed seed

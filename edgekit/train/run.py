@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes
-from edgekit.convert.run import ConvertConfig, ConvertReport, convert, sidecar_path
+from edgekit.contract import sidecar_path, write_contract
+from edgekit.convert.run import ConvertConfig, ConvertReport, convert
 from edgekit.convert.run import gate_error as convert_gate_error
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import GateError, InputError
@@ -542,9 +542,9 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
     model_path = out / f"{recipe.name}.keras"
     save_model(model, model_path)
     contract = recipe.kind.contract(recipe, raw.class_names, report)
-    if "labels" in contract:
-        atomic_write_bytes(out / "labels.txt", ("\n".join(contract["labels"]) + "\n").encode())
-    atomic_write_bytes(sidecar_path(model_path), yaml.safe_dump(contract, sort_keys=False).encode())
+    if contract.labels is not None:
+        atomic_write_bytes(out / "labels.txt", ("\n".join(contract.labels) + "\n").encode())
+    write_contract(sidecar_path(model_path), contract)
     _write_npz(out / "heldout.npz", **recipe.kind.heldout(model, recipe, parts))
     report["outputs"] = {"model": str(model_path), "contract": str(sidecar_path(model_path)),
                          "heldout": str(out / "heldout.npz")}
