@@ -5,9 +5,11 @@ config dataclass (every config has `samples`, per class, and `seed`). A task wri
 real files in the formats `edgekit.datasets.loaders` reads:
 
 - ``kws``: WAV folders, one per class (16 kHz mono 16-bit, 1 s): the ten keywords
-  spoken by espeak-ng across voices, speeds and pitches, mixed with generated noise,
-  plus ``_silence_`` and ``_unknown_``; the tone stand-in of `keywords` when
-  espeak-ng is absent (with one warning).
+  spoken by eSpeak NG across voices, speeds and pitches, mixed with generated noise,
+  plus ``_silence_`` and ``_unknown_``. eSpeak NG is the ``espeak-ng`` program, or,
+  without it, libespeak-ng from the Python package ``espeakng-loader`` (`speech`);
+  the tone stand-in of `keywords` when neither is there (with one warning).
+  ``dataset.json`` names the engine (``generator.engine``).
 - ``shapes``: PNG folders, one per class (`shapes`).
 - ``har``: IMU windows (accelerometer and gyroscope) in ``windows.npz`` (``x``, ``y``)
   and a continuous ``stream.csv`` of a held-out subject.
@@ -44,7 +46,6 @@ import os
 import secrets
 import shutil
 import struct
-import subprocess
 import time
 import zipfile
 import zlib
@@ -57,7 +58,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.bundle.atomic import fsync_dir, pid_alive
-from edgekit.datasets import demand, keywords, machine, shapes, textures
+from edgekit.datasets import demand, keywords, machine, shapes, speech, textures
 from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import InputError
 from edgekit.features import audio
@@ -67,8 +68,8 @@ logger = logging.getLogger(__name__)
 MANIFEST = "dataset.json"
 LABELS = "labels.txt"
 SCHEMA = "edgekit.dataset/1"
-ESPEAK = "espeak-ng"
-ESPEAK_INSTALL = "sudo apt-get install espeak-ng"
+ESPEAK = speech.PROGRAM
+ESPEAK_INSTALL = speech.INSTALL
 
 Log = Callable[[str], None]
 
@@ -332,8 +333,12 @@ def synthesize(task: str, output_dir: Path, config: SynthConfig | None = None, *
         result = SynthResult(out, task, manifest, True, time.perf_counter() - start)
         log(f"{out}: complete {task} dataset with the same options already there; reusing it "
             f"({manifest.get('samples_total')} samples, {manifest.get('generator', {}).get('name', '?')})")
-        if "stand-in" in str(manifest.get("generator", {}).get("name")) and shutil.which(ESPEAK):
-            log(f"{out}: made with the tone stand-in, and {ESPEAK} is available now: pass --force to remake it with speech")
+        if task == "kws" and "stand-in" in str(manifest.get("generator", {}).get("name")):
+            with contextlib.suppress(InputError):
+                engine, _note = speech.find_engine()
+                if engine is not None:
+                    log(f"{out}: made with the tone stand-in, and {engine.name} is available now: "
+                        "pass --force to remake it with speech")
         return result
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -499,27 +504,6 @@ def _noise_bed(kind: str, rng: np.random.Generator, length: int, rate: int) -> n
     return (bed / (np.std(bed) + 1e-12)).astype(np.float32)
 
 
-def _parse_wav_stream(data: bytes) -> tuple[np.ndarray, int]:
-    """16-bit PCM from ``espeak-ng --stdout`` (its header leaves the data size open)."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise ValueError("not a WAV stream")
-    offset, rate, channels, bits = 12, 0, 1, 16
-    while offset + 8 <= len(data):
-        tag, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
-        body = offset + 8
-        if tag == b"fmt ":
-            _fmt, channels, rate, _rate, _align, bits = struct.unpack("<HHIIHH", data[body:body + 16])
-        elif tag == b"data":
-            if bits != 16 or rate <= 0:
-                raise ValueError(f"{bits}-bit at {rate} Hz")
-            pcm = data[body:body + min(size, len(data) - body)]
-            pcm = pcm[: len(pcm) // (2 * channels) * 2 * channels]
-            samples = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
-            return samples.reshape(-1, channels).mean(axis=1), rate
-        offset = body + size + (size & 1)
-    raise ValueError("no data chunk")
-
-
 def _trim(samples: np.ndarray, rate: int) -> np.ndarray:
     """Cut leading and trailing silence, keeping 10 ms before and 30 ms after the sound."""
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
@@ -529,16 +513,9 @@ def _trim(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples[max(0, loud[0] - rate // 100): loud[-1] + 3 * rate // 100]
 
 
-def _speak(program: str, text: str, voice: str, speed: int, pitch: int, ssml: bool) -> tuple[np.ndarray, int]:
-    command = [program, *(["-m"] if ssml else []), "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", text]
-    try:
-        proc = subprocess.run(command, capture_output=True, timeout=120, check=False)
-        if proc.returncode != 0:
-            raise ValueError(f"exit {proc.returncode}: {proc.stderr.decode(errors='replace').strip()[:200]}")
-        return _parse_wav_stream(proc.stdout)
-    except (OSError, subprocess.TimeoutExpired, ValueError, struct.error) as exc:
-        shown = " ".join(command) if len(text) < 80 else " ".join(command[:-1]) + " TEXT"
-        raise InputError(f"speech from {shown}", expected="a WAV stream", found=str(exc)) from exc
+def _engine(engine: speech.Engine | str) -> speech.Engine:
+    """An engine, or the path of an ``espeak-ng`` program."""
+    return speech.ProgramEngine(engine) if isinstance(engine, str) else engine
 
 
 def _finish(samples: np.ndarray, source_rate: int, rate: int, what: str) -> np.ndarray:
@@ -550,13 +527,15 @@ def _finish(samples: np.ndarray, source_rate: int, rate: int, what: str) -> np.n
     return (out / (np.max(np.abs(out)) + 1e-9)).astype(np.float32)
 
 
-def espeak_utterance(program: str, word: str, voice: str, speed: int, pitch: int, rate: int) -> np.ndarray:
-    """`word` spoken by espeak-ng, trimmed, resampled to `rate`, peak 1.0.
+def espeak_utterance(engine: speech.Engine | str, word: str, voice: str, speed: int, pitch: int,
+                     rate: int) -> np.ndarray:
+    """`word` spoken by eSpeak NG (an engine, or the path of the program), trimmed,
+    resampled to `rate`, peak 1.0.
 
     Raises:
-        InputError: espeak-ng failed or produced no sound.
+        InputError: eSpeak NG failed or produced no sound.
     """
-    samples, source_rate = _speak(program, word, voice, speed, pitch, ssml=False)
+    samples, source_rate = _engine(engine).speak(word, voice, speed, pitch, ssml=False)
     return _finish(samples, source_rate, rate, repr(word))
 
 
@@ -573,55 +552,39 @@ def _split(samples: np.ndarray, rate: int, count: int) -> list[np.ndarray] | Non
     return [samples[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def espeak_utterances(program: str, words: tuple[str, ...], voice: str, speed: int, pitch: int,
+def espeak_utterances(engine: speech.Engine | str, words: tuple[str, ...], voice: str, speed: int, pitch: int,
                       rate: int) -> list[np.ndarray]:
-    """Like `espeak_utterance` for several words, in one espeak-ng call.
+    """Like `espeak_utterance` for several words, in one eSpeak NG call.
 
     The words are spoken as separate sentences (so with the intonation of a word said
     alone) with 600 ms pauses, and cut at the pauses; when the cut does not give one
     piece per word, each word is spoken on its own instead. One process per voice,
     speed and pitch instead of one per word: several times faster.
     """
+    engine = _engine(engine)
     if len(words) == 1:
-        return [espeak_utterance(program, words[0], voice, speed, pitch, rate)]
+        return [espeak_utterance(engine, words[0], voice, speed, pitch, rate)]
     text = "<speak>" + "".join(f'<s>{xml_escape(word)}.</s><break time="600ms"/>' for word in words) + "</speak>"
-    samples, source_rate = _speak(program, text, voice, speed, pitch, ssml=True)
+    samples, source_rate = engine.speak(text, voice, speed, pitch, ssml=True)
     pieces = _split(samples, source_rate, len(words))
     if pieces is None:
-        logger.debug("espeak-ng -v %s -s %d -p %d: could not cut %d words apart; speaking them one by one",
-                     voice, speed, pitch, len(words))
-        return [espeak_utterance(program, word, voice, speed, pitch, rate) for word in words]
+        logger.debug("%s -v %s -s %d -p %d: could not cut %d words apart; speaking them one by one",
+                     engine.name, voice, speed, pitch, len(words))
+        return [espeak_utterance(engine, word, voice, speed, pitch, rate) for word in words]
     return [_finish(piece, source_rate, rate, repr(word)) for piece, word in zip(pieces, words, strict=True)]
 
 
-def _espeak_version(program: str) -> str:
-    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        text = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
-        for token in text.replace(":", " ").split():
-            if token[:1].isdigit():
-                return token
-    return "unknown"
-
-
-def _workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(2, min(8, cores))
-
-
-def _usable_voices(program: str, voices: tuple[str, ...]) -> tuple[list[str], list[str]]:
+def _usable_voices(engine: speech.Engine, voices: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """Voices that speak here (mbrola voices, for one, need an extra package)."""
 
     def probe(voice: str) -> bool:
         try:
-            espeak_utterance(program, "test", voice, 170, 50, 16000)
+            espeak_utterance(engine, "test", voice, 170, 50, 16000)
         except InputError:
             return False
         return True
 
-    with concurrent.futures.ThreadPoolExecutor(_workers()) as pool:
+    with concurrent.futures.ThreadPoolExecutor(engine.workers) as pool:
         ok = list(pool.map(probe, voices))
     return [v for v, good in zip(voices, ok, strict=True) if good], [v for v, good in zip(voices, ok, strict=True)
                                                                       if not good]
@@ -675,25 +638,40 @@ def _mix(take: _Take, sound: np.ndarray | None, config: KwsConfig, beds: dict[st
     return clip.astype(np.float32), info
 
 
+def _speech_engine(config: KwsConfig, log: Log) -> tuple[speech.Engine | None, list[str], list[str], str]:
+    """``(engine, voices it speaks, voices it does not, why there is no engine)``: the
+    ``espeak-ng`` program, else (or when it speaks none of the voices) the library of
+    ``espeakng-loader``, else none."""
+    engine, note = speech.find_engine()
+    if engine is None:
+        return None, [], [], note
+    voices, skipped = _usable_voices(engine, config.voices)
+    if not voices:
+        note = f"{engine.name} produced no speech with any of the voices {list(config.voices)}"
+        library = None
+        if engine.id == speech.PROGRAM and speech.choice() == "auto":
+            library, _why = speech.library_engine()
+        if library is None:
+            return None, [], [], note
+        engine = library
+        voices, skipped = _usable_voices(engine, config.voices)
+        if not voices:
+            return None, [], [], f"{note}; so did {engine.name}"
+    if note:
+        log(f"kws: {note}: speaking with {engine.name} instead")
+    return engine, voices, skipped, ""
+
+
 @register("kws", KwsConfig, "spoken keywords (espeak-ng) with background noise, _silence_ and _unknown_, as WAV folders")
 def write_kws(config: KwsConfig, folder: Path, log: Log, progress: Progress) -> dict[str, Any]:
     """WAV folders ``CLASS/NNNNN.wav`` for the keywords, ``_silence_`` and ``_unknown_``, and ``index.csv``."""
     rate = config.sample_rate
-    program = shutil.which(ESPEAK)
-    voices: list[str] = []
-    skipped: list[str] = []
-    reason = ""
-    if program is None:
-        reason = f"{ESPEAK} not found on PATH"
-    else:
-        voices, skipped = _usable_voices(program, config.voices)
-        if not voices:
-            reason = f"{program} produced no speech with any of the voices {list(config.voices)}"
-    if reason:
+    engine, voices, skipped, reason = _speech_engine(config, log)
+    if engine is None:
         logger.warning("%s: kws clips use the tone-based stand-in (not speech); install it with: %s",
                        reason, ESPEAK_INSTALL)
     elif skipped:
-        log(f"kws: skipping espeak-ng voices that produce no audio here: {', '.join(skipped)}")
+        log(f"kws: skipping voices that produce no audio with {engine.name}: {', '.join(skipped)}")
 
     classes = sorted([*config.words, SILENCE, UNKNOWN])  # the loaders' default order (sorted folder names)
     takes: list[_Take] = []
@@ -702,24 +680,24 @@ def write_kws(config: KwsConfig, folder: Path, log: Log, progress: Progress) -> 
             rng = _rng(config.seed, 1, class_index, i)
             word = None if label == SILENCE else str(rng.choice(config.unknown_words)) if label == UNKNOWN else label
             take = _Take(label, i, word, rng)
-            if word is not None and not reason:
+            if word is not None and engine is not None:
                 take.voice = str(rng.choice(voices))
                 take.speed = int(rng.choice(config.speeds_wpm))
                 take.pitch = int(rng.choice(config.pitches))
             takes.append(take)
 
     sounds: dict[tuple[str, str, int, int], np.ndarray] = {}
-    if program is not None and not reason:
-        # one espeak-ng call per (voice, speed, pitch) speaks every word that needs it
+    if engine is not None:
+        # one eSpeak NG call per (voice, speed, pitch) speaks every word that needs it
         groups: dict[tuple[str, int, int], set[str]] = {}
         for t in takes:
             if t.word is not None:
                 groups.setdefault((t.voice, t.speed, t.pitch), set()).add(t.word)
         total = sum(len(words) for words in groups.values())
-        log(f"kws: {total} distinct utterances from {program} ({len(voices)} voices) in {len(groups)} calls, "
-            f"{_workers()} at a time")
-        with concurrent.futures.ThreadPoolExecutor(_workers()) as pool:
-            futures = {pool.submit(espeak_utterances, program, tuple(sorted(words)), *key, rate): (key, sorted(words))
+        log(f"kws: {total} distinct utterances from {engine.name} ({len(voices)} voices) in {len(groups)} calls, "
+            f"{engine.workers} at a time")
+        with concurrent.futures.ThreadPoolExecutor(engine.workers) as pool:
+            futures = {pool.submit(espeak_utterances, engine, tuple(sorted(words)), *key, rate): (key, sorted(words))
                        for key, words in sorted(groups.items())}
             for future in progress(concurrent.futures.as_completed(futures), "espeak-ng calls", len(futures)):
                 (voice, speed, pitch), words = futures[future]
@@ -733,7 +711,7 @@ def write_kws(config: KwsConfig, folder: Path, log: Log, progress: Progress) -> 
     for take in progress(takes, "writing WAV files", len(takes)):
         if take.word is None:
             sound = None
-        elif reason:
+        elif engine is None:
             sound = keywords.utterance(take.word, rate, take.rng).astype(np.float32)
         else:
             sound = sounds[(take.word, take.voice, take.speed, take.pitch)]
@@ -742,7 +720,7 @@ def write_kws(config: KwsConfig, folder: Path, log: Log, progress: Progress) -> 
         (folder / take.label).mkdir(exist_ok=True)
         audio.write_wav(folder / relative, clip, rate)
         counts[take.label] = counts.get(take.label, 0) + 1
-        source = "noise" if take.word is None else "stand-in" if reason else "espeak-ng"
+        source = "noise" if take.word is None else "stand-in" if engine is None else engine.id
         rows.append([relative, take.label, take.word or "", source, take.voice, take.speed or "", take.pitch or "",
                      info["tempo"], info["noise"], info["snr_db"]])
     with open(folder / "index.csv", "w", newline="", encoding="utf-8") as handle:
@@ -750,12 +728,12 @@ def write_kws(config: KwsConfig, folder: Path, log: Log, progress: Progress) -> 
         writer.writerow(["path", "label", "word", "source", "voice", "speed_wpm", "pitch", "tempo", "noise", "snr_db"])
         writer.writerows(rows)
 
-    if program is None or reason:
+    if engine is None:
         generator: dict[str, Any] = {"name": "tone stand-in (edgekit.datasets.keywords), not speech",
-                                     "reason": reason, "install": ESPEAK_INSTALL}
+                                     "engine": "tones", "reason": reason, "install": ESPEAK_INSTALL}
     else:
         used = sorted({t.voice for t in takes if t.voice})
-        generator = {"name": f"espeak-ng {_espeak_version(program)}", "program": program, "voices": used,
+        generator = {"name": engine.name, **engine.describe(), "voices": used,
                      "voices_skipped": skipped, "speeds_wpm": list(config.speeds_wpm),
                      "pitches": list(config.pitches), "utterances": len(sounds)}
     generator.update(tempo=list(config.tempo), snr_db=list(config.snr_db), noise=list(config.noise),

@@ -7,18 +7,19 @@ import csv
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgekit.datasets import synth, textures
+from edgekit.datasets import keywords, speech, synth, textures
 from edgekit.datasets.loaders import load_samples
 from edgekit.errors import InputError
 from edgekit.features.audio import read_wav
 from edgekit.features.image import decode_image
 from edgekit.spec import AudioPreprocess, ImagePreprocess, NoPreprocess, preprocess_from_dict
-from tests.support.env import need_program
+from tests.support.env import need_module, need_program
 
 
 def _make(task: str, out: Path, samples: int, **kwargs) -> synth.SynthResult:
@@ -50,9 +51,12 @@ def _loud_to_quiet(x: np.ndarray) -> float:
 
 
 def _no_espeak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A machine without eSpeak NG: no espeak-ng program and no espeakng-loader package."""
     empty = tmp_path / "empty-bin"
     empty.mkdir(exist_ok=True)
     monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv(speech.ENV, raising=False)
+    monkeypatch.setitem(sys.modules, "espeakng_loader", None)  # import espeakng_loader raises ImportError
 
 
 def _check_wav_folders(root: Path, samples: int) -> None:
@@ -356,9 +360,10 @@ def test_kws_stand_in_without_espeak(tmp_path: Path, monkeypatch: pytest.MonkeyP
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1
     message = warnings[0].getMessage()
-    assert "espeak-ng not found" in message and "apt-get install espeak-ng" in message and "\n" not in message
+    assert "espeak-ng not found" in message and "espeakng-loader is not installed" in message
+    assert "apt-get install espeak-ng" in message and "pip install espeakng-loader" in message and "\n" not in message
     manifest = synth.read_manifest(root)
-    assert "stand-in" in manifest["generator"]["name"]
+    assert "stand-in" in manifest["generator"]["name"] and manifest["generator"]["engine"] == "tones"
     _check_wav_folders(root, 2)
     assert {row["source"] for row in csv.DictReader(open(root / "index.csv"))} == {"stand-in", "noise"}
     caplog.clear()
@@ -389,12 +394,14 @@ def test_same_seed_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.system
-def test_kws_espeak_speech(tmp_path: Path) -> None:
+def test_kws_espeak_speech(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     program = need_program("espeak-ng", "apt-get install espeak-ng")
+    monkeypatch.delenv(speech.ENV, raising=False)
     root = _make("kws", tmp_path / "kws", 3).path
     manifest = synth.read_manifest(root)
     generator = manifest["generator"]
     assert generator["name"].startswith("espeak-ng") and generator["utterances"] >= 20
+    assert generator["engine"] == "espeak-ng" and generator["program"] == program
     _check_wav_folders(root, 3)
     rows = list(csv.DictReader(open(root / "index.csv")))
     assert {row["source"] for row in rows} == {"espeak-ng", "noise"}
@@ -425,6 +432,79 @@ def test_kws_espeak_speech(tmp_path: Path) -> None:
 
     again = _make("kws", tmp_path / "kws-again", 3).path
     assert _files(root) == _files(again)
+
+
+def _f0(x: np.ndarray, rate: int = 16000) -> float:
+    """Fundamental frequency (Hz, 60-400) of the loudest 50 ms, by autocorrelation."""
+    n = rate // 20
+    start = int(np.argmax(np.convolve(x.astype(np.float64) ** 2, np.ones(n), "valid")))
+    segment = x[start:start + n] - x[start:start + n].mean()
+    correlation = np.correlate(segment, segment, "full")[n - 1:]
+    low, high = rate // 400, rate // 60
+    return rate / (low + int(np.argmax(correlation[low:high])))
+
+
+def test_kws_library_speech(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libespeak-ng of espeakng-loader (what a machine without the espeak-ng program speaks
+    with) says the keywords, with the program's voices, speeds and pitches; not tones."""
+    need_module("espeakng_loader", "pip install espeakng-loader (the train extra)")
+    engine, why = speech.library_engine()
+    assert engine is not None, why
+    assert engine.id == "espeakng-loader" and engine.name.startswith("espeak-ng ") and "stand-in" not in engine.name
+
+    def say(word: str, voice: str = "en-us", speed: int = 170, pitch: int = 50) -> np.ndarray:
+        return synth.espeak_utterance(engine, word, voice, speed, pitch, 16000)
+
+    yes, no, stop = say("yes"), say("no"), say("stop")
+    tones = {word: keywords.utterance(word, 16000, np.random.default_rng(0)) for word in ("yes", "stop")}
+    for clip in (yes, no, stop):
+        assert clip.dtype == np.float32 and 0.2 < len(clip) / 16000 < 0.9 and np.abs(clip).max() == pytest.approx(1, abs=1e-3)
+    # phonetics the tone stand-in lacks: the hiss of /s/ above 3 kHz in "yes" and "stop"
+    assert _band_fraction(yes, 3000, 8000) > 2 * _band_fraction(no, 3000, 8000)
+    assert min(_band_fraction(yes, 3000, 8000), _band_fraction(stop, 3000, 8000)) > 0.02
+    assert max(_band_fraction(tone, 3000, 8000) for tone in tones.values()) < 0.01
+    # the program's knobs: -p raises the voice, +f3 is a female variant, -s speaks faster
+    assert _f0(say("go", pitch=25)) < 0.85 * _f0(say("go", pitch=85))
+    assert _f0(say("go", "en-us+f3")) > 1.5 * _f0(say("go", "en-us+m3"))
+    assert len(say("backward", speed=220)) < 0.75 * len(say("backward", speed=120))
+    with pytest.raises(InputError, match="no such voice"):
+        say("yes", "xx-no-such-voice")
+    # several words in one call (SSML) cut apart like single calls
+    words = ("go", "left", "yes")
+    for word, piece in zip(words, synth.espeak_utterances(engine, words, "en-gb-scotland+f1", 120, 70, 16000),
+                           strict=True):
+        assert abs(len(piece) / len(say(word, "en-gb-scotland+f1", 120, 70)) - 1) < 0.15, word
+
+    # the same clip as the espeak-ng program (when there is one), up to the version difference
+    program = speech.program_engine()[0]
+    if program is not None:
+        for word in ("yes", "left"):
+            ours, theirs = say(word), synth.espeak_utterance(program, word, "en-us", 170, 50, 16000)
+            assert abs(len(ours) / len(theirs) - 1) < 0.1, word
+            spectra = [np.abs(np.fft.rfft(x, 16000))[:4000] for x in (ours, theirs)]
+            assert np.corrcoef(*spectra)[0, 1] > 0.6, word
+
+    # a dataset through the library even though the program may be on PATH
+    monkeypatch.setenv(speech.ENV, "library")
+    options = {"voices": ("en-us", "en-us+f3", "en-gb-scotland", "en+m1")}
+    root = _make("kws", tmp_path / "kws", 2, options=options).path
+    generator = synth.read_manifest(root)["generator"]
+    assert generator["engine"] == "espeakng-loader" and generator["name"] == engine.name
+    assert Path(generator["library"]).is_file() and Path(generator["data"]).is_dir()
+    _check_wav_folders(root, 2)
+    rows = list(csv.DictReader(open(root / "index.csv")))
+    assert {row["source"] for row in rows} == {"espeakng-loader", "noise"}
+    for row in rows:
+        if row["label"] != "_silence_":
+            wave, _ = read_wav(root / row["path"])
+            assert np.abs(wave).max() > 0.1 and _loud_to_quiet(wave) > 2.5, row
+    assert _files(root) == _files(_make("kws", tmp_path / "kws-again", 2, options=options).path)
+
+    monkeypatch.setenv(speech.ENV, "tones")
+    assert synth.read_manifest(_make("kws", tmp_path / "kws-tones", 1).path)["generator"]["engine"] == "tones"
+    monkeypatch.setenv(speech.ENV, "festival")
+    with pytest.raises(InputError, match="EDGEKIT_SPEECH"):
+        _make("kws", tmp_path / "kws-bad", 1)
 
 
 # ---------------------------------------------------------------------------
