@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edgekit.bench.energy import run_vcgencmd, vcgencmd_path
+from edgekit.bench.vcgencmd import run_vcgencmd, vcgencmd_path
 from edgekit.errors import InputError
 
 LIBRARIES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "edgekit")

@@ -260,7 +260,7 @@ class BenchResult:
     environment: dict[str, Any]
     units: list[Unit]
     meter: dict[str, Any]
-    idle: Any  # energy.IdleBaseline, or None before it is measured
+    idle: Any  # meters.IdleBaseline, or None before it is measured
     profile: DeviceProfile | None
     budgets: Budgets
     started: float
@@ -296,8 +296,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None,
         InputError / IntegrityError: bad targets, variants, meter or profile (before
             anything is measured).
     """
-    from edgekit.bench.energy import MeterConfig, open_meter
     from edgekit.bench.environment import collect_environment
+    from edgekit.bench.meters import MeterConfig, open_meter
     from edgekit.devices import load_profile
 
     say = log or (lambda _m: None)
@@ -333,7 +333,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None,
 
     meters: dict[int, Any] = {}
     try:
-        if config.idle_seconds > 0 and system_meter.name not in ("none", "estimate"):
+        if config.idle_seconds > 0 and system_meter.measured:  # none and estimate do not measure idle power
             say(f"measuring idle power for {config.idle_seconds:g} s (keep the machine quiet)")
         result.idle = system_meter.idle_baseline(config.idle_seconds)
         for unit in units:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from edgekit import devices
-from edgekit.bench.energy import METERS
+from edgekit.bench.meters import METERS
 from edgekit.convert.variants import VARIANTS
 from edgekit.devices import (
     Budgets,

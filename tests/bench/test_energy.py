@@ -13,24 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.bench import energy
-from edgekit.bench.energy import (
-    AndroidMeter,
-    EnergyReading,
-    EstimateMeter,
-    HwmonMeter,
-    IdleBaseline,
-    MeterConfig,
-    MeterName,
-    RaplMeter,
-    energy_per_inference,
-    hwmon_channels,
-    integrate_trapezoid,
-    open_meter,
-    parse_pmic_adc,
-    pmic_power,
-    rapl_delta_uj,
-)
+from edgekit.bench import meters
+from edgekit.bench.energy import energy_per_inference
+from edgekit.bench.meters import MeterConfig, MeterName, open_meter
+from edgekit.bench.meters import base as meter_base
+from edgekit.bench.meters.android import AndroidMeter
+from edgekit.bench.meters.base import EnergyReading, IdleBaseline, integrate_trapezoid
+from edgekit.bench.meters.estimate import EstimateMeter
+from edgekit.bench.meters.hwmon import HwmonMeter, hwmon_channels
+from edgekit.bench.meters.rapl import RaplMeter, rapl_delta_uj
+from edgekit.bench.meters.rpi5 import parse_pmic_adc, pmic_power
 from edgekit.devices import load_profile
 from edgekit.errors import InputError
 from tests.support.env import REPO
@@ -168,14 +160,14 @@ def test_rapl_permission_denied_says_how_to_grant_access(tmp_path, monkeypatch):
     root = tree(tmp_path, "rapl")
     if os.geteuid() == 0:
         # root reads any file, so stand in for the kernel's EACCES on energy_uj
-        real = energy._read_text
+        real = meter_base.read_text
 
         def denied(path):
             if path.name == "energy_uj":
                 raise PermissionError(13, "Permission denied", str(path))
             return real(path)
 
-        monkeypatch.setattr(energy, "_read_text", denied)
+        monkeypatch.setattr(meter_base, "read_text", denied)
     else:
         for path in (root / "sys" / "devices").rglob("energy_uj"):
             path.chmod(0o200)
@@ -459,4 +451,4 @@ def test_unknown_meter_lists_the_valid_ones():
         open_meter("joulescope")
     for name in ("auto", "none", "rapl", "hwmon", "rpi5", "android", "estimate"):
         assert name in str(info.value)
-    assert {m.value for m in MeterName} == set(energy.METER_NAMES)
+    assert {m.value for m in MeterName} == set(meters.METER_NAMES)
