@@ -7,11 +7,15 @@ variant runs once, in an order shuffled per window, all on identical inputs. Ene
 read around each variant's window, an idle baseline is subtracted, and the figures say how
 they were obtained. Failures of one variant are recorded and the others go on; the report
 is then marked partial.
+
+numpy is imported inside the functions that use it, so the CLI reads `BenchMode` for
+``--help`` without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import os
 import selectors
@@ -22,13 +26,37 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgekit.devices import Budgets, DeviceProfile
 from edgekit.errors import EdgekitError, InputError
 
-MODES = ("invoke", "e2e")
 REQUEST_TIMEOUT_S = 900.0
+
+
+class BenchMode(str, enum.Enum):
+    """The values of ``edgekit bench --mode``: what the windows time."""
+
+    BOTH = "both"
+    INVOKE = "invoke"
+    E2E = "e2e"
+
+    @property
+    def help(self) -> str:
+        """One line for ``--mode``'s help."""
+        return _MODE_HELP[self]
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes measured (`BenchConfig.modes`): ``both`` is invoke, then e2e."""
+        return MODES if self is BenchMode.BOTH else (self.value,)
+
+
+_MODE_HELP = {
+    BenchMode.BOTH: "invoke, then e2e",
+    BenchMode.INVOKE: "interpreter only",
+    BenchMode.E2E: "with the bundle's pre- and postprocessing",
+}
+MODES = (BenchMode.INVOKE.value, BenchMode.E2E.value)
+"""The modes a run measures, in order (``both`` is not one: it names these two)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +125,8 @@ class Unit:
 def latency_stats(windows_ns: Sequence[Sequence[int]]) -> dict[str, Any]:
     """Distribution of per-run latencies (ms) over all windows, plus the median of the
     window medians (MLPerf Tiny's figure) and the spread between windows."""
+    import numpy as np
+
     runs = np.concatenate([np.asarray(w, np.float64) for w in windows_ns if len(w)]) / 1e6
     medians = [float(np.median(np.asarray(w, np.float64) / 1e6)) for w in windows_ns if len(w)]
     mean = float(runs.mean())
@@ -296,6 +326,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None,
         InputError / IntegrityError: bad targets, variants, meter or profile (before
             anything is measured).
     """
+    import numpy as np
+
     from edgekit.bench.environment import collect_environment
     from edgekit.bench.meters import MeterConfig, open_meter
     from edgekit.devices import load_profile

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench.harness import BenchConfig, BenchResult
+from edgekit.bench.harness import MODES, BenchConfig, BenchResult
 from edgekit.errors import EdgekitError, InputError
 
 CONNECT_TIMEOUT_S = 10
@@ -127,7 +127,7 @@ def _bench_arguments(config: BenchConfig, device: str | None = None) -> list[str
     if config.duration is not None:
         args += ["--duration", _number(config.duration)]
     modes = set(config.modes)
-    if modes != {"invoke", "e2e"}:
+    if modes != set(MODES):
         args += ["--mode", config.modes[0]]  # run_bench accepts only these two; one of them here
     if config.baseline:
         args += ["--baseline", config.baseline]

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import csv
 import datetime
+import enum
 import io
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from edgekit.bench.harness import BenchResult, Unit, latency_stats
+from edgekit.bench.harness import MODES, BenchResult, Unit, latency_stats
 from edgekit.devices import BUDGET_KEYS, Budgets
+from edgekit.errors import InputError
 
 SCHEMA_VERSION = 1
 MB = 1024.0 * 1024.0
@@ -70,7 +73,7 @@ def summarize(result: BenchResult) -> dict[str, Any]:
             "first_inference_ms": info["first_inference_s"] * 1e3 if "first_inference_s" in info else None,
             "memory": _memory(unit), "error": unit.error,
         }
-        for mode in ("invoke", "e2e"):
+        for mode in MODES:
             windows = unit.times_ns.get(mode)
             if not windows:
                 row[mode] = None
@@ -85,7 +88,7 @@ def summarize(result: BenchResult) -> dict[str, Any]:
         base = _baseline_for(unit, result.units, result.config.baseline)
         row["baseline"] = base.label if base is not None else None
         base_row = rows[result.units.index(base)] if base is not None else None
-        for mode in ("invoke", "e2e"):
+        for mode in MODES:
             if row[mode] is None:
                 continue
             ref = base_row[mode] if base_row is not None else None
@@ -321,7 +324,7 @@ def render_csv(docs: Sequence[dict[str, Any]]) -> str:
     writer.writeheader()
     for doc in docs:
         for row in doc["results"]:
-            for mode in ("invoke", "e2e"):
+            for mode in MODES:
                 stats = row.get(mode)
                 if stats is None and not (mode == "invoke" and row["error"]):
                     continue
@@ -345,13 +348,52 @@ def render_csv(docs: Sequence[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def render(docs: Sequence[dict[str, Any]], fmt: str) -> str:
-    """Render in `fmt`: ``table``, ``json``, ``csv`` or ``markdown``."""
-    import json
+def render_json(docs: Sequence[dict[str, Any]]) -> str:
+    """The document itself (one host), or ``{"hosts": [...]}`` (several)."""
+    return json.dumps(docs[0] if len(docs) == 1 else {"hosts": list(docs)}, indent=2, sort_keys=True) + "\n"
 
-    if fmt == "json":
-        return json.dumps(docs[0] if len(docs) == 1 else {"hosts": list(docs)}, indent=2, sort_keys=True) + "\n"
-    return {"table": render_table, "csv": render_csv, "markdown": render_markdown}[fmt](docs)
+
+class ReportFormat(str, enum.Enum):
+    """The values of ``edgekit bench --format``."""
+
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    MARKDOWN = "markdown"
+
+    @property
+    def help(self) -> str:
+        """One line for ``--format``'s help."""
+        return _FORMAT_HELP[self]
+
+
+_FORMAT_HELP = {
+    ReportFormat.TABLE: "a fixed-width table per host, with the environment and the energy method",
+    ReportFormat.JSON: "the report document (stable, documented in the README)",
+    ReportFormat.CSV: "one row per host, variant, thread count and mode",
+    ReportFormat.MARKDOWN: "the table and its notes in Markdown",
+}
+RENDERERS: dict[ReportFormat, Callable[[Sequence[dict[str, Any]]], str]] = {
+    ReportFormat.TABLE: render_table,
+    ReportFormat.JSON: render_json,
+    ReportFormat.CSV: render_csv,
+    ReportFormat.MARKDOWN: render_markdown,
+}
+"""The renderer of each ``--format``."""
+
+
+def render(docs: Sequence[dict[str, Any]], fmt: str) -> str:
+    """Render in `fmt`, one of `ReportFormat` (``table``, ``json``, ``csv`` or ``markdown``).
+
+    Raises:
+        InputError: an unknown format (listing the valid ones).
+    """
+    try:
+        renderer = RENDERERS[ReportFormat(fmt)]
+    except ValueError:
+        raise InputError(f"unrecognized report format {fmt!r}", expected=f"one of {[f.value for f in ReportFormat]}",
+                         found=repr(fmt)) from None
+    return renderer(docs)
 
 
 def plot(docs: Sequence[dict[str, Any]], path: str) -> None:

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.harness import BenchConfig, Progress, run_bench
-from edgekit.bench.report import budget_failures, plot, render, render_table, summarize
+from edgekit.bench.report import (
+    ReportFormat,
+    budget_failures,
+    plot,
+    render,
+    render_table,
+    summarize,
+)
 from edgekit.errors import EdgekitError, GateError, InputError
 
 
@@ -70,7 +77,7 @@ def publish(docs: Sequence[dict[str, Any]], *, fmt: str = "table", output: Path 
     from edgekit.bundle.atomic import atomic_write_bytes
 
     text = render(docs, fmt)
-    table = text if fmt == "table" else render_table(docs)
+    table = text if fmt == ReportFormat.TABLE else render_table(docs)
     if output is not None:
         try:
             atomic_write_bytes(output, text.encode("utf-8"))
