@@ -2,7 +2,7 @@
 
 A bundle is a ZIP archive (stored, not compressed, with fixed timestamps so the same
 content gives the same bytes) holding ``manifest.json`` and the files it lists, and, once
-signed, one more member, ``signature.json`` (see `edgekit.bundle.signing`). Loading
+signed, one more member, ``signature.json`` (see `edgekit.bundle.signature`). Loading
 reads the archive into memory once, checks the signature when a public key is given (on
 the raw manifest bytes, before they are parsed), the schema, the member list, every size
 and every sha256, and only then hands out bytes; the bytes handed out are the bytes that
@@ -19,17 +19,17 @@ import lzma
 import os
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from edgekit.bundle.atomic import atomic_writer
 from edgekit.bundle.manifest import MANIFEST_NAME, FileEntry, Manifest
+from edgekit.bundle.signature import SIGNATURE_NAME, check_signature, load_public_key
 from edgekit.errors import InputError, IntegrityError
 
 BUNDLE_SUFFIX = ".edgekit"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
-SIGNATURE_NAME = "signature.json"  # the one member not listed in the manifest
 MAX_SIGNATURE_BYTES = 64 * 1024
 MAX_BUNDLE_BYTES = 8 * 1024 * 1024 * 1024
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -87,12 +87,22 @@ def write_bundle(path: str | os.PathLike[str], manifest: Manifest, payloads: Map
     except IntegrityError as exc:
         raise InputError("refusing to write an invalid bundle", found=str(exc)) from exc
 
+    write_archive(path, [(MANIFEST_NAME, manifest_bytes(final)),
+                         *((name, payloads[name]) for name in sorted(payloads))])
+    return final
+
+
+def write_archive(path: str | os.PathLike[str], members: Iterable[tuple[str, bytes]]) -> None:
+    """Write `members` (name, bytes), in this order, as a bundle archive, atomically.
+
+    Stored, not compressed, with fixed timestamps and modes, so the same members give
+    the same bytes. Nothing is checked here: `write_bundle` and
+    `edgekit.bundle.signing.sign_bundle` decide what goes in.
+    """
     with atomic_writer(path) as handle:
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
-            _add(archive, MANIFEST_NAME, manifest_bytes(final))
-            for name in sorted(payloads):
-                _add(archive, name, payloads[name])
-    return final
+            for name, data in members:
+                _add(archive, name, data)
 
 
 def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
@@ -153,7 +163,7 @@ def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bund
             key over its exact manifest bytes, checked before the manifest is parsed:
             a path to a PEM public key (``KEY.pub`` from ``edgekit keygen``), PEM bytes,
             the 32 raw key bytes, or a ``cryptography`` ``Ed25519PublicKey`` (see
-            `edgekit.bundle.signing.load_public_key`). None (the default) ignores any
+            `edgekit.bundle.signature.load_public_key`). None (the default) ignores any
             signature. Needs the ``cryptography`` package.
 
     Raises:
@@ -168,8 +178,6 @@ def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bund
     """
     key = None
     if public_key is not None:
-        from edgekit.bundle.signing import load_public_key
-
         key = load_public_key(public_key)  # a bad key fails before the bundle is read
     path = Path(path)
     if not path.exists():
@@ -211,8 +219,6 @@ def _verify(path: Path, data: bytes, archive: zipfile.ZipFile, key: tuple[Any, s
         signature = _read_member(path, archive, signature_info)
     signed_by = None
     if key is not None:  # authenticate the exact manifest bytes before parsing them
-        from edgekit.bundle.signing import check_signature
-
         signed_by = check_signature(path, raw, signature, *key)
     try:
         document = json.loads(raw.decode("utf-8"))

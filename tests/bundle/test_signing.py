@@ -29,7 +29,7 @@ need_module("cryptography", 'pip install "edgekit[sign]"')
 need_module("onnxruntime", 'pip install "edgekit[onnx]"')
 
 from edgekit.bundle import signing  # noqa: E402 - after the skip for a missing cryptography
-from edgekit.bundle.archive import SIGNATURE_NAME  # noqa: E402
+from edgekit.bundle.signature import SIGNATURE_NAME  # noqa: E402
 
 
 def tiny_onnx() -> bytes:
