@@ -41,9 +41,11 @@ class FakeMicrophone:
     the pipe whenever the reader (a PortAudio stream) closes and reopens it."""
 
     def __init__(self, root: Path) -> None:
+        from tests.support.env import need_file, need_library
+
         need_module("sounddevice", 'pip install "edgekit[audio]"')
-        if not ALSA_CONF.exists():
-            pytest.skip("ALSA configuration missing: apt-get install libasound2-data libportaudio2")
+        need_library("portaudio", "sudo apt-get install libportaudio2")  # sounddevice loads it on import
+        need_file(ALSA_CONF, "sudo apt-get install libasound2-data")  # ALSA's configuration
         self.fifo = root / "mic.fifo"
         os.mkfifo(self.fifo)
         self.config = root / "asound.conf"
