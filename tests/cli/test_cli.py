@@ -52,7 +52,7 @@ def test_device_side_modules_import_without_tensorflow():
             "edgekit.runtime.sinks, edgekit.runtime.select, edgekit.bundle, edgekit.spec, edgekit.features.image, "
             "edgekit.features.audio, edgekit.features.sensor, edgekit.datasets.loaders, edgekit.inspection, edgekit.cli, "
             "edgekit.devices, edgekit.bench.energy, edgekit.bench.environment, edgekit.bench.harness, edgekit.bench.report, "
-            "edgekit.bench.run, edgekit.bench.worker, edgekit.runtime.microphone; "
+            "edgekit.bench.run, edgekit.bench.worker, edgekit.runtime.sources.mic; "
             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert json.loads(proc.stdout) == []

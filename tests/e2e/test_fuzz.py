@@ -82,7 +82,7 @@ def test_mjpeg_step_reports_an_exception_in_the_capture_thread(tmp_path: Path,
     import threading
 
     need_module("cv2", 'pip install "edgekit[camera]"')
-    from edgekit.runtime import camera
+    from edgekit.runtime.sources import camera
 
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # restored afterwards
 

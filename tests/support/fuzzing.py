@@ -929,7 +929,7 @@ def _mjpeg_kind(detail: str) -> str:
 
 
 def _mjpeg_stream(data: bytes, ws: Workspace) -> str:
-    """``http://HOST/stream`` (edgekit.runtime.camera through OpenCV's FFmpeg, in-process): the
+    """``http://HOST/stream`` (edgekit.runtime.sources.camera through OpenCV's FFmpeg, in-process): the
     input served as one MJPEG response, its frames read until the stream ends, the source closed."""
     import threading
 
@@ -1046,7 +1046,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            lambda m, d: m.lines(d) if m.rng.random() < 0.7 else m.bytes(d),
            needs=("ai_edge_litert",), suffix=".txt", setup=_sensor_setup),
     Target("mjpeg", "an http:// MJPEG camera stream: edgekit.runtime.sources.open_source -> "
-           "edgekit.runtime.camera.CameraSource (OpenCV's FFmpeg, in-process), frames read to the end, close",
+           "edgekit.runtime.sources.camera.CameraSource (OpenCV's FFmpeg, in-process), frames read to the end, close",
            (Step("http-stream", _mjpeg_stream, guided=False, kind_of_value=_mjpeg_kind),),
            lambda m, d: m.mjpeg(d) if m.rng.random() < 0.75 else m.bytes(d),
            needs=("cv2",), suffix=".mjpeg", timeout_s=10.0, setup=_mjpeg_setup),

@@ -23,7 +23,7 @@ from typing import Any
 
 from edgekit._optional import require
 from edgekit.errors import InputError
-from edgekit.runtime.sources import Item, Source
+from edgekit.runtime.sources.base import Item, Source, SourcePlugin
 
 log = logging.getLogger("edgekit.camera")
 
@@ -173,5 +173,19 @@ def video(rest: str, options: dict[str, str]) -> Source:
     return CameraSource(rest, options, live=False)
 
 
+CAMERA_OPTIONS = ("timeout", "backoff_max", "max_reconnects", "width", "height", "fps")
+
+
 def stream_url(url: str, options: dict[str, str]) -> Source:
-    return CameraSource(url, options)
+    """A network stream: `options` are its spec's query; edgekit's own are taken out and
+    the others go back into the URL (the stream's own query)."""
+    own = "&".join(f"{k}={v}" for k, v in options.items() if k not in CAMERA_OPTIONS)
+    return CameraSource(url + (f"?{own}" if own else ""), {k: v for k, v in options.items() if k in CAMERA_OPTIONS})
+
+
+CAMERA = SourcePlugin(form="camera:INDEX", help="a camera by index through OpenCV, newest frame kept", open=camera)
+VIDEO = SourcePlugin(form="video:FILE", help="a video file through OpenCV, every frame", open=video)
+RTSP = SourcePlugin(form="rtsp://...", help="an RTSP stream through OpenCV's FFmpeg, reconnecting",
+                    open=stream_url, url=True)
+HTTP = SourcePlugin(form="http://... (MJPEG)", help="an MJPEG stream over HTTP or HTTPS, reconnecting",
+                    open=stream_url, url=True)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import InputError, MissingDependencyError
-from edgekit.runtime.sources import Item, Source
+from edgekit.runtime.sources.base import Item, Source, SourcePlugin
 
 log = logging.getLogger("edgekit.microphone")
 
@@ -210,3 +210,7 @@ class MicrophoneSource(Source):
             self._condition.notify_all()
         self._release(self.stream)
         self.stream = None
+
+
+PLUGIN = SourcePlugin(form="mic[:DEVICE][?rate=16000]", help="a microphone through PortAudio (sounddevice), "
+                      "newest audio kept when inference falls behind", open=MicrophoneSource)
