@@ -163,7 +163,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 @pytest.fixture
 def attempts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts how MqttSink's connection attempts end: answered, failed, or closed unanswered."""
-    from edgekit.runtime.mqtt import MqttSink
+    from edgekit.runtime.sinks.mqtt import MqttSink
 
     count = [0]
 

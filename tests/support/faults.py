@@ -26,7 +26,7 @@ MJPEG_SERVER = Path(__file__).with_name("mjpeg.py")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 
-MQTT_BACKOFF_MAX = 8.0  # the sink's reconnect delay doubles from 1 s up to this (edgekit/runtime/mqtt.py)
+MQTT_BACKOFF_MAX = 8.0  # the sink's reconnect delay doubles from 1 s up to this (edgekit/runtime/sinks/mqtt.py)
 
 
 @dataclasses.dataclass(frozen=True)

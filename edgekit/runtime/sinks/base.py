@@ -1,14 +1,17 @@
-"""Result sinks, from spec strings: ``stdout`` (JSON lines), ``jsonl:FILE``, and Python callbacks."""
+"""What every result sink shares: the `Sink` base class, the `SinkPlugin` a registry entry
+holds, the JSON-lines writer (`LinesSink`) and the callback sink for embedding apps.
+
+Plugin modules import from here, never from the package, so that the registry
+(``edgekit.runtime.sinks``) can import them without a cycle.
+"""
 
 from __future__ import annotations
 
 import abc
-import sys
+import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import TextIO
 
-from edgekit.errors import InputError
 from edgekit.runtime.results import Result
 
 
@@ -26,6 +29,24 @@ class Sink(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Flush and release (sinks that hold nothing need not override)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SinkPlugin:
+    """One kind of sink, as the registry keys it by the scheme of its spec.
+
+    Attributes:
+        form: the spec's syntax, as errors list it (``jsonl:FILE``).
+        help: one line saying where results go.
+        open: makes the sink, from the text after ``SCHEME:`` (the whole spec for a
+            `url` plugin).
+        url: the spec is a URL (``SCHEME://...``), given whole to `open`.
+    """
+
+    form: str
+    help: str
+    open: Callable[[str], Sink]
+    url: bool = False
 
 
 class LinesSink(Sink):
@@ -54,40 +75,3 @@ class CallbackSink(Sink):
 
     def write(self, result: Result) -> None:
         self.callback(result)
-
-
-def _jsonl(path: str) -> Sink:
-    try:
-        handle = Path(path).open("w", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"sink jsonl:{path}", expected="a writable file", found=exc.strerror or str(exc)) from exc
-    return LinesSink(handle, owned=True)
-
-
-def _mqtt(spec: str) -> Sink:
-    from edgekit.runtime.mqtt import MqttSink
-
-    return MqttSink(spec)
-
-
-SINKS: dict[str, Callable[[str], Sink]] = {
-    "stdout": lambda _rest: LinesSink(sys.stdout, owned=False),
-    "jsonl": _jsonl,
-    "mqtt": _mqtt,
-    "mqtts": _mqtt,
-}
-FORMS = ["stdout", "jsonl:FILE", "mqtt://[USER:PASS@]HOST:PORT/TOPIC[?qos=1&buffer=1000]", "mqtts://..."]
-
-
-def open_sink(spec: str) -> Sink:
-    """Open a sink from its spec string.
-
-    Raises:
-        InputError: an unknown form (listing the valid ones) or an unwritable file.
-    """
-    scheme, _, rest = spec.partition(":")
-    if scheme not in SINKS:
-        raise InputError(f"unrecognized sink {spec!r}", expected=f"one of {FORMS}", found=repr(spec))
-    sink = SINKS[scheme](spec if scheme in ("mqtt", "mqtts") else rest)
-    sink.spec = spec
-    return sink

@@ -35,7 +35,7 @@ from typing import Any
 from edgekit._optional import require
 from edgekit.errors import InputError
 from edgekit.runtime.results import Result
-from edgekit.runtime.sinks import Sink
+from edgekit.runtime.sinks.base import Sink, SinkPlugin
 
 log = logging.getLogger("edgekit.mqtt")
 
@@ -371,3 +371,8 @@ class MqttSink(Sink):
         with self.lock:
             return {"published": self.published, "delivered": self.delivered, "buffered": len(self.buffer),
                     "dropped": self.dropped, "reconnects": self.reconnects}
+
+
+MQTT = SinkPlugin(form="mqtt://[USER:PASS@]HOST:PORT/TOPIC[?qos=1&buffer=1000]",
+                  help="one JSON message per result to an MQTT broker, buffered while it is away", open=MqttSink, url=True)
+MQTTS = SinkPlugin(form="mqtts://...", help="MQTT over TLS (ca=, cert=, key= files)", open=MqttSink, url=True)
