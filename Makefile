@@ -25,11 +25,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edgekit demo
 
-## The whole test suite (CI runs exactly this, with EDGEKIT_STRICT_TESTS=1).
-test: $(STAMP)
+## The whole test suite (CI runs exactly this, with EDGEKIT_STRICT_TESTS=1). First the system
+## packages it needs (tools/system-packages.sh): installed with apt-get as root; otherwise it
+## stops at once, before .venv, with the one sudo apt-get install command to run.
+test:
+	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash tools/system-packages.sh
+	@$(MAKE) --no-print-directory -s $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## Without the TensorFlow-marked tests: a fast loop while editing.
+## Without the TensorFlow-marked and slow tests, and without the system packages (the tests
+## that need one skip, saying what to install): a fast loop while editing.
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "not tf and not slow" $(PYTEST_ARGS)
 
