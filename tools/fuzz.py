@@ -103,14 +103,14 @@ def atheris_child(name: str, libfuzzer_args: list[str]) -> None:
         import edgekit.runtime  # noqa: F401
         import edgekit.runtime.onnxdata  # noqa: F401
         import edgekit.runtime.sources  # noqa: F401
-    from edgekit.runtime import backends
+    from edgekit.runtime.backends import probe
 
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (min(hard, fuzzing.WORKER_MEMORY_BYTES)
                                             if hard != resource.RLIM_INFINITY else fuzzing.WORKER_MEMORY_BYTES, hard))
     # As edgekit runs the steps: the probe's child process included (a crash in this
     # process is then a real one); its verdicts are cached in the work folder.
-    backends.PROBE_TIMEOUT_S = fuzzing.PRODUCTION_TIMEOUT_S
+    probe.PROBE_TIMEOUT_S = fuzzing.PRODUCTION_TIMEOUT_S
     target = fuzzing.TARGETS[name]
     steps = [s for s in target.steps if s.guided]
     known = fuzzing.known_failures(name) + json.loads(os.environ.get("EDGEKIT_ATHERIS_SEEN", "[]"))

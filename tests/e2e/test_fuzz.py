@@ -242,6 +242,7 @@ def test_run_refuses_a_bundle_whose_model_crashes_the_interpreter(tmp_path: Path
 def test_the_probe_remembers_bytes_that_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     need_module("ai_edge_litert", INSTALL)
     from edgekit.runtime import backends
+    from edgekit.runtime.backends import probe
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     data = (fuzzing.SEEDS / "tflite" / "image.tflite").read_bytes()
@@ -251,7 +252,7 @@ def test_the_probe_remembers_bytes_that_passed(tmp_path: Path, monkeypatch: pyte
     def no_child(*_args, **_kwargs):
         raise AssertionError("probed again")
 
-    monkeypatch.setattr(backends.subprocess, "run", no_child)
+    monkeypatch.setattr(probe.subprocess, "run", no_child)
     backends.open_backend("tflite", data)  # remembered: no child process
     with pytest.raises(AssertionError, match="probed again"):
         backends.open_backend("tflite", data + b"\0")  # other bytes are probed

@@ -1130,14 +1130,14 @@ def worker_main(name: str) -> int:
     faulthandler.enable(file=(ws.tmp / CRASH_STACK).open("w"))  # where a crash happened, for the report
     if not target.hidden:
         from edgekit.inspection import keras as keras_files
-        from edgekit.runtime import backends
+        from edgekit.runtime.backends import probe
 
         if hasattr(keras_files, "H5_TIMEOUT_S"):  # its HDF5 reader's child process: a hang costs 3 s, not 10
             keras_files.H5_TIMEOUT_S = min(keras_files.H5_TIMEOUT_S, H5_TIMEOUT_S)
         if production:
-            backends.PROBE_TIMEOUT_S = PRODUCTION_TIMEOUT_S
+            probe.PROBE_TIMEOUT_S = PRODUCTION_TIMEOUT_S
         else:  # the worker is the child process here: parse in it, and see the crashes
-            backends.probe_model = lambda *_args, **_kwargs: None
+            probe.probe_model = lambda *_args, **_kwargs: None
     if target.setup is not None:
         target.setup(ws)
     reply.write(json.dumps({"ready": True}) + "\n")
