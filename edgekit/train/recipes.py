@@ -20,16 +20,18 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgekit import _datafiles, tasks
+from edgekit import _datafiles
 from edgekit.errors import InputError
 from edgekit.spec import PostprocessSpec, PreprocessSpec, preprocess_from_dict
 from edgekit.train import architectures
 
+if TYPE_CHECKING:
+    from edgekit.tasks import Task
+
 ENV_VAR = "EDGEKIT_MODELS"
 SCHEMA_VERSION = 1
-TASKS = tuple(name for name, task in tasks.TASKS.items() if task.trainable)  # what a recipe can train
 DATA_KINDS = ("audio", "image", "sensor", "vector")
 SCHEDULES = ("constant", "cosine", "step")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -139,9 +141,11 @@ class Recipe:
     path: Path | None = None
 
     @property
-    def kind(self) -> tasks.Task:
+    def kind(self) -> Task:
         """The task object (`edgekit.tasks`) that owns what differs between task kinds."""
-        return tasks.TASKS[self.task]
+        from edgekit.tasks import TASKS
+
+        return TASKS[self.task]
 
     def section(self, name: str) -> Mapping[str, Any]:
         return self.values[name]
@@ -249,7 +253,9 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
     values = _merge(DEFAULTS, data, where)
     if values["schema"] != SCHEMA_VERSION:
         raise InputError(f"{where}.schema", expected=str(SCHEMA_VERSION), found=repr(values["schema"]))
-    _choice(values, "task", TASKS, where)
+    from edgekit.tasks import TASKS  # numpy: imported when a recipe is parsed, not to list recipes
+
+    _choice(values, "task", tuple(name for name, task in TASKS.items() if task.trainable), where)
     _choice(values["data"], "kind", DATA_KINDS, f"{where}.data")
     train = values["train"]
     for key in ("epochs", "batch_size", "warmup_epochs", "step_epochs", "patience", "seed"):
@@ -290,7 +296,7 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
     if preprocess.kind.value != expected_kind:
         raise InputError(f"{where}.preprocess.kind", expected=f"{expected_kind!r} for data.kind "
                          f"{values['data']['kind']!r}", found=repr(preprocess.kind.value))
-    kinds = tasks.TASKS[values["task"]].data_kinds
+    kinds = TASKS[values["task"]].data_kinds
     if kinds is not None and values["data"]["kind"] not in kinds:
         raise InputError(f"{where}.data.kind", expected=f"{' or '.join(map(repr, kinds))} for task {values['task']!r}",
                          found=repr(values["data"]["kind"]))
