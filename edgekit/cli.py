@@ -7,16 +7,94 @@ are imported inside the commands, so ``edgekit --help`` stays fast and light.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
 from edgekit import __version__
+from edgekit.bench import meters
+from edgekit.bench.harness import BenchMode
+from edgekit.bench.report import ReportFormat
 from edgekit.errors import EdgekitError, ExitCode, GateError, InputError, IntegrityError
+from edgekit.prune.options import Importance, Scope
+from edgekit.train.config import Precision
+
+
+def _choice(choices: Iterable[enum.Enum]) -> click.Choice:
+    """A Click choice of an Enum's values (the registries and enums own the names, not the CLI)."""
+    return click.Choice([str(member.value) for member in choices])
+
+
+def _described(title: str, choices: Iterable[Any] | Mapping[str, str]) -> str:
+    """``TITLE: name: help; name: help.`` from an Enum with ``.help`` or a name -> help mapping."""
+    items = choices.items() if isinstance(choices, Mapping) else ((c.value, c.help) for c in choices)
+    return f"{title}: " + "; ".join(f"{name}: {text}" for name, text in items) + "."
+
+
+class _LazyChoice(click.Choice):
+    """A choice whose names come from a registry when they are first needed (parsing a value,
+    or --help), so that importing the command line does not import the runtime."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:  # noqa: D107
+        self._names = names
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        if self._choices is None:
+            self._choices = tuple(self._names())
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: Iterable[str]) -> None:
+        self._choices = tuple(value)
+
+
+class _LazyHelpOption(click.Option):
+    """An option whose help text is made from a registry when --help shows it."""
+
+    def __init__(self, *args: Any, lazy_help: Callable[[], str], **kwargs: Any) -> None:  # noqa: D107
+        super().__init__(*args, **kwargs)
+        self._lazy_help = lazy_help
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        if self._lazy_help is not None:
+            self.help, self._lazy_help = self._lazy_help(), None
+        return super().get_help_record(ctx)
+
+
+def _backend_names() -> list[str]:
+    from edgekit.runtime.backends import BACKENDS
+
+    return list(BACKENDS)
+
+
+def _backend_help() -> str:
+    from edgekit.runtime.backends import BACKENDS
+
+    return _described("Force an interpreter", {name: plugin.help for name, plugin in BACKENDS.items()})
+
+
+def _source_help() -> str:
+    from edgekit.runtime.sources import SOURCES
+
+    plugins = list(dict.fromkeys(SOURCES.values()))  # https shares http's plugin
+    return _described("Where inputs come from", {plugin.form: plugin.help for plugin in plugins})
+
+
+def _sink_help() -> str:
+    from edgekit.runtime.sinks import SINKS
+
+    plugins = list(dict.fromkeys(SINKS.values()))
+    return _described("Where results go", {plugin.form: plugin.help for plugin in plugins})
 
 
 class _State:
@@ -154,14 +232,10 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--source", required=True, help="camera:INDEX, video:FILE, rtsp://..., http://... (MJPEG), images:DIR, "
-              "wav:FILE[?realtime=1], mic[:DEVICE], serial:PORT[?baud=N], csv:FILE[?rate=HZ] or stdin; "
-              "?loop=1 replays images:, wav: and csv: endlessly.")
-@click.option("--sink", default="stdout", show_default=True,
-              help="stdout (JSON lines), jsonl:FILE, or mqtt[s]://[USER:PASS@]HOST[:PORT]/TOPIC.")
+@click.option("--source", required=True, cls=_LazyHelpOption, lazy_help=_source_help)
+@click.option("--sink", default="stdout", show_default=True, cls=_LazyHelpOption, lazy_help=_sink_help)
 @click.option("--variant", help="Force a variant (default: picked for this machine).")
-@click.option("--backend", type=click.Choice(["litert", "tflite-runtime", "tf-lite", "onnxruntime"]),
-              help="Force an interpreter.")
+@click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
 @click.option("--threads", type=click.IntRange(1), help="Interpreter threads.")
 @click.option("--limit", type=click.IntRange(1), help="Stop after N results.")
 @click.option("--hop-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
@@ -256,23 +330,21 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...]:
               "[default: 2].")
 @click.option("--windows", type=click.IntRange(1), default=5, show_default=True,
               help="Measurement windows, interleaved across variants.")
-@click.option("--mode", type=click.Choice(["both", "invoke", "e2e"]), default="both", show_default=True,
-              help="invoke: interpreter only; e2e: with the bundle's pre- and postprocessing.")
+@click.option("--mode", type=_choice(BenchMode), default=BenchMode.BOTH.value, show_default=True,
+              help=_described("What the windows time", BenchMode))
 @click.option("--baseline", help="Variant the ratios refer to (default: the fp32 variant).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]), default="table",
-              show_default=True, help="Report format.")
+@click.option("--format", "fmt", type=_choice(ReportFormat), default=ReportFormat.TABLE.value, show_default=True,
+              help=_described("Report format", ReportFormat))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report here (written atomically).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Latency plot (PNG; needs the plot extra).")
-@click.option("--meter", default="auto", show_default=True,
-              type=click.Choice(["auto", "none", "rapl", "hwmon", "rpi5", "android", "estimate"]),
-              help="Energy meter.")
+@click.option("--meter", default=meters.AUTO, show_default=True, type=click.Choice(meters.METER_NAMES),
+              help=_described("Energy meter", {name: meters.meter_help(name) for name in meters.METER_NAMES}))
 @click.option("--device", help="Device profile (see edgekit devices list): threads, power figures, budgets.")
 @click.option("--budget", "budget_text", help="Limits, e.g. latency_ms=20,size_kb=300,memory_mb=80,energy_mj=5; "
               "exit code 4 when a variant is over.")
 @click.option("--idle-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Idle-power measurement before the windows (measured meters only).")
-@click.option("--backend", type=click.Choice(["litert", "tflite-runtime", "tf-lite", "onnxruntime"]),
-              help="Force an interpreter.")
+@click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the inputs and the window order.")
 @click.option("--remote", "remotes", multiple=True, metavar="USER@HOST",
               help="Run on this host over SSH (repeatable; hosts run concurrently).")
@@ -302,7 +374,7 @@ def bench(targets: tuple[str, ...], variants: str | None, threads_text: str | No
     config = BenchConfig(
         targets=targets, variants=tuple(v.strip() for v in (variants or "").split(",") if v.strip()),
         threads=_int_list(threads_text, "--threads"), warmup_runs=warmup_runs, warmup_seconds=warmup_seconds,
-        windows=windows, runs=runs, duration=duration, modes=("invoke", "e2e") if mode == "both" else (mode,),
+        windows=windows, runs=runs, duration=duration, modes=BenchMode(mode).modes,
         baseline=baseline, meter=meter, device=device,
         budgets=Budgets.parse(budget_text) if budget_text else None, seed=seed, idle_seconds=idle_seconds,
         backend=backend)
@@ -422,7 +494,7 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
               help="Also convert to a bundle with the recipe's variants and accuracy gate.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option("--samples", type=click.IntRange(min=1), help="Samples per class when synthesizing the data.")
-@click.option("--precision", type=click.Choice(["auto", "float32", "mixed"]), default="auto", show_default=True,
+@click.option("--precision", type=_choice(Precision), default=Precision.AUTO.value, show_default=True,
               help="auto: mixed float16 on GPUs, float32 on CPUs. The saved model is float32 either way.")
 @click.option("--list", "list_only", is_flag=True, help="List the recipes and exit.")
 @click.option("--show", is_flag=True, help="Print the recipe (overrides applied) as YAML and exit.")
@@ -475,9 +547,9 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
 @click.option("--recipe", help="The recipe the model was trained with (default: the training report next to MODEL).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Fine-tuning learning rate (default: a quarter of the recipe's).")
-@click.option("--scope", type=click.Choice(["layer", "global"]), help="Magnitude: one target per layer, or one "
+@click.option("--scope", type=_choice(Scope), help="Magnitude: one target per layer, or one "
               "threshold over all pruned layers (default: layer).")
-@click.option("--importance", type=click.Choice(["l1", "l2", "bn"]),
+@click.option("--importance", type=_choice(Importance),
               help="Channels: rank filters by L1 or L2 norm, or by BatchNorm gamma (default: l1).")
 @click.option("--skip", multiple=True, metavar="LAYER", help="A layer never pruned (repeatable).")
 @click.option("--prune-first", is_flag=True, default=None, help="Magnitude: prune the first layer too.")

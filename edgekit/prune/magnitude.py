@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import InputError
+from edgekit.prune.options import SCOPES
 
-SCOPES = ("layer", "global")
 PRUNABLE = ("Conv1D", "Conv2D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D", "Dense",
             "Conv2DTranspose", "Conv1DTranspose")
 # the weights pruned in each prunable layer type (biases and normalization never are)

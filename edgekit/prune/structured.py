@@ -26,8 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edgekit.errors import InputError
-
-IMPORTANCE = ("l1", "l2", "bn")
+from edgekit.prune.options import IMPORTANCE
 
 # Activations that act on each channel alone (softmax and friends mix them).
 _ELEMENTWISE = frozenset({

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgekit import _datafiles
 from edgekit.errors import InputError
+from edgekit.prune.options import IMPORTANCE, SCOPES
 from edgekit.spec import PostprocessSpec, PreprocessSpec, preprocess_from_dict
 from edgekit.train import architectures
 
@@ -106,8 +107,6 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 METRICS = ("accuracy", "top2", "auc", "f1", "rmse", "mae", "snr")
-PRUNE_SCOPES = ("layer", "global")
-PRUNE_IMPORTANCE = ("l1", "l2", "bn")
 _OPTIONAL = frozenset({"synth", "synth_samples", "classes", "postprocess", "sparsity", "channels", "learning_rate"})
 
 
@@ -339,9 +338,9 @@ def check_prune(prune: Mapping[str, Any], where: str, sparsity_name: str = "spar
     if prune.get("learning_rate") is not None:
         _number(prune, "learning_rate", where.rstrip("."), high=10.0)
     if "scope" in prune:
-        _choice(prune, "scope", PRUNE_SCOPES, where.rstrip("."))
+        _choice(prune, "scope", SCOPES, where.rstrip("."))
     if "importance" in prune:
-        _choice(prune, "importance", PRUNE_IMPORTANCE, where.rstrip("."))
+        _choice(prune, "importance", IMPORTANCE, where.rstrip("."))
     skip = prune.get("skip", [])
     if not isinstance(skip, list) or not all(isinstance(x, str) for x in skip):
         raise InputError(f"{where}skip", expected="a list of layer names", found=repr(skip))

@@ -37,6 +37,7 @@ from edgekit.errors import GateError, InputError
 from edgekit.keras_env import import_keras, save_model
 from edgekit.spec import ImagePreprocess, SensorPreprocess
 from edgekit.train import architectures, fit, gan, pipeline
+from edgekit.train.config import Precision, TrainConfig
 from edgekit.train.data import (
     RawData,
     Split,
@@ -46,46 +47,6 @@ from edgekit.train.recipes import Recipe, load_recipe
 
 Log = Callable[[str], None]
 CHECKPOINT_DIR = "checkpoints"
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Options of `edgekit train` (see the README).
-
-    Attributes:
-        recipe: a recipe name or the path of a recipe YAML file.
-        output: the output folder (default ``out/train/RECIPE``).
-        data: the data (folder or file); None synthesizes the recipe's dataset into
-            ``OUTPUT/data`` (reused on the next run).
-        epochs, batch_size, learning_rate, seed: overrides of the recipe's ``train`` keys.
-        overrides: ``KEY.PATH=VALUE`` overrides of any recipe key.
-        export: also convert the trained model into this bundle with the recipe's
-            variants and gate, validated on the held-out split.
-        resume: continue an interrupted run from its last checkpoint.
-        synth_samples: samples per class when synthesizing (default: the recipe's).
-        precision: ``auto`` (mixed float16 on GPUs, float32 on CPUs), ``mixed`` or ``float32``;
-            the saved model is float32 either way.
-        progress_bar: a progress bar per epoch on stderr.
-        command: the command line, for the report and the bundle's provenance.
-        prune_bench_seconds: with a recipe that prunes channels, seconds per model in the
-            bench run that measures the latency before and after.
-    """
-
-    recipe: str
-    output: Path | None = None
-    data: Path | None = None
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    seed: int | None = None
-    overrides: tuple[str, ...] = ()
-    export: Path | None = None
-    resume: bool = False
-    synth_samples: int | None = None
-    precision: str = "auto"
-    progress_bar: bool = True
-    command: str | None = None
-    prune_bench_seconds: float = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +155,7 @@ def select_strategy(tf: Any, keras: Any, log: Log, precision: str = "auto") -> S
     """
     worker = _tf_config()
     gpus = tf.config.list_physical_devices("GPU")
-    mixed = bool(gpus) if precision == "auto" else precision == "mixed"
+    mixed = bool(gpus) if Precision(precision) is Precision.AUTO else Precision(precision) is Precision.MIXED
     if gpus:
         for gpu in gpus:
             try:

@@ -1,0 +1,67 @@
+"""What `edgekit train` takes: its frozen config and its fixed choices (light: the command
+line reads them to build its options)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from pathlib import Path
+
+
+class Precision(str, enum.Enum):
+    """``--precision``: the float format training computes in (the saved model is float32 either way)."""
+
+    AUTO = "auto"
+    FLOAT32 = "float32"
+    MIXED = "mixed"
+
+    @property
+    def help(self) -> str:
+        return _PRECISION_HELP[self]
+
+
+_PRECISION_HELP = {
+    Precision.AUTO: "mixed float16 on GPUs, float32 on CPUs",
+    Precision.FLOAT32: "float32 everywhere",
+    Precision.MIXED: "mixed float16 (slow on a CPU, but trains and exports the same)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Options of `edgekit train` (see the README).
+
+    Attributes:
+        recipe: a recipe name or the path of a recipe YAML file.
+        output: the output folder (default ``out/train/RECIPE``).
+        data: the data (folder or file); None synthesizes the recipe's dataset into
+            ``OUTPUT/data`` (reused on the next run).
+        epochs, batch_size, learning_rate, seed: overrides of the recipe's ``train`` keys.
+        overrides: ``KEY.PATH=VALUE`` overrides of any recipe key.
+        export: also convert the trained model into this bundle with the recipe's
+            variants and gate, validated on the held-out split.
+        resume: continue an interrupted run from its last checkpoint.
+        synth_samples: samples per class when synthesizing (default: the recipe's).
+        precision: ``auto`` (mixed float16 on GPUs, float32 on CPUs), ``mixed`` or ``float32``;
+            the saved model is float32 either way.
+        progress_bar: a progress bar per epoch on stderr.
+        command: the command line, for the report and the bundle's provenance.
+        prune_bench_seconds: with a recipe that prunes channels, seconds per model in the
+            bench run that measures the latency before and after.
+    """
+
+    recipe: str
+    output: Path | None = None
+    data: Path | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int | None = None
+    overrides: tuple[str, ...] = ()
+    export: Path | None = None
+    resume: bool = False
+    synth_samples: int | None = None
+    precision: str = "auto"
+    progress_bar: bool = True
+    command: str | None = None
+    prune_bench_seconds: float = 2.0
