@@ -304,7 +304,8 @@ class BenchResult:
         return self.interrupted or any(u.error for u in self.units)
 
 
-Progress = Callable[[int, int, str], None]
+UnitProgress = Callable[[int, int, str], None]
+"""``progress(done, total, label)`` after each measured unit (a variant at a thread count and mode)."""
 
 
 def _split(total: int | float | None, parts: int) -> list[Any]:
@@ -315,7 +316,7 @@ def _split(total: int | float | None, parts: int) -> list[Any]:
     return [total / parts] * parts
 
 
-def run_bench(config: BenchConfig, progress: Progress | None = None,
+def run_bench(config: BenchConfig, progress: UnitProgress | None = None,
               log: Callable[[str], None] | None = None) -> BenchResult:
     """Measure every variant of every target as configured; see the module docstring.
 

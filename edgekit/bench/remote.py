@@ -24,12 +24,13 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from edgekit.bench.harness import MODES, BenchConfig, BenchResult
 from edgekit.errors import EdgekitError, InputError
+from edgekit.progress import Log
 
 CONNECT_TIMEOUT_S = 10
 # ssh notices a host that vanished mid-run after SERVER_ALIVE_INTERVAL_S * SERVER_ALIVE_COUNT
@@ -38,7 +39,6 @@ SERVER_ALIVE_COUNT = 4
 TEMP_PREFIX = "edgekit-bench."
 INSTALL_HINT = 'pip install "edgekit[litert]"'
 TARGET_SUFFIXES = (".edgekit", ".tflite", ".onnx")
-Log = Callable[[str], None]
 
 
 def run_remote(host: str, config: BenchConfig, remote_command: str = "edgekit", log: Log | None = None, *,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench.harness import BenchConfig, Progress, run_bench
+from edgekit.bench.harness import BenchConfig, UnitProgress, run_bench
 from edgekit.bench.report import (
     ReportFormat,
     budget_failures,
@@ -25,7 +25,7 @@ class BenchFailed(InputError):
 
 
 def collect(config: BenchConfig, remotes: Sequence[str] = (), remote_command: str = "edgekit",
-            progress: Progress | None = None, log: Callable[[str], None] | None = None, *,
+            progress: UnitProgress | None = None, log: Callable[[str], None] | None = None, *,
             ssh_options: Sequence[str] = (), ssh_config: str | None = None) -> list[dict[str, Any]]:
     """Run locally (no `remotes`) or on every remote host concurrently; one report
     document per host. A host that fails gives a document with its error, so the other
@@ -48,7 +48,7 @@ def collect(config: BenchConfig, remotes: Sequence[str] = (), remote_command: st
 
 
 def bench_main(config: BenchConfig, *, fmt: str = "table", output: Path | None = None, plot_path: Path | None = None,
-               remotes: Sequence[str] = (), remote_command: str = "edgekit", progress: Progress | None = None,
+               remotes: Sequence[str] = (), remote_command: str = "edgekit", progress: UnitProgress | None = None,
                log: Callable[[str], None] | None = None, ssh_options: Sequence[str] = (),
                ssh_config: str | None = None) -> tuple[str, str]:
     """Measure, render in `fmt`, write `output` and `plot_path`; returns ``(text, table)``.

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgekit._native import native_stderr_captured
-from edgekit.datasets.loaders import Progress, no_progress
+from edgekit.progress import Progress, no_progress
 from edgekit.runtime import open_backend
 from edgekit.runtime.tensors import dequantize, quantize
 from edgekit.spec import PostprocessSpec, TensorSpec

@@ -27,7 +27,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,9 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes, sha256_file
-from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import EdgekitError, GateError, InputError
+from edgekit.progress import Log, Progress, no_progress
 
-Log = Callable[[str], None]
 RECIPE = "kws-dscnn"
 STAGES = ("data", "train", "convert", "bench", "stream", "report")
 BACKGROUND = ("_silence_", "_unknown_")

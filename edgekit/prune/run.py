@@ -23,7 +23,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,10 @@ import numpy as np
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes
 from edgekit.contract import Contract, read_contract, sidecar_path, write_contract
-from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import EdgekitError, InputError
+from edgekit.progress import Log, Progress, no_progress
 from edgekit.train.recipes import DEFAULTS, Recipe, check_prune, load_recipe, parse_recipe
 
-Log = Callable[[str], None]
 REPORT_SUFFIX = ".prune.json"
 # The environment `edgekit prune` runs TensorFlow in: oneDNN's CPU kernels crashed ("double
 # free or corruption", SIGABRT) in the first training step of a channel-pruned ResNet-8 fed

@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgekit.contract import Contract
+from edgekit.progress import Log
 from edgekit.spec import PostprocessKind, PostprocessSpec
 
-Log = Callable[[str], None]
 #: ``features(part)``: a data split through the device's numpy front end.
 Features = Callable[[Any], np.ndarray]
 #: ``predict(model, x)``: the Keras model's float32 outputs.

@@ -29,23 +29,22 @@ import csv
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.datasets.loaders import WAV_SUFFIXES, Progress, no_progress
+from edgekit.datasets.loaders import WAV_SUFFIXES
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.features import audio as audio_features
 from edgekit.features import image as image_features
+from edgekit.progress import Log, Progress, no_progress
 from edgekit.spec import AudioPreprocess, ImagePreprocess, SensorPreprocess
 from edgekit.train.recipes import Recipe
 
 logger = logging.getLogger("edgekit.train")
 # a CSV recording's windows go to the train/validation/test split in blocks of this many
 CSV_BLOCK_WINDOWS = 8
-Log = Callable[[str], None]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,21 +9,19 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekit.bundle import atomic_write_bytes
-from edgekit.datasets.loaders import Progress
 from edgekit.keras_env import save_model
+from edgekit.progress import Log, Progress
 from edgekit.tasks.anomaly import anomaly_positive
 from edgekit.train import pipeline
 from edgekit.train.data import RawData, Split, check_classes, concatenate, load_raw, split
 from edgekit.train.recipes import Recipe
-
-Log = Callable[[str], None]
 
 
 def _anomaly_labels(raw: RawData) -> RawData:

@@ -21,7 +21,7 @@ import platform
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,9 @@ from edgekit.bundle import atomic_write_bytes
 from edgekit.contract import sidecar_path, write_contract
 from edgekit.convert.run import ConvertConfig, ConvertReport, convert
 from edgekit.convert.run import gate_error as convert_gate_error
-from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import GateError, InputError
 from edgekit.keras_env import import_keras, save_model
+from edgekit.progress import Log, Progress, no_progress
 from edgekit.spec import ImagePreprocess, SensorPreprocess
 from edgekit.train import architectures, fit, gan, pipeline
 from edgekit.train.config import Precision, TrainConfig
@@ -45,7 +45,6 @@ from edgekit.train.data import (
 )
 from edgekit.train.recipes import Recipe, load_recipe
 
-Log = Callable[[str], None]
 CHECKPOINT_DIR = "checkpoints"
 
 
