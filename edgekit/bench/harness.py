@@ -237,7 +237,7 @@ def _bundle_variants(path: str, wanted: Sequence[str]) -> list[str | None]:
                              found=", ".join(unknown), hint="list them with: edgekit inspect BUNDLE")
     else:
         installed = installed_backends()
-        wanted = [v.name for v in bundle.manifest.variants if v.format in installed]
+        wanted = [v.name for v in bundle.manifest.variants if installed.get(v.format)]
         if not wanted:
             raise InputError(f"bundle {path}", expected="a variant an installed interpreter can run",
                              found=f"variants {names}", hint='pip install "edgekit[litert]" or "edgekit[onnx]"')

@@ -16,6 +16,7 @@ import pytest
 from edgekit.bench.harness import BenchConfig, run_bench
 from edgekit.bench.report import render_table, summarize
 from edgekit.bundle import open_bundle
+from edgekit.errors import InputError
 from tests.support.cli import run_cli
 from tests.support.env import FIXTURES
 
@@ -260,3 +261,18 @@ def test_devices_list_and_show():
     assert "source:" in text.stdout
     bad = run_cli("devices", "show", "pi-6")
     assert bad.code == 1 and "raspberry-pi-5" in bad.stderr
+
+
+@pytest.mark.tf
+def test_without_variants_only_those_an_installed_interpreter_runs_are_picked(runtime_bundles, monkeypatch):
+    """A device with the litert extra alone (no onnxruntime): the bundle's ONNX variants are
+    left out instead of failing in their workers."""
+    from edgekit.bench import harness
+    from edgekit.runtime import backends
+
+    monkeypatch.setattr(backends, "installed_backends", lambda: {"tflite": "ai-edge-litert", "onnx": None})
+    picked = harness._bundle_variants(str(runtime_bundles.shapes), ())
+    assert picked == ["tflite-fp32", "tflite-int8"]
+    monkeypatch.setattr(backends, "installed_backends", lambda: {"tflite": None, "onnx": None})
+    with pytest.raises(InputError, match="a variant an installed interpreter can run"):
+        harness._bundle_variants(str(runtime_bundles.shapes), ())
