@@ -459,7 +459,7 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
     """Make the synthetic dataset TASK in the formats the loaders read.
 
     \b
-    kws      spoken keywords (espeak-ng; a tone stand-in without it), WAV folders
+    kws      spoken keywords (espeak-ng, or its library from espeakng-loader; else tones), WAV folders
     shapes   images of shapes, PNG folders
     har      IMU windows (idle/walk/run/stairs), windows.npz + stream.csv
     anomaly  machine-vibration features: train.npz (normal), test.npz (with faults)

@@ -28,7 +28,6 @@ CHECKS=(
   "openssh-server|program sshd"           # remote bench over loopback ssh
   "openssh-client|program ssh"
   "openssl|program openssl"               # broker and signing PKI
-  "ffmpeg|program ffmpeg"
   "libportaudio2|library libportaudio.so.2"  # the microphone source (sounddevice)
   "libasound2-data|file /usr/share/alsa/alsa.conf"  # ALSA's configuration for PortAudio
   "python3-venv|venv"                     # `make` creates .venv with it

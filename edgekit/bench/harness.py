@@ -1,6 +1,6 @@
 """The benchmark harness: variants side by side, each in its own worker process.
 
-Protocol (``DESIGN.md`` section 5): record the environment; load each variant in its own
+Protocol (``docs/DESIGN.md`` section 5): record the environment; load each variant in its own
 worker and time load and first inference separately; warm up (at least `warmup_runs` and
 `warmup_seconds`); then measure in `windows` windows, interleaved: in every window each
 variant runs once, in an order shuffled per window, all on identical inputs. Energy is

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from edgekit.features import audio as audio_features
 from edgekit.features import image as image_features
 from edgekit.features import same_but_singletons
 from edgekit.features import sensor as sensor_features
+from edgekit.progress import Progress, no_progress
 from edgekit.spec import (
     AudioPreprocess,
     ImagePreprocess,
@@ -31,13 +31,7 @@ from edgekit.spec import (
     SensorPreprocess,
 )
 
-T = TypeVar("T")
-Progress = Callable[[Iterable[T], str, int], Iterator[T]]
 WAV_SUFFIXES = (".wav", ".wave")
-
-
-def no_progress(items: Iterable[T], _label: str, _total: int) -> Iterator[T]:
-    yield from items
 
 
 @dataclasses.dataclass(frozen=True)

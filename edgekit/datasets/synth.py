@@ -59,9 +59,9 @@ import numpy as np
 from edgekit import __version__
 from edgekit.bundle.atomic import fsync_dir, pid_alive
 from edgekit.datasets import demand, keywords, machine, shapes, speech, textures
-from edgekit.datasets.loaders import Progress, no_progress
 from edgekit.errors import InputError
 from edgekit.features import audio
+from edgekit.progress import Log, Progress, no_progress
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,6 @@ SCHEMA = "edgekit.dataset/1"
 ESPEAK = speech.PROGRAM
 ESPEAK_INSTALL = speech.INSTALL
 
-Log = Callable[[str], None]
 
 
 def _quiet(_message: str) -> None:

@@ -4,19 +4,23 @@ Stages, each reused on a re-run when its outputs are there and its inputs unchan
 (``OUT/stamps/STAGE.json`` holds a hash of the inputs and options and the sha256 of
 every output):
 
-1. data: the ``kws`` dataset (espeak-ng speech, or a tone stand-in without it) in
-   ``OUT/data`` (`edgekit.datasets.synth`, which reuses a complete dataset itself);
+1. data: the ``kws`` dataset (speech from the espeak-ng program or its library from
+   espeakng-loader; a tone stand-in without both) in ``OUT/data``
+   (`edgekit.datasets.synth`, which reuses a complete dataset itself);
 2. train: the ``kws-dscnn`` recipe in ``OUT/train`` (model, contract, report with
    learning curves and confusion matrix, ``heldout.npz`` with the raw test split);
-3. convert: the recipe's variants (``tflite-int8``, ``onnx-fp32``) behind its fidelity
+3. prune: with ``prune_channels``, the recipe's prune section through train
+   (`edgekit.prune.run.prune_in_child`): channels removed, fine-tuned, measured before
+   and after; the bundle is made from the pruned model;
+4. convert: the recipe's variants (``tflite-int8``, ``onnx-fp32``) behind its fidelity
    gate into ``OUT/kws-dscnn.edgekit`` (through ``train``'s export; directly through
    `convert` when training was reused);
-4. bench: every variant side by side, briefly (``OUT/bench``: JSON, Markdown, plot);
-5. stream: a WAV stream of held-out clips only (keywords, unknown words and background,
+5. bench: every variant side by side, briefly (``OUT/bench``: JSON, Markdown, plot);
+6. stream: a WAV stream of held-out clips only (keywords, unknown words and background,
    separated by quiet noise, with known labels and times) through the runtime with the
    bundle's smoothing and suppression, once per variant; detections scored against the
    ground truth (``OUT/stream``);
-6. report: ``OUT/report.md`` (plots linked), ``summary.txt`` and ``summary.json``.
+7. report: ``OUT/report.md`` (plots linked), ``summary.txt`` and ``summary.json``.
 """
 
 from __future__ import annotations
