@@ -426,10 +426,10 @@ def test_int8_falls_back_to_float_ops_then_dynamic_range(classifier, tmp_path, m
     """Older converters reject an op in full-integer mode ("Quantization not yet supported
     for op"); this one keeps it in float instead, so the refusal is simulated for the first
     form and the forms after it run for real."""
-    from edgekit.convert import variants
+    from edgekit.convert.variants import onnx_int8, tflite_int8
 
-    monkeypatch.setattr(variants, "_tflite_int8", _failing("Quantization not yet supported for op: 'SIN'."))
-    monkeypatch.setattr(variants, "_onnx_int8", _failing("quantize_static: something it cannot quantize"))
+    monkeypatch.setattr(tflite_int8, "build_int8", _failing("Quantization not yet supported for op: 'SIN'."))
+    monkeypatch.setattr(onnx_int8, "build_static", _failing("quantize_static: something it cannot quantize"))
     data = classifier.parent / "heldout.npz"
     out = tmp_path / "a.edgekit"
     report = _convert(classifier, out, data, ("tflite-fp32", "tflite-int8", "onnx-int8"))
@@ -444,7 +444,7 @@ def test_int8_falls_back_to_float_ops_then_dynamic_range(classifier, tmp_path, m
     assert manifest.variant("tflite-int8").metrics["substitute"]["produced"] == "int8-float-ops"
     assert manifest.variant("onnx-int8").precision == "dynamic-int8"
 
-    monkeypatch.setattr(variants, "_tflite_int8_float_ops", _failing("Quantization not yet supported for op: 'SIN'."))
+    monkeypatch.setattr(tflite_int8, "build_float_ops", _failing("Quantization not yet supported for op: 'SIN'."))
     report = _convert(classifier, tmp_path / "b.edgekit", data, ("tflite-fp32", "tflite-int8"))
     int8 = next(v for v in report.variants if v.name == "tflite-int8")
     assert int8.precision == "dynamic-int8" and int8.substitute["produced"] == "dynamic-int8"

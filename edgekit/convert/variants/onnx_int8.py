@@ -1,0 +1,102 @@
+"""``onnx-int8``: onnx-fp32 quantized by ``onnxruntime.quantization``. With ``--onnx-int8
+static`` (the default) its forms are static QDQ int8 (calibrated), then dynamic
+quantization; with ``dynamic``, dynamic quantization only."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._optional import require
+from edgekit.convert.variants.base import (
+    ConversionOptions,
+    Form,
+    OnnxInt8Mode,
+    VariantKind,
+    conversion_error,
+    quiet_converter,
+)
+from edgekit.convert.variants.onnx import onnx_export
+from edgekit.progress import Progress, no_progress
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over the calibration split, one sample at a time."""
+
+    def __init__(self, name: str, calibration: np.ndarray, progress: Progress) -> None:
+        self.name, self.calibration, self.progress = name, calibration, progress
+        self.rewind()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        index = next(self._order, None)
+        if index is None:
+            return None
+        return {self.name: self.calibration[index : index + 1].astype(np.float32)}
+
+    def rewind(self) -> None:
+        self._order = iter(self.progress(range(len(self.calibration)), "calibrating onnx-int8", len(self.calibration)))
+
+
+def _quantize(source: Any, calib: np.ndarray | None, options: ConversionOptions, work: Path,
+              progress: Progress, mode: OnnxInt8Mode) -> bytes:
+    """onnx-fp32 quantized by onnxruntime.quantization: ``static`` QDQ (calibrated) or ``dynamic``."""
+    quantization = require("onnxruntime.quantization", "quantizing ONNX models")
+    fp32 = onnx_export(source, options.opset)
+    what = "onnx-int8" if mode is OnnxInt8Mode.STATIC else "onnx-int8 (dynamic)"
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        src, pre, out = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(fp32)
+        try:
+            # chdir: when symbolic shape inference gives up, onnxruntime saves its partial
+            # model as sym_shape_infer_temp.onnx (plus a .data file) in the working directory.
+            with quiet_converter(), contextlib.chdir(tmp):
+                try:
+                    quantization.shape_inference.quant_pre_process(str(src), str(pre))
+                except Exception:  # noqa: BLE001 - sympy missing, or symbolic shape inference gave up
+                    # (a Transformer's reshapes with a dynamic batch: "Incomplete symbolic shape
+                    # inference"); ONNX's own shape inference is enough for quantization.
+                    quantization.shape_inference.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+                if mode is OnnxInt8Mode.DYNAMIC:
+                    quantization.quantize_dynamic(str(pre), str(out), weight_type=quantization.QuantType.QInt8,
+                                                  per_channel=options.per_channel)
+                else:
+                    assert calib is not None
+                    import onnx
+
+                    input_name = onnx.load(str(pre)).graph.input[0].name
+                    quantization.quantize_static(
+                        str(pre), str(out), _Reader(input_name, calib, progress),
+                        quant_format=quantization.QuantFormat.QDQ,
+                        activation_type=quantization.QuantType.QInt8,
+                        weight_type=quantization.QuantType.QInt8,
+                        per_channel=options.per_channel,
+                        calibrate_method=quantization.CalibrationMethod.MinMax,
+                    )
+        except Exception as exc:
+            raise conversion_error(what, exc, "int8") from exc
+        return out.read_bytes()
+
+
+def build_static(source: Any, calib: np.ndarray | None, options: ConversionOptions, work: Path,
+                 progress: Progress = no_progress) -> bytes:
+    return _quantize(source, calib, options, work, progress, OnnxInt8Mode.STATIC)
+
+
+def build_dynamic(source: Any, calib: np.ndarray | None, options: ConversionOptions, work: Path,
+                  progress: Progress = no_progress) -> bytes:
+    return _quantize(source, calib, options, work, progress, OnnxInt8Mode.DYNAMIC)
+
+
+def forms(options: ConversionOptions) -> tuple[Form, ...]:
+    dynamic = Form("dynamic-int8", "dynamic quantization (int8 weights, activations quantized at run time)",
+                   build_dynamic)
+    if options.onnx_int8 == OnnxInt8Mode.DYNAMIC:
+        return (dynamic,)
+    return (Form("int8", "static QDQ int8 (calibrated)", build_static), dynamic)
+
+
+VARIANT = VariantKind("onnx-int8", "onnx", "int8", True, "ONNX, int8 (onnxruntime.quantization)", forms)
