@@ -22,6 +22,7 @@ from edgekit import __version__
 from edgekit.bench import meters
 from edgekit.bench.harness import BenchMode
 from edgekit.bench.report import ReportFormat
+from edgekit.convert.options import Int8IO, OnnxInt8Mode
 from edgekit.errors import EdgekitError, ExitCode, GateError, InputError, IntegrityError
 from edgekit.prune.options import Importance, Scope
 from edgekit.train.config import Precision
@@ -81,6 +82,13 @@ def _backend_help() -> str:
     from edgekit.runtime.backends import BACKENDS
 
     return _described("Force an interpreter", {name: plugin.help for name, plugin in BACKENDS.items()})
+
+
+def _variants_help() -> str:
+    from edgekit.convert.variants import DEFAULT_VARIANTS, VARIANTS
+
+    return (f"Comma list of variants, or 'all'. Default: {','.join(DEFAULT_VARIANTS)}. "
+            + _described("Variants", {name: kind.description for name, kind in VARIANTS.items()}))
 
 
 def _source_help() -> str:
@@ -174,8 +182,7 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The bundle to write (NAME.edgekit).")
-@click.option("--variants", help="Comma list of variants, or 'all'. Default: tflite-fp32,tflite-fp16,"
-              "tflite-dynamic,tflite-int8,onnx-fp32,onnx-int8.")
+@click.option("--variants", cls=_LazyHelpOption, lazy_help=_variants_help)
 @click.option("--data", type=click.Path(path_type=Path), help="Calibration/validation data: image or WAV folders "
               "(one subfolder per class) or .npy/.npz (x, optional y).")
 @click.option("--labels", type=click.Path(path_type=Path), help="Labels file, one per line, in output order.")
@@ -187,11 +194,11 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--allow-random-calibration", is_flag=True, help="Calibrate on random inputs when there is no --data.")
 @click.option("--trust-model-code", is_flag=True, help="Allow models that carry code (Lambda layers).")
 @click.option("--input-shape", help="Input shape without the batch (for models with undefined dimensions).")
-@click.option("--int8-io", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
-              help="Input/output type of tflite-int8.")
+@click.option("--int8-io", type=_choice(Int8IO), default=Int8IO.INT8.value, show_default=True,
+              help=_described("Input/output type of tflite-int8", Int8IO))
 @click.option("--opset", type=click.IntRange(9, 23), default=17, show_default=True, help="ONNX opset.")
-@click.option("--onnx-int8", "onnx_int8", type=click.Choice(["static", "dynamic"]), default="static",
-              show_default=True, help="onnx-int8: static QDQ (calibrated) or dynamic quantization.")
+@click.option("--onnx-int8", "onnx_int8", type=_choice(OnnxInt8Mode), default=OnnxInt8Mode.STATIC.value,
+              show_default=True, help=_described("How onnx-int8 is quantized", OnnxInt8Mode))
 @click.option("--per-channel/--per-tensor", default=True, show_default=True,
               help="Weight quantization of tflite-int8 and onnx-int8.")
 @click.option("--calibration-samples", type=click.IntRange(1), default=200, show_default=True)

@@ -29,6 +29,7 @@ from edgekit.convert.fidelity import (
     fidelity,
     run_variant,
 )
+from edgekit.convert.options import Int8IO, OnnxInt8Mode
 from edgekit.convert.outputs import align_outputs
 from edgekit.convert.source import LoadConfig, SourceModel, source_kind, work_dir
 from edgekit.convert.variants import (
@@ -395,10 +396,10 @@ def _check_options(config: ConvertConfig) -> None:
                          found="no --max-accuracy-drop")
     if config.max_accuracy_drop is not None and not (0 <= config.max_accuracy_drop <= 100):
         raise InputError("--max-accuracy-drop", expected="points between 0 and 100", found=str(config.max_accuracy_drop))
-    if config.options.int8_io not in ("int8", "uint8"):
-        raise InputError("--int8-io", expected="int8 or uint8", found=config.options.int8_io)
-    if config.options.onnx_int8 not in ("static", "dynamic"):
-        raise InputError("--onnx-int8", expected="static or dynamic", found=config.options.onnx_int8)
+    for option, value, choices in (("--int8-io", config.options.int8_io, Int8IO),
+                                   ("--onnx-int8", config.options.onnx_int8, OnnxInt8Mode)):
+        if value not in {choice.value for choice in choices}:
+            raise InputError(option, expected=" or ".join(choice.value for choice in choices), found=value)
 
 
 def _load_data(config: ConvertConfig, contract: Contract, source: SourceModel, progress: Progress,

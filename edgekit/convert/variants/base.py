@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import io
 import logging
 import re
@@ -18,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator
 
 from edgekit._native import native_stderr_captured
+from edgekit.convert.options import Int8IO, OnnxInt8Mode
 
 
 class ConversionError(Exception):
@@ -99,42 +99,6 @@ def _first_error_line(exc: BaseException) -> str:
             return line[line.index("error:") :][:400]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return (lines[0] if lines else type(exc).__name__)[:400]
-
-
-class Int8IO(str, enum.Enum):
-    """The values of ``edgekit convert --int8-io``: the input/output type of ``tflite-int8``."""
-
-    INT8 = "int8"
-    UINT8 = "uint8"
-
-    @property
-    def help(self) -> str:
-        """One line for ``--int8-io``'s help."""
-        return _INT8_IO_HELP[self]
-
-
-_INT8_IO_HELP = {
-    Int8IO.INT8: "int8 input and output",
-    Int8IO.UINT8: "uint8 input and output",
-}
-
-
-class OnnxInt8Mode(str, enum.Enum):
-    """The values of ``edgekit convert --onnx-int8``: how ``onnx-int8`` is quantized."""
-
-    STATIC = "static"
-    DYNAMIC = "dynamic"
-
-    @property
-    def help(self) -> str:
-        """One line for ``--onnx-int8``'s help."""
-        return _ONNX_INT8_HELP[self]
-
-
-_ONNX_INT8_HELP = {
-    OnnxInt8Mode.STATIC: "static QDQ (calibrated)",
-    OnnxInt8Mode.DYNAMIC: "dynamic quantization",
-}
 
 
 @dataclasses.dataclass(frozen=True)
