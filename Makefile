@@ -51,7 +51,7 @@ bench-runtime: $(STAMP)
 ## and the slope (KB per 10k results). About 20 minutes.
 soak: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 EDGEKIT_SOAK_PREDICTIONS=$${EDGEKIT_SOAK_PREDICTIONS:-1000000} \
-		$(BIN)/python -m pytest tests/test_soak.py -s -q -p no:cacheprovider --timeout 3600
+		$(BIN)/python -m pytest tests/e2e/test_soak.py -s -q -p no:cacheprovider --timeout 3600
 
 ## Newest-frame figures: a 200 fps MJPEG stream over loopback into a slower MobileNet (about 1 min).
 bench-newest-frame: $(STAMP)

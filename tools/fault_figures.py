@@ -3,11 +3,11 @@
 Usage: .venv/bin/python tools/fault_figures.py [--repeats 5] [--timeout 5] [--backoff-max 8]
        [--outage 2-10] [--rate 1000] [--out DIR]
 
-Runs the fault scenarios of tests/test_faults.py, each `--repeats` times, every one a real
+Runs the fault scenarios of tests/e2e/test_faults.py, each `--repeats` times, every one a real
 `edgekit run` process (no TensorFlow in it) on tiny random-weight bundles made by the real
 converter:
 
-- camera server SIGKILL: an MJPEG-over-HTTP server (tests/mjpeg.py, its own process) is
+- camera server SIGKILL: an MJPEG-over-HTTP server (tests/support/mjpeg.py, its own process) is
   killed mid-stream and restarted on the same port `outage` seconds later;
 - camera server frozen: it is stopped (SIGSTOP: the connection stays open and silent)
   for `outage` seconds, then killed and restarted, so the source's watchdog must notice;

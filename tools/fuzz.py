@@ -7,7 +7,7 @@ Usage:
     .venv/bin/python tools/fuzz.py --minimize FILE --target NAME [-o OUT]
     .venv/bin/python tools/fuzz.py --make-seeds [-o tests/fuzz/seeds] [--target mjpeg]
 
-Targets and the contract they check are in ``tests/fuzzing.py``: a mutated input must end
+Targets and the contract they check are in ``tests/support/fuzzing.py``: a mutated input must end
 in a value or an `EdgekitError`; another exception, a crash or a hang is a failure.
 
 Engines:

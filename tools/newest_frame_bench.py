@@ -3,7 +3,7 @@
 Usage: .venv/bin/python tools/newest_frame_bench.py [--seconds 25] [--fps 200] [--size 320x240]
        [--input 320] [--alpha 1] [--threads 1] [--delay-ms 0] [--bundle IMAGE.edgekit]
 
-The test suite's MJPEG-over-HTTP server (tests/mjpeg.py) serves frames on loopback, each
+The test suite's MJPEG-over-HTTP server (tests/support/mjpeg.py) serves frames on loopback, each
 with its index drawn as a bar code; `edgekit.runtime`'s camera source reads them
 (``http://...``) and keeps only the newest, and MobileNet v1 (random weights, tflite-fp32, built
 in a child process so this one holds only the runtime, as on a device) is slower than the

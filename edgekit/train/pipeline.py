@@ -2,7 +2,7 @@
 
 The feature front ends here are TensorFlow ops that run inside the input pipeline
 (parallel map over batches), computing from a preprocessing spec what
-`edgekit.features` computes in numpy on the device; ``tests/test_train.py`` checks
+`edgekit.features` computes in numpy on the device; ``tests/train/test_train.py`` checks
 that the two agree. Augmentations act on raw data before the front end, on the
 training split only.
 """

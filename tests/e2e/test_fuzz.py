@@ -2,7 +2,7 @@
 regression corpus replayed, and proof that the harness sees what it must see.
 
 The harness and its targets are in ``fuzzing.py``; the long run is ``tools/fuzz.py``
-(``make fuzz``). ``pytest tests/test_fuzz.py -s`` prints the figures of each target.
+(``make fuzz``). ``pytest tests/e2e/test_fuzz.py -s`` prints the figures of each target.
 ``EDGEKIT_FUZZ_SECONDS`` changes the time per target (default 3).
 """
 

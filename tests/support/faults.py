@@ -135,7 +135,7 @@ class EdgekitRun:
 
 
 class MjpegProcess:
-    """tests/mjpeg.py's server in a process of its own, so that it can be SIGKILLed or
+    """tests/support/mjpeg.py's server in a process of its own, so that it can be SIGKILLed or
     frozen (SIGSTOP) as a crashed or hung camera would be."""
 
     def __init__(self, port: int, fps: float = 30.0) -> None:

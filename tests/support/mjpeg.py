@@ -63,7 +63,7 @@ class MjpegServer:
 
 
 def main() -> None:
-    """``python tests/mjpeg.py PORT [FPS]``: serve until killed, in a process of its own (so a
+    """``python tests/support/mjpeg.py PORT [FPS]``: serve until killed, in a process of its own (so a
     test can SIGKILL the server as a crash would); prints ``listening`` once it accepts
     connections."""
     import sys
