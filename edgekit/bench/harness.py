@@ -15,7 +15,6 @@ numpy is imported inside the functions that use it, so the CLI reads `BenchMode`
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 import os
 import selectors
@@ -26,23 +25,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgekit.choices import Choice
 from edgekit.devices import Budgets, DeviceProfile
 from edgekit.errors import EdgekitError, InputError
 
 REQUEST_TIMEOUT_S = 900.0
 
 
-class BenchMode(str, enum.Enum):
+class BenchMode(Choice):
     """The values of ``edgekit bench --mode``: what the windows time."""
 
-    BOTH = "both"
-    INVOKE = "invoke"
-    E2E = "e2e"
-
-    @property
-    def help(self) -> str:
-        """One line for ``--mode``'s help."""
-        return _MODE_HELP[self]
+    BOTH = "both", "invoke, then e2e"
+    INVOKE = "invoke", "interpreter only"
+    E2E = "e2e", "with the bundle's pre- and postprocessing"
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -50,11 +45,6 @@ class BenchMode(str, enum.Enum):
         return MODES if self is BenchMode.BOTH else (self.value,)
 
 
-_MODE_HELP = {
-    BenchMode.BOTH: "invoke, then e2e",
-    BenchMode.INVOKE: "interpreter only",
-    BenchMode.E2E: "with the bundle's pre- and postprocessing",
-}
 MODES = (BenchMode.INVOKE.value, BenchMode.E2E.value)
 """The modes a run measures, in order (``both`` is not one: it names these two)."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import enum
 import io
 import json
 import math
@@ -15,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgekit.bench.harness import MODES, BenchResult, Unit, latency_stats
+from edgekit.choices import Choice
 from edgekit.devices import BUDGET_KEYS, Budgets
 from edgekit.errors import InputError
 
@@ -353,26 +353,15 @@ def render_json(docs: Sequence[dict[str, Any]]) -> str:
     return json.dumps(docs[0] if len(docs) == 1 else {"hosts": list(docs)}, indent=2, sort_keys=True) + "\n"
 
 
-class ReportFormat(str, enum.Enum):
+class ReportFormat(Choice):
     """The values of ``edgekit bench --format``."""
 
-    TABLE = "table"
-    JSON = "json"
-    CSV = "csv"
-    MARKDOWN = "markdown"
-
-    @property
-    def help(self) -> str:
-        """One line for ``--format``'s help."""
-        return _FORMAT_HELP[self]
+    TABLE = "table", "a fixed-width table per host, with the environment and the energy method"
+    JSON = "json", "the report document (stable, documented in the README)"
+    CSV = "csv", "one row per host, variant, thread count and mode"
+    MARKDOWN = "markdown", "the table and its notes in Markdown"
 
 
-_FORMAT_HELP = {
-    ReportFormat.TABLE: "a fixed-width table per host, with the environment and the energy method",
-    ReportFormat.JSON: "the report document (stable, documented in the README)",
-    ReportFormat.CSV: "one row per host, variant, thread count and mode",
-    ReportFormat.MARKDOWN: "the table and its notes in Markdown",
-}
 RENDERERS: dict[ReportFormat, Callable[[Sequence[dict[str, Any]]], str]] = {
     ReportFormat.TABLE: render_table,
     ReportFormat.JSON: render_json,

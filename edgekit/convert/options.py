@@ -4,40 +4,20 @@ Light on purpose: the command line reads them to build its options; the variants
 
 from __future__ import annotations
 
-import enum
+from edgekit.choices import Choice
 
 
-class Int8IO(str, enum.Enum):
+class Int8IO(Choice):
     """The values of ``edgekit convert --int8-io``: the input/output type of ``tflite-int8``."""
 
-    INT8 = "int8"
-    UINT8 = "uint8"
-
-    @property
-    def help(self) -> str:
-        """One line for ``--int8-io``'s help."""
-        return _INT8_IO_HELP[self]
+    INT8 = "int8", "int8 input and output"
+    UINT8 = "uint8", "uint8 input and output"
 
 
-_INT8_IO_HELP = {
-    Int8IO.INT8: "int8 input and output",
-    Int8IO.UINT8: "uint8 input and output",
-}
-
-
-class OnnxInt8Mode(str, enum.Enum):
+class OnnxInt8Mode(Choice):
     """The values of ``edgekit convert --onnx-int8``: how ``onnx-int8`` is quantized."""
 
-    STATIC = "static"
-    DYNAMIC = "dynamic"
-
-    @property
-    def help(self) -> str:
-        """One line for ``--onnx-int8``'s help."""
-        return _ONNX_INT8_HELP[self]
+    STATIC = "static", "static QDQ (calibrated)"
+    DYNAMIC = "dynamic", "dynamic quantization"
 
 
-_ONNX_INT8_HELP = {
-    OnnxInt8Mode.STATIC: "static QDQ (calibrated)",
-    OnnxInt8Mode.DYNAMIC: "dynamic quantization",
-}

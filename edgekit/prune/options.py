@@ -4,40 +4,23 @@ Light on purpose: the command line reads them to build its options."""
 
 from __future__ import annotations
 
-import enum
+from edgekit.choices import Choice
 
 
-class Scope(str, enum.Enum):
+class Scope(Choice):
     """``--scope``: where magnitude pruning's target sparsity applies."""
 
-    LAYER = "layer"
-    GLOBAL = "global"
-
-    @property
-    def help(self) -> str:
-        return _SCOPE_HELP[self]
+    LAYER = "layer", "every layer at the target sparsity"
+    GLOBAL = "global", "one magnitude threshold over all pruned layers"
 
 
-class Importance(str, enum.Enum):
+class Importance(Choice):
     """``--importance``: how channel pruning ranks the channels it removes."""
 
-    L1 = "l1"
-    L2 = "l2"
-    BN = "bn"
-
-    @property
-    def help(self) -> str:
-        return _IMPORTANCE_HELP[self]
+    L1 = "l1", "L1 norm of each filter"
+    L2 = "l2", "L2 norm of each filter"
+    BN = "bn", "the following BatchNorm's |gamma| (L1 where there is none)"
 
 
-_SCOPE_HELP = {
-    Scope.LAYER: "every layer at the target sparsity",
-    Scope.GLOBAL: "one magnitude threshold over all pruned layers",
-}
-_IMPORTANCE_HELP = {
-    Importance.L1: "L1 norm of each filter",
-    Importance.L2: "L2 norm of each filter",
-    Importance.BN: "the following BatchNorm's |gamma| (L1 where there is none)",
-}
 SCOPES = tuple(scope.value for scope in Scope)
 IMPORTANCE = tuple(importance.value for importance in Importance)

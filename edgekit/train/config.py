@@ -4,27 +4,17 @@ line reads them to build its options)."""
 from __future__ import annotations
 
 import dataclasses
-import enum
 from pathlib import Path
 
+from edgekit.choices import Choice
 
-class Precision(str, enum.Enum):
+
+class Precision(Choice):
     """``--precision``: the float format training computes in (the saved model is float32 either way)."""
 
-    AUTO = "auto"
-    FLOAT32 = "float32"
-    MIXED = "mixed"
-
-    @property
-    def help(self) -> str:
-        return _PRECISION_HELP[self]
-
-
-_PRECISION_HELP = {
-    Precision.AUTO: "mixed float16 on GPUs, float32 on CPUs",
-    Precision.FLOAT32: "float32 everywhere",
-    Precision.MIXED: "mixed float16 (slow on a CPU, but trains and exports the same)",
-}
+    AUTO = "auto", "mixed float16 on GPUs, float32 on CPUs"
+    FLOAT32 = "float32", "float32 everywhere"
+    MIXED = "mixed", "mixed float16 (slow on a CPU, but trains and exports the same)"
 
 
 @dataclasses.dataclass(frozen=True)
