@@ -197,8 +197,7 @@ class ConvertReport:
         elif ref.get("metric"):
             lines.append(f"float reference: {ref['metric']} {_pct(ref['value'])}")
         # Regression shows RMSE against the targets where the others show their metric.
-        metric_title = task.metric_column({})[0]
-        header = (f"{'variant':<15} {'size':>10} {'x fp32':>7} {'agree':>7} {metric_title:>8} {'drop':>6} "
+        header = (f"{'variant':<15} {'size':>10} {'x fp32':>7} {'agree':>7} {task.metric_title:>8} {'drop':>6} "
                   f"{'max|err|':>9} {'mean|err|':>9} {'SNR dB':>7} {'time':>6}  gate")
         lines.append(header)
         for v in self.variants:
@@ -208,7 +207,7 @@ class ConvertReport:
                 continue
             m = v.metrics
             agreement = m.get("top1_agreement", m.get("detection_agreement"))  # with the float model
-            _, value, style = task.metric_column(m)
+            value, style = task.metric_column(m)
             metric = _num(value, 4, "g") if style == "g" else _pct(value)
             snr = "exact" if m.get("identical") else (f"{m['snr_db']:.1f}" if m.get("snr_db") is not None else "-")
             lines.append(

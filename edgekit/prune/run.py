@@ -195,11 +195,6 @@ def resolve_recipe(config: PruneConfig, named: Recipe | None,
 # metrics
 
 
-def headline(recipe: Recipe, evaluation: Mapping[str, Any]) -> dict[str, Any]:
-    """The held-out figure that says whether pruning cost anything, with its direction."""
-    return recipe.kind.headline(evaluation)
-
-
 def change(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
     """Points lost (accuracy, AUC) or % increase (RMSE, error): positive is worse."""
     a, b = float(before["value"]), float(after["value"])
@@ -349,7 +344,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
 
     quiet = _indent(log)
     before_eval = fit.evaluate(model, recipe, parts, input_shape, quiet)
-    before = headline(recipe, before_eval)
+    before = recipe.kind.headline(before_eval)
     params_before, macs_before = int(model.count_params()), keras_macs(model)
 
     epochs = int(options["epochs"])
@@ -380,7 +375,7 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
 
     log("[4/5] evaluating on the held-out split")
     after_eval = fit.evaluate(pruned, recipe, parts, input_shape, quiet)
-    after = headline(recipe, after_eval)
+    after = recipe.kind.headline(after_eval)
     report: dict[str, Any] = {
         "edgekit": __version__,
         "model": {"path": str(config.model), "sha256": source_sha, "adaptations": adaptations},
@@ -400,9 +395,9 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     }
     if method == "magnitude":
         report["parameters"]["nonzero_after"] = int(record["nonzero_parameters"])
-    if recipe.kind.threshold(before_eval) is not None:  # the pruned model decides differently: its own threshold
-        report["anomaly_threshold"] = {"before": recipe.kind.threshold(before_eval),
-                                       "after": recipe.kind.threshold(after_eval)}
+    threshold_before = recipe.kind.threshold(before_eval)
+    if threshold_before is not None:  # the pruned model decides differently: its own threshold
+        report["anomaly_threshold"] = {"before": threshold_before, "after": recipe.kind.threshold(after_eval)}
     from edgekit.keras_env import save_model
 
     bench = config.bench if config.bench is not None else method == "channels"
@@ -619,12 +614,11 @@ def _bench(bundles: Mapping[str, Path], folder: Path, seconds: float, log: Log) 
     ``FOLDER/bench.json``."""
     from edgekit.bench.harness import BenchConfig
     from edgekit.bench.report import render
-
-    config = BenchConfig(targets=tuple(str(b) for b in bundles.values()), variants=MEASURED_VARIANTS, threads=(1,),
-                         modes=("invoke",), duration=seconds, windows=5, warmup_runs=10, meter="none")
     from edgekit.bench.run import collect
 
-    docs = collect(config)
+    docs = collect(BenchConfig(targets=tuple(str(b) for b in bundles.values()), variants=MEASURED_VARIANTS,
+                               threads=(1,), modes=("invoke",), duration=seconds, windows=5, warmup_runs=10,
+                               meter="none"))
     doc = docs[0]
     atomic_write_bytes(folder / "bench.json", render(docs, "json").encode("utf-8"))
     if doc.get("partial"):

@@ -53,6 +53,7 @@ class Task:
         has_drop_basis: variants of this task can have a drop figure (labels, targets or agreement).
         explain_drop: convert's report always says what its drop means.
         drop_bases: drop bases this task uses whose unit is not points, with what they mean.
+        metric_title: the title of convert's table column for the task's metric.
     """
 
     name: ClassVar[str] = ""
@@ -72,6 +73,7 @@ class Task:
     has_drop_basis: ClassVar[bool] = True
     explain_drop: ClassVar[bool] = False
     drop_bases: ClassVar[Mapping[str, str]] = {}
+    metric_title: ClassVar[str] = "metric"
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
@@ -97,7 +99,7 @@ class Task:
     def evaluate(self, model: Any, recipe: Any, parts: Any, features: Features, predict: Predict,
                  log: Log) -> dict[str, Any]:
         """The report's ``test`` and ``validation`` sections, on the held-out splits."""
-        raise NotImplementedError
+        raise NotImplementedError(f"a {self.name} model is not trained by edgekit train")
 
     def threshold(self, evaluation: Mapping[str, Any]) -> float | None:
         """A decision threshold calibrated by `evaluate`, that the bundle carries."""
@@ -105,7 +107,7 @@ class Task:
 
     def headline(self, evaluation: Mapping[str, Any]) -> dict[str, Any]:
         """The held-out figure that says whether pruning cost anything, with its direction."""
-        raise NotImplementedError
+        raise NotImplementedError(f"a {self.name} model is not fine-tuned by edgekit prune")
 
     def contract(self, recipe: Any, class_names: Sequence[str], evaluation: Mapping[str, Any]) -> Contract:
         """The model contract (`edgekit.contract`) a trained model is saved with."""
@@ -151,11 +153,11 @@ class Task:
         """A drop in words for warnings, in the units its basis has."""
         return f"loses {drop:.1f} points ({basis}) against the float model"
 
-    def metric_column(self, figures: Mapping[str, Any]) -> tuple[str, float | None, str]:
-        """Convert's table column: title, value and format (``pct`` or ``g``)."""
+    def metric_column(self, figures: Mapping[str, Any]) -> tuple[float | None, str]:
+        """A variant's value in convert's `metric_title` column, and its format (``pct`` or ``g``)."""
         basis = figures.get("drop_basis")
         value = figures.get(basis or "") if basis not in ("top1_agreement", "detection_agreement") else None
-        return "metric", value, "pct"
+        return value, "pct"
 
     def default_postprocess(self, reference_outputs: Sequence[np.ndarray], classes: int | None) -> PostprocessSpec:
         """The postprocessing a bundle gets when the contract names none."""

@@ -55,6 +55,7 @@ class Regression(Task):
     name = "regression"
     targets = True
     explain_drop = True
+    metric_title = "RMSE"
     drop_bases = {
         "rmse_increase_pct": "RMSE against the targets, % above the float model's",
         "output_rmse_pct": "RMSE of the outputs against the float model's, % of their standard deviation (no targets)",
@@ -123,5 +124,5 @@ class Regression(Task):
             return f"differs from the float model's outputs by {drop:.1f}% of their standard deviation (RMSE)"
         return super().drop_words(drop, basis)
 
-    def metric_column(self, figures: Mapping[str, Any]) -> tuple[str, float | None, str]:
-        return "RMSE", figures.get("rmse"), "g"
+    def metric_column(self, figures: Mapping[str, Any]) -> tuple[float | None, str]:
+        return figures.get("rmse"), "g"

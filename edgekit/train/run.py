@@ -154,7 +154,8 @@ def select_strategy(tf: Any, keras: Any, log: Log, precision: str = "auto") -> S
     """
     worker = _tf_config()
     gpus = tf.config.list_physical_devices("GPU")
-    mixed = bool(gpus) if Precision(precision) is Precision.AUTO else Precision(precision) is Precision.MIXED
+    chosen = Precision(precision)
+    mixed = bool(gpus) if chosen is Precision.AUTO else chosen is Precision.MIXED
     if gpus:
         for gpu in gpus:
             try:
