@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.datasets.loaders import WAV_SUFFIXES
+from edgekit.datasets.recordings import find_recordings, recording_windows
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.features import audio as audio_features
 from edgekit.features import image as image_features
@@ -289,60 +290,16 @@ def _with_targets(x: np.ndarray, y: np.ndarray | None, arrays: dict[str, np.ndar
     return dataclasses.replace(raw, y=y.astype(np.float32), class_names=())
 
 
-def _read_csv(path: Path, recipe: Recipe, labels: tuple[str, ...] | None) -> tuple[np.ndarray, list[str]]:
-    spec = recipe.preprocess
-    assert isinstance(spec, SensorPreprocess)
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"sensor recording {path}", expected="a readable UTF-8 CSV file", found=str(exc)) from exc
-    if not rows:
-        raise InputError(f"sensor recording {path}", expected="a header and rows", found="an empty file")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in (*spec.channels, "label") if c not in header]
-    if missing:
-        raise InputError(f"sensor recording {path}", expected=f"columns {[*spec.channels, 'label']}",
-                         found=f"columns {header} (missing {missing})")
-    columns = [header.index(c) for c in spec.channels]
-    label_column = header.index("label")
-    values, names = [], []
-    for number, row in enumerate(rows[1:], start=2):
-        try:
-            values.append([float(row[i]) for i in columns])
-            names.append(row[label_column].strip())
-        except (ValueError, IndexError) as exc:
-            raise InputError(f"sensor recording {path} line {number}", expected="numbers in the channel columns",
-                             found=str(exc)) from exc
-    return np.asarray(values, np.float32), names
-
-
 def _windows_from_csv(paths: list[Path], recipe: Recipe, labels: tuple[str, ...] | None, log: Log,
                       root: Path | None = None) -> RawData:
+    """Windows of CSV recordings with a label column (read by `edgekit.datasets.recordings`)."""
     spec = recipe.preprocess
     assert isinstance(spec, SensorPreprocess)
-    from edgekit.features.sensor import windows
-
-    xs, ys, ids, groups = [], [], [], []
-    recordings = [(p, *_read_csv(p, recipe, labels)) for p in paths]
-    names = labels or tuple(sorted({n for _, _, row_names in recordings for n in row_names}))
-    for path, values, row_names in recordings:
-        unknown = sorted(set(row_names) - set(names))
-        if unknown:
-            raise InputError(f"sensor recording {path}", expected=f"labels among {list(names)}", found=f"labels {unknown}")
-        index = np.array([names.index(n) for n in row_names], np.int64)
-        cut = windows(values, spec)
-        starts = np.arange(len(cut)) * spec.stride
-        name = path.relative_to(root).as_posix() if root is not None else path.name
-        for k, start in enumerate(starts):
-            window_labels = np.bincount(index[start : start + spec.window], minlength=len(names))
-            xs.append(cut[k])
-            ys.append(int(window_labels.argmax()))
-            ids.append(f"{name}@{start}")
-            groups.append(f"{name} block {k // CSV_BLOCK_WINDOWS}")
-    if not xs:
-        raise InputError("sensor recordings", expected=f"at least {spec.window} rows (one window)",
-                         found=f"{sum(len(v) for _, v, _ in recordings)} rows in {len(paths)} file(s)")
+    cut = recording_windows(paths, spec, class_names=labels, root=root)
+    assert cut.labels is not None
+    xs, ys, ids, names = cut.x, cut.labels, cut.ids, cut.class_names
+    groups = [f"{name} block {start // spec.stride // CSV_BLOCK_WINDOWS}"
+              for name, start in zip(cut.recordings, cut.starts, strict=True)]
     log(f"  {len(xs)} windows of {spec.window} samples every {spec.stride} from {len(paths)} recording(s)")
     # Neighbouring windows share samples (stride < window) and are alike anyway: split by
     # blocks of consecutive windows, or the held-out windows would overlap training ones.
@@ -353,7 +310,7 @@ def _windows_from_csv(paths: list[Path], recipe: Recipe, labels: tuple[str, ...]
     else:  # split() needs three groups; too short to keep the held-out windows apart
         note = (f"recordings too short for a split in blocks ({len(xs)} windows): held-out windows overlap "
                 "training windows; record longer")
-    return RawData(np.stack(xs), np.asarray(ys, np.int64), tuple(ids), names, (note,), groups=tuple(groups))
+    return RawData(xs, ys, ids, names, (note,), groups=tuple(groups))
 
 
 def load_raw(path: Path, recipe: Recipe, log: Log = lambda _m: None, progress: Progress = no_progress) -> RawData:
@@ -385,7 +342,7 @@ def load_raw(path: Path, recipe: Recipe, log: Log = lambda _m: None, progress: P
     if kind in ("sensor", "vector", "audio", "image") and len(npz) == 1:
         return _from_arrays(_load_npz(npz[0]), npz[0], recipe, labels, log, need_labels=recipe.kind.class_labels)
     if kind == "sensor":
-        csvs = sorted(p for p in path.rglob("*.csv") if p.name != "index.csv")
+        csvs = find_recordings(path)
         if csvs:
             return _windows_from_csv(csvs, recipe, labels, log, root=path)
     raise InputError(f"data folder {path}", expected=_expected(kind),
