@@ -176,6 +176,9 @@ class Model:
         by the source (when it counts) and skipped."""
         rows: collections.deque[np.ndarray] = collections.deque(maxlen=spec.window)
         counters = getattr(source, "counters", None)
+        want = getattr(source, "want", None)
+        if callable(want):  # named columns: the model's channels, other columns ignored
+            want(spec.channels)
         since = 0
         sequence = 0
         for item in source:

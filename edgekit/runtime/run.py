@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.errors import InputError
 from edgekit.runtime.model import load
 from edgekit.runtime.results import Result
 from edgekit.runtime.sinks import open_sink
 from edgekit.runtime.sources import open_source
+from edgekit.spec import AudioPreprocess, ImagePreprocess, SensorPreprocess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +96,17 @@ class RunSummary:
                 + (" (interrupted)" if self.interrupted else ""))
 
 
+def _expected_input(model: Any) -> str:
+    spec = model.manifest.preprocess
+    if isinstance(spec, SensorPreprocess):
+        return f"at least {spec.window} rows with the channels {list(spec.channels)} (by name under a header)"
+    if isinstance(spec, ImagePreprocess):
+        return "at least one image that decodes"
+    if isinstance(spec, AudioPreprocess):
+        return f"at least {spec.clip_samples} audio samples"
+    return "at least one input the model takes"
+
+
 def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) -> RunSummary:
     """Stream the source through the model into the sink until the source ends, `limit`
     results, or Ctrl-C; returns the summary either way."""
@@ -125,6 +138,12 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) ->
         seconds = time.perf_counter() - started
         source.close()
         sink.close()
+    if count == 0 and not interrupted:  # never "0 results, exit 0": nothing could be read
+        counters = source.counters
+        raise InputError(f"source {config.source} gave no results", expected=_expected_input(model),
+                         found=f"nothing usable ({counters.malformed} malformed line(s) or file(s), "
+                               f"{counters.dropped} dropped)",
+                         hint="check the source against the bundle's preprocessing (edgekit inspect BUNDLE)")
     return RunSummary(results=count, seconds=seconds, variant=model.variant.name, backend=model.package,
                       reason=model.reason, latencies_ms=latencies.values, dropped=source.counters.dropped,
                       malformed=source.counters.malformed, reconnects=source.counters.reconnects,

@@ -306,6 +306,41 @@ def test_run_stdin_json_lines(runtime_bundles):
     assert "malformed lines 1" in proc.stderr
 
 
+def test_a_recording_with_label_and_timestamp_columns_replays_as_recorded(runtime_bundles, tmp_path):
+    """The form `edgekit train --data` takes (channels plus label, timestamp, subject columns,
+    in any order) gave "0 results ... malformed lines 100" and exit 0: the model now takes
+    its channels by name and ignores the rest."""
+    recording = tmp_path / "walk.csv"
+    rows = ["timestamp,subject,az,label,ax,ay"]
+    rows += [f"{i * 0.02:.2f},s01,1.0,walk,{i * 0.1:.2f},{-i * 0.1:.2f}" for i in range(40)]
+    recording.write_text("\n".join(rows) + "\n")
+    result = run_cli("run", str(runtime_bundles.sensor), "--source", f"csv:{recording}")
+    assert result.code == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 3  # windows end at rows 20, 30, 40
+    assert "malformed lines 0" in result.stderr
+    jsonl = tmp_path / "walk.jsonl"  # the same as JSON lines with a text field
+    jsonl.write_text("".join(json.dumps({"t": i, "label": "walk", "ax": i * 0.1, "ay": 0.0, "az": 1.0}) + "\n"
+                             for i in range(40)))
+    assert len(list(load(runtime_bundles.sensor).stream(open_source(f"csv:{jsonl}")))) == 3
+
+
+def test_a_source_that_gives_nothing_usable_is_an_error_not_zero_results(runtime_bundles, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ax,ay,az\n" + "".join(f"{i},x,1\n" for i in range(30)))
+    assert_one_line_error(run_cli("run", str(runtime_bundles.sensor), "--source", f"csv:{bad}"), 1,
+                          "gave no results", "30 malformed", "ax")
+    short = tmp_path / "short.csv"  # readable, but shorter than one window
+    short.write_text("ax,ay,az\n" + "".join(f"{i},0,1\n" for i in range(5)))
+    assert_one_line_error(run_cli("run", str(runtime_bundles.sensor), "--source", f"csv:{short}"), 1,
+                          "gave no results", "at least 20 rows")
+    broken = tmp_path / "images"
+    broken.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (broken / name).write_bytes(b"not an image at all")
+    assert_one_line_error(run_cli("run", str(runtime_bundles.shapes), "--source", f"images:{broken}"), 1,
+                          "gave no results", "image that decodes", "2 malformed")
+
+
 def test_unknown_source_and_sink_list_the_valid_forms(runtime_bundles):
     assert_one_line_error(run_cli("run", str(runtime_bundles.shapes), "--source", "webcam"), 1,
                           "unrecognized source 'webcam'", "images:DIR")

@@ -2,7 +2,10 @@
 
 A row is CSV (the first line may be a header naming the channels) or a JSON object of
 ``{channel: value}``; lines that are not a row of finite numbers are counted as malformed
-and skipped. `LinesSource` is also the serial source's line reader.
+and skipped. A model that names its channels (`LinesSource.want`) gets those columns by
+name and the others are ignored, so a recording with ``label``, ``timestamp`` or
+``subject`` columns replays as recorded. `LinesSource` is also the serial source's line
+reader.
 """
 
 from __future__ import annotations
@@ -31,8 +34,12 @@ def _finite(values: Any) -> Any:
     return values
 
 
-def _parse_row(line: str, header: list[str] | None) -> Any:
+def _parse_row(line: str, header: list[str] | None, wanted: tuple[str, ...] | None = None) -> Any:
     """One sensor row: ``{channel: value}`` (JSON, or CSV under a header) or the values.
+
+    With `wanted` channel names, a named row (JSON or CSV under a header) keeps only those
+    keys, and only their values need be numbers (a ``label`` column may hold text); a
+    wanted channel the row lacks is left out for the model to judge.
 
     Raises:
         ValueError: anything that is not a row of numbers (the source counts it as malformed).
@@ -45,18 +52,25 @@ def _parse_row(line: str, header: list[str] | None) -> Any:
             raise ValueError("JSON line nested too deeply") from None
         if not isinstance(value, dict):
             raise ValueError("JSON line is not an object")
+        if wanted is not None:
+            value = {k: v for k, v in value.items() if k in wanted}
         try:
             row = {str(k): float(v) for k, v in value.items() if not isinstance(v, (dict, list))}
         except OverflowError:  # an integer with hundreds of digits
             raise ValueError("a JSON value too large for a float") from None
         _finite(row.values())
         return row
-    values = _finite([float(x) for x in line.split(",")])
+    cells = line.split(",")
     if header is not None:
-        if len(values) != len(header):
-            raise ValueError(f"{len(values)} values for {len(header)} columns")
-        return dict(zip(header, values, strict=True))
-    return np.asarray(values, np.float32)
+        if len(cells) != len(header):
+            raise ValueError(f"{len(cells)} values for {len(header)} columns")
+        named = zip(header, cells, strict=True)
+        if wanted is not None:
+            named = ((k, c) for k, c in named if k in wanted)
+        row = {k: float(c) for k, c in named}
+        _finite(row.values())
+        return row
+    return np.asarray(_finite([float(x) for x in cells]), np.float32)
 
 
 class LinesSource(Source):
@@ -71,6 +85,11 @@ class LinesSource(Source):
         self.name = name
         self.loop = loop
         self.rate = rate
+        self.wanted: tuple[str, ...] | None = None
+
+    def want(self, channels: tuple[str, ...]) -> None:
+        """Read only these channels (by name) from named rows; other columns are ignored."""
+        self.wanted = tuple(channels)
 
     def __iter__(self) -> Iterator[Item]:
         start = time.monotonic()
@@ -103,7 +122,7 @@ class LinesSource(Source):
                     header = cells
                     continue
             try:
-                row = _parse_row(line, header)
+                row = _parse_row(line, header, self.wanted)
             except (ValueError, TypeError):
                 self.counters.malformed += 1
                 continue
