@@ -7,7 +7,9 @@ the bundle's manifest, and `edgekit demo` and the tools read it through here; no
 parses or writes the file. It is either a bare preprocess spec (a mapping with ``kind``) or
 the sections ``preprocess``, ``postprocess``, ``labels`` and ``provenance`` (``steps``: a
 list of mappings, e.g. the pruning, listed in the bundle's provenance before its convert
-step). The keys of each spec are in `edgekit.spec`.
+step). The keys of each spec are in `edgekit.spec` (docs/preprocess.md); a preprocess
+mapping may start from a preset (``preset: NAME`` plus keys that override it,
+`edgekit.presets`).
 """
 
 from __future__ import annotations
@@ -74,8 +76,8 @@ def contract_from_dict(document: Any, where: str) -> Contract:
     """
     if not isinstance(document, dict):
         raise InputError(where, expected="a YAML mapping", found=type(document).__name__)
-    if "kind" in document:
-        return Contract(preprocess_from_dict(document, where))
+    if "kind" in document or "preset" in document:
+        return Contract(preprocess_from_dict(_with_preset(document, where), where))
     unknown = sorted(set(document) - set(SECTIONS))
     if unknown:
         raise InputError(where, expected=f"sections {', '.join(SECTIONS)}", found=f"unknown sections {unknown}")
@@ -84,7 +86,8 @@ def contract_from_dict(document: Any, where: str) -> Contract:
     if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
         raise InputError(f"{where}: provenance", expected="a mapping with a list of steps (mappings)",
                          found=repr(provenance)[:100])
-    pre = preprocess_from_dict(document.get("preprocess", {"kind": "none"}), f"{where}: preprocess")
+    pre = preprocess_from_dict(_with_preset(document.get("preprocess", {"kind": "none"}), f"{where}: preprocess"),
+                               f"{where}: preprocess")
     post = PostprocessSpec.from_dict(document["postprocess"], f"{where}: postprocess") if "postprocess" in document \
         else None
     labels = document.get("labels")
@@ -93,14 +96,30 @@ def contract_from_dict(document: Any, where: str) -> Contract:
     return Contract(pre, post, tuple(labels) if labels is not None else None, None, tuple(steps))
 
 
+def _with_preset(data: Any, where: str) -> Any:
+    """A preprocess mapping with its ``preset: NAME`` expanded (`edgekit.presets`)."""
+    from edgekit.presets import resolve
+
+    return resolve(data, where) if isinstance(data, dict) else data
+
+
 def read_contract(path: Path | None) -> Contract:
     """Read a contract file (``--preprocess SPEC.yaml`` or a model's sidecar); None: no preprocessing.
 
+    `path` may also name a preset (``--preprocess imagenet``, `edgekit.presets`) when no
+    file of that name exists.
+
     Raises:
-        InputError: unreadable YAML or an invalid contract (naming the field).
+        InputError: unreadable YAML, an invalid contract (naming the field), or neither a
+            file nor a preset (listing the presets).
     """
     if path is None:
         return Contract()
+    if not path.exists() and path.suffix.lower() not in (".yaml", ".yml") and len(path.parts) == 1:
+        from edgekit.presets import preset_keys
+
+        keys = preset_keys(str(path), "--preprocess preset (or file)")
+        return Contract(preprocess_from_dict(keys, f"preset {path}"))
     try:
         document = yaml.safe_load(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

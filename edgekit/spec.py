@@ -154,6 +154,13 @@ def _bool(data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
     return value
 
 
+def _without_defaults(out: dict[str, Any], keys: Sequence[str], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """`out` without the `keys` that hold their default (keys added after a spec's first
+    release: a spec that does not use them serializes byte for byte as before)."""
+    return {k: v for k, v in out.items()
+            if not (k in keys and v == defaults[k] and type(v) is type(defaults[k]))}
+
+
 def _plain(value: Any) -> Any:
     """Convert dataclasses, enums and tuples to JSON-ready builtins."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -279,9 +286,10 @@ class NoPreprocess:
 class ImagePreprocess:
     """Decode, resize, crop, colour order, layout and normalization of an image.
 
-    The network input is ``(pixel * scale - mean) / std`` per channel, computed after
-    resizing to `height` x `width` (after a centre crop of `crop_fraction` when
-    `crop` is ``"center"``).
+    In order: a centre crop of `crop_fraction` (when `crop` is ``"center"``); a resize to
+    `height` x `width` (with `letterbox`: keeping the aspect ratio, the rest padded
+    evenly on both sides with `pad_value`, a pixel value 0..255); the colour order; then
+    ``(pixel * scale - mean) / std`` per channel, in the `layout`.
     """
 
     height: int
@@ -295,8 +303,11 @@ class ImagePreprocess:
     scale: float = 1.0 / 255.0
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
+    letterbox: bool = False
+    pad_value: float = 0.0
 
     kind: ClassVar[PreprocessKind] = PreprocessKind.IMAGE
+    LATER_KEYS: ClassVar[tuple[str, ...]] = ("letterbox", "pad_value")  # as AudioPreprocess.LATER_KEYS
     COLOR_ORDERS: ClassVar[tuple[str, ...]] = ("rgb", "bgr", "gray")
     LAYOUTS: ClassVar[tuple[str, ...]] = ("nhwc", "nchw")
     RESIZES: ClassVar[tuple[str, ...]] = ("bilinear", "nearest", "area", "bicubic")
@@ -321,9 +332,12 @@ class ImagePreprocess:
             raise InputError(f"{where}.std", expected="non-zero values", found=str(list(self.std)))
         if not 0.0 < self.crop_fraction <= 1.0:
             raise InputError(f"{where}.crop_fraction", expected="in (0, 1]", found=str(self.crop_fraction))
+        if not 0.0 <= self.pad_value <= 255.0:
+            raise InputError(f"{where}.pad_value", expected="a pixel value in [0, 255]", found=str(self.pad_value))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, **_plain(self)}
+        return _without_defaults({"kind": self.kind.value, **_plain(self)}, self.LATER_KEYS,
+                                 {"letterbox": False, "pad_value": 0.0})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "preprocess") -> ImagePreprocess:
@@ -341,60 +355,109 @@ class ImagePreprocess:
             scale=_num(data, "scale", where, default=1.0 / 255.0),
             mean=_floats(data, "mean", where, (0.0,)),
             std=_floats(data, "std", where, (1.0,)),
+            letterbox=_bool(data, "letterbox", where, False),
+            pad_value=_num(data, "pad_value", where, default=0.0),
         )
 
 
 @dataclasses.dataclass(frozen=True)
 class AudioPreprocess:
-    """Audio front end with the semantics of ``tf.signal``.
+    """Audio front end; with the defaults, the semantics of ``tf.signal``.
 
-    Clip: resample to `sample_rate`, pad or cut to `clip_samples`. Frames of
-    `frame_length` samples every `frame_step` (``pad_end`` as in ``tf.signal.frame``),
-    `window` (periodic Hann/Hamming as ``tf.signal.hann_window``), an rfft of
-    `fft_length`, then `spectrum` (magnitude or power), a mel filterbank of
-    `num_mel_bins` between `lower_edge_hz` and `upper_edge_hz` (HTK mel scale, as
-    ``tf.signal.linear_to_mel_weight_matrix``), ``log(x + log_offset)``, and for
-    ``feature == "mfcc"`` the first `num_mfcc` coefficients of an orthonormal DCT-II
-    (``tf.signal.mfccs_from_log_mel_spectrograms``). `normalize` is ``none``,
-    ``per_clip`` (zero mean, unit variance over the clip) or ``global`` (fixed `mean`
-    and `std`).
+    The order of operations (docs/preprocess.md has each key's unit and an example):
+
+    1. resample to `sample_rate`; pad with zeros or cut to `clip_samples`;
+    2. pre-emphasis ``y[n] = x[n] - preemphasis * x[n-1]`` (``x[-1] = 0``; 0 is off);
+    3. `center`: pad ``frame_length // 2`` samples at both ends (``reflect`` or
+       ``constant``, as librosa's ``center=True``); frames of `frame_length` every
+       `frame_step` (``pad_end`` as ``tf.signal.frame``);
+    4. `window` (Hann/Hamming, periodic as ``tf.signal`` or symmetric as ``numpy.hanning``
+       when `window_periodic` is false), an rfft of `fft_length`, `spectrum`
+       (magnitude or power), divided by `fft_length` when `spectrum_scale` is
+       ``1/fft_length``;
+    5. for ``log_mel`` and ``mfcc``: a mel filterbank of `num_mel_bins` between
+       `lower_edge_hz` and `upper_edge_hz` (`mel_scale` ``htk``: as
+       ``tf.signal.linear_to_mel_weight_matrix``; ``slaney``: as
+       ``librosa.filters.mel(htk=False)``; `mel_norm` ``slaney``: area-normalized
+       triangles), then `log`: ``log`` ``ln(x + log_offset)``, ``log10``
+       ``log10(x + log_offset)``, ``db`` (librosa ``power_to_db`` for a power spectrum,
+       ``amplitude_to_db`` for a magnitude one, with `db_ref`, `db_amin`, `db_top_db`)
+       or ``none``; for ``mfcc``, the first `num_mfcc` coefficients of the DCT-II of
+       ``tf.signal.mfccs_from_log_mel_spectrograms``;
+    6. `normalize`: ``per_clip`` (zero mean, unit variance over the clip) or ``global``
+       (`mean` and `std`: one number, or one per feature bin);
+    7. ``x = (x + offset) * scale``, then clipped to [`clip_min`, `clip_max`] when set;
+    8. `stack_frames` consecutive frames concatenated into one vector (hop one frame):
+       ``(frames - stack_frames + 1, stack_frames * bins)``.
     """
 
     sample_rate: int = 16000
     clip_samples: int = 16000
+    preemphasis: float = 0.0
+    center: str = "none"  # none | reflect | constant
     frame_length: int = 640
     frame_step: int = 320
     fft_length: int = 1024
     window: str = "hann"
+    window_periodic: bool = True
     pad_end: bool = False
     feature: str = "mfcc"  # spectrogram | log_mel | mfcc
     spectrum: str = "magnitude"  # magnitude | power
+    spectrum_scale: str = "none"  # none | 1/fft_length
     num_mel_bins: int = 40
     lower_edge_hz: float = 20.0
     upper_edge_hz: float = 4000.0
+    mel_scale: str = "htk"  # htk | slaney
+    mel_norm: str = "none"  # none | slaney
+    log: str = "log"  # log | log10 | db | none
     log_offset: float = 1e-6
+    db_ref: float | str = 1.0  # a number, or "max"
+    db_amin: float = 1e-10
+    db_top_db: float | None = None
     num_mfcc: int = 10
     normalize: str = "none"  # none | per_clip | global
-    mean: float = 0.0
-    std: float = 1.0
+    mean: float | tuple[float, ...] = 0.0
+    std: float | tuple[float, ...] = 1.0
+    offset: float = 0.0
+    scale: float = 1.0
+    clip_min: float | None = None
+    clip_max: float | None = None
+    stack_frames: int = 1
 
     kind: ClassVar[PreprocessKind] = PreprocessKind.AUDIO
     WINDOWS: ClassVar[tuple[str, ...]] = ("hann", "hamming", "none")
+    CENTERS: ClassVar[tuple[str, ...]] = ("none", "reflect", "constant")
     FEATURES: ClassVar[tuple[str, ...]] = ("spectrogram", "log_mel", "mfcc")
     SPECTRA: ClassVar[tuple[str, ...]] = ("magnitude", "power")
+    SPECTRUM_SCALES: ClassVar[tuple[str, ...]] = ("none", "1/fft_length")
+    MEL_SCALES: ClassVar[tuple[str, ...]] = ("htk", "slaney")
+    MEL_NORMS: ClassVar[tuple[str, ...]] = ("none", "slaney")
+    LOGS: ClassVar[tuple[str, ...]] = ("log", "log10", "db", "none")
     NORMALIZATIONS: ClassVar[tuple[str, ...]] = ("none", "per_clip", "global")
+    # Keys added after the first release: written to a manifest only when not at their
+    # default, so a spec that does not use them serializes exactly as before.
+    LATER_KEYS: ClassVar[tuple[str, ...]] = (
+        "preemphasis", "center", "window_periodic", "spectrum_scale", "mel_scale", "mel_norm", "log", "db_ref",
+        "db_amin", "db_top_db", "offset", "scale", "clip_min", "clip_max", "stack_frames")
 
     def __post_init__(self) -> None:
         where = "preprocess (audio)"
+        for name in ("mean", "std"):  # lists become tuples, a one-value list a number
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, float(value[0]) if len(value) == 1 else tuple(float(v) for v in value))
         if self.frame_length > self.fft_length:
             raise InputError(f"{where}.fft_length", expected=f">= frame_length ({self.frame_length})",
                              found=str(self.fft_length))
         if self.frame_step < 1 or self.frame_length < 1:
             raise InputError(f"{where} framing", expected="frame_length and frame_step >= 1",
                              found=f"{self.frame_length}/{self.frame_step}")
-        if not self.pad_end and self.clip_samples < self.frame_length:
+        if not self.pad_end and self.padded_samples < self.frame_length:
             raise InputError(f"{where}.clip_samples", expected=f">= frame_length ({self.frame_length})",
                              found=str(self.clip_samples))
+        if self.center == "reflect" and self.clip_samples <= self.frame_length // 2:
+            raise InputError(f"{where}.center", expected="clip_samples > frame_length // 2 for reflect padding",
+                             found=f"clip_samples={self.clip_samples}, frame_length={self.frame_length}")
         nyquist = self.sample_rate / 2.0
         if not 0.0 <= self.lower_edge_hz < self.upper_edge_hz <= nyquist:
             raise InputError(f"{where} mel range",
@@ -403,51 +466,120 @@ class AudioPreprocess:
         if self.feature == "mfcc" and not 1 <= self.num_mfcc <= self.num_mel_bins:
             raise InputError(f"{where}.num_mfcc", expected=f"1..num_mel_bins ({self.num_mel_bins})",
                              found=str(self.num_mfcc))
-        if self.normalize == "global" and self.std == 0:
-            raise InputError(f"{where}.std", expected="non-zero", found="0")
+        if not 0.0 <= self.preemphasis < 1.0:
+            raise InputError(f"{where}.preemphasis", expected="in [0, 1) (0 is off)", found=str(self.preemphasis))
+        if isinstance(self.db_ref, str) and self.db_ref != "max":
+            raise InputError(f"{where}.db_ref", expected="a positive number or 'max'", found=repr(self.db_ref))
+        if not isinstance(self.db_ref, str) and not self.db_ref > 0:
+            raise InputError(f"{where}.db_ref", expected="a positive number or 'max'", found=repr(self.db_ref))
+        if not self.db_amin > 0:
+            raise InputError(f"{where}.db_amin", expected="> 0", found=str(self.db_amin))
+        if self.db_top_db is not None and self.db_top_db < 0:
+            raise InputError(f"{where}.db_top_db", expected=">= 0 or null (off)", found=str(self.db_top_db))
+        if self.log == "log" or self.log == "log10":
+            if self.log_offset < 0:
+                raise InputError(f"{where}.log_offset", expected=">= 0", found=str(self.log_offset))
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, tuple) and len(value) != self.num_bins:
+                raise InputError(f"{where}.{name}", expected=f"one number or {self.num_bins} (one per feature bin)",
+                                 found=f"{len(value)} values")
+        std = self.std if isinstance(self.std, tuple) else (self.std,)
+        if self.normalize == "global" and any(s == 0 for s in std):
+            raise InputError(f"{where}.std", expected="non-zero", found=str(self.std))
+        if self.clip_min is not None and self.clip_max is not None and self.clip_min > self.clip_max:
+            raise InputError(f"{where} clipping", expected="clip_min <= clip_max",
+                             found=f"{self.clip_min} > {self.clip_max}")
+        if not 1 <= self.stack_frames <= max(self.frames, 1):
+            raise InputError(f"{where}.stack_frames", expected=f"1..{self.frames} (the frames of a clip)",
+                             found=str(self.stack_frames))
+
+    @property
+    def padded_samples(self) -> int:
+        """Samples a clip has once `center` padded it."""
+        return self.clip_samples + (2 * (self.frame_length // 2) if self.center != "none" else 0)
+
+    @property
+    def frames(self) -> int:
+        """Frames per clip, as ``tf.signal.frame`` counts them (before stacking)."""
+        if self.pad_end:
+            return -(-self.padded_samples // self.frame_step)
+        return 1 + (self.padded_samples - self.frame_length) // self.frame_step
 
     @property
     def num_frames(self) -> int:
-        """Frames per clip, as ``tf.signal.frame`` counts them."""
-        if self.pad_end:
-            return -(-self.clip_samples // self.frame_step)
-        return 1 + (self.clip_samples - self.frame_length) // self.frame_step
+        """Rows of the features: frames per clip, or stacked vectors when `stack_frames` > 1."""
+        return self.frames - self.stack_frames + 1
 
     @property
-    def num_features(self) -> int:
+    def num_bins(self) -> int:
+        """Features per frame (before stacking)."""
         if self.feature == "mfcc":
             return self.num_mfcc
         if self.feature == "log_mel":
             return self.num_mel_bins
         return self.fft_length // 2 + 1
 
+    @property
+    def num_features(self) -> int:
+        """Columns of the features: `num_bins`, times `stack_frames`."""
+        return self.num_bins * self.stack_frames
+
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, **_plain(self)}
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return _without_defaults({"kind": self.kind.value, **_plain(self)}, self.LATER_KEYS, defaults)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "preprocess") -> AudioPreprocess:
         fields = {f.name for f in dataclasses.fields(cls)}
         _check_keys(data, fields | {"kind"}, set(), where)
         d = cls()
+        db_ref = data.get("db_ref", d.db_ref)
         return cls(
             sample_rate=_num(data, "sample_rate", where, integer=True, minimum=1, default=d.sample_rate),
             clip_samples=_num(data, "clip_samples", where, integer=True, minimum=1, default=d.clip_samples),
+            preemphasis=_num(data, "preemphasis", where, minimum=0, default=d.preemphasis),
+            center=_choice(data, "center", cls.CENTERS, where, d.center),
             frame_length=_num(data, "frame_length", where, integer=True, minimum=1, default=d.frame_length),
             frame_step=_num(data, "frame_step", where, integer=True, minimum=1, default=d.frame_step),
             fft_length=_num(data, "fft_length", where, integer=True, minimum=1, default=d.fft_length),
             window=_choice(data, "window", cls.WINDOWS, where, d.window),
+            window_periodic=_bool(data, "window_periodic", where, d.window_periodic),
             pad_end=_bool(data, "pad_end", where, d.pad_end),
             feature=_choice(data, "feature", cls.FEATURES, where, d.feature),
             spectrum=_choice(data, "spectrum", cls.SPECTRA, where, d.spectrum),
+            spectrum_scale=_choice(data, "spectrum_scale", cls.SPECTRUM_SCALES, where, d.spectrum_scale),
             num_mel_bins=_num(data, "num_mel_bins", where, integer=True, minimum=1, default=d.num_mel_bins),
             lower_edge_hz=_num(data, "lower_edge_hz", where, minimum=0, default=d.lower_edge_hz),
             upper_edge_hz=_num(data, "upper_edge_hz", where, minimum=0, default=d.upper_edge_hz),
+            mel_scale=_choice(data, "mel_scale", cls.MEL_SCALES, where, d.mel_scale),
+            mel_norm=_choice(data, "mel_norm", cls.MEL_NORMS, where, d.mel_norm),
+            log=_choice(data, "log", cls.LOGS, where, d.log),
             log_offset=_num(data, "log_offset", where, minimum=0, default=d.log_offset),
+            db_ref="max" if db_ref == "max" else _num(data, "db_ref", where, default=d.db_ref),
+            db_amin=_num(data, "db_amin", where, default=d.db_amin),
+            db_top_db=_num(data, "db_top_db", where, minimum=0, default=None),
             num_mfcc=_num(data, "num_mfcc", where, integer=True, minimum=0, default=d.num_mfcc),
             normalize=_choice(data, "normalize", cls.NORMALIZATIONS, where, d.normalize),
-            mean=_num(data, "mean", where, default=d.mean),
-            std=_num(data, "std", where, default=d.std),
+            mean=_number_or_floats(data, "mean", where, d.mean),
+            std=_number_or_floats(data, "std", where, d.std),
+            offset=_num(data, "offset", where, default=d.offset),
+            scale=_num(data, "scale", where, default=d.scale),
+            clip_min=_num(data, "clip_min", where, default=None),
+            clip_max=_num(data, "clip_max", where, default=None),
+            stack_frames=_num(data, "stack_frames", where, integer=True, minimum=1, default=d.stack_frames),
         )
+
+
+def _number_or_floats(data: Mapping[str, Any], key: str, where: str, default: float) -> float | tuple[float, ...]:
+    """One number, or a list of numbers (a one-value list is the number)."""
+    value = data.get(key, default)
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise InputError(f"{where}.{key}", expected="a number or a non-empty list of numbers", found="[]")
+        values = _floats(data, key, where)
+        return values[0] if len(values) == 1 else values
+    return _num(data, key, where, default=default)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ dependencies do not install everywhere); the test suite checks that this validat
 
 Supported keywords: type, enum, const, properties, required, additionalProperties,
 propertyNames, items, minItems, uniqueItems, minLength, maxLength, pattern, minimum,
-maximum, exclusiveMinimum, oneOf, $ref (local ``#/$defs/...``).
+maximum, exclusiveMinimum, exclusiveMaximum, oneOf, $ref (local ``#/$defs/...``).
 
 One check goes beyond JSON Schema: a number must fit a float (an integer of 400 digits
 is valid JSON; converting it raised OverflowError deep in the spec parsers).
@@ -121,6 +121,8 @@ class _Validator:
                 out.append(f"{path}: expected <= {schema['maximum']}, found {value}")
             if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
                 out.append(f"{path}: expected > {schema['exclusiveMinimum']}, found {value}")
+            if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
+                out.append(f"{path}: expected < {schema['exclusiveMaximum']}, found {value}")
         return out
 
     def _one_of(self, value: Any, branches: list[dict[str, Any]], path: str) -> list[str]:

@@ -1,11 +1,13 @@
-"""Audio front end in numpy with the semantics of ``tf.signal``.
+"""Audio front end in numpy with the semantics of ``tf.signal`` (and librosa's where a spec asks).
 
 `features` computes, for a clip, exactly what the training-side TensorFlow front end
 computes from the same `AudioPreprocess` spec: ``tf.signal.frame`` framing, periodic
-Hann/Hamming windows, ``tf.signal.stft`` magnitudes, ``linear_to_mel_weight_matrix``
-(HTK mel scale, DC bin zeroed), ``log(x + log_offset)`` and
+(or symmetric) Hann/Hamming windows, ``tf.signal.stft`` magnitudes,
+``linear_to_mel_weight_matrix`` (HTK mel scale, DC bin zeroed) or librosa's Slaney
+filterbank, ``log(x + log_offset)``, log10 or librosa's dB, and
 ``mfccs_from_log_mel_spectrograms`` (DCT-II scaled by ``1/sqrt(2 * num_mel_bins)``).
-The test suite checks the agreement against TensorFlow.
+The test suite checks the agreement against TensorFlow and librosa
+(``tools/frontend_parity.py`` prints the measured differences).
 """
 
 from __future__ import annotations
@@ -26,29 +28,69 @@ def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
     return 1127.0 * np.log1p(hz / 700.0)
 
 
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * np.expm1(mel / 1127.0)
+
+
+def _slaney_hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """librosa's ``hz_to_mel(htk=False)``: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, np.float64)
+    mel = hz / (200.0 / 3)
+    log = hz >= 1000.0
+    return np.where(log, 15.0 + np.log(np.maximum(hz, 1e-300) / 1000.0) / (np.log(6.4) / 27.0), mel)
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
 @functools.lru_cache(maxsize=16)
 def mel_weight_matrix(num_mel_bins: int, num_spectrogram_bins: int, sample_rate: int,
-                      lower_edge_hz: float, upper_edge_hz: float) -> np.ndarray:
-    """``tf.signal.linear_to_mel_weight_matrix`` in float64: shape (spectrogram bins, mel bins)."""
+                      lower_edge_hz: float, upper_edge_hz: float, mel_scale: str = "htk",
+                      mel_norm: str = "none") -> np.ndarray:
+    """The mel filterbank in float64: shape (spectrogram bins, mel bins).
+
+    ``htk``: ``tf.signal.linear_to_mel_weight_matrix`` (triangles in mel, DC bin zeroed).
+    ``slaney``: ``librosa.filters.mel(htk=False)`` (triangles in Hz between Slaney mel
+    edges). `mel_norm` ``slaney`` divides each triangle by half its width in Hz, as
+    librosa's ``norm="slaney"`` (constant energy per band).
+    """
     nyquist = sample_rate / 2.0
-    linear = np.linspace(0.0, nyquist, num_spectrogram_bins)[1:]
-    bins_mel = _hz_to_mel(linear)[:, None]
-    edges = np.linspace(_hz_to_mel(np.float64(lower_edge_hz)), _hz_to_mel(np.float64(upper_edge_hz)),
-                        num_mel_bins + 2)
-    lower, center, upper = edges[:-2][None, :], edges[1:-1][None, :], edges[2:][None, :]
-    lower_slopes = (bins_mel - lower) / (center - lower)
-    upper_slopes = (upper - bins_mel) / (upper - center)
-    weights = np.maximum(0.0, np.minimum(lower_slopes, upper_slopes))
-    return np.pad(weights, [[1, 0], [0, 0]])
+    if mel_scale == "htk":
+        linear = np.linspace(0.0, nyquist, num_spectrogram_bins)[1:]
+        bins_mel = _hz_to_mel(linear)[:, None]
+        edges = np.linspace(_hz_to_mel(np.float64(lower_edge_hz)), _hz_to_mel(np.float64(upper_edge_hz)),
+                            num_mel_bins + 2)
+        lower, center, upper = edges[:-2][None, :], edges[1:-1][None, :], edges[2:][None, :]
+        lower_slopes = (bins_mel - lower) / (center - lower)
+        upper_slopes = (upper - bins_mel) / (upper - center)
+        weights = np.pad(np.maximum(0.0, np.minimum(lower_slopes, upper_slopes)), [[1, 0], [0, 0]])
+        edges_hz = _mel_to_hz(edges)
+    else:
+        freqs = np.linspace(0.0, nyquist, num_spectrogram_bins)
+        edges_hz = _slaney_mel_to_hz(np.linspace(_slaney_hz_to_mel(lower_edge_hz), _slaney_hz_to_mel(upper_edge_hz),
+                                                 num_mel_bins + 2))
+        widths = np.diff(edges_hz)
+        ramps = edges_hz[:, None] - freqs[None, :]
+        lower = -ramps[:-2] / widths[:-1, None]
+        upper = ramps[2:] / widths[1:, None]
+        weights = np.maximum(0.0, np.minimum(lower, upper)).T
+    if mel_norm == "slaney":
+        weights = weights * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[None, :]
+    return weights
 
 
 @functools.lru_cache(maxsize=16)
-def _window(kind: str, length: int) -> np.ndarray:
+def _window(kind: str, length: int, periodic: bool = True) -> np.ndarray:
     if kind == "none":
+        return np.ones(length)
+    period = length if periodic else length - 1  # symmetric: numpy.hanning / scipy sym=True
+    if period < 1:
         return np.ones(length)
     n = np.arange(length)
     a = 0.5 if kind == "hann" else 0.54
-    return a - (1.0 - a) * np.cos(2.0 * np.pi * n / length)  # periodic, as tf.signal
+    return a - (1.0 - a) * np.cos(2.0 * np.pi * n / period)
 
 
 @functools.lru_cache(maxsize=16)
@@ -81,7 +123,7 @@ def fit_clip(samples: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
 
 
 MAX_SAMPLES = 1 << 25  # per clip or resampled chunk: 35 minutes at 16 kHz
-MAX_WORK = 1 << 26  # elements of the framed clip and of the mel filterbank
+MAX_WORK = 1 << 26  # elements of the framed clip, of the mel filterbank and of the stacked features
 
 
 def check_spec(spec: AudioPreprocess) -> None:
@@ -89,20 +131,55 @@ def check_spec(spec: AudioPreprocess) -> None:
     asking for a 2**31-sample clip made `predict` allocate 8 GiB; found by fuzzing).
 
     Raises:
-        InputError: the clip, the framed clip or the filterbank is too large.
+        InputError: the clip, the framed clip, the filterbank or the stacked features are too large.
     """
     work = {"clip_samples": spec.clip_samples,
-            "frames x fft_length": max(spec.num_frames, 1) * max(spec.frame_length, spec.fft_length),
-            "fft bins x num_mel_bins": (spec.fft_length // 2 + 1) * spec.num_mel_bins}
-    limits = {"clip_samples": MAX_SAMPLES, "frames x fft_length": MAX_WORK, "fft bins x num_mel_bins": MAX_WORK}
+            "frames x fft_length": max(spec.frames, 1) * max(spec.frame_length, spec.fft_length),
+            "fft bins x num_mel_bins": (spec.fft_length // 2 + 1) * spec.num_mel_bins,
+            "vectors x stacked features": max(spec.num_frames, 1) * spec.num_features}
+    limits = {"clip_samples": MAX_SAMPLES}
     for what, count in work.items():
-        if count > limits[what]:
-            raise InputError(f"preprocess (audio) {what}", expected=f"at most {limits[what]}", found=str(count),
+        limit = limits.get(what, MAX_WORK)
+        if count > limit:
+            raise InputError(f"preprocess (audio) {what}", expected=f"at most {limit}", found=str(count),
                              hint="the bundle's preprocessing spec is damaged or was edited by hand; rebuild it")
+
+
+def preemphasis(x: np.ndarray, coefficient: float) -> np.ndarray:
+    """``y[n] = x[n] - coefficient * x[n - 1]`` with ``x[-1] = 0`` (``scipy.signal.lfilter([1, -c], 1, x)``)."""
+    if coefficient == 0:
+        return x
+    return np.concatenate([x[..., :1], x[..., 1:] - coefficient * x[..., :-1]], axis=-1)
+
+
+def to_db(x: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
+    """librosa's ``power_to_db`` (power spectra) or ``amplitude_to_db`` (magnitudes) per clip
+    (the last two axes are one clip: ``db_ref: max`` and ``db_top_db`` act per clip)."""
+    factor = 10.0 if spec.spectrum == "power" else 20.0
+    db = factor * np.log10(np.maximum(spec.db_amin, x))
+    if spec.db_ref == "max":
+        ref = np.max(x, axis=(-2, -1), keepdims=True)
+    else:
+        ref = np.float64(spec.db_ref)
+    db = db - factor * np.log10(np.maximum(spec.db_amin, ref))
+    if spec.db_top_db is not None:
+        db = np.maximum(db, np.max(db, axis=(-2, -1), keepdims=True) - spec.db_top_db)
+    return db
+
+
+def stack(features: np.ndarray, count: int) -> np.ndarray:
+    """`count` consecutive frames as one vector, hop one frame (the DCASE 2020 task 2 baseline):
+    ``(..., frames, bins)`` -> ``(..., frames - count + 1, count * bins)``, frame-major."""
+    if count == 1:
+        return features
+    vectors = features.shape[-2] - count + 1
+    return np.concatenate([features[..., t : t + vectors, :] for t in range(count)], axis=-1)
 
 
 def features(clips: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
     """Features of one clip ``(samples,)`` or a batch ``(N, samples)`` at `spec.sample_rate`.
+
+    The steps and their order are `AudioPreprocess`'s (docs/preprocess.md).
 
     Returns:
         float32 ``(num_frames, num_features)``, or ``(N, num_frames, num_features)``.
@@ -111,17 +188,27 @@ def features(clips: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
         InputError: a spec too large to compute (`check_spec`).
     """
     check_spec(spec)
-    x = fit_clip(clips, spec).astype(np.float64)
-    framed = frames(x, spec) * _window(spec.window, spec.frame_length)
+    x = preemphasis(fit_clip(clips, spec).astype(np.float64), spec.preemphasis)
+    if spec.center != "none":
+        half = spec.frame_length // 2
+        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)], mode=spec.center)
+    framed = frames(x, spec) * _window(spec.window, spec.frame_length, spec.window_periodic)
     spectrum = np.abs(np.fft.rfft(framed, n=spec.fft_length, axis=-1))
     if spec.spectrum == "power":
         spectrum = spectrum**2
+    if spec.spectrum_scale == "1/fft_length":
+        spectrum = spectrum / spec.fft_length
     if spec.feature == "spectrogram":
         out = spectrum
     else:
-        mel = spectrum @ mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate,
-                                           spec.lower_edge_hz, spec.upper_edge_hz)
-        out = np.log(mel + spec.log_offset)
+        out = spectrum @ mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate,
+                                           spec.lower_edge_hz, spec.upper_edge_hz, spec.mel_scale, spec.mel_norm)
+        if spec.log == "log":
+            out = np.log(out + spec.log_offset)
+        elif spec.log == "log10":
+            out = np.log10(out + spec.log_offset)
+        elif spec.log == "db":
+            out = to_db(out, spec)
         if spec.feature == "mfcc":
             out = out @ _dct_matrix(spec.num_mel_bins, spec.num_mfcc)
     if spec.normalize == "per_clip":
@@ -130,8 +217,12 @@ def features(clips: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
         std = out.std(axis=axes, keepdims=True)
         out = (out - mean) / np.maximum(std, 1e-6)
     elif spec.normalize == "global":
-        out = (out - spec.mean) / spec.std
-    return out.astype(np.float32)
+        out = (out - np.asarray(spec.mean)) / np.asarray(spec.std)
+    if spec.offset != 0 or spec.scale != 1:
+        out = (out + spec.offset) * spec.scale
+    if spec.clip_min is not None or spec.clip_max is not None:
+        out = np.clip(out, spec.clip_min, spec.clip_max)
+    return stack(out, spec.stack_frames).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------

@@ -252,6 +252,22 @@ def center_crop(image: np.ndarray, fraction: float) -> np.ndarray:
     return image[top : top + ch, left : left + cw]
 
 
+def letterbox(image: np.ndarray, height: int, width: int, method: str = "bilinear",
+              pad_value: float = 0.0) -> np.ndarray:
+    """Resize ``(H, W, C)`` into ``(height, width, C)`` keeping the aspect ratio; the rest is
+    `pad_value`, split evenly (the extra row or column at the bottom or right)."""
+    h, w = image.shape[:2]
+    ratio = min(height / h, width / w)
+    inner_h = min(height, max(1, int(round(h * ratio))))
+    inner_w = min(width, max(1, int(round(w * ratio))))
+    inner = resize(image, inner_h, inner_w, method)
+    fill = np.rint(pad_value) if image.dtype.kind in "ui" else pad_value
+    out = np.full((height, width, image.shape[-1]), fill, dtype=image.dtype)
+    top, left = (height - inner_h) // 2, (width - inner_w) // 2
+    out[top : top + inner_h, left : left + inner_w] = inner
+    return out
+
+
 def to_color_order(rgb: np.ndarray, order: str) -> np.ndarray:
     """Convert RGB ``(H, W, 3)`` to the spec's colour order (gray by ITU-R BT.601 luma)."""
     if order == "rgb":
@@ -263,7 +279,11 @@ def to_color_order(rgb: np.ndarray, order: str) -> np.ndarray:
 
 
 def prepare(rgb: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
-    """Crop, resize and colour-convert one RGB image: uint8 ``(height, width, channels)``.
+    """Crop, resize (or letterbox) and colour-convert one RGB image: uint8 ``(height, width, channels)``.
+
+    Training reads images through this same function (`edgekit.train.data`), so the
+    geometric steps are one implementation on both sides; the TensorFlow front end then
+    does what `normalize` does.
 
     Raises:
         ShapeError: not an image, or a spec size above `MAX_IMAGE_PIXELS` (a damaged
@@ -283,7 +303,10 @@ def prepare(rgb: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
         image = np.repeat(image, 3, axis=-1)
     if spec.crop == "center":
         image = center_crop(image, spec.crop_fraction)
-    image = resize(image, spec.height, spec.width, spec.resize)
+    if spec.letterbox:
+        image = letterbox(image, spec.height, spec.width, spec.resize, spec.pad_value)
+    else:
+        image = resize(image, spec.height, spec.width, spec.resize)
     return to_color_order(image, spec.color_order)
 
 

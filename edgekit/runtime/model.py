@@ -90,17 +90,51 @@ class Model:
 
     def _infer(self, features: np.ndarray, t0: float, stamp: float, sequence: int, source: str | None,
                smoother: PosteriorSmoother | None = None) -> Result:
-        """Quantize prepared features, run the interpreter, postprocess (timed from `t0`)."""
+        """Quantize prepared features, run the interpreter, postprocess (timed from `t0`).
+
+        `features` holds one model input, or (an audio clip of several vectors for a model
+        whose input is one vector, see `Preprocessor.features`) one input per vector: the
+        model then runs once per vector and `_reduce` makes one result of the clip.
+        """
         tensor = quantize(features, self.input)
         t1 = time.perf_counter()
-        outputs = self.backend.run([tensor])
+        if len(tensor) == self._input_shape[0]:
+            outputs = self.backend.run([tensor])
+            t2 = time.perf_counter()
+            return self._result(features, outputs, t0, t1, t2, stamp, sequence, source, smoother)
+        runs = [self._dequantized(self.backend.run([tensor[i : i + 1]])) for i in range(len(tensor))]
         t2 = time.perf_counter()
-        return self._result(features, outputs, t0, t1, t2, stamp, sequence, source, smoother)
+        return self._result(features, self._reduce(runs), t0, t1, t2, stamp, sequence, source, smoother,
+                            dequantized=True)
+
+    def _dequantized(self, raw_outputs: list[np.ndarray]) -> list[np.ndarray]:
+        return raw_outputs if self._float_outputs else [
+            dequantize(o, s) for o, s in zip(raw_outputs, self.outputs, strict=True)]
+
+    def _reduce(self, runs: list[list[np.ndarray]]) -> list[np.ndarray]:
+        """One clip's outputs from one run per vector (docs/preprocess.md, frame stacking).
+
+        Anomaly: the reconstructions of all vectors, so that the score is the mean of the
+        per-vector reconstruction errors (the DCASE 2020 task 2 baseline). Classification
+        with softmax: the log of the mean probability (the postprocess softmax gives back the
+        mean probabilities). Anything else: the mean output.
+        """
+        stacked = [np.concatenate(outs, axis=0) for outs in zip(*runs, strict=True)]
+        kind = self.postprocess_spec.kind
+        if kind is PostprocessKind.ANOMALY:
+            return stacked
+        if kind is PostprocessKind.CLASSIFICATION and self.postprocess_spec.apply_softmax:
+            first = stacked[0].reshape(len(runs), -1).astype(np.float64)
+            probabilities = np.exp(first - first.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+            return [np.log(np.maximum(probabilities.mean(axis=0), 1e-30))[None], *(
+                o.mean(axis=0, keepdims=True) for o in stacked[1:])]
+        return [o.mean(axis=0, keepdims=True) for o in stacked]
 
     def _result(self, features: np.ndarray, raw_outputs: list[np.ndarray], t0: float, t1: float, t2: float,
-                stamp: float, sequence: int, source: str | None, smoother: PosteriorSmoother | None = None) -> Result:
-        outputs = raw_outputs if self._float_outputs else [
-            dequantize(o, s) for o, s in zip(raw_outputs, self.outputs, strict=True)]
+                stamp: float, sequence: int, source: str | None, smoother: PosteriorSmoother | None = None,
+                dequantized: bool = False) -> Result:
+        outputs = raw_outputs if dequantized else self._dequantized(raw_outputs)
         spec = self.postprocess_spec
         if smoother is not None:
             scores = outputs[0].reshape(-1).astype(np.float64)
@@ -162,7 +196,7 @@ class Model:
                 start = next_end - clip - offset
                 window = buffer[start : start + clip]
                 t0 = time.perf_counter()
-                features = fit(audio_features.features(window, spec)[None], self.input.shape, "audio window")
+                features = self.preprocessor.features(window)
                 yield self._infer(features, t0, stamp, sequence, name, smoother)
                 sequence += 1
                 next_end += hop
@@ -226,7 +260,7 @@ def _unpack(item: Any) -> tuple[Any, float, str | None]:
 
 
 def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: str | None = None,
-         threads: int | None = None, prefer: tuple[str, ...] = (), max_drop_pts: float = 1.0,
+         threads: int | None = None, prefer: tuple[str, ...] = (), max_drop_pts: float | None = None,
          public_key: Any = None) -> Model:
     """Verify a bundle, pick a variant and a backend for this machine, and open it.
 
@@ -244,7 +278,8 @@ def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: s
         backend: force an interpreter: ``litert``, ``tflite-runtime``, ``tf-lite`` or ``onnxruntime``.
         threads: interpreter threads (default: the interpreter's own choice).
         prefer: variant names in order of preference (a device profile's list).
-        max_drop_pts: variants whose recorded fidelity drop is larger are picked last.
+        max_drop_pts: variants whose recorded fidelity drop exceeds it beyond noise are picked
+            last (None: the budget the bundle was gated with, else 1 point).
 
     Raises:
         IntegrityError: the bundle fails verification or, with `public_key`, signature

@@ -40,7 +40,12 @@ def fit(x: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
 
 
 class Preprocessor:
-    """Turns one raw input into the model's input tensor (batch 1, the input dtype)."""
+    """Turns one raw input into the model's input tensor (batch 1, the input dtype).
+
+    One exception: audio features of several rows (frames, or stacked-frame vectors) for
+    a model whose input is one row give one input per row (``(rows, *input)``); the
+    runtime runs them one by one and reduces the outputs to one result per clip.
+    """
 
     def __init__(self, spec: PreprocessSpec, tensor: TensorSpec) -> None:
         self.spec = spec
@@ -64,6 +69,11 @@ class Preprocessor:
                 raise ShapeError("audio", expected=f"a mono waveform (samples,) at {spec.sample_rate} Hz",
                                  found=f"shape {samples.shape}")
             x = audio_features.features(audio_features.resample(samples, int(rate), spec.sample_rate), spec)[None]
+            row = [1 if d < 0 else d for d in self.tensor.shape[1:]]
+            if spec.num_frames > 1 and int(np.prod(row)) == spec.num_features:
+                # the model takes one vector (e.g. 5 stacked frames): one input per vector of
+                # the clip, which the model runs one by one and reduces (docs/preprocess.md)
+                return x.reshape((spec.num_frames, *row))
         elif isinstance(spec, SensorPreprocess):
             if isinstance(raw, Mapping):
                 missing = [c for c in spec.channels if c not in raw]

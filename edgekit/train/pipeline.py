@@ -9,6 +9,7 @@ training split only.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -32,18 +33,47 @@ import tensorflow as tf  # noqa: E402 - this module is only imported to train
 
 
 def audio_features(waves: Any, spec: AudioPreprocess) -> Any:
-    """``tf.signal`` features of a batch of clips ``(N, clip_samples)``: ``(N, frames, features)`` float32."""
+    """``tf.signal`` features of a batch of clips ``(N, clip_samples)``: ``(N, frames, features)`` float32.
+
+    The steps and their order are `AudioPreprocess`'s, as `edgekit.features.audio.features`.
+    The HTK filterbank is ``tf.signal``'s own; the Slaney one (and the Slaney area
+    normalization) is the device's numpy matrix as a constant, which the tests check
+    against librosa.
+    """
+    from edgekit.features import audio as numpy_audio
+
     x = tf.cast(waves, tf.float32)
+    if spec.preemphasis:
+        x = tf.concat([x[:, :1], x[:, 1:] - spec.preemphasis * x[:, :-1]], axis=1)
+    if spec.center != "none":
+        half = spec.frame_length // 2
+        x = tf.pad(x, [[0, 0], [half, half]], mode=spec.center.upper())
     window = {"hann": tf.signal.hann_window, "hamming": tf.signal.hamming_window, "none": None}[spec.window]
+    if window is not None and not spec.window_periodic:
+        window = functools.partial(window, periodic=False)
     stft = tf.signal.stft(x, spec.frame_length, spec.frame_step, spec.fft_length, window_fn=window,
                           pad_end=spec.pad_end)
     out = tf.abs(stft)
     if spec.spectrum == "power":
         out = tf.square(out)
+    if spec.spectrum_scale == "1/fft_length":
+        out = out / float(spec.fft_length)
     if spec.feature != "spectrogram":
-        weights = tf.signal.linear_to_mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate,
-                                                        spec.lower_edge_hz, spec.upper_edge_hz)
-        out = tf.math.log(tf.tensordot(out, weights, 1) + spec.log_offset)
+        bins = spec.fft_length // 2 + 1
+        if spec.mel_scale == "htk" and spec.mel_norm == "none":
+            weights = tf.signal.linear_to_mel_weight_matrix(spec.num_mel_bins, bins, spec.sample_rate,
+                                                            spec.lower_edge_hz, spec.upper_edge_hz)
+        else:
+            weights = tf.constant(numpy_audio.mel_weight_matrix(
+                spec.num_mel_bins, bins, spec.sample_rate, spec.lower_edge_hz, spec.upper_edge_hz, spec.mel_scale,
+                spec.mel_norm), tf.float32)
+        out = tf.tensordot(out, weights, 1)
+        if spec.log == "log":
+            out = tf.math.log(out + spec.log_offset)
+        elif spec.log == "log10":
+            out = tf.math.log(out + spec.log_offset) / math.log(10.0)
+        elif spec.log == "db":
+            out = _to_db(out, spec)
         if spec.feature == "mfcc":
             out = tf.signal.mfccs_from_log_mel_spectrograms(out)[..., : spec.num_mfcc]
     if spec.normalize == "per_clip":
@@ -54,8 +84,35 @@ def audio_features(waves: Any, spec: AudioPreprocess) -> Any:
         mean, variance = tf.nn.moments(wide, axes=[1, 2], keepdims=True)
         out = tf.cast((wide - mean) / tf.maximum(tf.sqrt(variance), 1e-6), tf.float32)
     elif spec.normalize == "global":
-        out = (out - spec.mean) / spec.std
+        out = (out - tf.constant(spec.mean, tf.float32)) / tf.constant(spec.std, tf.float32)
+    if spec.offset != 0 or spec.scale != 1:
+        out = (out + spec.offset) * spec.scale
+    if spec.clip_min is not None:
+        out = tf.maximum(out, spec.clip_min)
+    if spec.clip_max is not None:
+        out = tf.minimum(out, spec.clip_max)
+    if spec.stack_frames > 1:
+        vectors = spec.frames - spec.stack_frames + 1
+        out = tf.concat([out[:, t : t + vectors, :] for t in range(spec.stack_frames)], axis=-1)
     return out
+
+
+def _to_db(x: Any, spec: AudioPreprocess) -> Any:
+    """librosa's ``power_to_db`` / ``amplitude_to_db`` per clip, as `edgekit.features.audio.to_db`."""
+    factor = 10.0 if spec.spectrum == "power" else 20.0
+
+    def log10(v: Any) -> Any:
+        return tf.math.log(v) / math.log(10.0)
+
+    db = factor * log10(tf.maximum(x, spec.db_amin))
+    if spec.db_ref == "max":
+        ref = tf.reduce_max(x, axis=[-2, -1], keepdims=True)
+        db = db - factor * log10(tf.maximum(ref, spec.db_amin))
+    else:
+        db = db - factor * math.log10(max(spec.db_amin, float(spec.db_ref)))
+    if spec.db_top_db is not None:
+        db = tf.maximum(db, tf.reduce_max(db, axis=[-2, -1], keepdims=True) - spec.db_top_db)
+    return db
 
 
 def image_normalize(images: Any, spec: ImagePreprocess) -> Any:
