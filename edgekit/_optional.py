@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "tensorflow": ("train", "tensorflow"),
     "keras": ("train", "keras"),
     "tf2onnx": ("train", "tf2onnx"),
+    "ai_edge_quantizer": ("train", "ai-edge-quantizer"),
     "h5py": ("train", "h5py"),
     "cryptography": ("sign", "cryptography"),
 }

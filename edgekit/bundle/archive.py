@@ -150,6 +150,62 @@ class Bundle:
         return self.read(self.manifest.variant(variant).file)
 
 
+# What a file that is not a bundle is, by its first bytes or, failing that, its name.
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_ZIP_MAGIC = b"PK\x03\x04"
+_MODEL_SUFFIXES = {".tflite": "a TFLite model", ".onnx": "an ONNX model", ".keras": "a Keras model",
+                   ".h5": "a Keras .h5 model", ".hdf5": "a Keras .h5 model"}
+
+
+def what_it_is(path: Path, head: bytes, members: list[str] | None = None) -> str | None:
+    """What a file that is not an edgekit bundle is (a model to pack), or None when it
+    may be one: a bundle's damage is reported as such, a model's name is not.
+
+    Args:
+        head: the file's first bytes (8 are enough).
+        members: the names in it, when it is a ZIP archive without a manifest.
+    """
+    if len(head) >= 8 and head[4:8] == b"TFL3":
+        return "a TFLite model"
+    if head.startswith(_HDF5_MAGIC):
+        return "a Keras .h5 model"
+    if members is not None and "config.json" in members and any(m.endswith(".weights.h5") for m in members):
+        return "a Keras model"
+    suffix = path.suffix.lower()
+    if suffix in _MODEL_SUFFIXES and not (head.startswith(_ZIP_MAGIC) and members is None and suffix != ".keras"):
+        return _MODEL_SUFFIXES[suffix]
+    return None
+
+
+def not_a_bundle(path: Path, what: str) -> InputError:
+    """The one-line error for a model given where a bundle is expected (exit 1, not 3: it
+    is not a bundle that failed verification, it was never a bundle)."""
+    stem = path.name.removesuffix(path.suffix) or "model"
+    needs_spec = what in ("a TFLite model", "an ONNX model")
+    command = (f"edgekit convert {path}" + (" --preprocess SPEC.yaml" if needs_spec else "")
+               + f" -o {stem}{BUNDLE_SUFFIX}")
+    return InputError(f"{path} is {what}, not an edgekit bundle", hint=f"pack it first: {command}")
+
+
+def require_bundle(path: str | os.PathLike[str]) -> None:
+    """Refuse, with what it is and the command that packs it, a model file given where a
+    bundle is expected (`open_bundle` does this first; callers may ask earlier).
+
+    Raises:
+        InputError: `path` is a .tflite, .onnx, .keras, .h5 file or a SavedModel folder.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        raise not_a_bundle(path, "a SavedModel")
+    if not path.is_file():
+        return
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    what = what_it_is(path, head)
+    if what is not None:
+        raise not_a_bundle(path, what)
+
+
 def _refuse(path: Path, found: str, hint: str = "the bundle is damaged or was tampered with; rebuild or re-copy it") -> IntegrityError:
     return IntegrityError(f"bundle {path} failed verification", found=found, hint=hint)
 
@@ -167,7 +223,8 @@ def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bund
             signature. Needs the ``cryptography`` package.
 
     Raises:
-        InputError: the path does not exist or is not a regular file; the public key
+        InputError: the path does not exist or is not a regular file, or it is a model
+            (.tflite, .onnx, .keras, .h5, SavedModel), not a bundle; the public key
             is missing or not an Ed25519 public key (MissingDependencyError without
             ``cryptography``).
         IntegrityError: truncated or non-ZIP data, a manifest that is not JSON or not
@@ -180,6 +237,7 @@ def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bund
     if public_key is not None:
         key = load_public_key(public_key)  # a bad key fails before the bundle is read
     path = Path(path)
+    require_bundle(path)
     if not path.exists():
         raise InputError(f"bundle {path}", expected="an existing file", found="no such file",
                          hint="check the path")
@@ -206,6 +264,9 @@ def _verify(path: Path, data: bytes, archive: zipfile.ZipFile, key: tuple[Any, s
     if dupes:
         raise _refuse(path, f"duplicate archive members {dupes}")
     if MANIFEST_NAME not in names:
+        what = what_it_is(path, data[:8], names)
+        if what is not None:  # a .keras archive is a ZIP too
+            raise not_a_bundle(path, what)
         raise _refuse(path, f"no {MANIFEST_NAME} in the archive (members: {sorted(names)[:5]})")
     manifest_info = archive.getinfo(MANIFEST_NAME)
     if manifest_info.file_size > MAX_MANIFEST_BYTES:

@@ -224,7 +224,7 @@ def utc_now() -> str:
 
 _TOOL_DISTRIBUTIONS = (
     "numpy", "tensorflow", "tensorflow-cpu", "keras", "onnx", "onnxruntime", "tf2onnx",
-    "ai-edge-litert", "tflite-runtime",
+    "ai-edge-litert", "tflite-runtime", "ai-edge-quantizer",
 )
 
 

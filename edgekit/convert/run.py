@@ -29,6 +29,7 @@ from edgekit.convert.fidelity import (
     fidelity,
     run_variant,
 )
+from edgekit.convert.foreign import ForeignConfig, ForeignModel, describe_source, is_foreign
 from edgekit.convert.options import Int8IO, OnnxInt8Mode
 from edgekit.convert.outputs import align_outputs
 from edgekit.convert.source import LoadConfig, SourceModel, source_kind, work_dir
@@ -37,6 +38,7 @@ from edgekit.convert.variants import (
     VARIANTS,
     ConversionError,
     ConversionOptions,
+    VariantKind,
     configure_int8,
     ops_in_error,
     quiet_converter,
@@ -45,6 +47,7 @@ from edgekit.convert.variants import (
     tflite_float_ops,
     tflite_int8_selective,
 )
+from edgekit.convert.variants.foreign import as_given, derivations
 from edgekit.datasets.loaders import (
     Progress,
     Samples,
@@ -73,7 +76,9 @@ class ConvertConfig:
 
     model: Path
     output: Path
-    variants: tuple[str, ...] = DEFAULT_VARIANTS
+    # None: the defaults, DEFAULT_VARIANTS for a trained model; for a given .tflite/.onnx
+    # the model itself, plus every variant derived from it when there is --data.
+    variants: tuple[str, ...] | None = None
     data: Path | None = None
     labels: Path | None = None
     preprocess: Path | None = None
@@ -283,21 +288,26 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
         UnsafeModelError: the model carries code and was not trusted (exit 3).
     """
     started = time.perf_counter()
-    _check_options(config)
-    source_kind(config.model)
+    foreign = is_foreign(config.model)
+    if not foreign:
+        config = dataclasses.replace(config, variants=DEFAULT_VARIANTS if config.variants is None else config.variants)
+    _check_options(config, foreign)
+    if not foreign:
+        source_kind(config.model)
     sidecar = sidecar_path(config.model)
     contract = read_contract(config.preprocess or (sidecar if sidecar.is_file() else None))
-    calibrated = [n for n in config.variants if VARIANTS[n].calibrated]
-    if config.data is None and not config.allow_random_calibration and calibrated:
-        raise InputError(f"variants {calibrated} need calibration data",
-                         expected="--data PATH (image/WAV folders or .npy/.npz)", found="no --data",
-                         hint="pass --data, or --allow-random-calibration to accept meaningless fidelity figures")
     if not config.output.parent.is_dir():
         raise InputError(f"output {config.output}", expected="an existing directory", found="no such directory")
+    if not foreign:
+        _check_calibration(config, VARIANTS)
 
     warnings: list[str] = []
-    log(f"loading {config.model}")
-    with SourceModel(LoadConfig(config.model, config.trust_model_code, config.input_shape)) as source:
+    log(f"loading {config.model}" + (" (verifying it)" if foreign else ""))
+    with _open_source(config, foreign) as source:
+        kinds = _variant_kinds(config, source)
+        if foreign:
+            config = dataclasses.replace(config, variants=tuple(kinds))
+            _check_calibration(config, kinds)
         samples, random_data = _load_data(config, contract, source, progress, warnings)
         task = detect_task(source.input_shape, source.outputs, contract.postprocess)
         if task.detects:
@@ -325,7 +335,7 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
         try:
             for name in config.variants:
                 results.append(_build_and_measure(name, source, calibration, validation, reference, class_names,
-                                                  config, work, progress, log))
+                                                  config, work, progress, log, kinds))
             _apply_gate(results, source, calibration, validation, reference, class_names, config, progress, log)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -333,7 +343,9 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
         report = ConvertReport(
             config=config,
             source={"path": str(config.model), "format": source.format, "sha256": source.sha256,
-                    "input_shape": list(source.input_shape), "adaptations": list(source.adaptations)},
+                    "input_shape": list(source.input_shape), "adaptations": list(source.adaptations),
+                    **({"foreign": True, "identified_as": source.variant_name, "precision": source.precision}
+                       if foreign else {})},
             data={"source": samples.source, "random": random_data, "samples": len(samples),
                   "calibration_samples": len(calibration), "validation_samples": len(validation),
                   "labels": samples.labels is not None and not task.targets,
@@ -401,7 +413,73 @@ def _check_options(config: ConvertConfig) -> None:
             raise InputError(option, expected=" or ".join(choice.value for choice in choices), found=value)
 
 
-def _load_data(config: ConvertConfig, contract: Contract, source: SourceModel, progress: Progress,
+def _check_calibration(config: ConvertConfig, kinds: dict[str, VariantKind]) -> None:
+    """Calibrated variants need --data, unless random calibration was allowed."""
+    calibrated = [n for n in config.variants or () if n in kinds and kinds[n].calibrated]
+    if config.data is None and not config.allow_random_calibration and calibrated:
+        raise InputError(f"variants {calibrated} need calibration data",
+                         expected="--data PATH (image/WAV folders or .npy/.npz)", found="no --data",
+                         hint="pass --data, or --allow-random-calibration to accept meaningless fidelity figures")
+
+
+def _open_source(config: ConvertConfig, foreign: bool) -> SourceModel | ForeignModel:
+    """The reference model: a trained model to convert, or a given .tflite/.onnx to pack."""
+    if foreign:
+        return ForeignModel(ForeignConfig(config.model, config.input_shape))
+    return SourceModel(LoadConfig(config.model, config.trust_model_code, config.input_shape))
+
+
+def _variant_kinds(config: ConvertConfig, source: SourceModel | ForeignModel) -> dict[str, VariantKind]:
+    """The variants to build, by name, in order.
+
+    A trained model: the requested registry variants. A given model: itself first, as it
+    is, then the variants derived from it that were asked for (all of them by default
+    when there is --data, none without; ``--variants all`` asks for every one).
+
+    Raises:
+        InputError: a variant that cannot be derived from the given model.
+    """
+    if not isinstance(source, ForeignModel):
+        return {name: VARIANTS[name] for name in config.variants or DEFAULT_VARIANTS}
+    given = as_given(source)
+    derivable = derivations(source.variant_name)
+    if config.variants is None:
+        wanted = list(derivable) if config.data is not None else []
+    elif tuple(config.variants) == tuple(VARIANTS):  # --variants all
+        wanted = list(derivable)
+    else:
+        wanted = [n for n in config.variants if n != given.name]
+        missing = [n for n in wanted if n not in derivable]
+        if missing:
+            raise InputError(
+                f"variant(s) {', '.join(missing)} of {source.path.name}",
+                expected=f"the given model ({given.name})" + (f" or variants derived from it: {', '.join(derivable)}"
+                                                              if derivable else ""),
+                found=", ".join(missing),
+                hint=(f"{source.path.name} is {given.name} ({given.precision}); " +
+                      ("only a float model is quantized further" if not derivable else
+                       "a given model is not converted to another format")))
+    return {given.name: given, **{n: derivable[n] for n in derivable if n in wanted}}
+
+
+def _calibration_and_validation(config: ConvertConfig, contract: Contract, source: SourceModel | ForeignModel,
+                                samples: Samples, progress: Progress) -> tuple[Samples, Samples]:
+    """The calibration and validation samples: `samples` split by hash, or, with
+    ``calibration_data``, calibration from there (evenly spaced, at most
+    ``calibration_samples``) and validation on all of `samples` (at most
+    ``validation_samples``): a held-out split is then measured whole, not a 70% slice."""
+    if config.calibration_data is None:
+        return split(samples, calibration_max=config.calibration_samples, validation_max=config.validation_samples)
+    calibration = load_samples(config.calibration_data, contract.preprocess, source.input_shape,
+                               class_names=contract.labels, progress=progress)
+    if len(calibration) == 0:
+        raise InputError(f"calibration data {config.calibration_data}", expected="at least 1 sample", found="none")
+    count = min(len(calibration), config.calibration_samples)
+    calibration = calibration.subset(np.unique(np.linspace(0, len(calibration) - 1, count).round().astype(int)))
+    return calibration, samples.subset(np.arange(min(len(samples), config.validation_samples)))
+
+
+def _load_data(config: ConvertConfig, contract: Contract, source: SourceModel | ForeignModel, progress: Progress,
                warnings: list[str]) -> tuple[Samples, bool]:
     if config.data is not None:
         samples = load_samples(config.data, contract.preprocess, source.input_shape, labels_file=config.labels,
@@ -413,6 +491,10 @@ def _load_data(config: ConvertConfig, contract: Contract, source: SourceModel, p
                              found=f"{len(samples)}")
         return samples, False
     count = min(config.calibration_samples + config.validation_samples, 400)
+    if isinstance(source, ForeignModel) and len(config.variants or ()) == 1:
+        warnings.append(f"no --data: {source.path.name} is packed as it is, NOT validated on real data (the manifest "
+                        "says so); pass --data to validate it and to derive quantized variants from it")
+        return random_samples(contract.preprocess, source.input_shape, min(count, 50), config.seed), True
     warnings.append("no --data: calibration and validation used RANDOM inputs, so every fidelity figure below is "
                     "meaningless for real data; rerun with --data before trusting a quantized variant")
     return random_samples(contract.preprocess, source.input_shape, count, config.seed), True
@@ -474,20 +556,22 @@ def _check_detection(config: ConvertConfig, contract: Contract, source: SourceMo
                          hint="fix detection_format, or the order of the model's outputs") from exc
 
 
-def _build_and_measure(name: str, source: SourceModel, calibration: Samples, validation: Samples,
+def _build_and_measure(name: str, source: SourceModel | ForeignModel, calibration: Samples, validation: Samples,
                        reference: Reference, class_names: tuple[str, ...] | None, config: ConvertConfig,
-                       work: Path, progress: Progress, log: Callable[[str], None]) -> VariantResult:
+                       work: Path, progress: Progress, log: Callable[[str], None],
+                       kinds: dict[str, VariantKind] | None = None) -> VariantResult:
     """Build a variant in the first of its forms that converts and runs, and measure it.
 
     A form whose precision another requested variant already produces (``tflite-int8``
     as dynamic range next to ``tflite-dynamic``) is skipped rather than duplicated.
     """
-    kind = VARIANTS[name]
+    kinds = VARIANTS if kinds is None else kinds
+    kind = kinds[name]
     started = time.perf_counter()
     tried: list[dict[str, Any]] = []
     result: VariantResult | None = None
     for index, form in enumerate(kind.forms(config.options)):
-        twin = _twin(name, form.precision, config.variants) if index else None
+        twin = _twin(name, form.precision, config.variants or (), kinds) if index else None
         if twin is not None:
             tried.append({"precision": form.precision, "skipped": f"produced as {twin}"})
             continue
@@ -509,11 +593,13 @@ def _build_and_measure(name: str, source: SourceModel, calibration: Samples, val
     return result
 
 
-def _twin(name: str, precision: str, requested: tuple[str, ...]) -> str | None:
+def _twin(name: str, precision: str, requested: tuple[str, ...],
+          kinds: dict[str, VariantKind] | None = None) -> str | None:
     """Another requested variant whose own (first) form has this format and precision."""
-    kind = VARIANTS[name]
+    kinds = VARIANTS if kinds is None else kinds
+    kind = kinds[name]
     for other in requested:
-        if other != name and VARIANTS[other].format == kind.format and VARIANTS[other].precision == precision:
+        if other != name and kinds[other].format == kind.format and kinds[other].precision == precision:
             return other
     return None
 
@@ -711,9 +797,16 @@ def _postprocess(contract: Contract, task: Task, reference: Reference, classes: 
     return task.default_postprocess(reference.outputs, classes)
 
 
-def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, contract: Contract,
+def _derived_by(config: ConvertConfig, source: ForeignModel) -> dict[str, str]:
+    """Which tool made each derived variant of a given model (for the provenance)."""
+    tools = {"tflite": "ai-edge-quantizer", "onnx": "onnxruntime.quantization"}
+    return {name: tools[source.format] for name in config.variants or () if name != source.variant_name}
+
+
+def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel | ForeignModel, contract: Contract,
            class_names: tuple[str, ...] | None, task: Task, produced: list[VariantResult],
            reference: Reference) -> dict[str, Any]:
+    foreign = isinstance(source, ForeignModel)
     variants, payloads = [], {}
     for v in produced:
         file = f"models/{v.name}{VariantFormat.SUFFIX[v.format]}"
@@ -724,10 +817,20 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, co
             metrics["fallback"] = {k: v.fallback[k] for k in ("float_layers", "size_cost_bytes", "drop_before_pts")}
         if v.substitute:
             metrics["substitute"] = {k: v.substitute[k] for k in ("requested", "produced", "reason", "ops", "float_ops")}
+        if foreign:  # the given model is packed as it is; the others were derived from it
+            metrics["origin"] = "given" if v.name == source.variant_name else "derived"
         variants.append(Variant(name=v.name, format=v.format, file=file, precision=v.precision, inputs=v.inputs,
                                 outputs=v.outputs, metrics=metrics))
     options = dataclasses.asdict(config.options)
     options["float_nodes"] = list(options["float_nodes"])
+    extra: dict[str, Any] = {}
+    if foreign:
+        extra = {"foreign": True, "given_variant": source.variant_name,
+                 "validated": not report.data["random"],
+                 "validation": (f"measured on {report.data['validation_samples']} samples of {report.data['source']}"
+                                if not report.data["random"] else
+                                "not validated: no --data, so the figures come from random inputs; the given model "
+                                "is packed as it is")}
     manifest = Manifest(
         name=config.name or config.output.name.removesuffix(config.output.suffix) or "model",
         variants=tuple(variants),
@@ -735,7 +838,8 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, co
         labels=tuple(class_names) if class_names and task.named_classes else (),
         postprocess=_postprocess(contract, task, reference, _classes(source, contract.postprocess)),
         provenance=make_provenance(
-            source={"path": config.model.name, "sha256": source.sha256, "format": source.format},
+            source=describe_source(source) if foreign else {"path": config.model.name, "sha256": source.sha256,
+                                                            "format": source.format},
             command=config.command,
             steps=[*contract.steps, {
                 "step": "convert",
@@ -744,6 +848,7 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, co
                 "options": options,
                 "data": {k: report.data[k] for k in ("source", "random", "calibration_samples", "validation_samples")},
                 "preprocess_file": str(contract.path) if contract.path else None,
+                **({"foreign": True, "derived_by": _derived_by(config, source)} if foreign else {}),
             }],
         ),
         metrics={
@@ -751,6 +856,7 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel, co
             "fidelity_on_random_data": report.data["random"],
             "failed_variants": {v.name: v.error for v in report.variants if v.error},
             "max_accuracy_drop_pts": config.max_accuracy_drop,
+            **extra,
         },
     )
     written = write_bundle(config.output, manifest, payloads)

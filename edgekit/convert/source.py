@@ -55,15 +55,22 @@ class LoadConfig:
 
 
 def source_kind(path: Path) -> str:
-    """``keras`` (.keras/.h5) or ``savedmodel``; anything else is refused with a clear line.
+    """``keras`` (.keras/.h5) or ``savedmodel``; anything else is refused with a clear line
+    (`edgekit.convert.run.convert` sends a .tflite or .onnx to `edgekit.convert.foreign`
+    before it asks).
 
     Raises:
-        InputError: missing path, unsupported type, or an export instead of a model.
+        InputError: missing path, unsupported type, or a bundle instead of a model.
     """
     kind = detect_kind(path)
-    if kind not in ("keras", "savedmodel"):
+    if kind == "bundle":
+        raise InputError(f"{path}", expected="a model to convert (.keras, .h5, SavedModel, or an exported .tflite "
+                         "or .onnx)", found="an edgekit bundle", hint="it is converted already: run, bench or "
+                         "inspect it as it is")
+    if kind not in ("keras", "savedmodel"):  # .tflite/.onnx are packed by edgekit.convert.foreign instead
         raise InputError(f"{path}", expected="a .keras, .h5 or SavedModel model to convert",
-                         found=f"a {kind} file", hint="edgekit convert takes the trained model, not an export")
+                         found=f"a {kind} file", hint="pack an exported .tflite or .onnx with edgekit convert "
+                         "MODEL --preprocess SPEC.yaml -o OUT.edgekit")
     return kind
 
 

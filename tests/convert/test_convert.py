@@ -270,9 +270,14 @@ def test_quantized_variants_need_data_or_explicit_random(model_files, tmp_path):
 # bad input: one line, documented exit code, no partial output
 
 
-def test_unsupported_file_type(model_files, tmp_path):
+def test_unsupported_file_type(tmp_path):
+    from edgekit.bundle import write_bundle
+    from tests.support.bundles import simple_manifest
+
+    done = tmp_path / "done.edgekit"
+    write_bundle(done, *simple_manifest())
     out = tmp_path / "x.edgekit"
-    assert_one_line_error(run_cli("-q", "convert", str(model_files.tflite), "-o", str(out)), 1, "convert takes the trained model")
+    assert_one_line_error(run_cli("-q", "convert", str(done), "-o", str(out)), 1, "an edgekit bundle", "converted already")
     assert not out.exists()
 
 

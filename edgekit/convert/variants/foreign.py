@@ -1,0 +1,123 @@
+"""Variants derived from a model edgekit did not make (`edgekit.convert.foreign`).
+
+There is no trained model to convert again, so each derived variant comes from a
+maintained tool that works on the exported file itself:
+
+- from a float ``.tflite``: ``tflite-fp16`` (float16 weights, float compute),
+  ``tflite-dynamic`` (int8 weights, activations quantized at run time) and
+  ``tflite-int8`` (int8 weights and activations, calibrated), all by ai-edge-quantizer
+  (``pip install ai-edge-quantizer``, in the train extra);
+- from a float ``.onnx``: ``onnx-int8`` by ``onnxruntime.quantization``, the same
+  variant `onnx_int8` builds for a trained model (the given bytes stand for its export).
+
+`derivations` says which of these a given model allows; the given model itself is one
+more `VariantKind` (`as_given`), packed byte for byte.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit._optional import require
+from edgekit.convert.variants import onnx_int8
+from edgekit.convert.variants.base import (
+    ConversionOptions,
+    VariantKind,
+    conversion_error,
+    quiet_converter,
+    single,
+)
+from edgekit.progress import Progress, no_progress
+
+
+def _signature(data: bytes) -> tuple[str, str]:
+    """The (signature key, input name) a calibration dataset is keyed by."""
+    from edgekit.runtime.backends import tflite_interpreter_class
+
+    interpreter_class, _package = tflite_interpreter_class()
+    interpreter = interpreter_class(model_content=bytes(data))
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        raise conversion_error("tflite-int8", ValueError("the model has no signature to calibrate through; "
+                                                         "re-export it with a serving signature"), "int8")
+    key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    return key, signatures[key]["inputs"][0]
+
+
+def _recipe(aeq: Any, name: str) -> Any:
+    """The ai-edge-quantizer recipe of a variant."""
+    recipe = aeq.recipe
+    if name == "tflite-fp16":  # weight-only float16: FLOAT_CASTING with 16-bit float weights
+        manager = recipe.recipe_manager.RecipeManager()
+        manager.add_weight_only_config(regex=".*", operation_name=recipe.TFLOperationName.ALL_SUPPORTED,
+                                       num_bits=16, algorithm_key=recipe.AlgorithmName.FLOAT_CASTING)
+        return manager.get_quantization_recipe()
+    if name == "tflite-dynamic":
+        return recipe.dynamic_wi8_afp32()
+    return recipe.static_wi8_ai8()
+
+
+def quantize_tflite(source: Any, name: str, calib: np.ndarray | None, progress: Progress = no_progress) -> bytes:
+    """``source.data`` (a float .tflite) quantized by ai-edge-quantizer for variant `name`."""
+    aeq = require("ai_edge_quantizer", "quantizing a .tflite model")
+    try:
+        with quiet_converter():
+            quantizer = aeq.quantizer.Quantizer(bytes(source.data), _recipe(aeq, name))
+            result = None
+            if quantizer.need_calibration:
+                assert calib is not None
+                key, input_name = _signature(source.data)
+                dataset = [{input_name: calib[i : i + 1].astype(np.float32)}
+                           for i in progress(range(len(calib)), f"calibrating {name}", len(calib))]
+                result = quantizer.calibrate({key: dataset}, num_threads=1)
+            quantized = quantizer.quantize(result, enable_progress_bar=False, enable_progress_report=False)
+            return bytes(quantized.quantized_model)
+    except Exception as exc:  # the quantizer raises ValueError/RuntimeError/KeyError on ops it lacks
+        raise conversion_error(name, exc, "int8" if name == "tflite-int8" else "") from exc
+
+
+def _tflite_build(name: str) -> Any:
+    def build(source: Any, calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
+              progress: Progress = no_progress) -> bytes:
+        return quantize_tflite(source, name, calib, progress)
+    return build
+
+
+FROM_TFLITE_FP32: dict[str, VariantKind] = {
+    "tflite-fp16": VariantKind("tflite-fp16", "tflite", "fp16", False, "TFLite, float16 weights (ai-edge-quantizer)",
+                               single("fp16", "float16 weights, float compute", _tflite_build("tflite-fp16"))),
+    "tflite-dynamic": VariantKind("tflite-dynamic", "tflite", "dynamic-int8", False,
+                                  "TFLite, int8 weights, dynamic activations (ai-edge-quantizer)",
+                                  single("dynamic-int8", "int8 weights, activations quantized at run time",
+                                         _tflite_build("tflite-dynamic"))),
+    "tflite-int8": VariantKind("tflite-int8", "tflite", "int8", True,
+                               "TFLite, int8 weights and activations (ai-edge-quantizer, calibrated)",
+                               single("int8", "int8 weights and activations (calibrated)",
+                                      _tflite_build("tflite-int8"))),
+}
+FROM_ONNX_FP32: dict[str, VariantKind] = {"onnx-int8": onnx_int8.VARIANT}
+
+
+def derivations(variant_name: str) -> dict[str, VariantKind]:
+    """The variants a maintained tool derives from a given model of this kind (name -> kind).
+
+    Only float models have any: quantizing an already quantized model again is not offered.
+    """
+    if variant_name == "tflite-fp32":
+        return dict(FROM_TFLITE_FP32)
+    if variant_name == "onnx-fp32":
+        return dict(FROM_ONNX_FP32)
+    return {}
+
+
+def as_given(source: Any) -> VariantKind:
+    """The given model as a variant of its own: its bytes, unchanged."""
+    def build(_source: Any, _calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
+              _progress: Progress = no_progress) -> bytes:
+        return bytes(source.data)
+
+    return VariantKind(source.variant_name, source.format, source.precision, False,
+                       f"the given {source.path.name}, as it is", single(source.precision, "as given", build))
