@@ -397,11 +397,23 @@ def gate_error(report: ConvertReport, context: str, hint: str) -> Any:
                      hint=hint)
 
 
-def _check_options(config: ConvertConfig) -> None:
-    unknown = [n for n in config.variants if n not in VARIANTS]
-    if unknown or not config.variants:
-        raise InputError(f"unrecognized variant(s) {unknown}", expected=f"names from {list(VARIANTS)}",
-                         found=str(list(config.variants)))
+def _check_options(config: ConvertConfig, foreign: bool = False) -> None:
+    """Refuse option values and combinations before anything is loaded.
+
+    Raises:
+        InputError: an unknown variant, --auto-fallback without --max-accuracy-drop (or for
+            a given .tflite/.onnx, which has no trained model to fall back to), an out of
+            range drop, an unknown --int8-io or --onnx-int8.
+    """
+    if config.variants is not None:
+        unknown = [n for n in config.variants if n not in VARIANTS]
+        if unknown or not config.variants:
+            raise InputError(f"unrecognized variant(s) {unknown}", expected=f"names from {list(VARIANTS)}",
+                             found=str(list(config.variants)))
+    if foreign and config.auto_fallback:
+        raise InputError("--auto-fallback", expected="a trained model (.keras, .h5, SavedModel) to re-quantize "
+                         "layer by layer", found=f"an exported {config.model.suffix} model",
+                         hint="leave --auto-fallback out; convert the trained model to use it")
     if config.auto_fallback and config.max_accuracy_drop is None:
         raise InputError("--auto-fallback", expected="--max-accuracy-drop PTS (the target it falls back to)",
                          found="no --max-accuracy-drop")
