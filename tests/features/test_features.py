@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -185,3 +187,33 @@ def test_malformed_wav_headers_are_input_errors(tmp_path, payload):
     path.write_bytes(payload)
     with pytest.raises(InputError, match="expected a PCM WAV file"):
         audio.read_wav(path)
+
+
+def test_letterbox_keeps_the_aspect_ratio_and_pads_evenly():
+    wide = np.zeros((40, 80, 3), np.uint8)
+    wide[..., 1] = 200  # green
+    spec = ImagePreprocess(height=32, width=32, letterbox=True, pad_value=114, scale=1.0)
+    out = image.preprocess(wide, spec)
+    assert out.shape == (32, 32, 3)
+    np.testing.assert_array_equal(out[:8], 114)  # 40x80 scales to 16x32: 8 rows of padding above and below
+    np.testing.assert_array_equal(out[24:], 114)
+    np.testing.assert_array_equal(out[8:24, :, 1], 200)
+    tall = image.prepare(np.full((90, 30, 3), 7, np.uint8), dataclasses.replace(spec, height=30, width=20))
+    assert tall.shape == (30, 20, 3)
+    np.testing.assert_array_equal(tall[:, :5], 114)  # 10 columns of 30 wide, centred
+    np.testing.assert_array_equal(tall[:, 5:15], 7)
+    np.testing.assert_array_equal(tall[:, 15:], 114)
+    # without letterbox the same image is stretched
+    assert (image.preprocess(wide, dataclasses.replace(spec, letterbox=False))[..., 1] == 200).all()
+
+
+def test_crop_colour_order_layout_and_per_channel_normalization_compose():
+    """The geometric steps are `prepare` on both sides; `normalize` handles the rest."""
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    spec = ImagePreprocess(height=10, width=10, color_order="bgr", layout="nchw", crop="center",
+                           crop_fraction=0.5, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    out = image.preprocess(rgb, spec)
+    prepared = image.prepare(rgb, spec)
+    expected = ((prepared.astype(np.float32) / 255 - np.array(spec.mean, np.float32))
+                / np.array(spec.std, np.float32)).transpose(2, 0, 1)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)

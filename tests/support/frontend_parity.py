@@ -25,7 +25,7 @@ from edgekit.spec import AudioPreprocess
 TOLERANCE = 1e-4  # of the reference's feature range
 
 
-def test_clip(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
+def parity_clip(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
     """A gliding harmonic tone with syllable gating, noise bursts, a quiet stretch and a
     -60 dBFS floor: every band sees energy, and the dB floor and top_db are exercised."""
     rng = np.random.default_rng(seed)
@@ -219,11 +219,11 @@ class Figures:
 
 
 def measure(case: Case) -> Figures:
-    """Run one case on `test_clip` (the spec's clip length)."""
+    """Run one case on `parity_clip` (the spec's clip length)."""
     from edgekit.features import audio
     from edgekit.train import pipeline
 
-    clip = test_clip(case.spec.clip_samples / case.spec.sample_rate, case.spec.sample_rate)
+    clip = parity_clip(case.spec.clip_samples / case.spec.sample_rate, case.spec.sample_rate)
     ours = audio.features(clip, case.spec)
     training = pipeline.audio_features(clip[None], case.spec).numpy()[0]
     reference = None if case.reference is None else np.asarray(case.reference(clip, case.spec), np.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import string
 
 from hypothesis import strategies as st
@@ -60,6 +61,8 @@ def images(draw):
         scale=draw(finite),
         mean=tuple(draw(st.lists(finite, min_size=per, max_size=per))),
         std=tuple(draw(st.lists(positive, min_size=per, max_size=per))),
+        letterbox=draw(st.booleans()),
+        pad_value=draw(st.floats(0, 255)),
     )
 
 
@@ -71,7 +74,8 @@ def audios(draw):
     mel = draw(st.integers(1, 128))
     low = draw(st.floats(0, rate / 4))
     high = draw(st.floats(low + 1, rate / 2))
-    return AudioPreprocess(
+    bounds = sorted(draw(st.lists(finite, min_size=2, max_size=2)))
+    spec = AudioPreprocess(
         sample_rate=rate,
         clip_samples=draw(st.integers(frame, 4 * rate)),
         frame_length=frame,
@@ -89,7 +93,22 @@ def audios(draw):
         normalize=draw(st.sampled_from(AudioPreprocess.NORMALIZATIONS)),
         mean=draw(finite),
         std=draw(positive),
+        preemphasis=draw(st.sampled_from([0.0, 0.97])),
+        center=draw(st.sampled_from(AudioPreprocess.CENTERS)),
+        window_periodic=draw(st.booleans()),
+        spectrum_scale=draw(st.sampled_from(AudioPreprocess.SPECTRUM_SCALES)),
+        mel_scale=draw(st.sampled_from(AudioPreprocess.MEL_SCALES)),
+        mel_norm=draw(st.sampled_from(AudioPreprocess.MEL_NORMS)),
+        log=draw(st.sampled_from(AudioPreprocess.LOGS)),
+        db_ref=draw(st.one_of(positive, st.just("max"))),
+        db_amin=draw(positive),
+        db_top_db=draw(st.one_of(st.none(), st.floats(0, 120))),
+        offset=draw(finite),
+        scale=draw(finite),
+        clip_min=draw(st.sampled_from([None, bounds[0]])),
+        clip_max=draw(st.sampled_from([None, bounds[1]])),
     )
+    return dataclasses.replace(spec, stack_frames=draw(st.integers(1, min(spec.frames, 8))))
 
 
 @st.composite
