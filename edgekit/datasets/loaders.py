@@ -5,6 +5,10 @@ unlabelled files), and ``.npy``/``.npz`` arrays (``x`` and optional ``y``: integ
 labels, or float regression targets). Raw data
 goes through the same numpy front ends the runtime uses (`edgekit.features`), so the
 tensors a converter calibrates and validates on are the tensors the device will see.
+
+`raw_samples` lists the same sources (and CSV sensor recordings, see
+`edgekit.datasets.recordings`) as raw inputs with their labels, without any front end:
+file paths and array rows for a runtime that runs its own (``edgekit eval``).
 numpy only; no TensorFlow.
 """
 
@@ -181,9 +185,16 @@ def _folder_files(root: Path) -> tuple[list[tuple[Path, str | None]], list[str]]
     return files, classes
 
 
-def load_folder(root: Path, spec: PreprocessSpec, input_shape: tuple[int, ...],
-                class_names: tuple[str, ...] | None = None, progress: Progress = no_progress) -> Samples:
-    """Image or WAV files, one subfolder per class (or unlabelled, flat)."""
+def folder_files(root: Path, spec: PreprocessSpec) -> tuple[list[tuple[Path, str | None]], list[str], str]:
+    """The image or WAV files of a folder (as `spec` wants), with their class folder names.
+
+    Returns:
+        ``(files, classes, kind)``: ``(path, class folder name or None)`` pairs, the sorted
+        class folder names (empty for a flat folder), and ``"image"`` or ``"WAV"``.
+
+    Raises:
+        InputError: a spec that does not read files, or no such files.
+    """
     files, classes = _folder_files(root)
     if isinstance(spec, ImagePreprocess):
         suffixes, kind = image_features.IMAGE_SUFFIXES, "image"
@@ -197,6 +208,13 @@ def load_folder(root: Path, spec: PreprocessSpec, input_shape: tuple[int, ...],
     if not usable:
         raise InputError(f"data folder {root}", expected=f"{kind} files ({', '.join(suffixes)}), in one subfolder per class",
                          found=f"{len(files)} file(s), none of them {kind} files" if files else "an empty folder")
+    return usable, classes, kind
+
+
+def load_folder(root: Path, spec: PreprocessSpec, input_shape: tuple[int, ...],
+                class_names: tuple[str, ...] | None = None, progress: Progress = no_progress) -> Samples:
+    """Image or WAV files, one subfolder per class (or unlabelled, flat)."""
+    usable, classes, kind = folder_files(root, spec)
     names = class_names or (tuple(classes) if classes else None)
     if names is not None and classes:
         unknown = sorted(set(classes) - set(names))
@@ -284,3 +302,141 @@ def split(samples: Samples, calibration_fraction: float = 0.3, calibration_max: 
         taken = set(calibration)
         validation = [i for i in order if i not in taken][:validation_max] or list(order[:1])
     return samples.subset(np.array(sorted(calibration))), samples.subset(np.array(sorted(validation)))
+
+
+# ---------------------------------------------------------------------------
+# raw samples, for a runtime that runs its own front end
+
+
+@dataclasses.dataclass(frozen=True)
+class RawSamples:
+    """Raw inputs with their labels, before any front end.
+
+    Attributes:
+        inputs: one raw input per sample: a `Path` (an image or WAV file, decoded by the
+            consumer), or an array (a row of an ``.npz`` ``x``, or a sensor window).
+        y: int64 ``(N,)`` class indices into `class_names` (or, when `class_names` is None,
+            into the model's own output order); None when the data carry no labels.
+        class_names: names of the indices in `y` (class folders, the arrays' ``classes``,
+            the recordings' labels), or None.
+        targets: float ``(N,)`` or ``(N, outputs)`` regression targets, or None.
+        ids: a stable identifier per sample (relative path, ``index:i``, ``FILE@ROW``).
+        groups: for windows of recordings, the recording each window comes from; else None.
+        source: where the samples came from.
+        form: ``"image files"``, ``"WAV files"``, ``"arrays"`` or ``"recordings"``.
+    """
+
+    inputs: tuple[Any, ...]
+    y: np.ndarray | None
+    class_names: tuple[str, ...] | None
+    targets: np.ndarray | None
+    ids: tuple[str, ...]
+    source: str
+    form: str
+    groups: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def _npz_raw(path: Path) -> RawSamples:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"data {path}", expected="a readable .npy/.npz file (no pickles)", found=str(exc)) from exc
+    if isinstance(loaded, np.ndarray):
+        x, y, classes = loaded, None, None
+    else:
+        with loaded:
+            arrays = {k: loaded[k] for k in loaded.files}
+        x = next((arrays[k] for k in ("x", "inputs", "data", "X") if k in arrays), None)
+        if x is None:
+            raise InputError(f"data {path}", expected="an array named x (and y)", found=f"arrays {sorted(arrays)}")
+        y = next((arrays[k] for k in ("y", "labels", "Y", "targets") if k in arrays), None)
+        classes = tuple(str(c) for c in arrays["classes"].reshape(-1)) if "classes" in arrays else None
+    if x.ndim == 0 or len(x) == 0:
+        raise InputError(f"data {path}", expected="at least one sample", found="an empty array")
+    labels = targets = None
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim == 0 or len(y) != len(x) or y.dtype.kind not in "iubf":
+            raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels or float targets",
+                             found=f"{0 if y.ndim == 0 else len(y)} of {y.dtype}")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise InputError(f"targets in {path}", expected="finite values", found="NaN or infinity")
+        targets = y
+        if y.dtype.kind in "iub":
+            labels = (y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y), -1)[:, 0])
+            labels = labels.astype(np.int64)
+    return RawSamples(tuple(np.asarray(row) for row in x), labels, classes, targets,
+                      tuple(f"index:{i}" for i in range(len(x))), str(path), "arrays")
+
+
+def _feature_rows(samples: RawSamples, spec: PreprocessSpec) -> RawSamples:
+    """Rows of features ``(channels,)`` as windows of one sample ``(1, channels)``, for sensor
+    models with ``window: 1`` (a channel per feature, as training reads them)."""
+    if not isinstance(spec, SensorPreprocess) or spec.window != 1 or not samples.inputs:
+        return samples
+    if samples.inputs[0].shape != (len(spec.channels),):
+        return samples
+    return dataclasses.replace(samples, inputs=tuple(row[None, :] for row in samples.inputs))
+
+
+def _recordings_raw(paths: list[Path], spec: SensorPreprocess, source: str, root: Path | None,
+                    need: str | None) -> RawSamples:
+    from edgekit.datasets.recordings import recording_windows
+
+    cut = recording_windows(paths, spec, root=root, need=need)
+    return RawSamples(tuple(cut.x), cut.labels, cut.class_names or None, cut.targets, cut.ids, source,
+                      "recordings", groups=cut.recordings)
+
+
+def raw_samples(path: Path, spec: PreprocessSpec, *, need: str | None = "label") -> RawSamples:
+    """List `path` as raw inputs with labels, for a runtime that runs its own front end.
+
+    Accepted: a folder of image or WAV files (one subfolder per class, or flat and
+    unlabelled), an ``.npz`` (``x`` raw, optional ``y``, optional ``classes``) or ``.npy``,
+    a folder holding ``test.npz`` (the labelled part of an anomaly dataset) or one
+    ``.npz``, and for sensor models a CSV recording or a folder of them (`edgekit.datasets
+    .recordings`: channels by name, a ``label`` or ``target`` column).
+
+    Args:
+        path: the data.
+        spec: the model's preprocessing (which files a folder holds, what a CSV is cut into).
+        need: for recordings, the column required: ``"label"`` or ``"target"``.
+
+    Raises:
+        InputError: a missing path, a layout that is none of the above, unreadable arrays
+            or recordings.
+    """
+    if not path.exists():
+        raise InputError(f"data {path}", expected="an existing folder or file", found="no such path")
+    sensor = isinstance(spec, SensorPreprocess)
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".npz", ".npy"):
+            return _feature_rows(_npz_raw(path), spec)
+        if suffix == ".csv" and sensor:
+            return _recordings_raw([path], spec, str(path), None, need)  # type: ignore[arg-type]
+        raise InputError(f"data {path}", expected="a folder, an .npz/.npy file"
+                         + (" or a CSV recording" if sensor else ""), found=f"a {suffix or 'suffix-less'} file")
+    npz = sorted(path.glob("*.npz"))
+    if (path / "test.npz").is_file():
+        return _feature_rows(_npz_raw(path / "test.npz"), spec)
+    if len(npz) == 1:
+        return _feature_rows(_npz_raw(npz[0]), spec)
+    if sensor:
+        from edgekit.datasets.recordings import find_recordings
+
+        csvs = find_recordings(path)
+        if csvs:
+            return _recordings_raw(csvs, spec, str(path), path, need)  # type: ignore[arg-type]
+    if not isinstance(spec, (ImagePreprocess, AudioPreprocess)):
+        raise InputError(f"data folder {path}", expected="an .npz with x and y" + (" or CSV recordings" if sensor else ""),
+                         found=f"{len(list(path.iterdir()))} entries, none of them usable"
+                         + (f" ({len(npz)} .npz files: pass one)" if len(npz) > 1 else ""))
+    files, classes, kind = folder_files(path, spec)
+    names = tuple(classes) if classes else None
+    y = np.array([names.index(c) for _f, c in files], np.int64) if names else None
+    return RawSamples(tuple(f for f, _c in files), y, names, None,
+                      tuple(f.relative_to(path).as_posix() for f, _c in files), str(path), f"{kind} files")
