@@ -26,6 +26,10 @@ class TrainConfig:
         output: the output folder (default ``out/train/RECIPE``).
         data: the data (folder or file); None synthesizes the recipe's dataset into
             ``OUTPUT/data`` (reused on the next run).
+        test_data: the user's own test set (same layout as `data`): the held-out figures,
+            ``heldout.npz`` and the export's validation use it, and `data` is only split
+            into training and validation (early stopping); None carves a test split out
+            of `data` (``train.test_split``).
         epochs, batch_size, learning_rate, seed: overrides of the recipe's ``train`` keys.
         overrides: ``KEY.PATH=VALUE`` overrides of any recipe key.
         export: also convert the trained model into this bundle with the recipe's
@@ -43,6 +47,7 @@ class TrainConfig:
     recipe: str
     output: Path | None = None
     data: Path | None = None
+    test_data: Path | None = None
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.bundle import atomic_write_bytes
+from edgekit.errors import InputError
 from edgekit.keras_env import save_model
 from edgekit.progress import Log, Progress
 from edgekit.tasks.anomaly import anomaly_positive
@@ -125,12 +126,22 @@ def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x, batch_size=256, verbose=0), np.float32)
 
 
-def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress) -> tuple[RawData, Split]:
+def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress,
+                 test_path: Path | None = None) -> tuple[RawData, Split]:
     """Read the data and split it by hash (the same split for `edgekit train` and `edgekit prune`).
 
+    With `test_path` (``edgekit train --test-data``) the user's own test set is the test
+    split, and the data at `data_path` are only split into training and validation (the
+    validation part then only serves early stopping and the learning-rate schedule).
     An anomaly recipe trains on normal data only: its anomalies go to the test split.
+
+    Raises:
+        InputError: unusable data, or a test set whose sample shape or classes do not
+            match the training data's.
     """
     raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
+    if test_path is not None:
+        raw = attach_test_data(raw, recipe, test_path, log, progress)
     anomalous = None
     if recipe.kind.normal_only:  # train and calibrate on normal data only; anomalies are for the test
         raw = _anomaly_labels(raw)
@@ -143,6 +154,42 @@ def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress) 
     if recipe.kind.normal_only and not (parts.test.y != 0).any():
         log("  note: no anomalous samples to test on (a labelled test.npz, or y=1 rows): no ROC-AUC, errors only")
     return raw, parts
+
+
+def attach_test_data(raw: RawData, recipe: Recipe, test_path: Path, log: Log,
+                     progress: Progress) -> RawData:
+    """`raw` with the test set at `test_path` as its test split, its labels in `raw`'s class order.
+
+    Raises:
+        InputError: unreadable test data, samples shaped unlike the training data's, or
+            (classifiers) classes the training data do not have.
+    """
+    where = f"--test-data {test_path}"
+    test = load_raw(test_path, recipe, log, progress)
+    if test.x.shape[1:] != raw.x.shape[1:]:
+        raise InputError(where, expected=f"samples shaped like the training data's {tuple(raw.x.shape[1:])}",
+                         found=f"samples of shape {tuple(test.x.shape[1:])}",
+                         hint="pass test data in the training data's layout (the same recipe reads both)")
+    if recipe.kind.targets and test.y.shape[1:] != raw.y.shape[1:]:
+        raise InputError(where, expected=f"targets shaped like the training data's {tuple(raw.y.shape[1:])} per "
+                         "sample", found=f"{tuple(test.y.shape[1:])} per sample")
+    if recipe.kind.class_labels:
+        present = sorted({test.class_names[i] for i in np.unique(test.y)})
+        unknown = [name for name in present if name not in raw.class_names]
+        if unknown:
+            raise InputError(f"classes in {where}", expected=f"classes of the training data {list(raw.class_names)}",
+                             found=f"{unknown} not in the training data",
+                             hint="name the test set's class folders (or labels.txt) as the training data's")
+        mapping = np.array([raw.class_names.index(n) if n in raw.class_names else -1 for n in test.class_names],
+                           np.int64)
+        test = dataclasses.replace(test, y=mapping[test.y], class_names=raw.class_names)
+        missing = [name for name in raw.class_names if name not in present]
+        if missing:
+            log(f"  note: {where} has no samples of {missing}")
+    if raw.test is not None:
+        log(f"  note: {where} replaces the test set found with the training data")
+    log(f"  test split: {len(test)} samples from {where} (the training data only give training and validation)")
+    return dataclasses.replace(raw, test=test)
 
 
 def fit_dataset(tf: Any, part: RawData, recipe: Recipe, input_shape: tuple[int, ...], batch: int, training: bool,

@@ -1,8 +1,9 @@
 """`edgekit train`: a recipe, data, and out come a Keras model, its contract and a report.
 
 Steps: load the recipe (overrides applied); read the data (or synthesize the recipe's
-dataset when there is none); split it by hash; fit the sensor normalization on the
-training split; pick the distribution strategy (``TF_CONFIG``: multi-worker; GPUs:
+dataset when there is none); split it by hash (with ``--test-data`` the user's test set
+is the test split and the data give only training and validation); fit the sensor
+normalization on the training split; pick the distribution strategy (``TF_CONFIG``: multi-worker; GPUs:
 `MirroredStrategy` with mixed precision; else the CPU); build and fit the model with a
 ``tf.data`` pipeline, a learning-rate schedule, early stopping and a checkpoint per
 epoch (``--resume`` continues from it); evaluate on the test split through the device's
@@ -62,7 +63,9 @@ class TrainResult:
                  f"{r['training']['epochs_run']} epoch(s) in {r['training']['seconds']:.1f} s "
                  f"({r['training']['seconds_per_epoch']:.2f} s/epoch, {r['strategy']['description']})"]
         if "accuracy" in test:
-            lines.append(f"  held-out accuracy {test['accuracy']:.2%} on {test['samples']} samples "
+            source = r["data"].get("test_source", "carved from the data")
+            of = "" if source == "carved from the data" else f" of {source}"
+            lines.append(f"  held-out accuracy {test['accuracy']:.2%} on {test['samples']} samples{of} "
                          f"(validation {r['validation']['accuracy']:.2%})")
         if "roc_auc" in test:
             lines.append(f"  held-out ROC-AUC {test['roc_auc']:.4f} on {test['samples']} samples; threshold "
@@ -372,7 +375,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     seed = int(train_values["seed"])
     log(f"[1/4] data for {recipe.name} ({recipe.title})")
     data_path = config.data or _synthesize(recipe, out / "data", config.synth_samples, seed, log, progress)
-    raw, parts = fit.prepare_data(recipe, data_path, log, progress)
+    raw, parts = fit.prepare_data(recipe, data_path, log, progress, config.test_data)
     recipe = _fit_normalization(recipe, parts.train)
     log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} test samples"
         + (f"; classes {', '.join(raw.class_names)}" if raw.class_names else ""))
@@ -458,7 +461,8 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
         "recipe": {"name": recipe.name, "title": recipe.title, "path": str(recipe.path), "values": recipe.to_dict()},
         "data": {"source": str(data_path), "synthesized": config.data is None, "notes": list(raw.notes),
                  "classes": list(raw.class_names), "train": describe(parts.train),
-                 "validation_split": describe(parts.validation), "test_split": describe(parts.test)},
+                 "validation_split": describe(parts.validation), "test_split": describe(parts.test),
+                 "test_source": str(config.test_data) if config.test_data is not None else "carved from the data"},
         "strategy": strategy.to_dict(),
         "model": {"architecture": dict(recipe.architecture), "parameters": params, "input_shape": list(input_shape)},
         "training": {"epochs_run": len(history), "epochs_planned": epochs, "batch_size": batch,
