@@ -173,3 +173,17 @@ def test_preprocess_option_takes_a_preset_name_or_a_file(tmp_path, monkeypatch):
     assert read_contract(Path("imagenet")).preprocess.height == 32  # a file of that name wins
     with pytest.raises(InputError, match="speech-commands-mfcc"):
         read_contract(Path("mfcc"))
+
+
+def test_convert_lists_the_presets_and_refuses_an_unknown_one_in_one_line(tmp_path):
+    from edgekit.presets import PRESETS
+    from tests.support.cli import run_cli
+
+    help_text = " ".join(run_cli("convert", "--help").stdout.split())
+    assert all(name in help_text.replace("- ", "-") for name in PRESETS)
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"x")
+    result = run_cli("convert", str(model), "-o", str(tmp_path / "o.edgekit"), "--preprocess", "nosuch",
+                     "--allow-random-calibration")
+    assert result.code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "imagenet" in result.stderr and "nosuch" in result.stderr

@@ -182,6 +182,7 @@ def cases() -> list[Case]:
              dataclasses.replace(log_mel, feature="spectrogram", spectrum="power", spectrum_scale="1/fft_length"),
              ref_power_per_fft_length, "tf.signal"),
         Case("log: log10", dataclasses.replace(log_mel, log="log10"), ref_log10, "tf.signal + numpy.log10"),
+        Case("log: none", dataclasses.replace(log_mel, log="none"), _tf_mel, "tf.signal"),
         Case("mel_scale: slaney, mel_norm: none, center: constant",
              dataclasses.replace(slaney, mel_norm="none", center="constant"), ref_slaney_log,
              "librosa melspectrogram(htk=False, norm=None)"),
