@@ -298,8 +298,7 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     contract = read_contract(config.preprocess or (sidecar if sidecar.is_file() else None))
     if not config.output.parent.is_dir():
         raise InputError(f"output {config.output}", expected="an existing directory", found="no such directory")
-    if not foreign:
-        _check_calibration(config, VARIANTS)
+    _check_calibration(config, VARIANTS)  # derived variants are calibrated where their namesakes are
 
     warnings: list[str] = []
     log(f"loading {config.model}" + (" (verifying it)" if foreign else ""))

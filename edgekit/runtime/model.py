@@ -284,7 +284,9 @@ def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: s
         IntegrityError: the bundle fails verification or, with `public_key`, signature
             verification (nothing is parsed).
         InputError / MissingDependencyError: unknown names, an unusable public key, or
-            nothing can run here.
+            nothing can run here; a model file (.tflite, .onnx, .keras, .h5, SavedModel)
+            given instead of a bundle, with the ``edgekit convert`` command that packs it
+            (`edgekit.bundle.require_bundle`: exit 1, not the integrity refusal).
     """
     bundle = open_bundle(Path(path), public_key=public_key)
     choice = choose(bundle.manifest, variant=variant, backend=backend, prefer=prefer, max_drop_pts=max_drop_pts)
