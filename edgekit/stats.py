@@ -124,6 +124,41 @@ class Drop:
         return {"value": self.value, "ci95": [self.low, self.high], "resolution": self.resolution,
                 "method": self.method}
 
+    def to_metrics(self) -> dict[str, Any]:
+        """The keys a variant's metrics carry next to ``drop_pts`` (convert's report, the manifest)."""
+        return {"drop_ci95": [self.low, self.high], "drop_resolution_pts": self.resolution,
+                "drop_method": self.method}
+
+    def describe(self, unit: str = " points") -> str:
+        """``0.22 points (95% CI -0.4..0.9, 1 sample = 0.22 points)``: the figure with its noise."""
+        text = f"{self.value:.2f}{unit}"
+        if not self.method:
+            return text + " (no interval recorded)"
+        detail = f"95% CI {self.low:.1f}..{self.high:.1f}"
+        if self.resolution is not None:
+            detail += f", 1 sample = {self.resolution:.2f}{unit}"
+        return f"{text} ({detail})"
+
+
+#: What a variant's metrics hold when it has no drop figure (generation, no basis).
+NO_DROP_METRICS: dict[str, Any] = {"drop_ci95": None, "drop_resolution_pts": None, "drop_method": None}
+
+
+def drop_from_metrics(metrics: Any) -> Drop | None:
+    """The `Drop` a variant's metrics record (convert's report or a manifest), or None when
+    it has no drop figure. Metrics written before intervals were recorded give a Drop whose
+    interval is the bare figure (``method`` empty), so the old rule applies to them."""
+    value = metrics.get("drop_pts") if hasattr(metrics, "get") else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    ci = metrics.get("drop_ci95")
+    resolution = metrics.get("drop_resolution_pts")
+    resolution = float(resolution) if isinstance(resolution, (int, float)) and not isinstance(resolution, bool) else None
+    if (isinstance(ci, (list, tuple)) and len(ci) == 2
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in ci)):
+        return Drop(float(value), float(ci[0]), float(ci[1]), resolution, str(metrics.get("drop_method") or "interval"))
+    return Drop(float(value), float(value), float(value), resolution, "")
+
 
 def accuracy_drop(reference_correct: np.ndarray, variant_correct: np.ndarray) -> Drop:
     """The loss in accuracy (points) of a variant judged on the same labelled samples as the

@@ -102,6 +102,13 @@ def fidelity(reference: Reference, outputs: Sequence[np.ndarray], x: np.ndarray,
       outputs against the float model's, as a percentage of the float outputs' standard
       deviation;
     - None (generation): no gate basis; judge by ``snr_db`` and the errors.
+
+    Every drop comes with its noise (`edgekit.stats`): ``drop_ci95`` (its 95% confidence
+    interval: Newcombe's paired interval for accuracy, Wilson's for a disagreement, a
+    seeded paired bootstrap for ROC-AUC and RMSE figures), ``drop_resolution_pts`` (what
+    one validation sample is worth, None for bootstrap figures) and ``drop_method``; all
+    None where there is no drop. The gate fails a variant only when the interval's lower
+    end is above its budget (`edgekit.stats.RULE`).
     """
     ref = np.concatenate([o.reshape(len(o), -1) for o in reference.outputs], axis=1).astype(np.float64)
     got = np.concatenate([o.reshape(len(o), -1) for o in outputs], axis=1).astype(np.float64)

@@ -22,6 +22,19 @@ import numpy as np
 from edgekit.contract import Contract
 from edgekit.progress import Log
 from edgekit.spec import PostprocessKind, PostprocessSpec
+from edgekit.stats import NO_DROP_METRICS, Drop
+
+
+def with_drop(figures: dict[str, Any], drop: Drop | None) -> dict[str, Any]:
+    """`figures` with the drop's interval keys; ``drop_pts`` becomes the Drop's value (the
+    same figure, computed from the same per-sample outcomes)."""
+    if drop is None or figures.get("drop_pts") is None:
+        figures.update(NO_DROP_METRICS)
+        return figures
+    figures["drop_pts"] = drop.value
+    figures.update(drop.to_metrics())
+    return figures
+
 
 #: ``features(part)``: a data split through the device's numpy front end.
 Features = Callable[[Any], np.ndarray]
@@ -117,6 +130,11 @@ class Task:
         """The arrays of ``heldout.npz``, the data `edgekit convert` validates the variants on."""
         return {"x": parts.test.x, "y": parts.test.y}
 
+    def calibration(self, model: Any, recipe: Any, parts: Any) -> dict[str, np.ndarray]:
+        """The arrays of ``calibration.npz``, what `train --export` calibrates int8 variants on
+        (the validation split), so that every sample of ``heldout.npz`` validates them."""
+        return {"x": parts.validation.x}
+
     # -- conversion ---------------------------------------------------------------------
 
     def metric(self, outputs: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray | None,
@@ -133,7 +151,9 @@ class Task:
                  class_names: Sequence[str] | None) -> dict[str, Any]:
         """The task's figures of one variant against the float model: its metric, and the
         drop the gate compares (``drop_pts``) with what it is (``drop_basis``): the loss in
-        the metric in points when there are labels, else the disagreement in points."""
+        the metric in points when there are labels, else the disagreement in points. The
+        drop's noise comes with it (`with_drop`): ``drop_ci95``, ``drop_resolution_pts``
+        (what one sample is worth) and ``drop_method``."""
         figures: dict[str, Any] = dict(self.agreement(reference, outputs, class_names))
         name, value = self.metric(outputs, x, labels, class_names)
         if name is not None and value is not None and reference.metric is not None:
@@ -147,7 +167,14 @@ class Task:
         else:
             figures["drop_pts"] = None
             figures["drop_basis"] = None
-        return figures
+        drop = self.drop(reference, outputs, x, labels, class_names, figures["drop_basis"])
+        return with_drop(figures, drop)
+
+    def drop(self, reference: Any, outputs: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray | None,
+             class_names: Sequence[str] | None, basis: str | None) -> Drop | None:
+        """The drop on `basis` with its 95% confidence interval (`edgekit.stats`), from the
+        per-sample outcomes; None where the task has no basis."""
+        return None
 
     def drop_words(self, drop: float, basis: str | None) -> str:
         """A drop in words for warnings, in the units its basis has."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgekit.contract import Contract
 from edgekit.spec import PostprocessKind, PostprocessSpec
+from edgekit.stats import Drop, accuracy_drop, disagreement
 from edgekit.tasks.base import Features, Log, Predict, Task
 
 
@@ -77,6 +78,18 @@ class Classification(Task):
     def agreement(self, reference: Any, outputs: Sequence[np.ndarray],
                   class_names: Sequence[str] | None) -> dict[str, float]:
         return {"top1_agreement": float(np.mean(outputs[0].argmax(-1) == reference.outputs[0].argmax(-1)))}
+
+    def drop(self, reference: Any, outputs: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray | None,
+             class_names: Sequence[str] | None, basis: str | None) -> Drop | None:
+        """Accuracy: Newcombe's paired interval (the float model and the variant on the same
+        labelled samples); top-1 agreement: Wilson's interval of the disagreement."""
+        predicted = outputs[0].argmax(-1)
+        expected = reference.outputs[0].argmax(-1)
+        if basis == "accuracy" and labels is not None:
+            return accuracy_drop(expected == labels, predicted == labels)
+        if basis == "top1_agreement":
+            return disagreement(predicted == expected)
+        return None
 
     def default_postprocess(self, reference_outputs: Sequence[np.ndarray], classes: int | None) -> PostprocessSpec:
         probs = reference_outputs[0]

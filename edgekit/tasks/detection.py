@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.tasks.base import Task
+from edgekit.stats import disagreement
+from edgekit.tasks.base import Task, with_drop
 
 DETECTION_IOU = 0.5  # a variant's detection matches the float model's at this overlap
 
@@ -20,9 +21,9 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return w * h / union if union > 0 else 0.0
 
 
-def detection_agreement(reference: Any, outputs: Sequence[np.ndarray], labels: Sequence[str]) -> float:
-    """Share of samples whose detections match the float model's: as many objects, and
-    each float detection paired with one of the same class at IoU >= 0.5.
+def detection_matches(reference: Any, outputs: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
+    """Per sample: do the variant's detections match the float model's (as many objects,
+    and each float detection paired with one of the same class at IoU >= 0.5)?
 
     Args:
         reference: the float model's outputs (``outputs``), its ``postprocess`` spec and ``input_size``.
@@ -31,7 +32,7 @@ def detection_agreement(reference: Any, outputs: Sequence[np.ndarray], labels: S
     from edgekit.runtime.postprocess import detect
 
     count = len(reference.outputs[0])
-    agree = 0
+    matches = np.zeros(count, bool)
     for i in range(count):
         want = detect([o[i : i + 1] for o in reference.outputs], reference.postprocess, labels, reference.input_size)
         got = list(detect([o[i : i + 1] for o in outputs], reference.postprocess, labels, reference.input_size)["detections"])
@@ -43,8 +44,14 @@ def detection_agreement(reference: Any, outputs: Sequence[np.ndarray], labels: S
                 break
             got.remove(match)
         else:
-            agree += 1
-    return agree / count if count else 1.0
+            matches[i] = True
+    return matches
+
+
+def detection_agreement(reference: Any, outputs: Sequence[np.ndarray], labels: Sequence[str]) -> float:
+    """Share of samples whose detections match the float model's (`detection_matches`)."""
+    matches = detection_matches(reference, outputs, labels)
+    return float(matches.mean()) if len(matches) else 1.0
 
 
 class Detection(Task):
@@ -61,3 +68,15 @@ class Detection(Task):
         if reference.postprocess is None:
             return {}
         return {"detection_agreement": detection_agreement(reference, outputs, class_names or ())}
+
+    def fidelity(self, reference: Any, outputs: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray | None,
+                 class_names: Sequence[str] | None) -> dict[str, Any]:
+        """The disagreement with the float model's detections, with Wilson's interval
+        (the detections are decoded once per sample, for the figure and its interval)."""
+        if reference.postprocess is None:
+            return with_drop({"drop_pts": None, "drop_basis": None}, None)
+        matches = detection_matches(reference, outputs, class_names or ())
+        agreement = float(matches.mean()) if len(matches) else 1.0
+        figures = {"detection_agreement": agreement, "drop_pts": (1.0 - agreement) * 100.0,
+                   "drop_basis": "detection_agreement"}
+        return with_drop(figures, disagreement(matches) if len(matches) else None)

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgekit.contract import Contract
 from edgekit.spec import ImagePreprocess, NoPreprocess
-from edgekit.tasks.base import Features, Log, Predict, Task
+from edgekit.tasks.base import Features, Log, Predict, Task, with_drop
 
 HELDOUT_LATENTS = 256  # latent vectors in heldout.npz, the variants' validation inputs
 
@@ -93,6 +93,11 @@ class Generation(Task):
         latent = int(model.inputs[0].shape[-1])
         return {"x": latent_vectors(HELDOUT_LATENTS, latent, int(recipe.train["seed"]) + 2)}
 
+    def calibration(self, model: Any, recipe: Any, parts: Any) -> dict[str, np.ndarray]:
+        # calibration inputs of the variants: latent vectors from a seed of their own
+        latent = int(model.inputs[0].shape[-1])
+        return {"x": latent_vectors(HELDOUT_LATENTS, latent, int(recipe.train["seed"]) + 3)}
+
     def fidelity(self, reference: Any, outputs: Sequence[np.ndarray], x: np.ndarray, labels: np.ndarray | None,
                  class_names: Sequence[str] | None) -> dict[str, Any]:
-        return {"drop_pts": None, "drop_basis": None}
+        return with_drop({"drop_pts": None, "drop_basis": None}, None)

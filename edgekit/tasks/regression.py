@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.tasks.base import Features, Log, Predict, Task
+from edgekit.stats import bootstrap_drop
+from edgekit.tasks.base import Features, Log, Predict, Task, with_drop
 
 
 def regression_errors(prediction: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
@@ -43,6 +44,18 @@ def regression_metrics(predicted: np.ndarray, y: np.ndarray, train_y: np.ndarray
             "rmse_per_output": np.sqrt(np.mean(error**2, axis=0)).round(6).tolist(),
             "baseline_rmse": float(np.sqrt(np.mean(baseline**2))),
             "predictions": guess[:500, 0].tolist(), "targets": truth[:500, 0].tolist()}
+
+
+def _rmse_increase_pct(ref: np.ndarray, got: np.ndarray, want: np.ndarray) -> float:
+    """The variant's RMSE against the targets, % above the float model's (rows: samples)."""
+    before = float(np.sqrt(np.mean((ref - want) ** 2)))
+    return 100.0 * (float(np.sqrt(np.mean((got - want) ** 2))) / before - 1.0) if before > 0 else float("nan")
+
+
+def _output_rmse_pct(ref: np.ndarray, got: np.ndarray) -> float:
+    """RMSE of the variant's outputs against the float model's, % of the float outputs' spread."""
+    spread = float(np.std(ref))
+    return 100.0 * float(np.sqrt(np.mean((got - ref) ** 2))) / spread if spread > 0 else float("nan")
 
 
 def _rounded(values: np.ndarray) -> Any:
@@ -111,11 +124,13 @@ class Regression(Task):
             if reference.metric > 0:
                 figures["drop_pts"] = 100.0 * (rmse / reference.metric - 1.0)
                 figures["drop_basis"] = "rmse_increase_pct"
-                return figures
+                want = np.asarray(reference.targets).reshape(len(ref), -1).astype(np.float64)
+                return with_drop(figures, bootstrap_drop(_rmse_increase_pct, ref, got, want))
         # No targets (or a float model that fits them exactly): judge against the float outputs.
         figures["drop_pts"] = figures["output_rmse_pct"]
         figures["drop_basis"] = "output_rmse_pct" if figures["output_rmse_pct"] is not None else None
-        return figures
+        drop = bootstrap_drop(_output_rmse_pct, ref, got) if figures["drop_basis"] and spread > 0 else None
+        return with_drop(figures, drop)
 
     def drop_words(self, drop: float, basis: str | None) -> str:
         if basis == "rmse_increase_pct":
