@@ -55,3 +55,11 @@ def test_the_default_spec_computes_what_it_computed_before():
     assert features.shape == (49, 10)
     recorded = [20.351696014404297, 1.6878622770309448, 0.8725957870483398]
     np.testing.assert_allclose(features[[0, 24, 48], [0, 1, 9]], recorded, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.tf
+def test_the_speech_commands_preset_is_close_to_audio_ops():
+    """The preset imitates the speech_commands example's audio_ops MFCC; docs/preprocess.md
+    gives the measured gap (filterbank bin range and log floor)."""
+    largest, median, span = frontend_parity.audio_ops_difference()
+    assert largest <= 0.02 * span and median <= 0.005 * span
