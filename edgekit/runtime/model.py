@@ -260,7 +260,7 @@ def _unpack(item: Any) -> tuple[Any, float, str | None]:
 
 
 def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: str | None = None,
-         threads: int | None = None, prefer: tuple[str, ...] = (), max_drop_pts: float = 1.0,
+         threads: int | None = None, prefer: tuple[str, ...] = (), max_drop_pts: float | None = None,
          public_key: Any = None) -> Model:
     """Verify a bundle, pick a variant and a backend for this machine, and open it.
 
@@ -278,7 +278,8 @@ def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: s
         backend: force an interpreter: ``litert``, ``tflite-runtime``, ``tf-lite`` or ``onnxruntime``.
         threads: interpreter threads (default: the interpreter's own choice).
         prefer: variant names in order of preference (a device profile's list).
-        max_drop_pts: variants whose recorded fidelity drop is larger are picked last.
+        max_drop_pts: variants whose recorded fidelity drop exceeds it beyond noise are picked
+            last (None: the budget the bundle was gated with, else 1 point).
 
     Raises:
         IntegrityError: the bundle fails verification or, with `public_key`, signature
