@@ -248,12 +248,15 @@ def _convert_table(convert: dict[str, Any]) -> list[str]:
             lines.append(f"{v['name']:<12} FAILED: {v['error']}")
             continue
         m = v["metrics"]
+        ci = m.get("drop_ci95")
+        noise = f" (95% CI {ci[0]:.1f}..{ci[1]:.1f})" if ci else ""
         lines.append(f"{v['name']:<12} {v['size_bytes'] / 1024:7.1f} KiB  accuracy {m.get('accuracy', 0):.2%}  "
-                     f"drop {m.get('drop_pts', 0):5.2f} pts  agreement {m.get('top1_agreement', 0):.1%}  "
+                     f"drop {m.get('drop_pts', 0):5.2f} pts{noise}  agreement {m.get('top1_agreement', 0):.1%}  "
                      f"gate {v['gate']}")
     gate = convert["gate"]
     lines.append(f"gate --max-accuracy-drop {gate['max_accuracy_drop_pts']:g}: "
-                 + ("passed" if gate["passed"] else f"FAILED ({', '.join(gate['failed_variants'])})"))
+                 + ("passed" if gate["passed"] else f"FAILED ({', '.join(gate['failed_variants'])})")
+                 + (f"; a variant {gate['rule']}" if gate.get("rule") else ""))
     return lines
 
 
@@ -283,11 +286,10 @@ def _train_and_convert(config: DemoConfig, out: Path, data: dict[str, Any], bund
                                    prune_bench_seconds=config.bench_seconds)
         try:
             result = train(train_config, log=_indent(log), progress=progress)
-        except GateError:
+        except GateError:  # train printed the convert table before raising
             elapsed = time.perf_counter() - t0
             convert_seconds = _convert_seconds(folder)
             _write_stamp(out, "train", train_inputs, _train_outputs(config, folder), elapsed - convert_seconds)
-            _log_convert(folder, log)
             raise
         elapsed = time.perf_counter() - t0
         convert_seconds = result.bundle.seconds if result.bundle is not None else 0.0

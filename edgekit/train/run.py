@@ -47,6 +47,7 @@ from edgekit.train.data import (
 from edgekit.train.recipes import Recipe, load_recipe
 
 CHECKPOINT_DIR = "checkpoints"
+CALIBRATION_FILE = "calibration.npz"  # what the export calibrates on, so that heldout.npz validates whole
 
 
 @dataclasses.dataclass(frozen=True)
@@ -498,6 +499,7 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     shutil.rmtree(checkpoint, ignore_errors=True)
     result = TrainResult(model_path=model_path, report=report, output=out, bundle=bundle)
     if bundle is not None and not bundle.gate_passed:
+        log(bundle.render())  # the table the error refers to, before it
         raise gate_error(bundle, out)
     return result
 
@@ -511,6 +513,7 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
         atomic_write_bytes(out / "labels.txt", ("\n".join(contract.labels) + "\n").encode())
     write_contract(sidecar_path(model_path), contract)
     _write_npz(out / "heldout.npz", **recipe.kind.heldout(model, recipe, parts))
+    _write_npz(out / CALIBRATION_FILE, **recipe.kind.calibration(model, recipe, parts))
     report["outputs"] = {"model": str(model_path), "contract": str(sidecar_path(model_path)),
                          "heldout": str(out / "heldout.npz")}
     from edgekit.train.report import write_markdown, write_plots
@@ -574,24 +577,40 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
 def export_bundle(model_path: Path, folder: Path, bundle: Path, convert_values: Mapping[str, Any], seed: int,
                   command: str | None, log: Log, progress: Progress) -> ConvertReport:
     """`edgekit convert` of a trained model with the recipe's ``convert`` section (variants,
-    gate, auto-fallback), validated on ``FOLDER/heldout.npz``; writes ``FOLDER/convert.json``."""
+    gate, auto-fallback), validated on every sample of ``FOLDER/heldout.npz`` (the whole
+    held-out split) and calibrated on ``FOLDER/calibration.npz`` (the validation split;
+    a folder without it, from an older edgekit, splits the held-out data as convert
+    does); writes ``FOLDER/convert.json`` and the table, ``FOLDER/convert.txt``."""
+    heldout = folder / "heldout.npz"
+    calibration = folder / CALIBRATION_FILE
+    options: dict[str, Any] = {}
+    if calibration.is_file():
+        with np.load(heldout, allow_pickle=False) as arrays:
+            count = len(arrays["x"])
+        options = {"calibration_data": calibration, "validation_samples": max(1, count)}
     report = convert(ConvertConfig(model=model_path, output=bundle, variants=tuple(convert_values["variants"]),
-                                   data=folder / "heldout.npz", max_accuracy_drop=float(convert_values["max_accuracy_drop"]),
-                                   auto_fallback=bool(convert_values["auto_fallback"]), seed=seed, command=command),
+                                   data=heldout, max_accuracy_drop=float(convert_values["max_accuracy_drop"]),
+                                   auto_fallback=bool(convert_values["auto_fallback"]), seed=seed, command=command,
+                                   **options),
                      progress=progress, log=log)
     atomic_write_bytes(folder / "convert.json", (json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(folder / "convert.txt", (report.render() + "\n").encode())
     return report
 
 
 def gate_error(report: ConvertReport, folder: Path) -> GateError:
-    """The exit-4 error for a trained model whose bundle failed the accuracy gate."""
-    return convert_gate_error(report, f" (the trained model is in {folder})", "see the convert table above; no bundle "
-                              "was written")
+    """The exit-4 error for a trained model whose bundle failed the accuracy gate. The
+    caller prints the convert table first (`ConvertReport.render`); it is also in
+    ``FOLDER/convert.txt``, so the error names a table that exists even under --quiet."""
+    return convert_gate_error(report, f" (the trained model is in {folder})",
+                              f"no bundle was written; the convert table (each drop with its 95% confidence "
+                              f"interval) is in {folder / 'convert.txt'}")
 
 
 def _export(recipe: Recipe, model_path: Path, out: Path, config: TrainConfig, log: Log,
             progress: Progress) -> ConvertReport:
     log(f"  edgekit convert {model_path} -o {config.export} --variants {','.join(recipe.convert['variants'])} "
-        f"--data {out / 'heldout.npz'} --max-accuracy-drop {float(recipe.convert['max_accuracy_drop']):g}")
+        f"--data {out / 'heldout.npz'} --max-accuracy-drop {float(recipe.convert['max_accuracy_drop']):g} "
+        f"(validated on every held-out sample, calibrated on {CALIBRATION_FILE}: the validation split)")
     return export_bundle(model_path, out, config.export, recipe.convert, int(recipe.train["seed"]),  # type: ignore[arg-type]
                          config.command or f"edgekit train {recipe.name} --export {config.export}", log, progress)

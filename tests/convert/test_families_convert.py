@@ -247,7 +247,7 @@ def test_generator_converts_and_runs(generator, tmp_path):
     assert report.reference["task"] == "generation" and report.reference["metric"] is None
     assert not [v.error for v in report.variants if v.error]
     for v in report.variants:
-        assert v.metrics["drop_pts"] is None and v.metrics["drop_basis"] is None and v.gate == "n/a"
+        assert v.metrics["drop_pts"] is None and v.metrics["drop_basis"] is None and v.gate == "none"
         assert v.metrics["snr_db"] > (60 if v.precision in ("fp32", "fp16") else 20), v.name
     assert report.gate_passed and any("does not apply" in w for w in report.warnings)
     assert "no gate basis for this task" in report.render()
