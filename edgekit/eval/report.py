@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -144,13 +145,16 @@ def percent(figure: dict[str, Any] | None) -> str:
     return f"{100 * figure['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def number(figure: dict[str, Any] | None, digits: int = 3) -> str:
-    """``0.973 [0.955, 0.988]``, or 4 significant digits for errors (RMSE, MAE)."""
+def number(figure: dict[str, Any] | None, digits: int | None = 3) -> str:
+    """``0.973 [0.955, 0.988]`` with `digits` decimals, or (None) the decimals that give the
+    value 4 significant digits, for errors in the data's units (RMSE, MAE)."""
     if not figure or figure["value"] is None:
         return "-"
     low, high = figure["ci95"]
-    form = f".{digits}f" if digits else ".4g"
-    return f"{figure['value']:{form}} [{low:{form}}, {high:{form}}]"
+    value = figure["value"]
+    if digits is None:
+        digits = max(0, 3 - math.floor(math.log10(abs(value)))) if value else 3
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -188,7 +192,8 @@ def _anomaly_rows(variants: list[VariantResult]) -> tuple[list[str], list[list[s
 
 
 def _regression_rows(variants: list[VariantResult]) -> tuple[list[str], list[list[str]]]:
-    rows = [[number((v.metrics or {}).get("rmse"), 0), number((v.metrics or {}).get("mae"), 0)] for v in variants]
+    rows = [[number((v.metrics or {}).get("rmse"), None), number((v.metrics or {}).get("mae"), None)]
+            for v in variants]
     return ["RMSE", "MAE"], rows
 
 

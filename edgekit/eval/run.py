@@ -23,8 +23,9 @@ from edgekit.spec import AudioPreprocess, PostprocessKind
 TASKS = (PostprocessKind.CLASSIFICATION, PostprocessKind.ANOMALY, PostprocessKind.REGRESSION)
 # Class folders (or label values) of anomaly data: these names are normal (0) ...
 NORMAL_NAMES = ("normal", "good", "ok")
-# ... and these anomalous (1). Any other name is refused, so that a typo is not scored.
-ANOMALY_NAMES = ("anomaly", "anomalous", "abnormal", "defect", "defective")
+# ... and these anomalous (1) (training's names, edgekit.tasks.anomaly, and "defective"). Any
+# other name is refused, so that a typo is not scored.
+ANOMALY_NAMES = ("anomaly", "anomalous", "abnormal", "fault", "faulty", "defect", "defective")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +113,10 @@ def truth_of(samples: RawSamples, task: PostprocessKind, labels: tuple[str, ...]
                              found="inputs without targets", hint="eval needs labelled data")
         targets = samples.targets.astype(np.float64)
         return Truth(task, targets.reshape(len(targets), -1), samples.groups)
+    if samples.y is None and samples.targets is not None:
+        raise InputError(f"labels in {source}", expected=f"integer class labels (a {task.value} model)",
+                         found=f"float targets of {samples.targets.dtype}",
+                         hint="float y are regression targets: eval a regression bundle on them")
     if samples.y is None:
         raise InputError(f"data {source}", expected="labelled samples (class folders, an .npz with y, or a label "
                          "column)", found=f"{len(samples)} unlabelled samples",

@@ -269,6 +269,26 @@ def test_sensor_recording_windows_and_recording_majority(runtime_bundles, tmp_pa
     assert metrics["recordings"]["accuracy"]["value"] == pytest.approx(np.mean(votes))
 
 
+def test_wav_folders_are_decoded_here_and_resampled_by_the_runtime(runtime_bundles, tmp_path):
+    from edgekit.features.audio import write_wav
+
+    rng = np.random.default_rng(2)
+    for label, amplitude in (("_silence_", 0.001), ("yes", 0.3), ("no", 0.3)):
+        (tmp_path / label).mkdir()
+        for k in range(3):  # 8 kHz clips: the runtime resamples them to the bundle's 16 kHz
+            tone = amplitude * np.sin(2 * np.pi * (300 + 200 * k) * np.arange(8000) / 8000)
+            write_wav(tmp_path / label / f"{k}.wav", (tone + 0.01 * rng.standard_normal(8000)).astype(np.float32), 8000)
+    report = evaluate(EvalConfig(bundle=runtime_bundles.kws, data=tmp_path))
+    doc = report.to_dict()
+    assert doc["data"]["form"] == "WAV files" and doc["data"]["samples"] == 9
+    from edgekit.features.audio import read_wav
+
+    model = load(runtime_bundles.kws)
+    files = sorted(tmp_path.rglob("*.wav"))
+    right = [model.predict(read_wav(f)).label == f.parent.name for f in files]
+    assert doc["variants"][0]["metrics"]["accuracy"]["value"] == pytest.approx(np.mean(right))
+
+
 # ---------------------------------------------------------------------------
 # anomaly and regression
 
@@ -305,8 +325,8 @@ def test_regression_rmse_and_mae(tabular, tmp_path):
     assert inside(metrics["rmse"]) and inside(metrics["mae"]) and metrics["rmse"]["method"] == "bootstrap"
     assert metrics["rmse"]["value"] < metrics["target_std"]  # better than predicting the mean
     assert "RMSE" in report.render()
-    # float targets given to a classifier, and labels given to a regressor, are refused
-    with pytest.raises(InputError, match="labelled samples"):
+    # float targets given to a classifier are refused, naming them
+    with pytest.raises(InputError, match="float targets"):
         evaluate(EvalConfig(bundle=tabular.iris, data=tmp_path / "diabetes.npz"))
 
 
