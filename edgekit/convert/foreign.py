@@ -114,6 +114,8 @@ class ForeignModel:
         self.data = config.path.read_bytes()
         self.sha256 = sha256_bytes(self.data)
         self.adaptations: list[str] = []
+        if kind == "onnx":
+            self.data = self._inline_external_data(self.data)
         self._cache: dict[str, Any] = {}
         self._backend: Any = None
         # The verifier runs in a child process: a hostile file crashes that, not convert.
@@ -145,6 +147,30 @@ class ForeignModel:
         self._backend = None
 
     # -- loading ------------------------------------------------------------------
+
+    def _inline_external_data(self, data: bytes) -> bytes:
+        """An ONNX model whose weights sit in files next to it, with the weights inside (a
+        bundle carries its weights); read as the runtime reads them, so a reference that
+        leaves the model's folder is refused (UnsafeModelError, exit 3)."""
+        from edgekit.runtime.onnxdata import external_files
+
+        files = external_files(data, self.path.parent, f"ONNX model {self.path}")
+        if not files:
+            return data
+        from edgekit._optional import require
+        from edgekit.inspection.onnx import inline_external_data
+
+        onnx = require("onnx", "packing an ONNX model with external data")
+        try:
+            model = onnx.load_model_from_string(data)
+            count = inline_external_data(onnx, model, files)
+            inlined = model.SerializeToString()
+        except (ValueError, OSError) as exc:  # protobuf's 2 GiB limit, a malformed reference
+            raise InputError(f"ONNX model {self.path.name}", expected="weights that fit inside one model file (2 GiB)",
+                             found=f"{type(exc).__name__}: {exc}"[:300]) from exc
+        self.adaptations.append(f"the external data of {count} tensor(s) ({', '.join(sorted(files))}) put inside "
+                                "the model: a bundle carries its weights")
+        return inlined
 
     def _resolve_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if not shape:

@@ -47,9 +47,10 @@ def _tensors(graph: Any) -> Any:
                 yield from _tensors(sub)
 
 
-def _inline_external_data(onnx: Any, model: Any, files: dict[str, bytes]) -> int:
+def inline_external_data(onnx: Any, model: Any, files: dict[str, bytes]) -> int:
     """Put the external data edgekit read (`onnxdata.external_files`) into the tensors, so
-    that onnx.checker sees a self-contained model; returns how many tensors had some."""
+    that onnx.checker sees a self-contained model (and convert packs one); returns how
+    many tensors had some."""
     count = 0
     for tensor in _tensors(model.graph):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
@@ -97,7 +98,7 @@ def describe_onnx(data: bytes, folder: Path | None = None) -> ModelInfo:
         raise InputError("ONNX model", expected="a graph with at least one node", found="an empty graph",
                          hint="the file is truncated or not an ONNX model")
     external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    _inline_external_data(onnx, model, files)
+    inline_external_data(onnx, model, files)
     try:
         onnx.checker.check_model(model)
     except Exception as exc:

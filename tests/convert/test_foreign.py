@@ -173,3 +173,21 @@ def test_a_truncated_tflite_is_refused_cleanly(kws, tmp_path):
 
     with pytest.raises(InputError, match="is a TFLite model, not an edgekit bundle"):
         open_bundle(cut)
+
+
+def test_an_onnx_model_with_external_data_is_packed_with_its_weights_inside(kws, tmp_path):
+    import onnx
+
+    from edgekit.convert.foreign import ForeignConfig, ForeignModel
+    from edgekit.runtime.onnxdata import external_refs
+
+    split = tmp_path / "split.onnx"
+    onnx.save(onnx.load(str(kws.onnx)), str(split), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="split.weights", size_threshold=0)
+    assert external_refs(split.read_bytes())
+    x = np.random.default_rng(0).standard_normal((3, 49, 10, 1)).astype(np.float32)
+    with ForeignModel(ForeignConfig(split)) as model, ForeignModel(ForeignConfig(kws.onnx)) as whole:
+        assert not external_refs(model.data)
+        assert "split.weights" in model.adaptations[0]
+        assert model.variant_name == "onnx-fp32"
+        np.testing.assert_allclose(model.predict(x)[0], whole.predict(x)[0], rtol=0, atol=1e-6)
