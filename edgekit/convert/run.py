@@ -316,6 +316,10 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     _check_calibration(config, VARIANTS)  # derived variants are calibrated where their namesakes are
 
     warnings: list[str] = []
+    if foreign and config.preprocess is None and not sidecar.is_file():
+        warnings.append(f"no --preprocess: the bundle takes {config.model.name}'s input tensor as it is (kind none); "
+                        "describe the model's front end with --preprocess SPEC.yaml (or a preset) so that it runs "
+                        "on images, audio or sensor rows")
     log(f"loading {config.model}" + (" (verifying it)" if foreign else ""))
     with _open_source(config, foreign) as source:
         kinds = _variant_kinds(config, source)
