@@ -178,9 +178,18 @@ def test_a_killed_gan_resumes_with_its_discriminator(tmp_path):
 
 
 def test_the_regression_gate_speaks_in_percent_of_the_float_rmse(demand_run, tmp_path):
-    out, _, _ = demand_run
+    from edgekit.runtime import load
+
+    out, bundle, _ = demand_run
+    # Targets the float model fits to within about 1 unit: int8's error is then an RMSE
+    # increase beyond noise, which the gate fails even on 40 samples.
+    with np.load(out / "heldout.npz") as heldout:
+        x = heldout["x"]
+    fp32 = load(bundle, variant="tflite-fp32")
+    near = np.array([fp32.predict(w).values[0] for w in x]) + np.random.default_rng(0).normal(0.0, 1.0, len(x))
+    np.savez(tmp_path / "near.npz", x=x, y=near)
     result = run_cli("-q", "convert", str(out / "demand-lstm.keras"), "-o", str(tmp_path / "d.edgekit"),
-                     "--variants", "tflite-int8", "--data", str(out / "heldout.npz"), "--max-accuracy-drop", "0")
+                     "--variants", "tflite-int8", "--data", str(tmp_path / "near.npz"), "--max-accuracy-drop", "0")
     assert result.code == 4, result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("edgekit: gate failed: accuracy gate failed for tflite-int8; bundle not written")
