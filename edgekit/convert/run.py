@@ -339,6 +339,10 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
         calibration, validation = _calibration_and_validation(config, contract, source, samples, progress)
         log(f"data: {len(calibration)} calibration / {len(validation)} validation samples from {samples.source}")
         ref_outputs = source.predict(validation.x)
+        if isinstance(source, ForeignModel) and task.class_labels and config.labels is None and not contract.labels:
+            hint = label_order_hint(ref_outputs[0], validation.labels, class_names)
+            if hint:
+                warnings.append(hint)
         targets = validation.targets if task.targets else None
         metric_name, metric_value = task.metric(ref_outputs, validation.x, validation.labels, class_names, targets)
         image = contract.preprocess if isinstance(contract.preprocess, ImagePreprocess) else None
@@ -448,6 +452,35 @@ def _check_options(config: ConvertConfig, foreign: bool = False) -> None:
                                    ("--onnx-int8", config.options.onnx_int8, OnnxInt8Mode)):
         if value not in {choice.value for choice in choices}:
             raise InputError(option, expected=" or ".join(choice.value for choice in choices), found=value)
+
+
+def label_order_hint(scores: np.ndarray, labels: np.ndarray | None,
+                     class_names: tuple[str, ...] | None) -> str | None:
+    """A warning when the class folders' sorted order is not the model's output order.
+
+    A given model's outputs come in whatever order its maker chose; without --labels the
+    classes are the sorted folder names. When another one-to-one order of the folders
+    makes the model far more accurate, say which (else None).
+    """
+    if labels is None or not class_names or len(labels) == 0:
+        return None
+    k = len(class_names)
+    predicted = np.argmax(scores.reshape(len(scores), -1), axis=1)
+    if predicted.max(initial=0) >= k:
+        return None
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (labels.astype(np.int64), predicted), 1)
+    order = [int(np.argmax(confusion[:, j])) for j in range(k)]  # folder most often called output j
+    if sorted(order) != list(range(k)):
+        return None
+    now = np.trace(confusion) / len(labels)
+    then = sum(confusion[order[j], j] for j in range(k)) / len(labels)
+    if then < now + 0.25:
+        return None
+    names = [class_names[i] for i in order]
+    return (f"the given model is {now * 100:.1f}% accurate with its outputs named after the sorted class folders "
+            f"{list(class_names)}, {then * 100:.1f}% with them named {names}: pass --labels with one name per "
+            "output in the model's order (the bundle's labels come from it)")
 
 
 def _check_calibration(config: ConvertConfig, kinds: dict[str, VariantKind]) -> None:

@@ -191,3 +191,13 @@ def test_an_onnx_model_with_external_data_is_packed_with_its_weights_inside(kws,
         assert "split.weights" in model.adaptations[0]
         assert model.variant_name == "onnx-fp32"
         np.testing.assert_allclose(model.predict(x)[0], whole.predict(x)[0], rtol=0, atol=1e-6)
+
+
+def test_a_class_order_other_than_the_folders_is_pointed_out():
+    from edgekit.convert.run import label_order_hint
+
+    labels = np.array([0, 0, 1, 1, 2, 2])  # folders high, low, mid (sorted)
+    outputs = np.eye(3)[[2, 2, 0, 0, 1, 1]]  # the model says low, mid, high
+    hint = label_order_hint(outputs, labels, ("high", "low", "mid"))
+    assert "0.0% accurate" in hint and "100.0% with them named ['low', 'mid', 'high']" in hint and "--labels" in hint
+    assert label_order_hint(np.eye(3)[labels], labels, ("high", "low", "mid")) is None  # the order fits
