@@ -38,6 +38,13 @@ CALIBRATED_PRECISIONS = frozenset({"int8", "int8-mixed", "int8-float-ops", "int1
 DEFAULT_BUDGET_PTS = 1.0
 
 VALIDATED, UNMEASURED, RANDOM_CALIBRATION, EXCEEDS = range(4)  # fidelity tiers, best first
+# What a drop is, and its unit, by its basis (convert's drop_basis); others: a drop in points.
+BASIS_WORDS = {
+    "top1_agreement": ("disagreement with the float model", " points"),
+    "detection_agreement": ("disagreement with the float model's detections", " points"),
+    "rmse_increase_pct": ("RMSE increase over the float model's", "%"),
+    "output_rmse_pct": ("output RMSE against the float model's", "% of its outputs' spread"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +86,9 @@ class Evidence:
             return UNMEASURED
         return EXCEEDS if self.drop.exceeds(self.budget) else VALIDATED
 
-    def unit(self) -> str:
-        return "% RMSE increase" if self.variant.metrics.get("drop_basis") == "rmse_increase_pct" else " points"
+    def words(self) -> tuple[str, str]:
+        """What the drop is and its unit, by its basis."""
+        return BASIS_WORDS.get(self.variant.metrics.get("drop_basis"), ("drop", " points"))
 
     def evidence(self) -> str:
         """Why this variant can be trusted (or not), in words."""
@@ -100,13 +108,14 @@ class Evidence:
                     "float32 like the source model, nothing quantized")
         if self.drop is None:
             return f"no drop measured ({'no gate basis for this task' if basis is None else 'none recorded'})"
-        what = "disagreement with the float model" if basis in ("top1_agreement", "detection_agreement") else "drop"
-        return f"validated on {on}, {what} {self.drop.describe(self.unit())}"
+        what, unit = self.words()
+        return f"validated on {on}, {what} {self.drop.describe(unit)}"
 
     def why_not(self) -> str:
         """Why this variant was passed over."""
         if self.tier == EXCEEDS:
-            return (f"its drop {self.drop.describe(self.unit())} exceeds the {self.budget:g}-point budget "  # type: ignore[union-attr]
+            what, unit = self.words()
+            return (f"its {what} {self.drop.describe(unit)} exceeds the budget of {self.budget:g}{unit} "  # type: ignore[union-attr]
                     "beyond noise")
         if self.tier == RANDOM_CALIBRATION:
             return "calibrated on RANDOM inputs (--allow-random-calibration), its fidelity on real data is unknown"
@@ -185,7 +194,7 @@ def choose(manifest: Manifest, variant: str | None = None, backend: str | None =
         reason += f" after passing over {', '.join(v.name for v in passed)}"
     reason += f"; {fact.evidence()}"
     if fact.tier == EXCEEDS:
-        reason += f"; WARNING: its drop exceeds the {budget:g}-point budget beyond noise, and nothing better runs here"
+        reason += f"; WARNING: it exceeds the budget of {budget:g}{fact.words()[1]} beyond noise, and nothing better runs here"
     elif fact.tier == RANDOM_CALIBRATION:
         reason += "; WARNING: nothing that runs here was calibrated on real data"
     for v in passed:

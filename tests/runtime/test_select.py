@@ -69,7 +69,7 @@ def test_a_drop_beyond_noise_goes_to_the_back_and_the_reason_says_why():
                              "float32 like the source model, nothing quantized")
     assert "fidelity drop 0.00" not in reason and "drop 0.00" not in reason
     assert "passed over tflite-int8: its drop 8.89 points (95% CI " in reason
-    assert "exceeds the 1-point budget beyond noise" in reason
+    assert "exceeds the budget of 1 points beyond noise" in reason
 
 
 def test_the_bundles_own_budget_applies_unless_one_is_given():
@@ -142,3 +142,16 @@ def test_forced_and_preferred_choices_state_their_evidence():
     assert forced.reason.startswith("onnx-fp32 (forced); float32 like the source model")
     preferred = select.choose(bundle, prefer=("onnx-fp32", "tflite-int8"))
     assert preferred.variant.name == "onnx-fp32" and preferred.reason.startswith("onnx-fp32: device preference;")
+
+
+def test_a_regression_drop_speaks_in_percent_of_the_float_rmse():
+    metrics = {"samples": 200, "drop_pts": 12.0, "drop_basis": "rmse_increase_pct", "drop_ci95": [8.0, 16.0],
+               "drop_resolution_pts": None, "drop_method": "paired-bootstrap"}
+    int8 = Variant(name="tflite-int8", format="tflite", file="m", precision="int8", inputs=(), outputs=(),
+                   metrics=metrics)
+    fp32 = measured("tflite-fp32", "fp32", *outcomes(200))
+    choice = select.choose(manifest(int8, fp32, budget=5.0))
+    assert choice.variant.name == "tflite-fp32"
+    assert ("passed over tflite-int8: its RMSE increase over the float model's 12.00% (95% CI 8.0..16.0) exceeds "
+            "the budget of 5% beyond noise") in choice.reason
+    assert select.choose(manifest(int8, fp32, budget=10.0)).variant.name == "tflite-int8"  # 8 < 10: within noise
