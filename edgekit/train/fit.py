@@ -139,6 +139,9 @@ def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress,
         InputError: unusable data, or a test set whose sample shape or classes do not
             match the training data's.
     """
+    if test_path is not None and test_path.exists() and test_path.resolve() == data_path.resolve():
+        raise InputError(f"--test-data {test_path}", expected="test data kept apart from --data",
+                         found="the --data path itself", hint="omit --test-data to carve a test split out of --data")
     raw = check_classes(load_raw(data_path, recipe, log, progress), recipe, str(data_path))
     if test_path is not None:
         raw = attach_test_data(raw, recipe, test_path, log, progress)

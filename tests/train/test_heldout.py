@@ -80,7 +80,7 @@ def test_a_test_set_with_other_classes_is_one_line(image_split, tmp_path):
 
 
 @pytest.mark.tf
-def test_a_test_set_of_another_shape_is_refused(tmp_path):
+def test_a_test_set_of_another_shape_or_the_training_data_itself_is_refused(tmp_path):
     from edgekit.train import fit
     from edgekit.train.data import load_raw
 
@@ -92,3 +92,5 @@ def test_a_test_set_of_another_shape_is_refused(tmp_path):
         fit.attach_test_data(raw, recipe, tmp_path / "test.npz", lambda _m: None, no_progress)
     text = str(caught.value)
     assert "--test-data" in text and "(640,)" in text and "(64,)" in text and "\n" not in text
+    with pytest.raises(InputError, match="the --data path itself"):  # the training data as their own test
+        fit.prepare_data(recipe, tmp_path / "train.npz", lambda _m: None, no_progress, tmp_path / "train.npz")
