@@ -142,7 +142,9 @@ def write_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Training report: {recipe['name']}", "", recipe["title"], "",
              f"- data: `{report['data']['source']}`" + (" (synthesized)" if report["data"]["synthesized"] else ""),
              f"- split: {report['data']['train']['samples']} train, {report['data']['validation_split']['samples']} "
-             f"validation, {report['data']['test_split']['samples']} test",
+             f"validation, {report['data']['test_split']['samples']} test"
+             + (f" (`--test-data {report['data']['test_source']}`)" if report["data"].get("test_source", "carved from "
+                "the data") != "carved from the data" else ""),
              f"- model: {report['model']['architecture']['name']}, {report['model']['parameters']:,} parameters, "
              f"input {tuple(report['model']['input_shape'])}",
              f"- training: {training['epochs_run']} of {training['epochs_planned']} epochs, batch "

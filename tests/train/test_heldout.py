@@ -67,6 +67,7 @@ def test_test_data_is_the_held_out_split(image_split, tmp_path):
     with np.load(out / "heldout.npz") as heldout:  # what --export validates on
         assert len(heldout["x"]) == 8 and heldout["x"].shape[1:] == (32, 32, 3)
     assert f"on 8 samples of {test}" in result.stdout
+    assert f"8 test (`--test-data {test}`)" in (out / "report.md").read_text()
 
 
 @pytest.mark.tf
