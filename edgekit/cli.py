@@ -84,6 +84,13 @@ def _backend_help() -> str:
     return _described("Force an interpreter", {name: plugin.help for name, plugin in BACKENDS.items()})
 
 
+def _preprocess_help() -> str:
+    from edgekit.presets import preset_help
+
+    return ("Preprocessing spec YAML (docs/preprocess.md), or a preset name (default: MODEL's .preprocess.yaml "
+            f"sidecar from edgekit train, if any). Presets: {preset_help()}.")
+
+
 def _variants_help() -> str:
     from edgekit.convert.variants import DEFAULT_VARIANTS, VARIANTS
 
@@ -186,8 +193,8 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--data", type=click.Path(path_type=Path), help="Calibration/validation data: image or WAV folders "
               "(one subfolder per class) or .npy/.npz (x, optional y).")
 @click.option("--labels", type=click.Path(path_type=Path), help="Labels file, one per line, in output order.")
-@click.option("--preprocess", type=click.Path(path_type=Path),
-              help="Preprocessing spec YAML (default: MODEL's .preprocess.yaml sidecar from edgekit train, if any).")
+@click.option("--preprocess", type=click.Path(path_type=Path), metavar="SPEC.yaml|PRESET", cls=_LazyHelpOption,
+              lazy_help=_preprocess_help)
 @click.option("--max-accuracy-drop", type=float, metavar="PTS",
               help="Exit 4 when a quantized variant loses more than PTS points.")
 @click.option("--auto-fallback", is_flag=True, help="Keep the worst layers of tflite-int8 in float until within PTS.")
@@ -209,24 +216,29 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
             allow_random_calibration: bool, trust_model_code: bool, input_shape: str | None, int8_io: str,
             opset: int, onnx_int8: str, per_channel: bool, calibration_samples: int, validation_samples: int,
             as_json: bool) -> None:
-    """Convert a Keras/SavedModel model into a verified bundle of TFLite and ONNX variants.
+    """Convert a model into a verified bundle of TFLite and ONNX variants.
 
-    Every variant is measured against the float model on the validation split of
-    --data (top-1 agreement, task metric, max/mean abs error, SNR) before the bundle is
-    written atomically.
+    MODEL is a trained .keras/.h5/SavedModel, or a .tflite/.onnx someone else exported:
+    that one is verified, packed as it is with --preprocess (its front end), --labels
+    and its postprocessing, and, with --data, quantized variants are derived from it
+    (ai-edge-quantizer for .tflite, onnxruntime.quantization for .onnx). Every variant
+    is measured against the reference model on the validation split of --data (top-1
+    agreement, task metric, max/mean abs error, SNR) before the bundle is written
+    atomically.
     """
     from edgekit.convert.run import ConvertConfig
     from edgekit.convert.run import convert as run_convert
     from edgekit.convert.variants import ConversionOptions, parse_variants
 
     config = ConvertConfig(
-        model=model, output=output, variants=parse_variants(variants), data=data, labels=labels,
+        model=model, output=output, variants=parse_variants(variants) if variants is not None else None, data=data,
+        labels=labels,
         preprocess=preprocess, max_accuracy_drop=max_accuracy_drop, auto_fallback=auto_fallback,
         allow_random_calibration=allow_random_calibration, trust_model_code=trust_model_code,
         input_shape=_shape(input_shape),
         options=ConversionOptions(int8_io=int8_io, opset=opset, onnx_int8=onnx_int8, per_channel=per_channel),
         calibration_samples=calibration_samples, validation_samples=validation_samples,
-        command=" ".join(["edgekit", "convert", *sys.argv[2:]]) if sys.argv[1:2] == ["convert"] else None,
+        command=" ".join(["edgekit", *sys.argv[1:]]) if "convert" in sys.argv[1:] else None,  # flags too
     )
     report = run_convert(config, progress=progress, log=info)
     click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else report.render())
@@ -490,6 +502,9 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
 @click.option("--data", type=click.Path(path_type=Path),
               help="Data: class folders (WAV, images), .npz (x, y), CSV sensor recordings with a label column. "
               "Default: the recipe's synthetic dataset, made in OUT/data.")
+@click.option("--test-data", type=click.Path(path_type=Path),
+              help="Your own test set (the --data layout): the held-out figures, heldout.npz and the --export "
+              "check use it, and --data is split only into training and validation (early stopping).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output folder (default: out/train/RECIPE).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Override train.batch_size (per replica).")
@@ -505,8 +520,9 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
               help="auto: mixed float16 on GPUs, float32 on CPUs. The saved model is float32 either way.")
 @click.option("--list", "list_only", is_flag=True, help="List the recipes and exit.")
 @click.option("--show", is_flag=True, help="Print the recipe (overrides applied) as YAML and exit.")
-def train_command(recipe: str | None, data: Path | None, output: Path | None, epochs: int | None,
-                  batch_size: int | None, learning_rate: float | None, seed: int | None, overrides: tuple[str, ...],
+def train_command(recipe: str | None, data: Path | None, test_data: Path | None, output: Path | None,
+                  epochs: int | None, batch_size: int | None, learning_rate: float | None, seed: int | None,
+                  overrides: tuple[str, ...],
                   export: Path | None, resume: bool, samples: int | None, precision: str, list_only: bool,
                   show: bool) -> None:
     """Train RECIPE (a name from --list, or a recipe .yaml file) in TensorFlow/Keras.
@@ -532,8 +548,9 @@ def train_command(recipe: str | None, data: Path | None, output: Path | None, ep
     load_recipe(recipe, overrides)  # a mistyped name or key fails before TensorFlow loads
     from edgekit.train.run import TrainConfig, train
 
-    result = train(TrainConfig(recipe=recipe, output=output, data=data, epochs=epochs, batch_size=batch_size,
-                               learning_rate=learning_rate, seed=seed, overrides=overrides, export=export,
+    result = train(TrainConfig(recipe=recipe, output=output, data=data, test_data=test_data, epochs=epochs,
+                               batch_size=batch_size, learning_rate=learning_rate, seed=seed, overrides=overrides,
+                               export=export,
                                resume=resume, synth_samples=samples, precision=precision,
                                progress_bar=not STATE.quiet,
                                command="edgekit " + " ".join(sys.argv[1:])),
@@ -651,6 +668,36 @@ def demo(output_dir: Path, epochs: int | None, samples: int | None, seed: int, m
                         quiet=STATE.quiet, command="edgekit " + " ".join(sys.argv[1:]))
     result = run_demo(config, log=info, progress=progress)
     click.echo(result.summary())
+
+
+@cli.command("eval")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Labelled data, as train --data takes it: class folders of images or WAVs, an .npz (raw x and "
+                   "y), or CSV recordings with the bundle's channel columns and a label (or target) column.")
+@click.option("--variants", help="Comma list of the bundle's variants to measure (default: all of them).")
+@click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
+@click.option("--threads", type=click.IntRange(1), help="Interpreter threads.")
+@click.option("-o", "--output-dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="Write DIR/eval.json and a confusion-matrix PNG per variant (the PNGs need the plot extra).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (documented in docs/eval.md).")
+def eval_command(bundle: Path, data: Path, variants: str | None, backend: str | None, threads: int | None,
+                 output_dir: Path | None, as_json: bool) -> None:
+    """Measure every variant of a bundle on labelled data, through the runtime.
+
+    Each raw sample goes through the bundle's own front end, interpreter and
+    postprocessing, as on the device. Classification: accuracy, per-class
+    precision/recall/F1 and a confusion matrix; anomaly: ROC-AUC and the precision/recall
+    of the bundle's threshold; regression: RMSE and MAE; each with a 95% confidence
+    interval.
+    """
+    from edgekit.eval import EvalConfig, evaluate
+
+    names = tuple(n.strip() for n in (variants or "").split(",") if n.strip())
+    config = EvalConfig(bundle=bundle, data=data, variants=None if names in ((), ("all",)) else names,
+                        output_dir=output_dir, backend=backend, threads=threads)
+    report = evaluate(config, progress=progress)
+    click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else report.render(), nl=as_json)
 
 
 def _print_error(exc: EdgekitError) -> None:
