@@ -82,14 +82,38 @@ class Samples:
 
 
 def _fit_shape(x: np.ndarray, input_shape: tuple[int, ...], source: str) -> np.ndarray:
-    """Match sample shape to the model input, allowing only singleton dimensions to differ."""
+    """Match sample shape to the model input, allowing only singleton dimensions to differ.
+
+    Features of several vectors per clip (`stack_frames`) for a model that takes one
+    vector are returned as they are, ``(N, vectors, ...)``: `_per_vector` makes each
+    vector a sample.
+    """
     if tuple(x.shape[1:]) == tuple(input_shape):
         return x
     if same_but_singletons(x.shape[1:], tuple(input_shape)):
         return x.reshape((len(x), *input_shape))
+    if x.ndim >= 3 and same_but_singletons(x.shape[2:], tuple(input_shape)):
+        return x
     raise InputError(f"data {source}", expected=f"samples of shape {tuple(input_shape)} (the model input)",
                      found=f"samples of shape {tuple(x.shape[1:])}",
                      hint="check --preprocess (size, features) or the arrays you passed")
+
+
+def _per_vector(samples: Samples, input_shape: tuple[int, ...]) -> Samples:
+    """A clip of many vectors for a model that takes one (the DCASE baseline's 5 stacked
+    log-mel frames): every vector becomes a sample with its clip's label, target and id
+    (``ID#vK``), as the model saw them in training and as the runtime runs them."""
+    x = samples.x
+    if x.ndim < 2 or same_but_singletons(x.shape[1:], tuple(input_shape)):
+        return samples
+    count = x.shape[1]
+
+    def repeat(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else np.repeat(values, count, axis=0)
+
+    return dataclasses.replace(
+        samples, x=x.reshape((len(x) * count, *input_shape)), labels=repeat(samples.labels),
+        targets=repeat(samples.targets), ids=tuple(f"{i}#v{k}" for i in samples.ids for k in range(count)))
 
 
 def _prepare_arrays(raw: np.ndarray, spec: PreprocessSpec, source: str) -> np.ndarray:
@@ -170,8 +194,9 @@ def load_arrays(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...]) 
                 raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels",
                                  found=f"{len(labels)} of {y.dtype}")
     prepared = _fit_shape(_prepare_arrays(x, spec, str(path)), input_shape, str(path))
-    return Samples(x=prepared, labels=labels, class_names=None, ids=tuple(f"index:{i}" for i in range(len(x))),
-                   source=str(path), targets=targets)
+    return _per_vector(Samples(x=prepared, labels=labels, class_names=None,
+                               ids=tuple(f"index:{i}" for i in range(len(x))), source=str(path), targets=targets),
+                       input_shape)
 
 
 def _folder_files(root: Path) -> tuple[list[tuple[Path, str | None]], list[str]]:
@@ -241,7 +266,8 @@ def load_folder(root: Path, spec: PreprocessSpec, input_shape: tuple[int, ...],
                          found=f"{len(skipped)} unreadable file(s), e.g. {skipped[0]}")
     x = _fit_shape(np.stack(inputs).astype(np.float32), input_shape, str(root))
     y = np.asarray(labels, np.int64) if names is not None and classes else None
-    return Samples(x=x, labels=y, class_names=names, ids=tuple(ids), source=str(root), skipped=tuple(skipped))
+    return _per_vector(Samples(x=x, labels=y, class_names=names, ids=tuple(ids), source=str(root),
+                               skipped=tuple(skipped)), input_shape)
 
 
 def load_samples(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...], *,
@@ -280,8 +306,8 @@ def random_samples(spec: PreprocessSpec, input_shape: tuple[int, ...], count: in
     else:
         raw = rng.standard_normal((count, *input_shape)).astype(np.float32)
     x = _fit_shape(_prepare_arrays(raw, spec, "random data"), input_shape, "random data")
-    return Samples(x=x, labels=None, class_names=None, ids=tuple(f"random:{i}" for i in range(count)),
-                   source="random (no --data)")
+    return _per_vector(Samples(x=x, labels=None, class_names=None, ids=tuple(f"random:{i}" for i in range(count)),
+                               source="random (no --data)"), input_shape)
 
 
 def split(samples: Samples, calibration_fraction: float = 0.3, calibration_max: int = 200,

@@ -78,3 +78,33 @@ def test_classification_is_the_mean_of_per_vector_probabilities(tmp_path):
     streamed = next(iter(model.stream([clip], hop_ms=1000)))
     assert streamed.score == pytest.approx(result.score, rel=1e-5)
 
+
+
+def test_a_one_vector_autoencoder_converts_with_its_stacked_front_end_and_runs(tmp_path):
+    """The DCASE 2020 task 2 baseline shape, end to end: a foreign .onnx taking one 640-value
+    vector is packed with ``preset: dcase2020-t2-logmel``; convert validates and calibrates
+    on every vector of every clip (not on clips, which no longer fit the model input), and
+    `edgekit run` on a WAV scores the clip as the mean of its vectors' errors."""
+    pytest.importorskip("onnxruntime")
+    from edgekit.runtime import load
+    from tests.support.cli import run_cli
+
+    model = tmp_path / "ae.onnx"
+    model.write_bytes(onnx_model("anomaly"))
+    (tmp_path / "spec.yaml").write_text("preprocess:\n  preset: dcase2020-t2-logmel\n  clip_samples: 16000\n"
+                                        "postprocess:\n  kind: anomaly\n")
+    data = tmp_path / "data" / "normal"
+    data.mkdir(parents=True)
+    for seed in range(3):
+        audio.write_wav(data / f"clip{seed}.wav", parity_clip(1.0, seed=seed), 16000)
+    bundle = tmp_path / "ae.edgekit"
+    result = run_cli("convert", str(model), "--preprocess", str(tmp_path / "spec.yaml"), "--data",
+                     str(tmp_path / "data"), "--variants", "onnx-fp32,onnx-int8", "-o", str(bundle), "--json")
+    assert result.code == 0, result.stderr
+    report = __import__("json").loads(result.stdout)
+    assert {v["name"] for v in report["variants"]} == {"onnx-fp32", "onnx-int8"}
+    assert report["data"]["calibration_samples"] + report["data"]["validation_samples"] == 3 * 28  # vectors, not clips
+    clip, _ = audio.read_wav(data / "clip1.wav")
+    vectors = audio.features(clip, SPEC).astype(np.float64)
+    expected = float(np.mean(np.square(vectors - 0.5 * vectors)))
+    assert load(bundle, variant="onnx-fp32").predict(clip).anomaly_score == pytest.approx(expected, rel=1e-5)
