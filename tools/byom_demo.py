@@ -35,6 +35,9 @@ def commands() -> list[str]:
         "edgekit convert kws.onnx --preprocess kws.yaml --labels labels.txt --data data -o kws_onnx.edgekit",
         "edgekit run kws_onnx.edgekit --source wav:mixed.wav --variant onnx-fp32",
         "edgekit run kws_onnx.edgekit --source wav:mixed.wav",
+        "edgekit eval kws.tflite --data test",
+        "edgekit eval kws_tflite.edgekit --data test -o eval_tflite",
+        "edgekit eval kws_onnx.edgekit --data test -o eval_onnx",
         "edgekit convert kws.tflite --preprocess kws.yaml --variants onnx-int8 --data data -o x.edgekit",
         "edgekit convert cut.tflite --preprocess kws.yaml --data data -o cut.edgekit",
     ]
@@ -49,11 +52,12 @@ def main() -> int:
 
     from tests.support.foreign_kws import CLASSES, build, run_directly
 
-    kws = build(root)
+    kws = build(root, test_per_class=30)
     data = kws.tflite.read_bytes()
     (root / "cut.tflite").write_bytes(data[: len(data) // 2])  # a copy cut short
     print(f"# in {root}: kws.tflite ({kws.tflite.stat().st_size} bytes), kws.onnx ({kws.onnx.stat().st_size} bytes),"
-          f" kws.yaml, labels.txt, data/ ({sum(1 for _ in kws.data.rglob('*.wav'))} WAV clips), mixed.wav")
+          f" kws.yaml, labels.txt, data/ ({sum(1 for _ in kws.data.rglob('*.wav'))} WAV clips), test/ "
+          f"({sum(1 for _ in kws.test.rglob('*.wav'))} other clips, for eval), mixed.wav")
     for model in (kws.tflite, kws.onnx):
         scores = run_directly(model, kws.wavs["mixed"])
         print(f"# {model.name} run directly (tf.signal MFCC + its own interpreter) on mixed.wav: "

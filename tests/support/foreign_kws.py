@@ -50,6 +50,7 @@ class ForeignKws:
     labels: Path
     data: Path  # WAV folders, one per class (held-out clips)
     wavs: dict[str, Path]  # one clip per class, for `edgekit run`
+    test: Path | None = None  # more WAV folders, for `edgekit eval` on clips convert never saw
 
 
 def clip(label: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,7 +89,8 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
         handle.writeframes(pcm.tobytes())
 
 
-def build(root: Path, train_per_class: int = 40, heldout_per_class: int = 12, seed: int = 0) -> ForeignKws:
+def build(root: Path, train_per_class: int = 40, heldout_per_class: int = 12, seed: int = 0,
+          test_per_class: int = 0) -> ForeignKws:
     """Train the model on tf.signal MFCCs and export it to .tflite and .onnx under `root`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
@@ -133,7 +135,11 @@ def build(root: Path, train_per_class: int = 40, heldout_per_class: int = 12, se
         write_wav(wavs[name], clip(k, rng))
     wavs["mixed"] = root / "mixed.wav"  # two keywords at once
     write_wav(wavs["mixed"], 0.5 * clip(0, rng) + 0.5 * clip(1, rng))
-    return ForeignKws(tflite, onnx, preprocess, labels_file, data, wavs)
+    test = root / "test" if test_per_class else None
+    for k, name in enumerate(CLASSES):
+        for i in range(test_per_class):
+            write_wav(root / "test" / name / f"{i:03d}.wav", clip(k, rng))
+    return ForeignKws(tflite, onnx, preprocess, labels_file, data, wavs, test)
 
 
 def savedmodel_to_onnx(saved: Path, opset: int = 17) -> bytes:
