@@ -63,3 +63,31 @@ def test_device_describes_keras_files_from_config(device_venv, model_files):
     report = json.loads(result.stdout)
     assert report["details"]["described_from"] == "config"
     assert report["inputs"][0]["shape"] == [-1, 12, 12, 3]
+
+
+def test_device_evaluates_a_bundle_of_a_foreign_model(device_venv, model_files, tmp_path):
+    """A .tflite exported outside edgekit, packed on the workstation with its front end,
+    measured by `edgekit eval` on an install with the device extra alone (raw images in an
+    .npz, so no image decoder is needed)."""
+    import numpy as np
+
+    from tests.support.cli import run_cli
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (20, 12, 12, 3), dtype=np.uint8)
+    data = tmp_path / "images.npz"
+    np.savez(data, x=x, y=np.arange(20) % 5)
+    contract = tmp_path / "tiny.yaml"
+    contract.write_text("preprocess:\n  preset: image-0-1\n  height: 12\n  width: 12\n"
+                        "postprocess:\n  kind: classification\nlabels: [a, b, c, d, e]\n")
+    bundle = tmp_path / "tiny.edgekit"
+    packed = run_cli("convert", str(model_files.tflite), "--preprocess", str(contract), "--data", str(data),
+                     "--variants", "tflite-fp32,tflite-int8", "-o", str(bundle))
+    assert packed.code == 0, packed.stderr
+    result = run(device_venv, "eval", str(bundle), "--data", str(data), "--json", cwd="/")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [v["variant"] for v in report["variants"]] == ["tflite-fp32", "tflite-int8"]
+    assert all(v["samples"] == 20 for v in report["variants"])
+    bare = run(device_venv, "eval", str(model_files.tflite), "--data", str(data), cwd="/")
+    assert bare.returncode == 1 and "not an edgekit bundle" in bare.stderr and "Traceback" not in bare.stderr
