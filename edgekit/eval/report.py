@@ -7,12 +7,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from edgekit.bundle.atomic import atomic_write_bytes
 from edgekit.errors import InputError, MissingDependencyError
+from edgekit.eval.kinds import MEASURES
+from edgekit.eval.table import number, percent, table
 from edgekit.stats import CONFIDENCE
 
 SCHEMA = 1
@@ -79,10 +80,11 @@ class EvalReport:
                  f"{'windows' if self.form == 'recordings' else 'samples'} ({self.form}{recordings}); "
                  "95% confidence intervals in brackets"]
         ok = [v for v in self.variants if v.metrics is not None]
-        header, rows = SUMMARY[self.task](ok)
+        measure = MEASURES[self.task]
+        header, rows = measure.summary(ok)
         lines += table(["variant", "backend", "samples", *header],
                        [[v.variant, v.backend or "-", str(v.samples), *row] for v, row in zip(ok, rows, strict=True)])
-        if self.task == "classification":
+        if measure.per_class:
             for v in ok:
                 assert v.metrics is not None
                 lines += ["", f"{v.variant}: per class"]
@@ -97,9 +99,7 @@ class EvalReport:
                 lines.append(f"note: {v.variant}: {len(v.skipped)} sample(s) unreadable, skipped, e.g. {v.skipped[0]}")
             if v.confusion_png:
                 lines.append(f"confusion matrix of {v.variant}: {v.confusion_png}")
-        if self.task == "anomaly" and ok and ok[0].metrics and ok[0].metrics["threshold"] is None:
-            lines.append("note: the bundle has no postprocess.anomaly_threshold: only ROC-AUC is measured")
-        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"note: {n}" for n in [*measure.notes(ok), *self.notes]]
         if self.output_dir is not None:
             lines.append(f"written: {self.output_dir / 'eval.json'}")
         return "\n".join(lines).rstrip() + "\n"
@@ -117,7 +117,7 @@ class EvalReport:
             raise InputError(f"output folder {directory}", expected="a folder that can be created",
                              found=exc.strerror or str(exc)) from exc
         variants, notes = list(self.variants), list(self.notes)
-        if self.task == "classification":
+        if MEASURES[self.task].per_class:
             try:
                 for i, v in enumerate(variants):
                     if v.metrics is not None:
@@ -134,70 +134,7 @@ class EvalReport:
 
 
 # ---------------------------------------------------------------------------
-# cells and tables
-
-
-def percent(figure: dict[str, Any] | None) -> str:
-    """``97.3% [94.8, 98.6]`` of a proportion figure."""
-    if not figure or figure["value"] is None:
-        return "-"
-    low, high = figure["ci95"]
-    return f"{100 * figure['value']:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
-
-
-def number(figure: dict[str, Any] | None, digits: int | None = 3) -> str:
-    """``0.973 [0.955, 0.988]`` with `digits` decimals, or (None) the decimals that give the
-    value 4 significant digits, for errors in the data's units (RMSE, MAE)."""
-    if not figure or figure["value"] is None:
-        return "-"
-    low, high = figure["ci95"]
-    value = figure["value"]
-    if digits is None:
-        digits = max(0, 3 - math.floor(math.log10(abs(value)))) if value else 3
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """Fixed-width columns as in the bench and convert tables: the first left-aligned."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths,
-                                                                                               strict=True)))
-    return [line(header), *(line(r) for r in rows)]
-
-
-def _classification_rows(variants: list[VariantResult]) -> tuple[list[str], list[list[str]]]:
-    recordings = any(v.metrics and v.metrics.get("recordings") for v in variants)
-    header = ["accuracy", "macro F1"] + (["recording accuracy", "recordings"] if recordings else [])
-    rows = []
-    for v in variants:
-        m = v.metrics or {}
-        row = [percent(m.get("accuracy")), number(m.get("macro_f1"))]
-        if recordings:
-            rec = m.get("recordings") or {}
-            row += [percent(rec.get("accuracy")), str(rec.get("segments", "-"))]
-        rows.append(row)
-    return header, rows
-
-
-def _anomaly_rows(variants: list[VariantResult]) -> tuple[list[str], list[list[str]]]:
-    rows = []
-    for v in variants:
-        m = v.metrics or {}
-        threshold = m.get("threshold")
-        rows.append([number(m.get("roc_auc")), "-" if threshold is None else f"{threshold:.4g}",
-                     percent(m.get("threshold_precision")), percent(m.get("threshold_recall"))])
-    return ["ROC-AUC", "threshold", "precision at threshold", "recall at threshold"], rows
-
-
-def _regression_rows(variants: list[VariantResult]) -> tuple[list[str], list[list[str]]]:
-    rows = [[number((v.metrics or {}).get("rmse"), None), number((v.metrics or {}).get("mae"), None)]
-            for v in variants]
-    return ["RMSE", "MAE"], rows
-
-
-SUMMARY = {"classification": _classification_rows, "anomaly": _anomaly_rows, "regression": _regression_rows}
+# the confusion matrix
 
 
 def confusion_png(matrix: dict[str, Any], title: str) -> bytes:

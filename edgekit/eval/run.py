@@ -15,17 +15,10 @@ import numpy as np
 
 from edgekit.datasets.loaders import RawSamples, raw_samples
 from edgekit.errors import InputError, IntegrityError, MissingDependencyError, ShapeError
-from edgekit.eval import metrics
+from edgekit.eval.kinds import MEASURES
 from edgekit.eval.report import EvalReport, VariantResult
 from edgekit.progress import Progress, no_progress
 from edgekit.spec import AudioPreprocess, PostprocessKind
-
-TASKS = (PostprocessKind.CLASSIFICATION, PostprocessKind.ANOMALY, PostprocessKind.REGRESSION)
-# Class folders (or label values) of anomaly data: these names are normal (0) ...
-NORMAL_NAMES = ("normal", "good", "ok")
-# ... and these anomalous (1) (training's names, edgekit.tasks.anomaly, and "defective"). Any
-# other name is refused, so that a typo is not scored.
-ANOMALY_NAMES = ("anomaly", "anomalous", "abnormal", "fault", "faulty", "defect", "defective")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,46 +52,6 @@ class Truth:
     groups: tuple[str, ...] | None
 
 
-def _class_truth(samples: RawSamples, labels: tuple[str, ...], source: str) -> np.ndarray:
-    assert samples.y is not None
-    if samples.class_names is None:  # integer labels in the model's output order
-        if samples.y.min() < 0 or samples.y.max() >= len(labels):
-            raise InputError(f"labels in {source}", expected=f"class indices 0..{len(labels) - 1} "
-                             f"(the bundle's labels {list(labels)})", found=f"{samples.y.min()}..{samples.y.max()}",
-                             hint="store y in the bundle's label order, or add a classes array naming them")
-        return samples.y
-    unknown = sorted(set(samples.class_names) - set(labels))
-    if unknown:
-        raise InputError(f"classes in {source}", expected=f"the bundle's labels {list(labels)}",
-                         found=f"{unknown[:10]} not among them",
-                         hint="name the class folders (or label values) after the bundle's labels; "
-                              "edgekit inspect BUNDLE lists them")
-    mapping = np.array([labels.index(n) for n in samples.class_names], np.int64)
-    return mapping[samples.y]
-
-
-def _anomaly_truth(samples: RawSamples, source: str) -> np.ndarray:
-    assert samples.y is not None
-    if samples.class_names is None:
-        if samples.y.min() < 0 or samples.y.max() > 1:
-            raise InputError(f"labels in {source}", expected="0 (normal) and 1 (anomalous)",
-                             found=f"labels {samples.y.min()}..{samples.y.max()}")
-        truth = samples.y.astype(np.int64)
-    else:
-        other = sorted(n for n in samples.class_names if n.lower() not in NORMAL_NAMES + ANOMALY_NAMES)
-        if other:
-            raise InputError(f"classes in {source}", expected=f"normal samples named {list(NORMAL_NAMES)} and "
-                             f"anomalous ones named {list(ANOMALY_NAMES)}", found=f"{other[:10]}",
-                             hint="put the normal samples in a folder named normal and the anomalous ones in "
-                                  "a folder named anomaly")
-        mapping = np.array([int(n.lower() in ANOMALY_NAMES) for n in samples.class_names], np.int64)
-        truth = mapping[samples.y]
-    if truth.min() == truth.max():
-        raise InputError(f"data {source}", expected="normal and anomalous samples (ROC-AUC needs both)",
-                         found=f"{len(truth)} samples, all {'anomalous' if truth[0] else 'normal'}")
-    return truth
-
-
 def truth_of(samples: RawSamples, task: PostprocessKind, labels: tuple[str, ...]) -> Truth:
     """The expected answers of `samples` for a bundle of `task` with `labels`.
 
@@ -106,27 +59,7 @@ def truth_of(samples: RawSamples, task: PostprocessKind, labels: tuple[str, ...]
         InputError: unlabelled data; classes that are not the bundle's; anomaly data
             without both kinds; regression data without targets.
     """
-    source = samples.source
-    if task is PostprocessKind.REGRESSION:
-        if samples.targets is None:
-            raise InputError(f"data {source}", expected="regression targets (an .npz y array, or a target column)",
-                             found="inputs without targets", hint="eval needs labelled data")
-        targets = samples.targets.astype(np.float64)
-        return Truth(task, targets.reshape(len(targets), -1), samples.groups)
-    if samples.y is None and samples.targets is not None:
-        raise InputError(f"labels in {source}", expected=f"integer class labels (a {task.value} model)",
-                         found=f"float targets of {samples.targets.dtype}",
-                         hint="float y are regression targets: eval a regression bundle on them")
-    if samples.y is None:
-        raise InputError(f"data {source}", expected="labelled samples (class folders, an .npz with y, or a label "
-                         "column)", found=f"{len(samples)} unlabelled samples",
-                         hint="eval needs labels: put each class's files in a folder named after the label")
-    if task is PostprocessKind.ANOMALY:
-        return Truth(task, _anomaly_truth(samples, source), samples.groups)
-    if not labels:
-        raise InputError("bundle labels", expected="a classification bundle with labels", found="no labels",
-                         hint="convert it again with --labels FILE")
-    return Truth(task, _class_truth(samples, labels, source), samples.groups)
+    return Truth(task, MEASURES[task.value].truth(samples, labels), samples.groups)
 
 
 def _raw_input(item: Any, spec: Any) -> Any:
@@ -157,29 +90,10 @@ def _predict_all(model: Any, samples: RawSamples, progress: Progress) -> tuple[l
 
 
 def _figures(truth: Truth, results: list[Any], kept: list[int], model: Any, source: str) -> dict[str, Any]:
-    index = np.asarray(kept, np.int64)
-    if truth.task is PostprocessKind.CLASSIFICATION:
-        labels = tuple(model.labels)
-        predicted = np.array([-1 if r.index is None else int(r.index) for r in results], np.int64)
-        expected = truth.values[index]
-        figures = metrics.classification(expected, predicted, labels)
-        figures["recordings"] = None
-        if truth.groups is not None:
-            groups = tuple(truth.groups[i] for i in kept)
-            figures["recordings"] = metrics.recording_accuracy(expected, predicted, groups, len(labels))
-        return figures
-    if truth.task is PostprocessKind.ANOMALY:
-        scores = np.array([r.anomaly_score for r in results], np.float64)
-        threshold = model.postprocess_spec.anomaly_threshold
-        flagged = None if threshold is None else np.array([bool(r.is_anomaly) for r in results])
-        return metrics.anomaly(truth.values[index], scores, flagged, threshold)
-    values = np.array([np.asarray(r.values, np.float64).reshape(-1) for r in results])
-    targets = truth.values[index]
-    if values.shape[1] != targets.shape[1]:
-        raise InputError(f"targets in {source}",
-                         expected=f"{values.shape[1]} value(s) per sample (the model's outputs)",
-                         found=f"{targets.shape[1]} per sample")
-    return metrics.regression(targets, values)
+    """The figures of the samples the runtime could read (`kept`)."""
+    groups = tuple(truth.groups[i] for i in kept) if truth.groups is not None else None
+    return MEASURES[truth.task.value].figures(truth.values[np.asarray(kept, np.int64)], groups, results, model,
+                                              source)
 
 
 def evaluate(config: EvalConfig, progress: Progress = no_progress) -> EvalReport:
@@ -196,7 +110,7 @@ def evaluate(config: EvalConfig, progress: Progress = no_progress) -> EvalReport
     first = load(config.bundle, backend=config.backend, threads=config.threads)
     manifest = first.manifest
     task = manifest.postprocess.kind
-    if task not in TASKS:
+    if task.value not in MEASURES:
         raise InputError(f"bundle {config.bundle}", expected="a classification, anomaly or regression model",
                          found=f"postprocess kind {task.value!r}",
                          hint="eval measures task figures; use edgekit bench for speed")
@@ -207,7 +121,7 @@ def evaluate(config: EvalConfig, progress: Progress = no_progress) -> EvalReport
         raise InputError(f"--variants {','.join(unknown)}", expected=f"variants of the bundle: {names}",
                          found=f"{unknown}")
     samples = raw_samples(config.data, manifest.preprocess,
-                          need="target" if task is PostprocessKind.REGRESSION else "label")
+                          need=MEASURES[task.value].need)
     truth = truth_of(samples, task, tuple(manifest.labels))
     results: list[VariantResult] = []
     for name in wanted:
