@@ -149,6 +149,30 @@ def _read_labels_file(path: Path) -> tuple[str, ...]:
     return labels
 
 
+def _labels_and_targets(y: Any, count: int, path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """An arrays file's ``y`` as class labels and targets: integer (or bool) ``y`` gives
+    int64 labels (one-hot rows folded to indices) and the targets as stored; float ``y``
+    gives targets only.
+
+    Raises:
+        InputError: not one numeric row per sample, or a float that is not finite.
+    """
+    if y is None:
+        return None, None
+    y = np.asarray(y)
+    if y.ndim == 0 or len(y) != count or y.dtype.kind not in "iubf":
+        raise InputError(f"labels in {path}", expected=f"{count} integer labels or float targets",
+                         found=f"{0 if y.ndim == 0 else len(y)} of {y.dtype}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)):
+            raise InputError(f"targets in {path}", expected="finite values", found="NaN or infinity")
+        return None, y
+    folded = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1)  # one-hot rows to indices
+    if len(folded) != count:
+        raise InputError(f"labels in {path}", expected=f"{count} integer labels", found=f"{len(folded)} of {y.dtype}")
+    return folded.astype(np.int64), y
+
+
 def load_arrays(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...]) -> Samples:
     """``.npy`` (inputs only) or ``.npz`` (``x``/``inputs`` and optional ``y``/``labels``).
 
@@ -177,22 +201,7 @@ def load_arrays(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...]) 
             labels = loaded[ykey] if ykey else None
     if x.ndim == 0 or len(x) == 0:
         raise InputError(f"data {path}", expected="at least one sample", found="an empty array")
-    targets = None
-    if labels is not None:
-        y = np.asarray(labels)
-        if y.ndim == 0 or len(y) != len(x) or y.dtype.kind not in "iubf":
-            raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels or float targets",
-                             found=f"{0 if y.ndim == 0 else len(y)} of {y.dtype}")
-        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise InputError(f"targets in {path}", expected="finite values", found="NaN or infinity")
-        targets = y
-        labels = None
-        if y.dtype.kind in "iub":
-            folded = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y  # one-hot
-            labels = folded.reshape(-1).astype(np.int64)
-            if len(labels) != len(x):
-                raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels",
-                                 found=f"{len(labels)} of {y.dtype}")
+    labels, targets = _labels_and_targets(labels, len(x), path)
     prepared = _fit_shape(_prepare_arrays(x, spec, str(path)), input_shape, str(path))
     return _per_vector(Samples(x=prepared, labels=labels, class_names=None,
                                ids=tuple(f"index:{i}" for i in range(len(x))), source=str(path), targets=targets),
@@ -382,18 +391,7 @@ def _npz_raw(path: Path) -> RawSamples:
         classes = tuple(str(c) for c in arrays["classes"].reshape(-1)) if "classes" in arrays else None
     if x.ndim == 0 or len(x) == 0:
         raise InputError(f"data {path}", expected="at least one sample", found="an empty array")
-    labels = targets = None
-    if y is not None:
-        y = np.asarray(y)
-        if y.ndim == 0 or len(y) != len(x) or y.dtype.kind not in "iubf":
-            raise InputError(f"labels in {path}", expected=f"{len(x)} integer labels or float targets",
-                             found=f"{0 if y.ndim == 0 else len(y)} of {y.dtype}")
-        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise InputError(f"targets in {path}", expected="finite values", found="NaN or infinity")
-        targets = y
-        if y.dtype.kind in "iub":
-            labels = (y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y), -1)[:, 0])
-            labels = labels.astype(np.int64)
+    labels, targets = _labels_and_targets(y, len(x), path)
     return RawSamples(tuple(np.asarray(row) for row in x), labels, classes, targets,
                       tuple(f"index:{i}" for i in range(len(x))), str(path), "arrays")
 
