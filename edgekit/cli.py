@@ -312,15 +312,23 @@ def sign(bundle: Path, key: Path) -> None:
 
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option("--public-key", type=click.Path(path_type=Path), required=True, metavar="KEY.pub",
-              help="The public key the bundle must be signed by.")
-def verify(bundle: Path, public_key: Path) -> None:
-    """Check a bundle's signature, schema, member list, sizes and hashes (exit 3 if any fails)."""
+@click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
+              help="The public key the bundle must be signed by (without it the signature is not checked).")
+def verify(bundle: Path, public_key: Path | None) -> None:
+    """Check a bundle's schema, member list, sizes and hashes, and with --public-key its
+    signature (exit 3 if any fails)."""
     from edgekit.bundle import open_bundle
 
     verified = open_bundle(bundle, public_key=public_key)
-    click.echo(f"{verified.path}: good signature by key {verified.signed_by}; "
-               f"{len(verified.manifest.files)} file(s) match the signed manifest")
+    files = len(verified.manifest.files)
+    if public_key is not None:
+        click.echo(f"{verified.path}: good signature by key {verified.signed_by}; "
+                   f"{files} file(s) match the signed manifest")
+        return
+    signature = ("signed, signature not checked (pass --public-key KEY.pub to check it)"
+                 if verified.signature_raw is not None else "unsigned")
+    click.echo(f"{verified.path}: integrity verified, {files} file(s) match the manifest (sizes and sha256); "
+               f"{signature}")
 
 
 def _int_list(text: str | None, option: str) -> tuple[int, ...]:

@@ -119,6 +119,10 @@ def test_keygen_sign_verify_run(tmp_path, bundle, rows):
     assert result.code == 0, result.stderr
     assert result.stdout.count("\n") == 1 and fingerprint in result.stdout and "good signature" in result.stdout
     assert result.stderr == ""
+    result = run_cli("verify", str(bundle))  # integrity without a key: the signature is said to be unchecked
+    assert result.code == 0, result.stderr
+    assert "integrity verified, 1 file(s) match the manifest" in result.stdout
+    assert "signed, signature not checked (pass --public-key" in result.stdout
 
     result = run_cli("run", str(bundle), "--source", f"csv:{rows}", "--public-key", str(pub))
     assert result.code == 0, result.stderr
@@ -431,3 +435,16 @@ def test_missing_cryptography_names_the_extra(signed, key, monkeypatch):
     with pytest.raises(MissingDependencyError, match=r'pip install "edgekit\[sign\]"'):
         load(signed, public_key=key.public)
     assert load(signed).variant.name == "onnx-fp32"  # no key asked for: cryptography is not needed
+
+
+def test_verify_without_a_key_checks_integrity(signed, tmp_path):
+    """`edgekit verify BUNDLE` was a usage error without --public-key although the hashes can
+    be checked without one: now it checks them and says the signature was not checked."""
+    result = run_cli("verify", str(make_bundle(tmp_path / "plain.edgekit")))
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip().endswith("(sizes and sha256); unsigned")
+    files = members(signed)
+    evil = files["models/onnx-fp32.onnx"].replace(b"tiny", b"evil")  # the manifest's hash no longer fits
+    swapped = rewrite(signed, tmp_path / "swapped.edgekit", members={"models/onnx-fp32.onnx": evil})
+    assert_one_line_error(run_cli("verify", str(swapped)), 3, "swapped.edgekit", "the manifest says",
+                          "tampered with")
