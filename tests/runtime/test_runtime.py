@@ -324,6 +324,17 @@ def test_a_recording_with_label_and_timestamp_columns_replays_as_recorded(runtim
     assert len(list(load(runtime_bundles.sensor).stream(open_source(f"csv:{jsonl}")))) == 3
 
 
+def test_json_array_lines_are_rows_in_channel_order(runtime_bundles, tmp_path):
+    """JSON arrays on stdin were swallowed: the first line taken for a CSV header, the rest
+    counted malformed, exit 0. They are rows of values in the model's channel order."""
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text("".join(json.dumps([i * 0.1, 0.0, 1.0]) + "\n" for i in range(40)) + '["a", 1, 2]\n')
+    source = open_source(f"csv:{lines}")
+    results = list(load(runtime_bundles.sensor).stream(source))
+    assert len(results) == 3  # windows end at rows 20, 30, 40
+    assert source.counters.malformed == 1
+
+
 def test_a_source_that_gives_nothing_usable_is_an_error_not_zero_results(runtime_bundles, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("ax,ay,az\n" + "".join(f"{i},x,1\n" for i in range(30)))

@@ -1,7 +1,7 @@
 """Sensor rows as text lines: ``csv:FILE`` (``?loop=1``, ``?rate=HZ``) and ``stdin``.
 
-A row is CSV (the first line may be a header naming the channels) or a JSON object of
-``{channel: value}``; lines that are not a row of finite numbers are counted as malformed
+A row is CSV (the first line may be a header naming the channels), a JSON object of
+``{channel: value}`` or a JSON array of values in the model's channel order; lines that are not a row of finite numbers are counted as malformed
 and skipped. A model that names its channels (`LinesSource.want`) gets those columns by
 name and the others are ignored, so a recording with ``label``, ``timestamp`` or
 ``subject`` columns replays as recorded. `LinesSource` is also the serial source's line
@@ -45,6 +45,18 @@ def _parse_row(line: str, header: list[str] | None, wanted: tuple[str, ...] | No
         ValueError: anything that is not a row of numbers (the source counts it as malformed).
     """
     line = line.strip()
+    if line.startswith("["):  # a JSON array: the channels' values in the model's order
+        try:
+            values = json.loads(line)
+        except RecursionError:  # a line of 100,000 nested brackets
+            raise ValueError("JSON line nested too deeply") from None
+        if not isinstance(values, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError("JSON array of something other than numbers")
+        try:
+            return np.asarray(_finite([float(v) for v in values]), np.float32)
+        except OverflowError:  # an integer with hundreds of digits
+            raise ValueError("a JSON value too large for a float") from None
     if line.startswith("{"):
         try:
             value = json.loads(line)
@@ -114,7 +126,7 @@ class LinesSource(Source):
         for number, line in enumerate(self.handle, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
-            if number == 1 and not line.lstrip().startswith("{"):
+            if number == 1 and not line.lstrip().startswith(("{", "[")):
                 cells = [c.strip() for c in line.split(",")]
                 try:
                     [float(c) for c in cells]
