@@ -34,6 +34,18 @@ def _finite(values: Any) -> Any:
     return values
 
 
+def _numbers(values: Any) -> list[float]:
+    """JSON values as finite floats.
+
+    Raises:
+        ValueError: a value that is not a number, or not a finite float32 one.
+    """
+    try:
+        return _finite([float(v) for v in values])
+    except OverflowError:  # an integer with hundreds of digits
+        raise ValueError("a JSON value too large for a float") from None
+
+
 def _parse_row(line: str, header: list[str] | None, wanted: tuple[str, ...] | None = None) -> Any:
     """One sensor row: ``{channel: value}`` (JSON, or CSV under a header) or the values.
 
@@ -45,33 +57,20 @@ def _parse_row(line: str, header: list[str] | None, wanted: tuple[str, ...] | No
         ValueError: anything that is not a row of numbers (the source counts it as malformed).
     """
     line = line.strip()
-    if line.startswith("["):  # a JSON array: the channels' values in the model's order
-        try:
-            values = json.loads(line)
-        except RecursionError:  # a line of 100,000 nested brackets
-            raise ValueError("JSON line nested too deeply") from None
-        if not isinstance(values, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise ValueError("JSON array of something other than numbers")
-        try:
-            return np.asarray(_finite([float(v) for v in values]), np.float32)
-        except OverflowError:  # an integer with hundreds of digits
-            raise ValueError("a JSON value too large for a float") from None
-    if line.startswith("{"):
+    if line.startswith(("{", "[")):
         try:
             value = json.loads(line)
         except RecursionError:  # a line of 100,000 nested brackets
             raise ValueError("JSON line nested too deeply") from None
+        if isinstance(value, list):  # an array: the channels' values in the model's order
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise ValueError("JSON array of something other than numbers")
+            return np.asarray(_numbers(value), np.float32)
         if not isinstance(value, dict):
-            raise ValueError("JSON line is not an object")
-        if wanted is not None:
-            value = {k: v for k, v in value.items() if k in wanted}
-        try:
-            row = {str(k): float(v) for k, v in value.items() if not isinstance(v, (dict, list))}
-        except OverflowError:  # an integer with hundreds of digits
-            raise ValueError("a JSON value too large for a float") from None
-        _finite(row.values())
-        return row
+            raise ValueError("JSON line is neither an object nor an array")
+        named = {str(k): v for k, v in value.items()
+                 if not isinstance(v, (dict, list)) and (wanted is None or k in wanted)}
+        return dict(zip(named, _numbers(named.values()), strict=True))
     cells = line.split(",")
     if header is not None:
         if len(cells) != len(header):
