@@ -98,6 +98,20 @@ def bootstrap_interval(statistic: Callable[..., float], *arrays: np.ndarray, res
     return float(low), float(high)
 
 
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve of `scores` for the `positive` samples (Mann-Whitney U with
+    tie correction: ties count half); None without both classes."""
+    positive = np.asarray(positive).astype(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    # average ranks over ties, vectorized (the bootstrap interval computes this a thousand times)
+    _, inverse, counts = np.unique(np.asarray(scores), return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = (ends - (counts - 1) / 2.0)[inverse.reshape(-1)]
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 @dataclasses.dataclass(frozen=True)
 class Drop:
     """A fidelity drop with its noise: the figure a gate judges.

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit import stats
 from edgekit.stats import bootstrap_interval, wilson_interval
 
 SEED = 0  # the bootstrap's: the same predictions give the same intervals
@@ -152,15 +153,9 @@ def recording_accuracy(truth: np.ndarray, predicted: np.ndarray, groups: tuple[s
 
 def roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve of `scores` for ``truth == 1`` (ties count half); NaN
-    without both classes."""
-    truth = np.asarray(truth, bool)
-    positives = int(truth.sum())
-    negatives = len(truth) - positives
-    if positives == 0 or negatives == 0:
-        return math.nan
-    ordered = np.sort(scores)
-    ranks = (np.searchsorted(ordered, scores, "left") + np.searchsorted(ordered, scores, "right") + 1) / 2.0
-    return float((ranks[truth].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+    without both classes (`edgekit.stats.roc_auc`)."""
+    value = stats.roc_auc(scores, truth)
+    return math.nan if value is None else value
 
 
 def anomaly(truth: np.ndarray, scores: np.ndarray, flagged: np.ndarray | None,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.contract import Contract
-from edgekit.stats import Drop, bootstrap_drop
+from edgekit.stats import Drop, bootstrap_drop, roc_auc
 from edgekit.tasks.base import Features, Log, Predict, Task
 
 ANOMALY_NAMES = ("anomaly", "anomalous", "abnormal", "fault", "faulty", "defect")
@@ -22,19 +22,6 @@ def anomaly_scores(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
     """Mean squared reconstruction error per sample."""
     diff = x.reshape(len(x), -1).astype(np.float64) - reconstruction.reshape(len(x), -1)
     return np.mean(diff**2, axis=1)
-
-
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U with tie correction); None without both classes."""
-    positive = np.asarray(positive).astype(bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    # average ranks over ties, vectorized (the bootstrap interval computes this a thousand times)
-    _, inverse, counts = np.unique(np.asarray(scores), return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    ranks = (ends - (counts - 1) / 2.0)[inverse.reshape(-1)]
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def anomaly_positive(labels: np.ndarray, class_names: Sequence[str] | None) -> np.ndarray:
