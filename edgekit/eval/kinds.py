@@ -16,12 +16,13 @@ from edgekit.datasets.loaders import RawSamples
 from edgekit.errors import InputError
 from edgekit.eval import metrics
 from edgekit.eval.table import number, percent
+from edgekit.tasks.anomaly import ANOMALY_NAMES as TRAINING_ANOMALY_NAMES
 
 # Class folders (or label values) of anomaly data: these names are normal (0) ...
 NORMAL_NAMES = ("normal", "good", "ok")
-# ... and these anomalous (1) (training's names, edgekit.tasks.anomaly, and "defective"). Any
-# other name is refused, so that a typo is not scored.
-ANOMALY_NAMES = ("anomaly", "anomalous", "abnormal", "fault", "faulty", "defect", "defective")
+# ... and these anomalous (1): training's names and "defective". Any other name is refused,
+# so that a typo is not scored.
+ANOMALY_NAMES = (*TRAINING_ANOMALY_NAMES, "defective")
 
 
 def _need_labels(samples: RawSamples, kind: str) -> np.ndarray:
