@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
+from edgekit._optional import DISTRIBUTION
+
 
 def checkout_dir(name: str) -> Path | None:
     """``NAME/`` of a source checkout (the repository root holds pyproject.toml)."""
@@ -24,9 +26,10 @@ def checkout_dir(name: str) -> Path | None:
 
 
 def installed_dir(name: str) -> Path | None:
-    """Where pip put ``share/edgekit/NAME``, found through this distribution's file list."""
+    """Where pip put ``share/edgekit/NAME``, found through this distribution's file list
+    (the distribution is ``edgekit-ml``; a registry project called ``edgekit`` is not ours)."""
     try:
-        files = metadata.distribution("edgekit").files or []
+        files = metadata.distribution(DISTRIBUTION).files or []
     except metadata.PackageNotFoundError:
         files = []
     for entry in files:

@@ -13,6 +13,10 @@ from types import ModuleType
 
 from edgekit.errors import MissingDependencyError
 
+DISTRIBUTION = "edgekit-ml"
+"""The name edgekit is installed under (pyproject.toml's ``[project] name``): the registry's
+``edgekit`` is another project. The import package and the command are ``edgekit``."""
+
 # top-level import name -> (pip extra, distribution a user would recognise)
 EXTRAS: dict[str, tuple[str, str]] = {
     "ai_edge_litert": ("litert", "ai-edge-litert"),
@@ -20,6 +24,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("onnx", "onnxruntime"),
     "onnx": ("onnx", "onnx"),
     "cv2": ("camera", "opencv-python-headless"),
+    "PIL": ("litert", "pillow"),
     "sounddevice": ("audio", "sounddevice"),
     "serial": ("sensor", "pyserial"),
     "paho": ("mqtt", "paho-mqtt"),
@@ -33,10 +38,15 @@ EXTRAS: dict[str, tuple[str, str]] = {
 }
 
 
+def extra_install(extra: str) -> str:
+    """The pip command that installs edgekit with `extra`, e.g. ``pip install "edgekit-ml[litert]"``."""
+    return f'pip install "{DISTRIBUTION}[{extra}]"'
+
+
 def install_hint(module: str) -> str:
     """The pip command that provides `module`."""
     extra, _dist = EXTRAS.get(module.split(".")[0], ("all", module))
-    return f'pip install "edgekit[{extra}]"'
+    return extra_install(extra)
 
 
 def require(module: str, purpose: str) -> ModuleType:

@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item in items:
         if "tf" in item.keywords:
-            item.add_marker(pytest.mark.skip(reason='needs TensorFlow: pip install "edgekit[train]"'))
+            item.add_marker(pytest.mark.skip(reason='needs TensorFlow: pip install "edgekit-ml[train]"'))
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +58,7 @@ class ModelFiles:
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
     """A tiny CNN (Conv2D, DepthwiseConv2D, BatchNorm, Dense) in every format, plus Lambda models."""
-    need_module("tensorflow", 'pip install "edgekit[train]"')
+    need_module("tensorflow", 'pip install "edgekit-ml[train]"')
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import contextlib
 
@@ -124,7 +124,7 @@ class Classifier:
 
 @pytest.fixture(scope="session")
 def shapes_classifier(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
-    need_module("tensorflow", 'pip install "edgekit[train]"')
+    need_module("tensorflow", 'pip install "edgekit-ml[train]"')
 
     import keras
 
@@ -173,7 +173,7 @@ class RuntimeBundles:
 
 @pytest.fixture(scope="session")
 def runtime_bundles(shapes_classifier: Classifier, tmp_path_factory: pytest.TempPathFactory) -> RuntimeBundles:
-    need_module("tensorflow", 'pip install "edgekit[train]"')
+    need_module("tensorflow", 'pip install "edgekit-ml[train]"')
 
     import keras
 

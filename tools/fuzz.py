@@ -72,7 +72,7 @@ def run_builtin(names: list[str], seconds: float, seed: int, corpus: Path) -> li
         target = fuzzing.TARGETS[name]
         missing = fuzzing.missing_modules(target)
         if missing:
-            print(f"{name}: skipped, needs {missing} (pip install \"edgekit[all]\")", flush=True)
+            print(f"{name}: skipped, needs {missing} (pip install \"edgekit-ml[all]\")", flush=True)
             continue
         print(f"{name}: fuzzing {target.loaders} for {seconds:g} s (builtin engine, seed {seed})", flush=True)
         report = fuzzing.fuzz(name, seconds, seed=seed, save_dir=corpus,

@@ -21,10 +21,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edgekit._optional import DISTRIBUTION
 from edgekit.bench.vcgencmd import run_vcgencmd, vcgencmd_path
 from edgekit.errors import InputError
 
-LIBRARIES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "edgekit")
+LIBRARIES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", DISTRIBUTION)
 """Distributions whose versions are recorded (None when not installed)."""
 
 THROTTLE_FLAGS = {
@@ -66,6 +67,7 @@ class Environment:
     """What a benchmark ran on. Every field may be None when it could not be read."""
 
     cpu_model: str | None = None
+    core_types: tuple[str, ...] | None = None
     board_model: str | None = None
     hardware: str | None = None
     cores: int | None = None
@@ -91,6 +93,8 @@ class Environment:
         data = dataclasses.asdict(self)
         if data["cpufreq"] is not None:
             data["cpufreq"] = list(data["cpufreq"])
+        if data["core_types"] is not None:
+            data["core_types"] = list(data["core_types"])
         return data
 
 
@@ -150,6 +154,27 @@ def parse_cpuinfo(text: str) -> dict[str, Any]:
         "hardware": extra.get("Hardware"),
         "cores": len(processors) or None,
     }
+
+
+def arm_core_types(text: str) -> list[str]:
+    """The distinct Arm core types in ``/proc/cpuinfo`` text, from each processor's
+    implementer and part numbers (``["Cortex-A72"]``); also on a 32-bit kernel, whose
+    ``model name`` (``ARMv7 Processor rev 3 (v7l)``) does not name the core. Empty on x86."""
+    types: list[str] = []
+    current: dict[str, str] = {}
+    for line in [*text.splitlines(), "processor: end"]:
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key = key.strip()
+        if key == "processor":
+            name = _arm_name(current)
+            if name is not None and name not in types:
+                types.append(name)
+            current = {}
+        elif key in ("CPU implementer", "CPU part"):
+            current[key] = value.strip()
+    return types
 
 
 def _arm_name(proc: dict[str, str]) -> str | None:
@@ -311,6 +336,7 @@ def collect_environment(root: str | os.PathLike[str] = "/", vcgencmd: str | None
     """
     base = Path(root)
     cpu = _safe(lambda: parse_cpuinfo(_text(base / "proc/cpuinfo"))) or {}
+    core_types = _safe(lambda: arm_core_types(_text(base / "proc/cpuinfo"))) or None
     board = cpu.get("board_model") or _safe(
         lambda: _text(base / "proc/device-tree/model").strip("\x00\n ") or None)
     cores = cpu.get("cores") or _safe(lambda: _online_cpus(base))
@@ -337,6 +363,7 @@ def collect_environment(root: str | os.PathLike[str] = "/", vcgencmd: str | None
     uname = platform.uname()
     return Environment(
         cpu_model=cpu.get("cpu_model"),
+        core_types=tuple(core_types) if core_types else None,
         board_model=board,
         hardware=cpu.get("hardware"),
         cores=cores,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgekit._optional import DISTRIBUTION, extra_install
 from edgekit.choices import Choice
 from edgekit.devices import Budgets, DeviceProfile
 from edgekit.errors import EdgekitError, InputError
@@ -230,7 +231,7 @@ def _bundle_variants(path: str, wanted: Sequence[str]) -> list[str | None]:
         wanted = [v.name for v in bundle.manifest.variants if installed.get(v.format)]
         if not wanted:
             raise InputError(f"bundle {path}", expected="a variant an installed interpreter can run",
-                             found=f"variants {names}", hint='pip install "edgekit[litert]" or "edgekit[onnx]"')
+                             found=f"variants {names}", hint=f"{extra_install('litert')} or \"{DISTRIBUTION}[onnx]\"")
     for variant in bundle.manifest.variants:
         if variant.name in wanted and variant.format == "onnx":  # refused here (exit 3), not in a worker
             external_files(bundle.variant_bytes(variant.name), None, f"variant {variant.name} of {path}")

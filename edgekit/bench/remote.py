@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgekit._optional import DISTRIBUTION, extra_install
 from edgekit.bench.harness import MODES, BenchConfig, BenchResult
 from edgekit.errors import EdgekitError, InputError
 from edgekit.progress import Log
@@ -37,7 +38,7 @@ CONNECT_TIMEOUT_S = 10
 SERVER_ALIVE_INTERVAL_S = 15
 SERVER_ALIVE_COUNT = 4
 TEMP_PREFIX = "edgekit-bench."
-INSTALL_HINT = 'pip install "edgekit[litert]"'
+INSTALL_HINT = extra_install("litert")
 TARGET_SUFFIXES = (".edgekit", ".tflite", ".onnx")
 
 
@@ -257,7 +258,7 @@ class _Ssh:
             raise InputError("remote edgekit", expected=f"the command {remote_command!r} on the host",
                              found=_last_line(proc.stderr) or f"exit code {proc.returncode} (command not found)",
                              hint=f"nothing is installed for you: install it there with {INSTALL_HINT} "
-                                  '(or "edgekit[onnx]"), or if it is in a virtual environment, pass its path: '
+                                  f'(or "{DISTRIBUTION}[onnx]"), or if it is in a virtual environment, pass its path: '
                                   "--remote-python ~/venv/bin/edgekit")
         lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
         if proc.returncode != 0 or not lines:

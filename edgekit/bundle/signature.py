@@ -23,7 +23,7 @@ This module is what a device needs to verify; making keys and signing is
 `edgekit.bundle.signing`, which reads and writes bundles through `edgekit.bundle.archive`
 (this module imports neither). Public keys are PEM SubjectPublicKeyInfo files, as
 ``openssl pkey -pubout`` writes them too. Needs the ``cryptography`` package
-(``pip install "edgekit[sign]"``; the ``litert`` and ``onnx`` extras include it so that
+(``pip install "edgekit-ml[sign]"``; the ``litert`` and ``onnx`` extras include it so that
 every device runtime can verify); it is imported only when a key is used, so unsigned
 bundles load without it.
 """
@@ -39,7 +39,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgekit._optional import require
+from edgekit._optional import extra_install, require
 from edgekit.errors import InputError, IntegrityError, MissingDependencyError
 
 SIGNATURE_NAME = "signature.json"  # the one archive member not listed in the manifest
@@ -59,7 +59,7 @@ def crypto_ed25519() -> Any:
         return require("cryptography.hazmat.primitives.asymmetric.ed25519", purpose)
     except MissingDependencyError as exc:
         raise MissingDependencyError(exc.what, expected=exc.expected, found=exc.found,
-                                     hint='install it with: pip install "edgekit[sign]" '
+                                     hint=f"install it with: {extra_install('sign')} "
                                      '(the litert and onnx extras include it)') from exc
 
 

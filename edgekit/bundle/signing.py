@@ -3,7 +3,7 @@
 What a signature is and how `open_bundle` checks it (public keys included) is
 `edgekit.bundle.signature`; this module is the signing machine's side. Private keys are
 PEM PKCS#8 files (unencrypted, mode 0600), as ``openssl genpkey -algorithm ed25519``
-writes them too. Needs the ``cryptography`` package (``pip install "edgekit[sign]"``).
+writes them too. Needs the ``cryptography`` package (``pip install "edgekit-ml[sign]"``).
 """
 
 from __future__ import annotations

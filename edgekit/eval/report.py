@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgekit._optional import extra_install
 from edgekit.bundle.atomic import atomic_write_bytes
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.eval.kinds import MEASURES
@@ -17,7 +18,7 @@ from edgekit.eval.table import number, percent, table
 from edgekit.stats import CONFIDENCE
 
 SCHEMA = 1
-PLOT_HINT = 'confusion-matrix PNGs need matplotlib: pip install "edgekit[plot]"; the figures above are complete'
+PLOT_HINT = f"confusion-matrix PNGs need matplotlib: {extra_install('plot')}; the figures above are complete"
 
 
 @dataclasses.dataclass(frozen=True)

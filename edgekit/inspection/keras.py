@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgekit._optional import available, require
+from edgekit._optional import available, extra_install, require
 from edgekit.bundle.archive import ZIP_MEMBER_ERRORS
 from edgekit.errors import InputError
 from edgekit.inspection.report import ModelInfo
@@ -377,7 +377,7 @@ def describe_keras(path: Path) -> ModelInfo:
     if code:
         return describe_keras_config(path, config, metadata, code, "described from its config; its code was not executed")
     if not available("keras"):
-        return describe_keras_config(path, config, metadata, [], 'Keras is not installed (pip install "edgekit[train]"); described from its config')
+        return describe_keras_config(path, config, metadata, [], f"Keras is not installed ({extra_install('train')}); described from its config")
     keras = require("keras", "loading Keras models")
     try:
         model = keras.saving.load_model(str(path), compile=False, safe_mode=True)

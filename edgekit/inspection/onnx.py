@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit._optional import available, require
+from edgekit._optional import available, extra_install, require
 from edgekit.errors import InputError
 from edgekit.inspection.macs import onnx_op_macs
 from edgekit.inspection.report import ModelInfo
@@ -178,6 +178,6 @@ def _describe_with_runtime(data: bytes) -> ModelInfo:
         operators={},
         parameters=None,
         macs=None,
-        notes=('operator counts, parameters and MACs need the onnx package: pip install "edgekit[onnx]"',),
+        notes=(f"operator counts, parameters and MACs need the onnx package: {extra_install('onnx')}",),
         details={"producer": session.get_modelmeta().producer_name},
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from edgekit._optional import extra_install
 from edgekit.bundle import Manifest, Variant
 from edgekit.errors import InputError, MissingDependencyError
 from edgekit.runtime.backends import BACKEND_NAMES, installed_backends
@@ -207,4 +208,4 @@ def _missing(fmt: str, formats: list[str] | None = None) -> MissingDependencyErr
     return MissingDependencyError(
         f"running this bundle's {', '.join(formats or [fmt])} variants",
         expected=f"an interpreter for {fmt}", found="none installed",
-        hint=f'install one with: pip install "edgekit[{extra}]"')
+        hint=f"install one with: {extra_install(extra)}")

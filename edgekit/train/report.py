@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit._optional import extra_install
 from edgekit.bundle import atomic_write_bytes
 
 logger = logging.getLogger("edgekit.train")
@@ -43,7 +44,7 @@ def write_plots(report: dict[str, Any], out: Path) -> list[str]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        logger.warning('matplotlib missing: no training plots; pip install "edgekit[plot]"')
+        logger.warning("matplotlib missing: no training plots; %s", extra_install("plot"))
         return []
     written = []
     history = report["training"]["history"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekit._optional import DISTRIBUTION
 from edgekit.bench.environment import (
     LIBRARIES,
     collect_environment,
@@ -90,7 +91,7 @@ def test_interpreter_and_libraries_come_from_this_process(no_vcgencmd, tmp_path)
     assert env.machine == platform.machine() and env.kernel == platform.release()
     assert env.libraries is not None and tuple(env.libraries) == LIBRARIES
     assert env.libraries["numpy"] == metadata.version("numpy")
-    assert env.libraries["edgekit"] == metadata.version("edgekit")
+    assert env.libraries[DISTRIBUTION] == metadata.version(DISTRIBUTION)
     for name, version in env.libraries.items():
         try:
             assert version == metadata.version(name)

@@ -158,7 +158,7 @@ def test_missing_edgekit_on_the_host_names_the_install_command(sshd, runtime_bun
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert 'pip install "edgekit[litert]"' in lines[0] and "--remote-python" in lines[0]
+    assert 'pip install "edgekit-ml[litert]"' in lines[0] and "--remote-python" in lines[0]
     assert "/nonexistent/edgekit" in lines[0] and "edgekit-a" in lines[0]
     assert "FAILED" in result.stdout and "PARTIAL" in result.stdout  # the (empty) report, marked partial
     assert sshd.leftovers() == []

@@ -25,8 +25,8 @@ from tests.support.bundles import rewrite
 from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.env import REPO, need_module, need_program
 
-need_module("cryptography", 'pip install "edgekit[sign]"')
-need_module("onnxruntime", 'pip install "edgekit[onnx]"')
+need_module("cryptography", 'pip install "edgekit-ml[sign]"')
+need_module("onnxruntime", 'pip install "edgekit-ml[onnx]"')
 
 from edgekit.bundle import signing  # noqa: E402 - after the skip for a missing cryptography
 from edgekit.bundle.signature import SIGNATURE_NAME  # noqa: E402
@@ -432,7 +432,7 @@ def test_missing_cryptography_names_the_extra(signed, key, monkeypatch):
     from edgekit.runtime import load
 
     monkeypatch.setitem(sys.modules, "cryptography", None)
-    with pytest.raises(MissingDependencyError, match=r'pip install "edgekit\[sign\]"'):
+    with pytest.raises(MissingDependencyError, match=r'pip install "edgekit-ml\[sign\]"'):
         load(signed, public_key=key.public)
     assert load(signed).variant.name == "onnx-fp32"  # no key asked for: cryptography is not needed
 

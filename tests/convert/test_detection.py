@@ -104,7 +104,7 @@ class Detector:
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory: pytest.TempPathFactory) -> Detector:
-    need_module("tensorflow", 'pip install "edgekit[train]"')
+    need_module("tensorflow", 'pip install "edgekit-ml[train]"')
     import cv2
     import keras
     import tensorflow as tf
@@ -297,7 +297,7 @@ def test_a_detection_spec_that_does_not_fit_the_outputs_is_refused(detector, tmp
 @pytest.mark.tf
 def test_many_outputs_keep_their_numeric_order(tmp_path):
     """Twelve outputs: string order would put output_10 and output_11 before output_2."""
-    need_module("tensorflow", 'pip install "edgekit[train]"')
+    need_module("tensorflow", 'pip install "edgekit-ml[train]"')
     import keras
 
     import edgekit.runtime

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.tf
 
 @pytest.fixture(scope="module")
 def kws(tmp_path_factory):
-    need_module("tensorflow", 'pip install "edgekit[train]"')
-    need_module("tf2onnx", 'pip install "edgekit[train]"')
+    need_module("tensorflow", 'pip install "edgekit-ml[train]"')
+    need_module("tf2onnx", 'pip install "edgekit-ml[train]"')
     from tests.support.foreign_kws import build
 
     return build(tmp_path_factory.mktemp("foreign"))

@@ -53,7 +53,7 @@ from tests.support.faults import (
 
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> FaultBundles:
-    need_module("tensorflow", 'pip install "edgekit[train]"')
+    need_module("tensorflow", 'pip install "edgekit-ml[train]"')
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     return build_bundles(tmp_path_factory.mktemp("fault-bundles"))
 
@@ -68,7 +68,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> FaultBundles:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("how", ["kill", "freeze"])
 def test_camera_server_killed_or_frozen_and_restarted(bundles, how):
-    need_module("cv2", 'pip install "edgekit[camera]"')
+    need_module("cv2", 'pip install "edgekit-ml[camera]"')
     fault = camera_fault(bundles.image, how, timeout=2.0, backoff_max=1.0, outage=3.0)
     print(fault.report())
     assert fault.returncode == 0, fault.stderr[-2000:]
@@ -225,7 +225,7 @@ def neighbours(path: Path) -> list[str]:
 
 def test_disk_full_while_signing_keeps_the_old_bundle(tmp_path):
     """`edgekit sign` rewrites a bundle in place (no TensorFlow involved)."""
-    need_module("cryptography", 'pip install "edgekit[sign]"')
+    need_module("cryptography", 'pip install "edgekit-ml[sign]"')
     from edgekit.bundle.signing import generate_keypair
 
     spec = (TensorSpec("x", (1, 4), "float32"),)

@@ -22,7 +22,7 @@ from tests.support import fuzzing
 from tests.support.env import REPO, need_module
 
 FUZZ_SECONDS = float(os.environ.get("EDGEKIT_FUZZ_SECONDS", "3"))
-INSTALL = 'pip install "edgekit[all]"'
+INSTALL = 'pip install "edgekit-ml[all]"'
 
 
 def _need(target: fuzzing.Target) -> None:
@@ -69,7 +69,7 @@ def test_seeds_are_valid_inputs(name: str) -> None:
 
 def test_mjpeg_seeds_reach_the_frames() -> None:
     """The MJPEG seeds are streams OpenCV reads frames from, not bodies it refuses at once."""
-    need_module("cv2", 'pip install "edgekit[camera]"')
+    need_module("cv2", 'pip install "edgekit-ml[camera]"')
     files = sorted((fuzzing.SEEDS / "mjpeg").iterdir())
     for path, outcomes in fuzzing.replay("mjpeg", files).items():
         assert outcomes[0]["kind"] == "ok" and not outcomes[0]["detail"].startswith("0 frame"), (path.name, outcomes)
@@ -81,7 +81,7 @@ def test_mjpeg_step_reports_an_exception_in_the_capture_thread(tmp_path: Path,
     (and a stream that never ends)."""
     import threading
 
-    need_module("cv2", 'pip install "edgekit[camera]"')
+    need_module("cv2", 'pip install "edgekit-ml[camera]"')
     from edgekit.runtime.sources import camera
 
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # restored afterwards

@@ -1,4 +1,4 @@
-"""`pip install "edgekit[litert]"` on a machine without TensorFlow gives a working device side."""
+"""`pip install "edgekit-ml[litert]"` on a machine without TensorFlow gives a working device side."""
 
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ def test_device_inspects_tflite_and_bundles(device_venv, model_files, tmp_path):
 def test_device_names_the_missing_extra(device_venv, model_files):
     result = run(device_venv, "inspect", str(model_files.onnx), cwd="/")
     assert result.returncode == 1
-    assert 'pip install "edgekit[onnx]"' in result.stderr
+    assert 'pip install "edgekit-ml[onnx]"' in result.stderr
     assert "Traceback" not in result.stderr
     result = run(device_venv, "inspect", str(model_files.h5), cwd="/")
     assert result.returncode == 1
-    assert 'pip install "edgekit[train]"' in result.stderr
+    assert 'pip install "edgekit-ml[train]"' in result.stderr
 
 
 def test_device_describes_keras_files_from_config(device_venv, model_files):

@@ -156,7 +156,7 @@ def camera_frames(runtime_bundles, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("variant", ["tflite-int8", "onnx-fp32"])
 def test_image_stream_memory_is_flat(runtime_bundles, camera_frames, variant, tmp_path):
-    need_module("psutil", 'pip install "edgekit[dev]"')
+    need_module("psutil", 'pip install "edgekit-ml[dev]"')
     result = soak(f"images {variant}", [str(runtime_bundles.shapes), "--variant", variant,
                                         "--source", f"images:{camera_frames}?loop=1"], PREDICTIONS, tmp_path)
     assert result.results == PREDICTIONS
@@ -165,7 +165,7 @@ def test_image_stream_memory_is_flat(runtime_bundles, camera_frames, variant, tm
 
 def test_audio_stream_memory_is_flat(runtime_bundles, tmp_path):
     """The sliding window's buffer must not grow with the stream."""
-    need_module("psutil", 'pip install "edgekit[dev]"')
+    need_module("psutil", 'pip install "edgekit-ml[dev]"')
     from edgekit.features.audio import write_wav
 
     wav = tmp_path / "noise.wav"
@@ -180,7 +180,7 @@ def test_sensor_stream_to_mqtt_memory_is_flat(runtime_bundles, mosquitto, tmp_pa
     """At least 100,000 results published at QoS 1 to a real broker: all delivered, in
     order, with flat memory. The buffer absorbs a busy machine's hiccups; were the broker
     slower than the sensor for long, the results it drops would fail this test."""
-    need_module("psutil", 'pip install "edgekit[dev]"')
+    need_module("psutil", 'pip install "edgekit-ml[dev]"')
     csv = tmp_path / "imu.csv"
     csv.write_text("ax,ay,az\n" + "".join(f"{0.1 * i:.2f},{-0.05 * i:.2f},1.0\n" for i in range(97)))
     subscriber = Subscriber(mosquitto.port, "edgekit/soak")

@@ -71,7 +71,7 @@ def tabular(tmp_path_factory: pytest.TempPathFactory) -> Tabular:
     """Three bundles from real data. The Keras models get the weights of scikit-learn's
     closed-form fits (logistic regression, PCA as a linear autoencoder, least squares), so
     nothing is trained by gradient descent here; the converter and interpreters are real."""
-    need_module("sklearn", 'pip install "edgekit[dev]" (scikit-learn)')
+    need_module("sklearn", 'pip install "edgekit-ml[dev]" (scikit-learn)')
     import keras
     from sklearn import datasets
     from sklearn.decomposition import PCA
@@ -234,7 +234,7 @@ def test_without_matplotlib_the_pngs_are_one_note(runtime_bundles, tmp_path, mon
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
     report = evaluate(EvalConfig(bundle=runtime_bundles.shapes, data=data, variants=("tflite-fp32",),
                                  output_dir=tmp_path / "out"))
-    assert report.notes == (PLOT_HINT,) and 'pip install "edgekit[plot]"' in report.render()
+    assert report.notes == (PLOT_HINT,) and 'pip install "edgekit-ml[plot]"' in report.render()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["eval.json"]
     assert report.to_dict()["variants"][0]["confusion_png"] is None
 

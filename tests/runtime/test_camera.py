@@ -15,7 +15,7 @@ from tests.support.mjpeg import MjpegServer
 
 @pytest.fixture
 def mjpeg():
-    need_module("cv2", 'pip install "edgekit[camera]"')
+    need_module("cv2", 'pip install "edgekit-ml[camera]"')
     server = MjpegServer(free_port(), fps=40)
     server.start()
     yield server
@@ -79,7 +79,7 @@ def test_stream_server_killed_and_restarted(mjpeg):
 
 
 def test_missing_camera_gives_up_after_max_reconnects():
-    need_module("cv2", 'pip install "edgekit[camera]"')
+    need_module("cv2", 'pip install "edgekit-ml[camera]"')
     source = open_source("camera:57?timeout=0.5&backoff_max=0.5&max_reconnects=2")
     try:
         items = take(source, 1, timeout=20)
@@ -90,7 +90,7 @@ def test_missing_camera_gives_up_after_max_reconnects():
 
 
 def test_video_file_frames_are_all_read(tmp_path):
-    need_module("cv2", 'pip install "edgekit[camera]"')
+    need_module("cv2", 'pip install "edgekit-ml[camera]"')
     import cv2
 
     path = tmp_path / "clip.avi"

@@ -43,7 +43,7 @@ class FakeMicrophone:
     def __init__(self, root: Path) -> None:
         from tests.support.env import need_file, need_library
 
-        need_module("sounddevice", 'pip install "edgekit[audio]"')
+        need_module("sounddevice", 'pip install "edgekit-ml[audio]"')
         need_library("portaudio", "sudo apt-get install libportaudio2")  # sounddevice loads it on import
         need_file(ALSA_CONF, "sudo apt-get install libasound2-data")  # ALSA's configuration
         self.fifo = root / "mic.fifo"

@@ -23,7 +23,7 @@ WEIGHTS = np.arange(4, dtype=np.float32).reshape(2, 2)
 def model_bytes(location: str | None = None, *, where: str = "initializer") -> bytes:
     """y = x @ W, with W inside the file, or in an external file at `location`: as an
     initializer, as a Constant node's value, or inside an If node's branch."""
-    need_module("onnx", 'pip install "edgekit[onnx]"')
+    need_module("onnx", 'pip install "edgekit-ml[onnx]"')
     from onnx import TensorProto, helper, numpy_helper
 
     weights = numpy_helper.from_array(WEIGHTS, "W")
@@ -59,7 +59,7 @@ def write_model(folder: Path, location: str | None, **kwargs) -> Path:
 
 @pytest.mark.parametrize("where", ["initializer", "constant", "subgraph"])
 def test_every_external_reference_is_found(where):
-    need_module("onnx", 'pip install "edgekit[onnx]"')
+    need_module("onnx", 'pip install "edgekit-ml[onnx]"')
     import onnx
     from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
@@ -72,7 +72,7 @@ def test_every_external_reference_is_found(where):
 
 
 def test_external_data_next_to_a_bare_file_is_read_by_edgekit(tmp_path):
-    need_module("onnxruntime", 'pip install "edgekit[onnx]"')
+    need_module("onnxruntime", 'pip install "edgekit-ml[onnx]"')
     path = write_model(tmp_path / "model", "weights/w.bin")
     (tmp_path / "model" / "weights").mkdir()
     (tmp_path / "model" / "weights" / "w.bin").write_bytes((2 * WEIGHTS).tobytes())
@@ -86,7 +86,7 @@ def test_external_data_next_to_a_bare_file_is_read_by_edgekit(tmp_path):
 
 @pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink", "missing", "directory"])
 def test_external_data_that_leaves_the_folder_is_refused(tmp_path, case):
-    need_module("onnxruntime", 'pip install "edgekit[onnx]"')
+    need_module("onnxruntime", 'pip install "edgekit-ml[onnx]"')
     secret = tmp_path / "secret.bin"
     secret.write_bytes(WEIGHTS.tobytes())
     folder = tmp_path / "model"
@@ -120,7 +120,7 @@ def onnx_bundle(tmp_path: Path, data: bytes) -> Path:
 def test_a_bundle_variant_with_external_data_is_refused(tmp_path, location, monkeypatch):
     """From bytes, ONNX Runtime would resolve the location against the working directory:
     outside the bundle, whatever the location says. A self-contained variant loads."""
-    need_module("onnxruntime", 'pip install "edgekit[onnx]"')
+    need_module("onnxruntime", 'pip install "edgekit-ml[onnx]"')
     from edgekit.runtime import load
 
     monkeypatch.chdir(tmp_path)

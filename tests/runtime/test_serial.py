@@ -14,7 +14,7 @@ from tests.support.env import need_module
 
 
 def test_serial_lines_json_and_csv_with_malformed_ones():
-    need_module("serial", 'pip install "edgekit[sensor]"')
+    need_module("serial", 'pip install "edgekit-ml[sensor]"')
     master, slave = os.openpty()
     path = os.ttyname(slave)
     source = open_source(f"serial:{path}?baud=115200")
@@ -42,6 +42,6 @@ def test_serial_lines_json_and_csv_with_malformed_ones():
 
 
 def test_missing_serial_port_is_one_clear_error():
-    need_module("serial", 'pip install "edgekit[sensor]"')
+    need_module("serial", 'pip install "edgekit-ml[sensor]"')
     with pytest.raises(InputError, match="dialout"):
         open_source("serial:/dev/ttyDOESNOTEXIST")

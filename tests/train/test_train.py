@@ -407,7 +407,7 @@ def write_wavs(root: Path, rate: int, per_class: int = 6, broken: bool = True) -
 
 def write_images(root: Path, classes: tuple[str, ...], size: tuple[int, int], per_class: int = 6) -> Path:
     """PNG folders of `size` (width, height): dark and bright noise images."""
-    need_module("cv2", 'pip install "edgekit[camera]"')
+    need_module("cv2", 'pip install "edgekit-ml[camera]"')
     import cv2
 
     rng = np.random.default_rng(4)
