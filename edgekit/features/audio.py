@@ -274,6 +274,78 @@ def read_wav(source: str | Path | bytes) -> tuple[np.ndarray, int]:
     return data.reshape(-1, channels).mean(axis=1).astype(np.float32), rate
 
 
+def read_audio(source: str | Path | bytes, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """An audio file (or its bytes) as mono float32 in [-1, 1], the form `predict` takes.
+
+    PCM WAV is read with the standard library (`read_wav`); other formats (FLAC, OGG,
+    MP3, float WAV...) through the optional ``soundfile`` package (libsndfile) when it is
+    installed. Channels are averaged to mono, as the ``wav:`` source does.
+
+    Args:
+        source: a path, or the file's bytes.
+        sample_rate: resample to this rate (`resample`); None keeps the file's.
+
+    Returns:
+        ``(samples, rate)``: ``model.predict(read_audio(path))`` resamples to the model's rate.
+
+    Raises:
+        InputError: unreadable, empty, or not a format that can be decoded here (one line
+            naming the decoder to install, or the conversion to WAV).
+    """
+    label = "audio data" if isinstance(source, bytes) else f"audio file {source}"
+    data = source if isinstance(source, bytes) else None
+    if data is None:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise InputError(label, expected="a readable file", found=exc.strerror or str(exc)) from exc
+    is_wav = data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    try:
+        samples, rate = read_wav(data) if is_wav else _decode(data, label)
+    except InputError:
+        if not is_wav or not _has_soundfile():
+            raise
+        samples, rate = _decode(data, label)  # a WAV the standard library cannot read (float, A-law...)
+    if sample_rate is not None and int(sample_rate) != rate:
+        samples, rate = resample(samples, rate, int(sample_rate)), int(sample_rate)
+    return samples, rate
+
+
+def _has_soundfile() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("soundfile") is not None
+
+
+def _decode(data: bytes, label: str) -> tuple[np.ndarray, int]:
+    """Formats other than PCM WAV, through soundfile (libsndfile) when it is installed."""
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # OSError: the module is there, libsndfile is not
+        raise InputError(label, expected="PCM WAV (read without extra packages)",
+                         found=f"{_sniff(data)}, and no decoder for it ({type(exc).__name__}: {exc})",
+                         hint="convert it to WAV (ffmpeg -i IN -ac 1 OUT.wav) or install soundfile "
+                              "(pip install soundfile), which reads FLAC, OGG and MP3") from exc
+    try:
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (RuntimeError, ValueError, TypeError) as exc:  # soundfile's errors are RuntimeErrors
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(label, expected="an audio file libsndfile decodes (WAV, FLAC, OGG, MP3...)",
+                         found=f"{_sniff(data)} ({reason})") from exc
+    if samples.size == 0 or rate <= 0:
+        raise InputError(label, expected="at least one sample", found="none")
+    return samples.mean(axis=1).astype(np.float32), int(rate)
+
+
+def _sniff(data: bytes) -> str:
+    """What the first bytes of an audio file say it is."""
+    for magic, name in ((b"fLaC", "FLAC"), (b"OggS", "Ogg"), (b"ID3", "MP3"), (b"\xff\xfb", "MP3"),
+                        (b"RIFF", "a RIFF file"), (b"FORM", "AIFF")):
+        if data.startswith(magic):
+            return f"{name} data"
+    return "data that is not PCM WAV" if data else "an empty file"
+
+
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
     """Write mono float samples in [-1, 1] as 16-bit PCM."""
     pcm = (np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0) * 32767.0).round().astype("<i2")

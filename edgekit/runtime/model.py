@@ -56,12 +56,14 @@ class Model:
         """Preprocess `raw` with the bundle's spec, run the model, postprocess.
 
         `raw` is an image (path, encoded bytes or an RGB ``(H, W, 3)`` array), an audio
-        clip (mono samples at the spec's rate, or ``(samples, rate)``), a sensor window
+        clip (a path to an audio file or its bytes, read by `read_audio`; mono samples at
+        the spec's rate; or ``(samples, rate)``, resampled), a sensor window
         (``(window, channels)`` in the spec's channel order, or ``{channel: values}``),
         or, for bundles without preprocessing, the input tensor.
 
         Raises:
             ShapeError (a ValueError): the input does not fit the model.
+            InputError / MissingDependencyError: a file that cannot be read or decoded.
         """
         stamp = time.time() if timestamp is None else timestamp
         t0 = time.perf_counter()
@@ -154,8 +156,9 @@ class Model:
 
         Items are what `predict` takes, or `edgekit.runtime.sources.Item` objects. Audio
         items are chunks of samples: a window of the spec's clip length slides over them
-        and the model runs every `hop_ms`; keyword spotting smoothing and suppression
-        apply when the postprocess spec sets `smoothing_ms`. Sensor items are rows (one
+        and the model runs every `hop_ms`; each result is stamped with its window's end.
+        Keyword-spotting smoothing and suppression apply when the postprocess spec sets
+        `smoothing_ms` (results then carry `detected`, `keyword`, `keyword_score`). Sensor items are rows (one
         value per channel, or ``{channel: value}``): the model runs every `stride` rows
         once a window is full.
         """
@@ -176,7 +179,12 @@ class Model:
     def _stream_audio(self, source: Iterable[Any], spec: AudioPreprocess, hop_ms: float,
                       smoother: PosteriorSmoother | None) -> Iterator[Result]:
         """Windows of `clip_samples` ending every `hop` samples of the stream (the first
-        when a whole clip has arrived), independent of how the source chunks the audio."""
+        when a whole clip has arrived), independent of how the source chunks the audio.
+
+        An item's timestamp is the time of its last sample (the wav and mic sources stamp
+        chunks so; a plain array gets the time it arrived). Each result carries the time of
+        its window's last sample, and is named ``NAME@END`` with END the window's end in
+        seconds of the stream (samples seen / sample rate)."""
         from edgekit.features import audio as audio_features
 
         clip = spec.clip_samples
@@ -197,7 +205,11 @@ class Model:
                 window = buffer[start : start + clip]
                 t0 = time.perf_counter()
                 features = self.preprocessor.features(window)
-                yield self._infer(features, t0, stamp, sequence, name, smoother)
+                # stamped with the window's end: the item's stamp is its last sample's time,
+                # `consumed - next_end` samples after the window's last one
+                end = stamp - (consumed - next_end) / spec.sample_rate
+                yield self._infer(features, t0, end, sequence, _window_name(name, next_end / spec.sample_rate),
+                                  smoother)
                 sequence += 1
                 next_end += hop
             buffer = buffer[max(0, next_end - clip - offset):]
@@ -249,6 +261,14 @@ def _sensor_row(payload: Any, spec: SensorPreprocess) -> np.ndarray:
         raise ShapeError("sensor row", expected=f"{len(spec.channels)} values {list(spec.channels)}",
                          found=f"{row.size} values")
     return row
+
+
+def _window_name(name: str | None, end_s: float) -> str | None:
+    """An audio window's name: its item's name (a position after "@" replaced) at the window's end."""
+    if name is None:
+        return None
+    base, at, _ = name.rpartition("@")
+    return f"{base if at else name}@{end_s:.3f}s"
 
 
 def _unpack(item: Any) -> tuple[Any, float, str | None]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.runtime.results import ClassScore, Detection
 from edgekit.spec import PostprocessKind, PostprocessSpec
 
 
@@ -17,29 +18,35 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / np.sum(exp, axis=-1, keepdims=True)
 
 
-def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[tuple[str, float], ...]:
-    """The k best ``(label, score)`` pairs; unnamed classes are called by their index."""
+def top_k(scores: np.ndarray, labels: tuple[str, ...], k: int) -> tuple[ClassScore, ...]:
+    """The k best `ClassScore` ``(label, score)`` pairs; unnamed classes are called by their index."""
     k = min(k, scores.shape[-1])
     order = np.argsort(-scores, kind="stable")[:k]
-    return tuple((labels[i] if i < len(labels) else str(i), float(scores[i])) for i in order)
+    return tuple(ClassScore(labels[i] if i < len(labels) else str(i), float(scores[i])) for i in order)
 
 
 def classify(outputs: list[np.ndarray], spec: PostprocessSpec, labels: tuple[str, ...]) -> dict[str, Any]:
     scores = outputs[0].ravel()
     if spec.apply_softmax:
         scores = softmax(scores.astype(np.float64))
+    return ranked(scores, spec, labels)
+
+
+def ranked(scores: np.ndarray, spec: PostprocessSpec, labels: tuple[str, ...]) -> dict[str, Any]:
+    """Result fields of class scores: the top class (`label`, `index`, `score`) and `top_k`;
+    `label` and `index` are None when the top score is below `score_threshold`."""
     if scores.size <= 64:  # plain Python beats numpy's per-call overhead on a few classes
         values = scores.tolist()  # Python floats
         order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[: spec.top_k]
         best = order[0]
         named = len(labels)
-        ranked = tuple([(labels[i] if i < named else str(i), values[i]) for i in order])
+        best_k = tuple([ClassScore(labels[i] if i < named else str(i), values[i]) for i in order])
         score = values[best]
     else:
         best = int(np.argmax(scores))
         score = float(scores[best])
-        ranked = top_k(scores.astype(np.float64), labels, spec.top_k)
-    fields: dict[str, Any] = {"index": best, "score": score, "top_k": ranked,
+        best_k = top_k(scores.astype(np.float64), labels, spec.top_k)
+    fields: dict[str, Any] = {"index": best, "score": score, "top_k": best_k,
                               "label": labels[best] if best < len(labels) else str(best)}
     if spec.score_threshold is not None and score < spec.score_threshold:
         fields["label"], fields["index"] = None, None
@@ -120,8 +127,6 @@ def detection_classes(spec: PostprocessSpec, shapes: list[tuple[int, ...]]) -> i
 def _select(boxes: np.ndarray, best: np.ndarray, conf: np.ndarray, spec: PostprocessSpec,
             labels: tuple[str, ...]) -> tuple[Any, ...]:
     """Per-class non-maximum suppression over candidates (normalized x0, y0, x1, y1 boxes)."""
-    from edgekit.runtime.results import Detection
-
     keep: list[int] = []
     for cls in np.unique(best):
         members = np.flatnonzero(best == cls)
@@ -143,8 +148,6 @@ def detect(outputs: list[np.ndarray], spec: PostprocessSpec, labels: tuple[str, 
     Boxes come out as normalized (x0, y0, x1, y1). Raw YOLO boxes in pixels (any value
     above 1.5) are normalized by the input size.
     """
-    from edgekit.runtime.results import Detection
-
     threshold = spec.score_threshold if spec.score_threshold is not None else 0.25
     if spec.detection_format == "ssd" and len(outputs) == 2:
         detection_classes(spec, [o.shape for o in outputs])
@@ -226,9 +229,12 @@ def generate(outputs: list[np.ndarray]) -> dict[str, Any]:
 class PosteriorSmoother:
     """Keyword-spotting decisions over a stream of classification scores.
 
-    Averages the class scores of the results within `smoothing_ms`; a detection fires
-    when the best non-background class reaches `score_threshold` (default 0.5), and no
-    other detection fires for `suppression_ms` after it.
+    Averages the class scores of the results within `smoothing_ms`. The result's top
+    class (`label`, `index`, `score`) and `top_k` are those of the smoothed scores, as
+    `ranked` gives them. The keyword is the best class not in `background_labels`; a
+    detection fires (`detected`) when its smoothed score (`keyword_score`) reaches
+    `score_threshold` (default 0.5), and no other detection fires for `suppression_ms`
+    after it.
     """
 
     def __init__(self, spec: PostprocessSpec, labels: tuple[str, ...]) -> None:
@@ -243,14 +249,15 @@ class PosteriorSmoother:
         while self.window and self.window[0][0] < time_ms - self.spec.smoothing_ms:
             self.window.popleft()
         smoothed = np.mean([s for _, s in self.window], axis=0)
-        candidates = [i for i in np.argsort(-smoothed) if i not in self.background]
-        fields: dict[str, Any] = {"top_k": top_k(smoothed, self.labels, self.spec.top_k), "detected": False}
-        if not candidates:
-            fields.update(label=None, index=None, score=float(np.max(smoothed)))
+        fields = ranked(smoothed, self.spec, self.labels)
+        fields["detected"] = False
+        keywords = [int(i) for i in np.argsort(-smoothed, kind="stable") if int(i) not in self.background]
+        if not keywords:  # every class is background: nothing to spot
             return fields
-        best = int(candidates[0])
+        best = keywords[0]
         score = float(smoothed[best])
-        fields.update(label=self.labels[best] if best < len(self.labels) else str(best), index=best, score=score)
+        fields["keyword"] = self.labels[best] if best < len(self.labels) else str(best)
+        fields["keyword_score"] = score
         threshold = self.spec.score_threshold if self.spec.score_threshold is not None else 0.5
         if score >= threshold and time_ms - self.last_detection_ms >= self.spec.suppression_ms:
             fields["detected"] = True

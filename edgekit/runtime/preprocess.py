@@ -39,6 +39,44 @@ def fit(x: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
                      found=f"shape {tuple(x.shape)}")
 
 
+_AUDIO_FORMS = ("a path to an audio file (or its bytes), mono samples (samples,) at {rate} Hz, "
+                "or (samples, rate)")
+
+
+def _audio(raw: Any, spec: AudioPreprocess) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and their rate from what `predict` takes for audio.
+
+    Raises:
+        ShapeError: not one of the accepted forms (the message says which ones and how).
+        InputError: a file that cannot be read or decoded (`read_audio`).
+    """
+    forms = _AUDIO_FORMS.format(rate=spec.sample_rate)
+    if isinstance(raw, (str, os.PathLike, bytes)):
+        return audio_features.read_audio(raw if isinstance(raw, bytes) else Path(raw))
+    if isinstance(raw, tuple):
+        if len(raw) != 2 or isinstance(raw[1], (bool, np.bool_)) or not isinstance(raw[1], (int, float, np.number)):
+            found = f"a tuple of {len(raw)}" if len(raw) != 2 else f"a rate of type {type(raw[1]).__name__}"
+            raise ShapeError("audio", expected=f"{forms}, the rate a number", found=found)
+        samples, rate = raw[0], int(raw[1])
+        if rate <= 0:
+            raise ShapeError("audio", expected="a positive sample rate", found=f"{rate} Hz")
+    else:
+        samples, rate = raw, spec.sample_rate
+    try:
+        array = np.asarray(samples)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ShapeError("audio", expected=forms, found=f"{type(samples).__name__} ({exc})") from None
+    if array.dtype.kind not in "uif":
+        raise ShapeError("audio", expected=forms, found=f"{type(samples).__name__} of dtype {array.dtype}",
+                         hint="for a file, pass its path (str or pathlib.Path)" if array.dtype.kind in "US" else None)
+    if array.ndim == 2 and 1 in array.shape:
+        array = array.reshape(-1)
+    if array.ndim != 1:
+        raise ShapeError("audio", expected=forms, found=f"shape {array.shape}",
+                         hint="average the channels of (samples, channels) audio: x.mean(axis=1)")
+    return array.astype(np.float32, copy=False), rate
+
+
 class Preprocessor:
     """Turns one raw input into the model's input tensor (batch 1, the input dtype).
 
@@ -63,12 +101,8 @@ class Preprocessor:
                                  found=f"dtype {array.dtype}")
             x = image_features.normalize(image_features.prepare(array, spec), spec)
         elif isinstance(spec, AudioPreprocess):
-            samples, rate = (raw if isinstance(raw, tuple) else (raw, spec.sample_rate))
-            samples = np.asarray(samples, dtype=np.float32)
-            if samples.ndim != 1:
-                raise ShapeError("audio", expected=f"a mono waveform (samples,) at {spec.sample_rate} Hz",
-                                 found=f"shape {samples.shape}")
-            x = audio_features.features(audio_features.resample(samples, int(rate), spec.sample_rate), spec)[None]
+            samples, rate = _audio(raw, spec)
+            x = audio_features.features(audio_features.resample(samples, rate, spec.sample_rate), spec)[None]
             row = [1 if d < 0 else d for d in self.tensor.shape[1:]]
             if spec.num_frames > 1 and int(np.prod(row)) == spec.num_features:
                 # the model takes one vector (e.g. 5 stacked frames): one input per vector of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,17 @@ class Latency:
                 "postprocess_ms": round(self.postprocess_ms, 4), "total_ms": round(self.total_ms, 4)}
 
 
+class ClassScore(NamedTuple):
+    """One entry of `Result.top_k`: a class and its score (``label``, ``score``; unpacks as
+    a pair). In JSON ``{"label": ..., "score": ...}``, the same names."""
+
+    label: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "score": self.score}
+
+
 @dataclasses.dataclass(frozen=True)
 class Detection:
     """One detected object: box corners normalized to [0, 1] as (x0, y0, x1, y1)."""
@@ -49,14 +60,21 @@ class Result:
 
     Attributes:
         kind: classification, regression, anomaly, detection, generation or raw.
-        label / index / score: the top class (classification), or None.
-        top_k: ``((label, score), ...)`` best first (classification).
-        detected: streams with smoothing: a detection event fired on this result.
+        label / index / score: the top class (classification): the highest score of
+            this result's class scores (in a stream with smoothing, the smoothed ones);
+            `label` and `index` are None when the postprocess spec's `score_threshold` is
+            above that score (`score` stays).
+        top_k: `ClassScore` ``(label, score)`` pairs, best first (classification).
+        detected / keyword / keyword_score: keyword spotting (streams whose postprocess
+            spec sets `smoothing_ms`): whether a detection fired on this result, the best
+            keyword (the best class not in `background_labels`: the one that fired when
+            `detected`) and its smoothed score; None elsewhere.
         anomaly_score / is_anomaly: reconstruction error and its verdict (anomaly).
         values: the output values (regression, raw).
         detections: objects found (detection), best first.
         output: the generated tensor (generation), float32, without the batch dimension.
-        timestamp: wall-clock time (seconds since the epoch) the input was captured.
+        timestamp: wall-clock time (seconds since the epoch) the input was captured; for
+            audio streams, when the window's last sample was (window end).
         sequence: position in the stream (0 for single predictions).
         latency: preprocess / inference / postprocess split.
         variant: which bundle variant produced it.
@@ -71,8 +89,10 @@ class Result:
     label: str | None = None
     index: int | None = None
     score: float | None = None
-    top_k: tuple[tuple[str, float], ...] = ()
+    top_k: tuple[ClassScore, ...] = ()
     detected: bool | None = None
+    keyword: str | None = None
+    keyword_score: float | None = None
     anomaly_score: float | None = None
     is_anomaly: bool | None = None
     values: tuple[float, ...] | None = None
@@ -83,12 +103,13 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "variant": self.variant, "timestamp": round(self.timestamp, 6),
                                 "sequence": self.sequence, "latency": self.latency.to_dict()}
-        for key in ("label", "index", "score", "detected", "anomaly_score", "is_anomaly", "source"):
+        for key in ("label", "index", "score", "detected", "keyword", "keyword_score", "anomaly_score",
+                    "is_anomaly", "source"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
         if self.top_k:
-            data["top_k"] = [{"label": label, "score": score} for label, score in self.top_k]
+            data["top_k"] = [ClassScore(*entry).to_dict() for entry in self.top_k]
         if self.values is not None:
             data["values"] = list(self.values)
         if self.detections is not None:

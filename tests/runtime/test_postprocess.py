@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -14,10 +16,56 @@ def test_softmax_top_k_and_threshold():
     fields = postprocess(np.zeros(1), [np.array([[2.0, 0.0, 1.0]])], spec, ("a", "b", "c"))
     expected = softmax(np.array([2.0, 0.0, 1.0]))
     assert fields["label"] == "a" and fields["score"] == pytest.approx(expected[0])
-    assert [name for name, _ in fields["top_k"]] == ["a", "c"]
+    assert [name for name, _ in fields["top_k"]] == ["a", "c"]  # pairs that unpack...
+    assert [entry.label for entry in fields["top_k"]] == ["a", "c"]  # ...with attribute names
+    assert fields["top_k"][1].score == pytest.approx(expected[2])
     plain = PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, score_threshold=0.5)
     low = postprocess(np.zeros(1), [np.array([[0.4, 0.35, 0.25]])], plain, ("a", "b", "c"))
     assert low["label"] is None and low["score"] == pytest.approx(0.4)
+
+
+def test_top_k_has_one_shape_in_python_and_json():
+    """`Result.top_k` entries are `ClassScore` (label, score) in Python and objects with the
+    same two names in JSON."""
+    from edgekit.runtime import ClassScore, Latency, Result
+
+    spec = PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, top_k=3)
+    fields = postprocess(np.zeros(1), [np.array([[0.1, 0.7, 0.2]])], spec, ("a", "b"))  # class 2 unnamed
+    assert fields["top_k"] == (ClassScore("b", pytest.approx(0.7)), ClassScore("2", pytest.approx(0.2)),
+                               ClassScore("a", pytest.approx(0.1)))
+    result = Result(kind="classification", latency=Latency(0, 0, 0), variant="v", timestamp=1.0, **fields)
+    first = result.top_k[0]
+    assert isinstance(first, ClassScore) and (first.label, first.score) == tuple(first)
+    data = json.loads(result.to_json())
+    assert data["top_k"] == [{"label": e.label, "score": e.score} for e in result.top_k]
+    assert data["top_k"][0] == first.to_dict() == first._asdict()
+    many = postprocess(np.zeros(1), [np.arange(100.0)[None]], spec, ())  # the numpy path (> 64 classes)
+    assert many["top_k"][0] == ClassScore("99", 99.0) and isinstance(many["top_k"][0], ClassScore)
+
+
+def test_keyword_spotting_label_is_the_top_class_and_the_keyword_has_its_own_fields():
+    """The issue's case: `_unknown_` at 0.69 and `go` at 0.066. The result's label and score
+    are the top class (`_unknown_`); the best keyword and its smoothed score are `keyword`
+    and `keyword_score`, and `detected` says whether it fired."""
+    from edgekit.runtime.postprocess import PosteriorSmoother
+
+    labels = ("_silence_", "_unknown_", "go", "stop")
+    spec = PostprocessSpec(kind=PostprocessKind.CLASSIFICATION, top_k=2, smoothing_ms=300, suppression_ms=1000,
+                           background_labels=("_silence_", "_unknown_"), score_threshold=0.5)
+    smoother = PosteriorSmoother(spec, labels)
+    fields = smoother.update(0.0, np.array([0.2, 0.69, 0.066, 0.044]))
+    assert (fields["label"], fields["index"], fields["score"]) == ("_unknown_", 1, pytest.approx(0.69))
+    assert [e.label for e in fields["top_k"]] == ["_unknown_", "_silence_"]
+    assert fields["keyword"] == "go" and fields["keyword_score"] == pytest.approx(0.066)
+    assert fields["detected"] is False
+    fields = smoother.update(100.0, np.array([0.0, 0.0, 1.0, 0.0]))  # smoothed: go (0.066 + 1) / 2
+    assert fields["label"] == "go" and fields["score"] == pytest.approx(0.533)
+    assert fields["keyword"] == "go" and fields["keyword_score"] == pytest.approx(0.533) and fields["detected"]
+    fields = smoother.update(200.0, np.array([0.3, 0.3, 0.1, 0.3]))  # top below the threshold: no label, as predict
+    assert fields["label"] is None and fields["index"] is None and fields["score"] == pytest.approx(1.166 / 3)
+    assert fields["keyword"] == "go" and fields["detected"] is False
+    only_background = PosteriorSmoother(spec, ("_silence_", "_unknown_")).update(0.0, np.array([0.6, 0.4]))
+    assert only_background["label"] == "_silence_" and "keyword" not in only_background
 
 
 def test_anomaly_score_and_verdict():

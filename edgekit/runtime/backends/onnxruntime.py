@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit._native import onnxruntime_log_level
 from edgekit._optional import require
 from edgekit.errors import InputError
 from edgekit.runtime.backends import probe as probes
@@ -41,6 +42,7 @@ class OnnxBackend(Backend):
         if probe:
             probes.probe_model("onnx", data, self.package, folder)  # through the module: a test harness may replace it
         options = ort.SessionOptions()
+        options.log_severity_level = onnxruntime_log_level()  # its warnings only with -v
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

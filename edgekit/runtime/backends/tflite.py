@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit._native import quiet_native_logs
 from edgekit.errors import InputError
 from edgekit.runtime.backends import probe as probes
 from edgekit.runtime.backends.base import Backend, BackendPlugin, first_line, output_order
@@ -97,6 +98,7 @@ def tflite_plugin(package: str, module: str, interpreter_class: Callable[[], Any
     def open_model(data: bytes, threads: int | None = None, outputs: Sequence[str] | None = None,
                    folder: Path | None = None, probe: bool = True) -> Backend:
         del folder  # a .tflite file is self-contained
+        quiet_native_logs()  # TF_CPP_MIN_LOG_LEVEL before the interpreter's library loads
         return TFLiteBackend(data, interpreter_class(), package, threads=threads, outputs=outputs, probe=probe)
 
     return BackendPlugin(format="tflite", package=package, module=module, help=help, load=interpreter_class,

@@ -9,8 +9,15 @@ counted and logged. Files are read frame by frame (none dropped) and end the str
 their end; live sources run until closed or until ``max_reconnects`` attempts in a row
 have failed.
 
+A source that never delivered a frame (no such camera, a wrong URL, a file OpenCV cannot
+open) is not waited for: it keeps trying (quietly, unless ``-v``) for ``timeout``
+seconds, then iterating it raises one `InputError` (``edgekit run``: one line, exit 1).
+``retry=forever`` waits for it instead, with the backoff above (a camera plugged in
+later, a stream server that boots after the device). OpenCV's and FFmpeg's own log
+lines are turned down unless ``-v`` (`edgekit._native`).
+
 Options (query string): ``timeout=5``, ``backoff_max=8``, ``max_reconnects=0`` (0: no
-limit), ``width=``, ``height=``, ``fps=`` (requests to the camera).
+limit), ``retry=forever``, ``width=``, ``height=``, ``fps=`` (requests to the camera).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from edgekit._native import quiet_native_logs, quiet_opencv, verbose
 from edgekit._optional import require
 from edgekit.errors import InputError
 from edgekit.runtime.sources.base import Item, Source, SourcePlugin
@@ -33,7 +41,9 @@ class CameraSource(Source):
 
     def __init__(self, target: int | str, options: dict[str, str], live: bool = True) -> None:
         super().__init__()
+        quiet_native_logs()  # OpenCV reads its log levels when it loads
         self.cv2 = require("cv2", "reading cameras and video")
+        quiet_opencv(self.cv2)
         self.target = target
         self.live = live
         try:
@@ -44,6 +54,17 @@ class CameraSource(Source):
         except ValueError as exc:
             raise InputError(f"source {target!r} options", expected="numbers for timeout, backoff_max, "
                              "max_reconnects, width, height, fps", found=str(exc)) from exc
+        if self.timeout <= 0:
+            raise InputError(f"source {target!r} options", expected="timeout > 0 (seconds)",
+                             found=f"timeout={options['timeout']}")
+        retry = options.get("retry", "")
+        if retry not in ("", "forever"):
+            raise InputError(f"source {target!r} options", expected="retry=forever (or no retry option)",
+                             found=f"retry={retry}")
+        self.retry_forever = retry == "forever"
+        self._started = time.monotonic()
+        self._delivered = False  # a frame came: from now on a failure is a drop, reconnected
+        self._never_opened: str | None = None  # why the source ended before its first frame
         self._condition = threading.Condition()
         self._frame: Any = None
         self._frame_seq = 0
@@ -105,12 +126,23 @@ class CameraSource(Source):
 
     def _retry(self, why: str, delay: float) -> bool:
         self._failures += 1
+        first = not self._delivered  # not opened yet: give up after `timeout`, quietly until then
+        if first and not self.retry_forever:
+            left = self.timeout - (time.monotonic() - self._started)
+            if left <= 0 or not self.live:
+                self._never_opened = f"{why} ({self._failures} attempt(s) in {self.timeout:g} s)"
+                self._end()
+                return False
+            delay = min(delay, left)  # the last attempt at the timeout, not after it
         if not self.live or (self.max_reconnects and self._failures > self.max_reconnects):
             log.warning("%s; giving up after %d attempt(s)", why, self._failures)
+            if first:
+                self._never_opened = f"{why} ({self._failures} attempt(s))"
             self._end()
             return False
         self.counters.reconnects += 1
-        log.warning("%s; reconnecting in %.1f s (attempt %d)", why, delay, self._failures)
+        level = logging.DEBUG if first and not self.retry_forever and not verbose() else logging.WARNING
+        log.log(level, "%s; reconnecting in %.1f s (attempt %d)", why, delay, self._failures)
         deadline = time.monotonic() + delay
         with self._condition:
             while not self._closed and time.monotonic() < deadline:
@@ -126,6 +158,7 @@ class CameraSource(Source):
             if self._frame is not None and self._taken_seq < self._frame_seq:
                 self.counters.dropped += 1  # replaced before anyone took it
             self._frame = rgb
+            self._delivered = True
             self._frame_seq += 1
             self._stamp = time.time()
             self.frames_captured += 1
@@ -144,11 +177,23 @@ class CameraSource(Source):
                 while not self._closed and self._taken_seq == self._frame_seq and not self._ended:
                     self._condition.wait(0.5)  # wakes up regularly: never a hang on close
                 if self._closed or (self._ended and self._taken_seq == self._frame_seq):
+                    if self._never_opened is not None and not self._closed:
+                        raise self._not_opened_error()
                     return
                 frame, seq, stamp = self._frame, self._frame_seq, self._stamp
                 self._taken_seq = seq
                 self._condition.notify_all()
             yield Item(frame, stamp, f"frame {seq}")
+
+    def _not_opened_error(self) -> InputError:
+        spec = self.spec or (f"camera:{self.target}" if isinstance(self.target, int) else str(self.target))
+        if not self.live:
+            return InputError(f"source {spec}", expected="a video file OpenCV can open",
+                              found=str(self._never_opened), hint="check the file's format (ffprobe FILE)")
+        where = "ls /dev/video*" if isinstance(self.target, int) else "the URL"
+        return InputError(f"source {spec}", expected=f"a camera or stream that delivers frames within "
+                          f"timeout={self.timeout:g} s", found=f"none: {self._never_opened}",
+                          hint=f"check {where}, raise ?timeout=, or add ?retry=forever to wait for it")
 
     def close(self) -> None:
         with self._condition:
@@ -173,7 +218,7 @@ def video(rest: str, options: dict[str, str]) -> Source:
     return CameraSource(rest, options, live=False)
 
 
-CAMERA_OPTIONS = ("timeout", "backoff_max", "max_reconnects", "width", "height", "fps")
+CAMERA_OPTIONS = ("timeout", "backoff_max", "max_reconnects", "retry", "width", "height", "fps")
 
 
 def stream_url(url: str, options: dict[str, str]) -> Source:
@@ -183,7 +228,8 @@ def stream_url(url: str, options: dict[str, str]) -> Source:
     return CameraSource(url + (f"?{own}" if own else ""), {k: v for k, v in options.items() if k in CAMERA_OPTIONS})
 
 
-CAMERA = SourcePlugin(form="camera:INDEX", help="a camera by index through OpenCV, newest frame kept", open=camera)
+CAMERA = SourcePlugin(form="camera:INDEX[?timeout=5&retry=forever]",
+                      help="a camera by index through OpenCV, newest frame kept", open=camera)
 VIDEO = SourcePlugin(form="video:FILE", help="a video file through OpenCV, every frame", open=video)
 RTSP = SourcePlugin(form="rtsp://...", help="an RTSP stream through OpenCV's FFmpeg, reconnecting",
                     open=stream_url, url=True)

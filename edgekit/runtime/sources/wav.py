@@ -1,4 +1,4 @@
-"""``wav:FILE``: a WAV file in chunks (``chunk_ms=100``), as fast as possible or at real-time
+"""``wav:FILE``: a WAV file (other formats with soundfile, as `read_audio` reads them) in chunks (``chunk_ms=100``), as fast as possible or at real-time
 pace (``?realtime=1``), once or endlessly (``?loop=1``)."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ class WavSource(Source):
 
     def __init__(self, path: str, options: dict[str, str]) -> None:
         super().__init__()
-        from edgekit.features.audio import read_wav
+        from edgekit.features.audio import read_audio
 
         self.loop = loop_option(options, f"source wav:{path}")
-        self.samples, self.rate = read_wav(Path(path))
+        self.samples, self.rate = read_audio(Path(path))  # as predict reads a file: mono, the file's rate
         self.realtime = options.get("realtime", "0") not in ("0", "", "false")
         self.chunk = max(1, int(self.rate * float(options.get("chunk_ms", "100")) / 1000.0))
         self.name = Path(path).name
@@ -40,7 +40,7 @@ class WavSource(Source):
                 chunk = self.samples[offset : offset + self.chunk]
                 # stamped with audio time (when the chunk's last sample would have been heard,
                 # counted from the start of the run), so smoothing and suppression windows mean
-                # the same at any reading speed
+                # the same at any reading speed; named by where the chunk starts in the file
                 yield Item((chunk, self.rate), epoch + (heard + offset + len(chunk)) / self.rate,
                            f"{self.name}@{offset / self.rate:.3f}s")
 
