@@ -1,8 +1,16 @@
 """Image preprocessing from an `ImagePreprocess` spec: decode, crop, resize, colour, normalize.
 
-OpenCV is used when installed (the `camera` extra); otherwise decoding falls back to
-Pillow when present, and resizing to a numpy implementation of OpenCV's
-``INTER_NEAREST`` and ``INTER_LINEAR`` (half-pixel centres, no antialiasing).
+The host and the device must compute the same pixels whatever is installed there, so:
+
+- decoding uses Pillow (in the device extras ``litert`` and ``onnx``, and in ``train``)
+  when it is installed, OpenCV only where Pillow is not; both give the same RGB pixels
+  for the formats edgekit reads (both apply the EXIF orientation, and 16-bit images keep
+  their high byte), which tests/features/test_decoder_parity.py checks;
+- ``bilinear`` and ``nearest`` resizing (the spec's default is ``bilinear``) are always
+  edgekit's numpy implementation of OpenCV's ``INTER_LINEAR`` and ``INTER_NEAREST``
+  (half-pixel centres, no antialiasing), never the library's, whose fixed-point
+  arithmetic rounds about one pixel value in ten differently; ``area`` and ``bicubic``
+  need OpenCV (the ``camera`` extra) on every side.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit._optional import available
+from edgekit._optional import DISTRIBUTION, available, extra_install
 from edgekit.errors import InputError, MissingDependencyError, ShapeError
 from edgekit.spec import ImagePreprocess
 
@@ -157,12 +165,38 @@ def check_image_header(data: bytes, label: str = "image data") -> tuple[str, int
     return fmt, width, height
 
 
+def missing_decoder() -> MissingDependencyError:
+    """The error for an install without an image decoder (neither Pillow nor OpenCV)."""
+    return MissingDependencyError(
+        "decoding images needs Pillow", expected="Pillow (or OpenCV) importable", found="neither is installed",
+        hint=f'install it with: {extra_install("litert")} (or "{DISTRIBUTION}[onnx]"; both bring Pillow)')
+
+
+def _decode_pillow(data: bytes, label: str) -> np.ndarray:
+    import io
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            image = ImageOps.exif_transpose(opened)  # as OpenCV's IMREAD_COLOR does
+            if image.mode.startswith("I"):  # 16-bit (or 32-bit) gray: the high byte, as OpenCV
+                wide = np.asarray(image).astype(np.int64)
+                gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=-1)
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(label, expected="an image Pillow can decode (PNG, JPEG, BMP, ...)",
+                         found=" ".join(str(exc).split())[:200] or type(exc).__name__) from exc
+
+
 def decode_image(source: str | Path | bytes) -> np.ndarray:
-    """Decode an image file or encoded bytes to RGB uint8 ``(H, W, 3)``.
+    """Decode an image file or encoded bytes to RGB uint8 ``(H, W, 3)``, with Pillow when
+    it is installed, else with OpenCV (the same pixels either way).
 
     Raises:
         InputError: the data is not a decodable image.
-        MissingDependencyError: neither OpenCV nor Pillow is installed.
+        MissingDependencyError: neither Pillow nor OpenCV is installed.
     """
     label = "image data" if isinstance(source, bytes) else f"image {source}"
     try:
@@ -172,6 +206,8 @@ def decode_image(source: str | Path | bytes) -> np.ndarray:
     if not data:
         raise InputError(label, expected="a non-empty image file", found="0 bytes")
     check_image_header(data, label)
+    if available("PIL"):
+        return _decode_pillow(data, label)
     if available("cv2"):
         import cv2
 
@@ -185,29 +221,17 @@ def decode_image(source: str | Path | bytes) -> np.ndarray:
             raise InputError(label, expected="an image OpenCV can decode (PNG, JPEG, BMP, ...)",
                              found="undecodable data")
         return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    if available("PIL"):
-        import io
-
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                return np.asarray(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InputError(label, expected="a decodable image", found=str(exc)) from exc
-    raise MissingDependencyError("decoding images needs OpenCV", expected="cv2 importable", found="not installed",
-                                 hint='install it with: pip install "edgekit[camera]"')
+    raise missing_decoder()
 
 
 def _resize_numpy(image: np.ndarray, height: int, width: int, method: str) -> np.ndarray:
+    """OpenCV's ``INTER_NEAREST`` exactly, and ``INTER_LINEAR`` in float32 (within one
+    level of OpenCV's fixed-point result)."""
     src_h, src_w = image.shape[:2]
     if method == "nearest":
         rows = np.minimum((np.arange(height) * src_h / height).astype(np.int64), src_h - 1)
         cols = np.minimum((np.arange(width) * src_w / width).astype(np.int64), src_w - 1)
         return image[rows][:, cols]
-    if method != "bilinear":
-        raise MissingDependencyError(f"resize={method!r} needs OpenCV", expected="cv2 importable",
-                                     found="not installed", hint='install it with: pip install "edgekit[camera]"')
 
     def axis(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pos = (np.arange(dst) + 0.5) * (src / dst) - 0.5
@@ -218,29 +242,39 @@ def _resize_numpy(image: np.ndarray, height: int, width: int, method: str) -> np
 
     r0, r1, fr = axis(height, src_h)
     c0, c1, fc = axis(width, src_w)
-    img = image.astype(np.float32)
-    top = img[r0][:, c0] * (1 - fc)[None, :, None] + img[r0][:, c1] * fc[None, :, None]
-    bottom = img[r1][:, c0] * (1 - fc)[None, :, None] + img[r1][:, c1] * fc[None, :, None]
+    upper, lower = image[r0], image[r1]  # only the rows used, before any float copy
+    top = upper[:, c0].astype(np.float32) * (1 - fc)[None, :, None] + upper[:, c1].astype(np.float32) * fc[None, :, None]
+    bottom = lower[:, c0].astype(np.float32) * (1 - fc)[None, :, None] + lower[:, c1].astype(np.float32) * fc[None, :, None]
     out = top * (1 - fr)[:, None, None] + bottom * fr[:, None, None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8) if image.dtype == np.uint8 else out.astype(image.dtype)
 
 
 def resize(image: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
-    """Resize ``(H, W, C)`` to ``(height, width, C)``."""
+    """Resize ``(H, W, C)`` to ``(height, width, C)``: ``bilinear`` and ``nearest`` with
+    edgekit's own implementation whatever is installed (so that the host and a device
+    without OpenCV compute the same pixels), ``area`` and ``bicubic`` with OpenCV.
+
+    Raises:
+        MissingDependencyError: ``area`` or ``bicubic`` without OpenCV.
+        ShapeError: a size OpenCV cannot represent.
+    """
     if image.shape[0] == height and image.shape[1] == width:
         return image
-    if available("cv2"):
-        import cv2
+    if method in ("bilinear", "nearest"):
+        return _resize_numpy(image, height, width, method)
+    if not available("cv2"):
+        raise MissingDependencyError(f"resize={method!r} (the bundle's preprocessing) needs OpenCV",
+                                     expected="cv2 importable", found="not installed",
+                                     hint=f"install it with: {extra_install('camera')}")
+    import cv2
 
-        flags = {"bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST, "area": cv2.INTER_AREA,
-                 "bicubic": cv2.INTER_CUBIC}[method]
-        try:
-            out = cv2.resize(image, (width, height), interpolation=flags)
-        except cv2.error as exc:  # sizes OpenCV cannot represent (a damaged spec)
-            raise ShapeError("image resize", expected=f"a size OpenCV can resize to, not {height}x{width}",
-                             found=" ".join(str(exc).split()).split("error: ", 1)[-1][:200]) from exc
-        return out[..., None] if out.ndim == 2 else out
-    return _resize_numpy(image, height, width, method)
+    flags = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}[method]
+    try:
+        out = cv2.resize(image, (width, height), interpolation=flags)
+    except cv2.error as exc:  # sizes OpenCV cannot represent (a damaged spec)
+        raise ShapeError("image resize", expected=f"a size OpenCV can resize to, not {height}x{width}",
+                         found=" ".join(str(exc).split()).split("error: ", 1)[-1][:200]) from exc
+    return out[..., None] if out.ndim == 2 else out
 
 
 def center_crop(image: np.ndarray, fraction: float) -> np.ndarray:

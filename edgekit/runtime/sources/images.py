@@ -1,4 +1,8 @@
-"""``images:DIR``: every image file of a folder, in name order (``?loop=1``: over and over)."""
+"""``images:DIR``: every image file of a folder, in name order (``?loop=1``: over and over).
+
+Decoding needs Pillow (the device extras bring it) or OpenCV; without either the source
+refuses to open (one line naming the extra, exit 1) instead of counting every file as
+malformed."""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgekit.errors import InputError
+from edgekit._optional import available
+from edgekit.errors import InputError, MissingDependencyError
 from edgekit.runtime.sources.base import Item, Source, SourcePlugin, loop_option, passes
 
 
@@ -16,8 +21,10 @@ class ImagesSource(Source):
 
     def __init__(self, folder: str, options: dict[str, str]) -> None:
         super().__init__()
-        from edgekit.features.image import IMAGE_SUFFIXES
+        from edgekit.features.image import IMAGE_SUFFIXES, missing_decoder
 
+        if not (available("PIL") or available("cv2")):
+            raise missing_decoder()
         self.loop = loop_option(options, f"source images:{folder}")
         self.folder = Path(folder)
         if not self.folder.is_dir():
@@ -34,6 +41,8 @@ class ImagesSource(Source):
             for path in self.files:
                 try:
                     image = decode_image(path)
+                except MissingDependencyError:  # the install, not the file: never "malformed"
+                    raise
                 except InputError:
                     self.counters.malformed += 1
                     continue
