@@ -3,7 +3,10 @@
 A profile is one YAML file named after the device (``devices/raspberry-pi-4.yaml``):
 CPU, cores, RAM, architecture, recommended threads and variants, the energy meters
 that work there, idle and active power figures for energy estimates (each with its
-source), and default budgets for ``edgekit bench --device NAME``.
+source), and default budgets for ``edgekit bench --device NAME``. Optional: short
+``aliases`` (``rpi4``), accepted wherever a profile name is, and ``match``, what a host
+must be to count as this device (``edgekit bench`` compares it with the machine it runs
+on; see `HostMatch`).
 
 Profiles are looked up, first match wins, in: directories passed by the caller, the
 directories in ``EDGEKIT_DEVICES`` (``os.pathsep``-separated), the ``devices/`` folder
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import _datafiles
-from edgekit.errors import InputError
+from edgekit.errors import EdgekitError, ExitCode, InputError
 
 SCHEMA_VERSION = 1
 ENV_VAR = "EDGEKIT_DEVICES"
@@ -36,8 +39,9 @@ _METER = re.compile(r"^[a-z0-9]+$")
 _TOP_KEYS = {
     "schema": False, "name": True, "title": True, "cpu": True, "cores": True, "ram_mb": True,
     "arch": True, "threads": True, "variants": True, "meters": True, "power": True,
-    "budgets": True, "notes": False,
+    "budgets": True, "notes": False, "aliases": False, "match": False,
 }
+_MATCH_KEYS = {"arch": False, "cores": False, "cpu": False}
 _FIGURE_KEYS = {"value": True, "source": True, "uncertain": False}
 
 
@@ -102,6 +106,44 @@ class Budgets:
 
 
 @dataclasses.dataclass(frozen=True)
+class HostMatch:
+    """What a host must be to count as the device: the profile's ``match`` block.
+
+    A key left out of the block is not compared. A profile without the block compares
+    its ``arch`` and ``cores``; a device class (``x86-64-linux``) states only ``arch``.
+
+    Args:
+        arch: the machine architecture (``uname -m``), e.g. ``aarch64``.
+        cores: the number of cores.
+        cpu: CPU names, one of which the host's must be: Arm core types as ``/proc/cpuinfo``
+            names them (``Cortex-A72``), or a part of an x86 model name (``N100``).
+    """
+
+    arch: str | None = None
+    cores: int | None = None
+    cpu: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"arch": self.arch, "cores": self.cores, "cpu": list(self.cpu)}
+        return {key: value for key, value in data.items() if value not in (None, [])}
+
+    def describe(self) -> str:
+        """``aarch64, 4 cores Cortex-A72``: the device as a host would have to be."""
+        parts = [self.arch] if self.arch else []
+        if self.cores is not None or self.cpu:
+            cores = f"{self.cores} cores" if self.cores is not None else ""
+            parts.append(" ".join(filter(None, (cores, "/".join(self.cpu)))))
+        return ", ".join(parts) or "any host"
+
+
+class UnknownProfileError(EdgekitError):
+    """A device name that is neither a profile nor an alias: a usage error (exit 2), like
+    an unknown choice of any option; the message lists the names and their aliases."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclasses.dataclass(frozen=True)
 class DeviceProfile:
     """A target device, as described by its YAML file (see the module docstring)."""
 
@@ -119,6 +161,8 @@ class DeviceProfile:
     budgets: Budgets
     notes: tuple[str, ...] = ()
     path: str | None = None
+    aliases: tuple[str, ...] = ()
+    match: HostMatch = HostMatch()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, with the same keys as the YAML file (plus ``path``)."""
@@ -136,13 +180,16 @@ class DeviceProfile:
             "power": {"idle_w": self.idle.to_dict(), "active_w": self.active.to_dict()},
             "budgets": self.budgets.to_dict(),
             "notes": list(self.notes),
+            "aliases": list(self.aliases),
+            "match": self.match.to_dict(),
             "path": self.path,
         }
 
     def summary(self) -> str:
         """One line for ``edgekit devices list``."""
         ram = "/".join(_mb_text(mb) for mb in self.ram_mb)
-        return f"{self.name:<18} {self.title} ({self.cores} cores, {ram} RAM, {self.arch})"
+        also = f"; {'aliases' if len(self.aliases) > 1 else 'alias'} {', '.join(self.aliases)}" if self.aliases else ""
+        return f"{self.name:<18} {self.title} ({self.cores} cores, {ram} RAM, {self.arch}){also}"
 
     def describe(self) -> str:
         """Readable multi-line text for ``edgekit devices show NAME``."""
@@ -154,6 +201,7 @@ class DeviceProfile:
         budgets = ", ".join(f"{k}={v:g}" for k, v in self.budgets.to_dict().items() if v is not None) or "none"
         lines = [
             f"{self.name}: {self.title}",
+            *([f"aliases:  {', '.join(self.aliases)}"] if self.aliases else []),
             f"cpu:      {self.cpu}",
             f"cores:    {self.cores}",
             f"ram:      {', '.join(_mb_text(mb) for mb in self.ram_mb)}",
@@ -165,6 +213,7 @@ class DeviceProfile:
             figure("idle", self.idle),
             figure("active", self.active),
             f"budgets:  {budgets}",
+            f"match:    {self.match.describe()} (edgekit bench marks figures from other hosts)",
         ]
         lines += [f"note:     {note}" for note in self.notes]
         if self.path:
@@ -266,12 +315,44 @@ def parse_profile(data: Any, source: str = "<profile>") -> DeviceProfile:
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
         raise InputError(f"{where}: notes", expected="a string or a list of strings", found=repr(notes))
 
+    aliases = data.get("aliases") or []
+    if isinstance(aliases, str):
+        aliases = [aliases]
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and _NAME.match(a) and a != name
+                                                for a in aliases):
+        raise InputError(f"{where}: aliases", expected="a list of other names: lowercase letters, digits and dashes",
+                         found=repr(aliases))
+    arch = text("arch")
+
     return DeviceProfile(
         name=name, title=text("title"), cpu=text("cpu"), cores=cores, ram_mb=tuple(ram_list),
-        arch=text("arch"), threads=threads, variants=names("variants", _VARIANT),
+        arch=arch, threads=threads, variants=names("variants", _VARIANT),
         meters=names("meters", _METER), idle=idle, active=active, budgets=budgets,
-        notes=tuple(n.strip() for n in notes), path=None,
+        notes=tuple(n.strip() for n in notes), path=None, aliases=tuple(dict.fromkeys(aliases)),
+        match=_host_match(data.get("match"), arch, cores, where),
     )
+
+
+def _host_match(value: Any, arch: str, cores: int, where: str) -> HostMatch:
+    """The ``match`` block; absent: the profile's arch and cores. Its arch and cores, when
+    given, must agree with the profile's own (they say which of them are compared)."""
+    if value is None:
+        return HostMatch(arch=arch, cores=cores)
+    if not isinstance(value, Mapping):
+        raise InputError(f"{where}: match", expected="a mapping with keys from ['arch', 'cores', 'cpu']",
+                         found=repr(value))
+    _check_keys(value, _MATCH_KEYS, f"{where}: match")
+    if "arch" in value and value["arch"] != arch:
+        raise InputError(f"{where}: match.arch", expected=f"the profile's arch {arch!r}", found=repr(value["arch"]))
+    if "cores" in value and value["cores"] != cores:
+        raise InputError(f"{where}: match.cores", expected=f"the profile's cores {cores}", found=repr(value["cores"]))
+    cpu = value.get("cpu") or []
+    if isinstance(cpu, str):
+        cpu = [cpu]
+    if not isinstance(cpu, list) or not all(isinstance(c, str) and c.strip() for c in cpu):
+        raise InputError(f"{where}: match.cpu", expected="a list of CPU names, e.g. [Cortex-A72]", found=repr(cpu))
+    return HostMatch(arch=arch if "arch" in value else None, cores=cores if "cores" in value else None,
+                     cpu=tuple(c.strip() for c in cpu))
 
 
 def _check_keys(mapping: Mapping, allowed: dict[str, bool], where: str) -> None:
@@ -349,20 +430,54 @@ def read_profile(path: str | os.PathLike[str]) -> DeviceProfile:
     return dataclasses.replace(profile, path=str(path))
 
 
-def load_profile(name: str, dirs: Sequence[str | os.PathLike[str]] = ()) -> DeviceProfile:
-    """The profile called `name`, or the one in the file `name` if it is a path to a .yaml file.
+def is_profile_path(name: str) -> bool:
+    """True when `name` is a profile file's path rather than a profile name or alias."""
+    return name.endswith((".yaml", ".yml")) or os.sep in name
+
+
+def resolve_name(name: str, dirs: Sequence[str | os.PathLike[str]] = ()) -> str:
+    """The profile name `name` stands for: itself (a profile name), the profile it is an
+    alias of, or `name` unchanged when it is neither (or a path).
 
     Raises:
-        InputError: no such profile (the message lists the valid names) or an invalid file.
+        InputError: two profiles claim the alias, or a profile file is invalid.
     """
-    if name.endswith((".yaml", ".yml")) or os.sep in name:
+    if is_profile_path(name):
+        return name
+    files = _profile_files(dirs)
+    if name in files:
+        return name  # a profile's own name wins over any alias
+    owners = [p.name for p in (read_profile(path) for path in files.values()) if name in p.aliases]
+    if len(owners) > 1:
+        raise InputError(f"device alias {name!r}", expected="an alias of one profile",
+                         found=f"an alias of {', '.join(owners)}", hint="use the profile's full name")
+    return owners[0] if owners else name
+
+
+def names_and_aliases(dirs: Sequence[str | os.PathLike[str]] = ()) -> str:
+    """``android-midrange (android), ..., raspberry-pi-4 (rpi4), ...``: every name a
+    profile answers to, for error messages."""
+    return ", ".join(p.name + (f" ({', '.join(p.aliases)})" if p.aliases else "") for p in list_profiles(dirs))
+
+
+def load_profile(name: str, dirs: Sequence[str | os.PathLike[str]] = ()) -> DeviceProfile:
+    """The profile called `name` (a name or an alias), or the one in the file `name` if it
+    is a path to a .yaml file.
+
+    Raises:
+        UnknownProfileError: no such profile or alias (exit 2; the message lists the names
+            and aliases).
+        InputError: an invalid or unreadable file.
+    """
+    if is_profile_path(name):
         return read_profile(name)
     files = _profile_files(dirs)
-    if name not in files:
-        raise InputError(f"unknown device profile {name!r}", expected=f"one of {sorted(files)}",
-                         found=repr(name),
-                         hint="run `edgekit devices list`, or pass the path of a profile .yaml file")
-    return read_profile(files[name])
+    canonical = resolve_name(name, dirs)
+    if canonical not in files:
+        raise UnknownProfileError(f"unknown device profile {name!r}", expected=f"one of {names_and_aliases(dirs)}",
+                                  found=repr(name),
+                                  hint="run `edgekit devices list`, or pass the path of a profile .yaml file")
+    return read_profile(files[canonical])
 
 
 def list_profiles(dirs: Sequence[str | os.PathLike[str]] = ()) -> list[DeviceProfile]:

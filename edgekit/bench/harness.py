@@ -57,8 +57,9 @@ class BenchConfig:
     Args:
         targets: bundles, ``.tflite`` or ``.onnx`` files.
         variants: bundle variants to run (default: all that can run here).
-        threads: interpreter thread counts to sweep (default: the device profile's
-            recommendation, else 1).
+        threads: interpreter thread counts to sweep, run as given (a warning when one
+            exceeds the host's cores). Default: the device profile's recommendation,
+            capped at the host's cores with a warning; without a profile, 1.
         warmup_runs / warmup_seconds: warm-up before measuring, both minimums.
         windows: measurement windows per variant and mode.
         runs: runs per variant and mode, split evenly over the windows.
@@ -68,7 +69,8 @@ class BenchConfig:
             on a representative raw input; bundles only).
         baseline: variant name the ratios refer to (default: the fp32 variant).
         meter: energy meter name or ``auto``.
-        device: device profile name (recommended threads, power figures, budgets).
+        device: device profile name, alias or file (recommended threads, power figures,
+            budgets); a run on another host is labelled as such (`edgekit.bench.hostmatch`).
         budgets: limits that override the profile's.
         seed: seed of the inputs and of the window order.
         idle_seconds: length of the idle-power measurement before the windows.
@@ -289,6 +291,8 @@ class BenchResult:
     interrupted: bool = False
     host: str | None = None
     errors: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    device_match: dict[str, Any] | None = None  # hostmatch.DeviceMatch.to_dict(), with a profile
 
     @property
     def partial(self) -> bool:
@@ -321,6 +325,7 @@ def run_bench(config: BenchConfig, progress: UnitProgress | None = None,
     import numpy as np
 
     from edgekit.bench.environment import collect_environment
+    from edgekit.bench.hostmatch import choose_threads, match_host
     from edgekit.bench.meters import MeterConfig, open_meter
     from edgekit.devices import load_profile
 
@@ -331,16 +336,23 @@ def run_bench(config: BenchConfig, progress: UnitProgress | None = None,
         if mode not in MODES:
             raise InputError(f"bench mode {mode!r}", expected=f"one of {list(MODES)}", found=repr(mode))
     profile = load_profile(config.device) if config.device else None
-    threads = config.threads or ((profile.threads,) if profile else (1,))
+    environment = collect_environment(config.meter_root).to_dict()
+    threads, warnings = choose_threads(config.threads, profile, environment.get("cores"))
     budgets = (profile.budgets if profile else Budgets()).overridden(config.budgets or Budgets())
     units = plan_units(config, threads)
     meter_config = MeterConfig(root=config.meter_root, profile=profile)
     system_meter = open_meter(config.meter, meter_config)  # fails early on a bad --meter
     started = time.time()
     clock0 = time.perf_counter()
-    environment = collect_environment(config.meter_root).to_dict()
     environment["threads"] = list(threads)
-    result = BenchResult(config, environment, units, system_meter.describe(), None, profile, budgets, started, 0.0)
+    result = BenchResult(config, environment, units, system_meter.describe(), None, profile, budgets, started, 0.0,
+                         warnings=warnings)
+    if profile is not None:
+        result.device_match = match_host(profile, environment).to_dict()
+        if result.device_match["summary"]:
+            say(result.device_match["summary"])
+    for warning in warnings:
+        say(f"warning: {warning}")
 
     runs = config.runs
     duration = None if runs is not None else (config.duration if config.duration is not None else 2.0)

@@ -13,7 +13,10 @@ instead of waiting for a password nobody will type. One run on one host:
 4. ``rm -rf`` the directory, also after a failure.
 
 The document gets ``host`` and has the host's paths replaced by the local target names,
-so the report reads the same as a local one.
+so the report reads the same as a local one. Whether the run was on the ``--device`` is
+decided there, from the host's own environment (an alias is sent as the profile's name,
+which older hosts know too); a report from an edgekit that does not decide it is matched
+here, against the environment it recorded on the host, never against this machine's.
 """
 
 from __future__ import annotations
@@ -70,9 +73,7 @@ def run_remote(host: str, config: BenchConfig, remote_command: str = "edgekit", 
     remote_dir = ssh.make_temp_dir(remote_command, say)
     try:
         remote_paths = ssh.copy(uploads, remote_dir, say)
-        device = config.device
-        if device is not None and device in remote_paths:
-            device = remote_paths[device]
+        device = _remote_device(config.device, remote_paths)
         command = " ".join([remote_command, "-q", "bench",
                             *(shlex.quote(remote_paths[t]) for t in config.targets),
                             *(shlex.quote(a) for a in _bench_arguments(config, device)), "--format", "json"])
@@ -86,7 +87,27 @@ def run_remote(host: str, config: BenchConfig, remote_command: str = "edgekit", 
         ssh.remove(remote_dir, say)
     doc = _replace_paths(doc, back)
     doc["host"] = host
+    if "device_match" not in doc:  # an edgekit there that does not match hosts with profiles
+        _match_on_host(doc)
     return doc
+
+
+def _match_on_host(doc: dict[str, Any]) -> None:
+    """Decide whether `doc`'s run was on its ``device`` from the environment recorded on
+    the remote host (with the profile of that name here), and mark the report accordingly."""
+    from edgekit.bench.hostmatch import match_host
+    from edgekit.bench.report import mark_device_match
+    from edgekit.devices import load_profile
+
+    doc.setdefault("warnings", [])
+    match = None
+    if doc.get("device") and doc.get("environment"):
+        try:
+            match = match_host(load_profile(doc["device"]), doc["environment"]).to_dict()
+        except EdgekitError:
+            doc["warnings"].append(f"device profile {doc['device']!r} of the host is not known here: "
+                                   "not checked whether the host is that device")
+    mark_device_match(doc, match)
 
 
 def failed_host_document(host: str, config: BenchConfig, error: str) -> dict[str, Any]:
@@ -110,6 +131,17 @@ def failed_host_document(host: str, config: BenchConfig, error: str) -> dict[str
     doc["device"] = profile.name if profile else config.device
     doc["partial"] = True  # no units, so BenchResult.partial alone would say False
     return doc
+
+
+def _remote_device(device: str | None, remote_paths: Mapping[str, str]) -> str | None:
+    """``--device`` for the host: a profile file's copy there, or for an alias the profile's
+    name (which an older edgekit there knows too); a name unknown here goes as it is, for
+    the host to judge."""
+    if device is None or device in remote_paths:
+        return remote_paths.get(device, device) if device is not None else None
+    from edgekit.devices import resolve_name
+
+    return resolve_name(device)
 
 
 def _bench_arguments(config: BenchConfig, device: str | None = None) -> list[str]:
@@ -360,7 +392,9 @@ def _remote_failure(proc: subprocess.CompletedProcess[str], back: Mapping[str, s
                           hint="check the network and the host; the run was not completed")
     line = _replace_paths(_last_line(proc.stderr), back) or "no output"
     hint = "run the same bench on the host to see more (add --verbose)"
-    if proc.returncode == 2:  # Click's usage error: an option this edgekit knows and that one does not
+    if proc.returncode == 2 and "unknown device profile" in line:  # a name neither here nor there
+        hint = "pass a profile the host knows (edgekit devices list there) or the path of a profile .yaml file"
+    elif proc.returncode == 2:  # Click's usage error: an option this edgekit knows and that one does not
         hint = f"the host's edgekit may be older than this one: update it there ({INSTALL_HINT})"
     return InputError("remote edgekit bench", expected="a JSON report",
                       found=f"exit code {proc.returncode}: {line}", hint=hint)

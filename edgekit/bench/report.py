@@ -14,12 +14,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgekit.bench.harness import MODES, BenchResult, Unit, latency_stats
+from edgekit.bench.hostmatch import NOT_ON_DEVICE
 from edgekit.choices import Choice
 from edgekit.devices import BUDGET_KEYS, Budgets
 from edgekit.errors import InputError
 
 SCHEMA_VERSION = 1
 MB = 1024.0 * 1024.0
+HOST_INDEPENDENT = ("size_kb",)
+"""Budget keys that are the same on every host (a file's size), so a run on another host
+than the device still checks them; the others are the device's to measure."""
 
 
 def _baseline_for(unit: Unit, units: Sequence[Unit], wanted: str | None) -> Unit | None:
@@ -96,7 +100,7 @@ def summarize(result: BenchResult) -> dict[str, Any]:
                                               if ref and ref["median_ms"] > 0 else None)
         row["budget"] = check_budgets(row, result.budgets)
     config = result.config
-    return {
+    doc = {
         "schema": SCHEMA_VERSION,
         "tool": f"edgekit {__version__}",
         "host": result.host,
@@ -115,7 +119,32 @@ def summarize(result: BenchResult) -> dict[str, Any]:
         "environment": result.environment,
         "energy": {"meter": result.meter, "idle": result.idle.to_dict() if result.idle is not None else None},
         "results": rows,
+        "warnings": list(result.warnings),
     }
+    mark_device_match(doc, result.device_match)
+    return doc
+
+
+def mark_device_match(doc: dict[str, Any], match: dict[str, Any] | None) -> None:
+    """Record `match` (`edgekit.bench.hostmatch.DeviceMatch.to_dict`, None without a
+    profile) in `doc`; when the run was not on the device, every budget verdict but the
+    host-independent keys becomes "not measured on the device", and energy estimated from
+    the profile's power figures is left out with the reason (its CPU time is this host's).
+    Energy a meter measured stays, as this host's."""
+    doc["device_match"] = match
+    if match is None or match["matches"]:
+        return
+    budgets = Budgets(**doc["budgets"])
+    for row in doc["results"]:
+        row["budget"] = check_budgets(row, budgets, on_device=False)
+    meter = doc["energy"].get("meter") or {}
+    if meter.get("meter") not in (None, "none") and not meter.get("measured"):
+        for row in doc["results"]:
+            for mode in MODES:
+                if row.get(mode):
+                    row[mode]["energy"] = None
+        doc["energy"]["omitted"] = (f"{NOT_ON_DEVICE}, and not estimated: {match['device']}'s power figures "
+                                    "apply to its own CPU time, not this host's; measure on the device")
 
 
 def _memory(unit: Unit) -> dict[str, Any]:
@@ -129,12 +158,15 @@ def _memory(unit: Unit) -> dict[str, Any]:
     }
 
 
-def check_budgets(row: dict[str, Any], budgets: Budgets) -> dict[str, Any]:
+def check_budgets(row: dict[str, Any], budgets: Budgets, on_device: bool = True) -> dict[str, Any]:
     """Compare one result row with the budgets: ``status`` pass / fail / n/a, what is over,
-    and what could not be checked (e.g. energy without a meter)."""
+    and what could not be checked (e.g. energy without a meter). Off the device
+    (`on_device` False) only `HOST_INDEPENDENT` keys are checked; the others are listed in
+    ``not_on_device`` and, unless one checked key is over, the status is "not measured on
+    the device"."""
     limits = {k: v for k, v in budgets.to_dict().items() if v is not None}
     if not limits or row.get("error"):
-        return {"status": "n/a", "over": [], "unchecked": []}
+        return {"status": "n/a", "over": [], "unchecked": [], "not_on_device": []}
     invoke = row.get("invoke") or {}
     values = {
         "latency_ms": invoke.get("median_ms"),
@@ -142,16 +174,19 @@ def check_budgets(row: dict[str, Any], budgets: Budgets) -> dict[str, Any]:
         "memory_mb": row["memory"].get("peak_rss_mb"),
         "energy_mj": energy_mj(invoke.get("energy"))[0],
     }
-    over, unchecked = [], []
+    over, unchecked, elsewhere = [], [], []
     for key in BUDGET_KEYS:
         if key not in limits:
             continue
         value = values[key]
-        if value is None:
+        if not on_device and key not in HOST_INDEPENDENT:
+            elsewhere.append(key)
+        elif value is None:
             unchecked.append(key)
         elif value > limits[key]:
             over.append(f"{key} {value:.4g} > {limits[key]:g}")
-    return {"status": "fail" if over else "pass", "over": over, "unchecked": unchecked}
+    status = "fail" if over else NOT_ON_DEVICE if elsewhere else "pass"
+    return {"status": status, "over": over, "unchecked": unchecked, "not_on_device": elsewhere}
 
 
 def budget_failures(docs: Sequence[dict[str, Any]]) -> list[str]:
@@ -217,6 +252,7 @@ def render_table(docs: Sequence[dict[str, Any]]) -> str:
             out.extend([f"{host}: nothing measured", *(f"FAILED {e}" for e in doc["errors"]),
                         "PARTIAL: this host's run failed before measuring; other hosts' results are kept", ""])
             continue
+        out.extend(_preamble(doc))
         cpu = env.get("cpu_model") or env.get("machine") or "?"
         out.append(f"{host}: {cpu}, {env.get('cores') or '?'} cores, governor {env.get('governor') or '?'}, "
                    f"threads {','.join(str(t) for t in env.get('threads', []))}")
@@ -263,14 +299,28 @@ def _hosts_table(docs: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _preamble(doc: dict[str, Any]) -> list[str]:
+    """The lines before a host's table: where it ran when that is not the device, and the
+    warnings (threads beyond the host's cores)."""
+    match = doc.get("device_match") or {}
+    lines = [match["summary"]] if match.get("summary") else []
+    return lines + [f"warning: {w}" for w in doc.get("warnings", [])]
+
+
 def _footnotes(doc: dict[str, Any]) -> list[str]:
     notes = []
+    match = doc.get("device_match") or {}
+    if match.get("differences"):
+        notes.append(f"not {match['device']}: {'; '.join(match['differences'])}")
+    notes.extend(f"device note: {n}" for n in match.get("notes", []))
     bases = sorted({r["baseline"] for r in doc["results"] if r.get("baseline")})
     if bases:
         notes.append(f"x base: median latency relative to {', '.join(bases)} (same thread count)")
     meter = doc["energy"]["meter"]
     idle = doc["energy"]["idle"]
-    if meter and meter.get("meter") != "none":
+    if doc["energy"].get("omitted"):
+        notes.append(f"energy: {doc['energy']['omitted']}")
+    elif meter and meter.get("meter") != "none":
         method = meter.get("method") or ""
         label = "measured" if meter.get("measured") else ("" if "not measured" in method else "ESTIMATED, ")
         idle_text = f"idle {idle['watts']:.3f} W subtracted ({idle['method']})" if idle and idle.get("watts") \
@@ -281,6 +331,8 @@ def _footnotes(doc: dict[str, Any]) -> list[str]:
         if rates:
             notes.append(f"energy sampling: {', '.join(f'{x:.0f} Hz' for x in sorted(rates))}")
         notes.extend(f"energy note: {n}" for n in meter.get("notes", []))
+        if match and not match.get("matches") and meter.get("measured"):
+            notes.append(f"energy note: measured on this host, {NOT_ON_DEVICE} ({match['device']})")
     else:
         notes.append("energy: no meter (" + "; ".join((meter or {}).get("notes", [])) + ")")
     for row in doc["results"]:
@@ -289,6 +341,11 @@ def _footnotes(doc: dict[str, Any]) -> list[str]:
         if row["budget"]["unchecked"]:
             notes.append(f"budget not checked for {row['label']}: {', '.join(row['budget']['unchecked'])} "
                          "(not measured)")
+    elsewhere = list(dict.fromkeys(k for row in doc["results"] for k in row["budget"].get("not_on_device", [])))
+    if elsewhere:
+        checked = [k for k in HOST_INDEPENDENT if doc["budgets"].get(k) is not None]
+        notes.append(f"budgets {NOT_ON_DEVICE} ({match.get('device')}): {', '.join(elsewhere)}"
+                     + (f"; {', '.join(checked)} checked (the same on every host)" if checked else ""))
     notes.extend(f"FAILED {e}" for e in doc["errors"])
     if doc["partial"]:
         notes.append("PARTIAL: " + ("interrupted; " if doc["interrupted"] else "")
@@ -300,6 +357,9 @@ def render_markdown(docs: Sequence[dict[str, Any]]) -> str:
     out = []
     for doc in docs:
         header = [name for name, _cell in COLUMNS]
+        preamble = _preamble(doc)
+        for line in preamble:  # paragraphs of their own, before the host's table
+            out.extend([line, ""])
         out.append(f"**{doc.get('host') or 'local'}**\n")
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
@@ -314,7 +374,7 @@ def render_markdown(docs: Sequence[dict[str, Any]]) -> str:
 CSV_FIELDS = ("host", "label", "variant", "format", "precision", "threads", "size_bytes", "gzip_bytes", "load_ms",
               "first_inference_ms", "mode", "runs", "min_ms", "median_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms",
               "max_ms", "cv", "throughput_per_s", "median_of_window_medians_ms", "ratio_to_baseline", "baseline",
-              "peak_rss_mb", "energy_mj_per_inference", "energy_kind", "energy_measured", "budget", "error")
+              "peak_rss_mb", "energy_mj_per_inference", "energy_kind", "energy_measured", "budget", "error", "on_device")
 
 
 def render_csv(docs: Sequence[dict[str, Any]]) -> str:
@@ -344,6 +404,7 @@ def render_csv(docs: Sequence[dict[str, Any]]) -> str:
                     "energy_kind": kind,
                     "energy_measured": energy.get("measured") if energy else None,
                     "budget": row["budget"]["status"], "error": row["error"],
+                    "on_device": (doc.get("device_match") or {}).get("matches"),
                 })
     return buffer.getvalue()
 

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
+from edgekit.bench.environment import collect_environment
 from edgekit.bench.harness import BenchConfig, run_bench
+from edgekit.bench.hostmatch import normalize_arch
 from edgekit.bench.report import render_table, summarize
 from edgekit.bundle import open_bundle
 from edgekit.errors import InputError
 from tests.support.cli import run_cli
-from tests.support.env import FIXTURES
+from tests.support.env import FIXTURES, REPO
 
 pytestmark = pytest.mark.tf  # the bundles are built with TensorFlow (the bench itself never imports it)
 
@@ -127,18 +130,38 @@ def test_over_budget_exits_4_naming_the_variant_after_printing_the_report(runtim
     assert "size_kb" not in last
 
 
-def test_device_profile_gives_threads_budgets_and_an_estimate_labelled_as_such(runtime_bundles):
+def this_host_profile(folder: Path) -> Path:
+    """The Raspberry Pi 4 profile (its power figures and budgets), as if this host were the
+    device: its architecture, cores and CPU, 2 threads (at most the cores)."""
+    env = collect_environment().to_dict()
+    data = yaml.safe_load((REPO / "devices" / "raspberry-pi-4.yaml").read_text())
+    arch = normalize_arch(env["machine"])
+    data.update(name="this-host", aliases=["here"], arch=arch, cores=env["cores"], threads=min(2, env["cores"]),
+                match={"arch": arch, "cores": env["cores"], "cpu": env["core_types"] or [env["cpu_model"]]})
+    path = folder / "this-host.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_device_profile_gives_threads_budgets_and_an_estimate_labelled_as_such(runtime_bundles, tmp_path):
+    """On the device itself (a profile of this host): as before profiles were matched with hosts."""
     result = run_cli("bench", str(runtime_bundles.shapes), "--variants", "tflite-fp32", "--duration", "0.1",
-                     "--windows", "2", "--device", "raspberry-pi-4", "--meter", "estimate", "--format", "json")
+                     "--windows", "2", "--device", "here", "--meter", "estimate", "--format", "json",
+                     env={"EDGEKIT_DEVICES": str(this_host_profile(tmp_path).parent)})
     assert result.code == 0, result.stderr
     doc = json.loads(result.stdout)
     row = doc["results"][0]
-    assert doc["device"] == "raspberry-pi-4" and row["threads"] == 4  # the profile's recommendation
+    assert doc["device"] == "this-host" and row["threads"] == min(2, doc["environment"]["cores"])
+    assert doc["device_match"]["matches"] is True and doc["device_match"]["summary"] is None
+    assert doc["warnings"] == [] and "not measured on the device" not in result.stderr
     assert doc["budgets"]["latency_ms"] is not None and row["budget"]["status"] == "pass"
+    assert row["budget"]["not_on_device"] == []
     energy = row["invoke"]["energy"]
     assert energy["measured"] is False and energy["label"] == "estimated"
     assert energy["idle_watts"] == pytest.approx(2.7)
     assert 0 < energy["net_mj_per_inference"] < energy["gross_mj_per_inference"]
+    table = render_table([doc])
+    assert table.startswith("local: ") and "(est.)" in table and "ESTIMATED" in table  # the table as before
 
 
 def test_rapl_counters_in_a_sysfs_tree_give_measured_energy(twin_tflite, tmp_path):
@@ -231,7 +254,6 @@ def test_csv_markdown_and_plot(runtime_bundles, tmp_path):
     (["--variants", "tflite-int4"], "tflite-int4"),
     (["--meter", "rapl"], "RAPL"),
     (["--threads", "0,x"], "--threads"),
-    (["--device", "no-such-board"], "raspberry-pi-4"),
     (["--budget", "speed=3"], "latency_ms"),
 ])
 def test_bad_options_are_one_line_errors(runtime_bundles, args, needle):
@@ -260,7 +282,7 @@ def test_devices_list_and_show():
     text = run_cli("devices", "show", "jetson-orin-nano")
     assert "source:" in text.stdout
     bad = run_cli("devices", "show", "pi-6")
-    assert bad.code == 1 and "raspberry-pi-5" in bad.stderr
+    assert bad.code == 2 and "raspberry-pi-5 (rpi5, pi5)" in bad.stderr  # an unknown choice: usage
 
 
 @pytest.mark.tf

@@ -18,6 +18,8 @@ from edgekit.convert.variants import VARIANTS
 from edgekit.devices import (
     Budgets,
     DeviceProfile,
+    HostMatch,
+    UnknownProfileError,
     load_profile,
     parse_profile,
     profile_names,
@@ -81,10 +83,12 @@ def test_describe_and_summary_show_the_figures():
 
 
 def test_unknown_profile_lists_the_valid_names():
-    with pytest.raises(InputError, match="unknown device profile 'raspberry-pi-3'") as info:
+    with pytest.raises(UnknownProfileError, match="unknown device profile 'raspberry-pi-3'") as info:
         load_profile("raspberry-pi-3")
+    assert info.value.exit_code == 2  # an unknown choice, as Click's
     for name in SHIPPED:
         assert name in str(info.value)
+    assert "raspberry-pi-4 (rpi4, pi4)" in str(info.value)
     assert "edgekit devices list" in str(info.value)
 
 
@@ -100,6 +104,12 @@ def test_unknown_profile_lists_the_valid_names():
     (lambda d: d["budgets"].update(fps=30), "unknown field 'fps'"),
     (lambda d: d.update(schema=2), "schema"),
     (lambda d: d.update(cores=True), "cores: expected a positive integer"),
+    (lambda d: d.update(aliases=["Pi 4"]), "aliases"),
+    (lambda d: d.update(aliases=["raspberry-pi-4"]), "aliases: expected a list of other names"),
+    (lambda d: d["match"].update(arch="x86_64"), "match.arch: expected the profile's arch 'aarch64'"),
+    (lambda d: d["match"].update(cores=2), "match.cores"),
+    (lambda d: d["match"].update(gpu="Ampere"), "unknown field 'gpu'"),
+    (lambda d: d["match"].update(cpu=[3]), "match.cpu"),
 ])
 def test_invalid_profiles_name_the_field(change, field):
     data = valid()
@@ -112,8 +122,10 @@ def test_invalid_profiles_name_the_field(change, field):
 def test_user_profiles_from_a_folder_or_a_path(tmp_path, monkeypatch):
     data = valid()
     data.update(name="my-board", title="My board", cores=2, threads=2)
+    data.pop("match")
     (tmp_path / "my-board.yaml").write_text(yaml.safe_dump(data))
     assert load_profile("my-board", dirs=[tmp_path]).cores == 2
+    assert load_profile("my-board", dirs=[tmp_path]).match == HostMatch(arch="aarch64", cores=2)  # the default
     monkeypatch.setenv(devices.ENV_VAR, str(tmp_path))
     assert "my-board" in profile_names() and "raspberry-pi-4" in profile_names()
     assert load_profile(str(tmp_path / "my-board.yaml")).title == "My board"

@@ -239,7 +239,9 @@ def test_failed_host_document_renders_everywhere():
     config = BenchConfig(targets=("m.tflite",), duration=0.5, budgets=Budgets(latency_ms=5.0))
     doc = remote.failed_host_document("pi@board", config, "ssh: expected a reachable host, found timeout")
     assert set(doc) == {"schema", "tool", "host", "started", "seconds", "partial", "interrupted", "errors",
-                        "protocol", "device", "budgets", "environment", "energy", "results"}
+                        "protocol", "device", "budgets", "environment", "energy", "results", "warnings",
+                        "device_match"}
+    assert doc["device_match"] is None  # nothing ran there: nothing to compare with a profile
     assert doc["host"] == "pi@board" and doc["partial"] is True and doc["interrupted"] is False
     assert doc["results"] == [] and doc["environment"] == {} and doc["energy"] == {"meter": None, "idle": None}
     assert doc["budgets"]["latency_ms"] == 5.0 and doc["protocol"]["duration_s"] == 0.5
