@@ -26,6 +26,7 @@ from edgekit.bench.report import budget_failures, render, render_csv, render_mar
 from edgekit.devices import Budgets
 from edgekit.errors import InputError
 from tests.support.env import free_port, need_program
+from tests.support.fuzzing import SEEDS
 from tests.support.sshd import Sshd, wait_for_port
 
 REMOTE_EDGEKIT = str(Path(sys.executable).parent / "edgekit")  # this venv's command, as on a device
@@ -148,6 +149,23 @@ def test_two_hosts_run_concurrently_and_the_table_shows_both(sshd, runtime_bundl
     starts = [datetime.datetime.fromisoformat(d["started"]).timestamp() for d in docs]
     assert abs(starts[0] - starts[1]) < min(d["seconds"] for d in docs)
     assert sshd.leftovers() == []
+
+
+@pytest.mark.system
+def test_the_host_matches_itself_with_the_device_profile(sshd):
+    """--device on a remote host: the host's run compares the profile with its own environment."""
+    bundle = SEEDS / "bundle" / "image.edgekit"  # committed, tiny: no TensorFlow
+    result = sshd.bench(str(bundle), "--remote", "edgekit-a", "--remote-python", REMOTE_EDGEKIT, *QUICK,
+                        "--variants", "tflite-fp32", "--mode", "invoke", "--device", "rpi4", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    match = doc["device_match"]
+    assert doc["device"] == match["device"] == "raspberry-pi-4"
+    assert match["host"]["cores"] == doc["environment"]["cores"] and match["host"]["arch"]
+    if not match["matches"]:  # the loopback host is this machine; unless that is a Pi 4
+        assert doc["results"][0]["budget"]["status"] == "not measured on the device"
+        assert render_table([doc]).splitlines()[0] == match["summary"]
+    assert doc["results"][0]["threads"] == min(4, doc["environment"]["cores"])
 
 
 @pytest.mark.system
