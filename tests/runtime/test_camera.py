@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from edgekit.errors import InputError
 from edgekit.runtime.sources import open_source
 from tests.support.env import free_port, need_module
 from tests.support.mjpeg import MjpegServer
@@ -78,15 +79,39 @@ def test_stream_server_killed_and_restarted(mjpeg):
     assert len(resumed) == 5, f"no frames after the server came back (reconnects {source.counters.reconnects})"
 
 
-def test_missing_camera_gives_up_after_max_reconnects():
-    need_module("cv2", 'pip install "edgekit-ml[camera]"')
-    source = open_source("camera:57?timeout=0.5&backoff_max=0.5&max_reconnects=2")
+def test_a_camera_that_never_opens_ends_after_its_timeout_with_one_error():
+    """No such camera: the source tries for `timeout` seconds (the last attempt at the
+    timeout), then iterating it raises one InputError naming the way out."""
+    need_module("cv2", 'pip install "edgekit[camera]"')
+    source = open_source("camera:57?timeout=1")
+    start = time.monotonic()
     try:
-        items = take(source, 1, timeout=20)
+        with pytest.raises(InputError, match=r"camera:57\?timeout=1: expected a camera or stream that delivers "
+                                             r"frames within timeout=1 s, found none: cannot open 57.*retry=forever"):
+            next(iter(source))
     finally:
         source.close()
-    assert items == []
-    assert source.counters.reconnects == 2
+    assert 0.9 <= time.monotonic() - start < 3.0  # from the source's start, a little before `start`
+    assert source.counters.reconnects >= 1
+    limited = open_source("camera:57?timeout=5&backoff_max=0.2&max_reconnects=2")  # gives up first: same error
+    try:
+        with pytest.raises(InputError, match=r"cannot open 57 \(3 attempt"):
+            next(iter(limited))
+    finally:
+        limited.close()
+    assert limited.counters.reconnects == 2
+
+
+def test_retry_forever_waits_for_a_camera_that_is_not_there_yet():
+    need_module("cv2", 'pip install "edgekit[camera]"')
+    source = open_source("camera:57?timeout=0.3&backoff_max=0.2&retry=forever")
+    try:
+        items = take(source, 1, timeout=2.0)  # well past the timeout: still trying, no error
+        assert items == [] and source.counters.reconnects >= 4
+    finally:
+        source.close()
+    with pytest.raises(InputError, match="retry=forever"):
+        open_source("camera:57?retry=always")
 
 
 def test_video_file_frames_are_all_read(tmp_path):
@@ -126,3 +151,22 @@ def test_edgekit_run_on_an_mjpeg_stream(mjpeg, runtime_bundles):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 5 and all(line["source"].startswith("frame ") for line in lines)
     assert "5 results in" in result.stderr
+
+
+@pytest.mark.tf
+def test_edgekit_run_on_a_camera_that_is_not_there(runtime_bundles, monkeypatch):
+    """`edgekit run --source camera:N` without such a camera: one line on stderr (no OpenCV
+    warnings), exit 1, after the timeout; OpenCV's own lines only with -v."""
+    need_module("cv2", 'pip install "edgekit[camera]"')
+    from tests.support.cli import assert_one_line_error, run_cli
+
+    for name in ("OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL"):  # as from a fresh shell: edgekit quiets OpenCV
+        monkeypatch.delenv(name, raising=False)  # (this process may have set them when it ran a source)
+
+    start = time.monotonic()
+    result = run_cli("run", str(runtime_bundles.shapes), "--source", "camera:9?timeout=1", timeout=60)
+    assert_one_line_error(result, 1, "source camera:9?timeout=1: expected a camera", "found none: cannot open 9",
+                          "?retry=forever")
+    assert time.monotonic() - start < 30
+    verbose = run_cli("-v", "run", str(runtime_bundles.shapes), "--source", "camera:9?timeout=1", timeout=60)
+    assert verbose.code == 1 and "WARN" in verbose.stderr and "reconnecting" in verbose.stderr

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
+import sys
 import threading
 import time
 import zipfile
@@ -57,9 +59,10 @@ def test_predict_accepts_paths_bytes_and_arrays(runtime_bundles):
     by_array = model.predict(rgb)
     assert by_path.label == by_bytes.label == by_array.label == path.parent.name
     assert by_path.score == pytest.approx(by_array.score)
-    assert len(by_path.top_k) == 4 and by_path.top_k[0][0] == by_path.label
+    assert len(by_path.top_k) == 4 and by_path.top_k[0].label == by_path.label
     data = json.loads(by_path.to_json())
     assert data["kind"] == "classification" and data["variant"] == "tflite-fp32"
+    assert data["top_k"][0] == {"label": by_path.label, "score": by_path.top_k[0].score}
     assert set(data["latency"]) == {"preprocess_ms", "inference_ms", "postprocess_ms", "total_ms"}
 
 
@@ -141,6 +144,55 @@ def test_sensor_predict_by_channel_name_equals_by_order(runtime_bundles):
     assert by_order.score == by_name.score and by_order.label in ("idle", "walk")
 
 
+def test_predict_takes_a_path_to_an_audio_file(runtime_bundles, tmp_path, monkeypatch):
+    """A path (or the bytes) of a WAV file is read like the wav: source reads it: channels
+    averaged, resampled to the model's rate; `read_audio` gives what predict takes. Other
+    formats need soundfile; without it, one line. Anything else predict cannot take is a
+    ShapeError that says what it takes."""
+    import wave
+
+    from edgekit.runtime import read_audio
+
+    model = load(runtime_bundles.kws)
+    t = np.arange(8000) / 8000
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 880 * t)], axis=1)
+    path = tmp_path / "clip.wav"
+    with wave.open(str(path), "wb") as w:  # 8 kHz, 2 channels, 16-bit
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes((stereo * 32767).round().astype("<i2").tobytes())
+    samples, rate = read_audio(path)
+    assert rate == 8000 and samples.shape == (8000,) and samples.dtype == np.float32
+    assert np.allclose(samples, stereo.mean(axis=1), atol=1e-4)
+    resampled, new_rate = read_audio(str(path), sample_rate=16000)
+    assert new_rate == 16000 and resampled.shape == (16000,)
+    by_path = model.predict(path)
+    expected = [score for _, score in by_path.top_k]
+    for other in (str(path), path.read_bytes(), (samples, 8000), (resampled, 16000), resampled):
+        result = model.predict(other)
+        assert [score for _, score in result.top_k] == pytest.approx(expected) and result.label == by_path.label
+
+    if importlib.util.find_spec("soundfile") is not None:
+        import soundfile
+
+        flac = tmp_path / "clip.flac"
+        soundfile.write(flac, stereo, 8000)
+        assert [score for _, score in model.predict(flac).top_k] == pytest.approx(expected, abs=0.02)
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # the device extra alone: no decoder
+    ogg = tmp_path / "clip.ogg"
+    ogg.write_bytes(b"OggS" + bytes(100))
+    with pytest.raises(InputError, match=r"clip\.ogg: expected PCM WAV.*found Ogg data.*convert it to WAV"):
+        model.predict(ogg)
+    with pytest.raises(InputError, match="expected a readable file"):
+        model.predict(tmp_path / "missing.wav")
+    for bad, found in ((["a", "b"], "dtype <U1; for a file, pass its path"), (np.zeros((100, 2)), "x.mean"),
+                       ((np.zeros(10), "16k"), "rate of type str"), ({"left": [0.0]}, "dict")):
+        with pytest.raises(ShapeError, match="expected a path to an audio file") as caught:
+            model.predict(bad)
+        assert found in str(caught.value)
+
+
 # ---------------------------------------------------------------------------
 # streams
 
@@ -201,8 +253,32 @@ def test_audio_stream_slides_a_window_every_hop(runtime_bundles, tmp_path):
     # first window full after 1 s, then one result per 250 ms: (3000 - 1000) / 250 + 1
     assert len(results) == 9
     assert [r.sequence for r in results] == list(range(9))
+    assert [r.source for r in results] == [f"speech.wav@{1 + 0.25 * k:.3f}s" for k in range(9)]  # window ends
     assert all(r.detected is not None for r in results)  # smoothing on: detection events
-    assert all(r.label != "_silence_" for r in results if r.label)
+    # label/score: the top class, background or not; the keyword: the best non-background class
+    assert all(r.label == r.top_k[0].label and r.score == r.top_k[0].score for r in results)
+    assert all(r.keyword in ("yes", "no") and r.keyword_score <= r.score for r in results)
+    line = json.loads(results[0].to_json())
+    assert line["keyword"] == results[0].keyword and line["keyword_score"] == results[0].keyword_score
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_audio_results_are_stamped_with_their_window_end(runtime_bundles, rate):
+    """Whatever the chunking and the hop, each result carries the time of its window's
+    last sample (items are stamped with their last sample's time, as the wav and mic
+    sources do), so stamps step by exactly the hop; the window of the first second ends at 1 s."""
+    model = load(runtime_bundles.kws)
+    audio = 0.1 * np.random.default_rng(1).standard_normal(3 * rate).astype(np.float32)
+    start = 1_800_000_000.0  # seconds since the epoch when the stream's first sample was heard
+    for chunk_ms, hop_ms in itertools.product((30, 100, 250, 700), (100, 250, 300)):
+        chunk = rate * chunk_ms // 1000
+        items = [Item((audio[i : i + chunk], rate), start + (i + len(audio[i : i + chunk])) / rate, f"a@{i / rate}s")
+                 for i in range(0, len(audio), chunk)]
+        results = list(model.stream(items, hop_ms=hop_ms))
+        ends = 1.0 + hop_ms / 1000 * np.arange(len(results))
+        assert len(results) == int((3000 - 1000) / hop_ms) + 1, (chunk_ms, hop_ms)
+        assert np.allclose([r.timestamp - start for r in results], ends, rtol=0, atol=1e-6), (chunk_ms, hop_ms)
+        assert [r.source for r in results] == [f"a@{end:.3f}s" for end in ends]
 
 
 def test_run_keeps_latency_percentiles_in_fixed_memory():
@@ -232,7 +308,7 @@ def test_posterior_smoothing_detects_once_then_suppresses():
         scores = np.array([0.1, 0.85, 0.05]) if 500 <= t < 2500 else np.array([0.9, 0.05, 0.05])
         fields = smoother.update(t, scores)
         if fields["detected"]:
-            events.append((t, fields["label"]))
+            events.append((t, fields["keyword"]))
     assert events == [(700.0, "yes"), (1700.0, "yes")]  # smoothed >= 0.6 at 700 ms; suppressed for 1 s
 
 
