@@ -185,3 +185,16 @@ def test_the_host_gets_the_profiles_name_for_an_alias():
     assert remote._remote_device("my.yaml", {"my.yaml": "/tmp/edgekit-bench.X/my.yaml"}) == \
         "/tmp/edgekit-bench.X/my.yaml"
     assert remote._remote_device(None, {}) is None
+
+
+def test_core_types_are_read_also_where_the_model_name_hides_them():
+    from edgekit.bench.environment import arm_core_types
+
+    arm32 = "".join(f"processor\t: {i}\nmodel name\t: ARMv7 Processor rev 3 (v7l)\nCPU implementer\t: 0x41\n"
+                    f"CPU part\t: 0xd08\n\n" for i in range(4))  # a 32-bit kernel on a Pi 4
+    assert arm_core_types(arm32) == ["Cortex-A72"]
+    big_little = "".join(f"processor\t: {i}\nCPU implementer\t: 0x41\nCPU part\t: {part}\n\n"
+                         for i, part in enumerate(["0xd05"] * 6 + ["0xd41"] * 2))
+    assert arm_core_types(big_little) == ["Cortex-A55", "Cortex-A78"]
+    assert arm_core_types("processor\t: 0\nmodel name\t: Intel(R) N100\n\n") == []
+    assert collect_environment(FIXTURES / "sysfs" / "pi4").core_types == ("Cortex-A72",)
