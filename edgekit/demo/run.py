@@ -547,9 +547,9 @@ def _run_stream(bundle: Path, variant: str, wav: Path, jsonl: Path, hop_ms: floa
                                    hop_ms=hop_ms):
             sink.write(result)
             latencies.append(result.latency.total_ms)
-            timeline.append((result.timestamp, float(result.score or 0.0), result.label))
+            timeline.append((result.timestamp, float(result.keyword_score or 0.0), result.keyword))
             if result.detected:
-                detections.append((result.timestamp, str(result.label)))
+                detections.append((result.timestamp, str(result.keyword)))
     finally:
         sink.close()
     seconds = time.perf_counter() - t0
