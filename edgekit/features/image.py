@@ -174,6 +174,7 @@ def missing_decoder() -> MissingDependencyError:
 
 def _decode_pillow(data: bytes, label: str) -> np.ndarray:
     import io
+    import struct
 
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -185,7 +186,8 @@ def _decode_pillow(data: bytes, label: str) -> np.ndarray:
                 gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
                 return np.repeat(gray[..., None], 3, axis=-1)
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
+            ZeroDivisionError, struct.error, Image.DecompressionBombError) as exc:  # what Pillow's plugins raise on bad data
         raise InputError(label, expected="an image Pillow can decode (PNG, JPEG, BMP, ...)",
                          found=" ".join(str(exc).split())[:200] or type(exc).__name__) from exc
 

@@ -1037,7 +1037,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "bundle's Model.stream (resampling, features)",
            (Step("read_wav", _wav_bytes), Step("wav-source", _wav_source), Step("stream", _wav_stream)),
            lambda m, d: m.bytes(d), suffix=".wav", setup=_wav_setup),
-    Target("image", "edgekit.features.image.decode_image (OpenCV imdecode), prepare + normalize",
+    Target("image", "edgekit.features.image.decode_image (Pillow; OpenCV imdecode where Pillow is absent), prepare + normalize",
            (Step("decode", _image_decode), Step("preprocess", _image_preprocess)), lambda m, d: m.bytes(d),
            needs=("cv2",), suffix=".img"),
     Target("sensor", "edgekit.runtime.sources: csv:, stdin and serial: lines (_parse_row, LinesSource) into "
