@@ -63,7 +63,7 @@ def source_bundles(model_files, tmp_path_factory):
     import keras
     from PIL import Image
 
-    from tests.support.cli import run_cli
+    from edgekit.convert.run import ConvertConfig, convert
 
     root = tmp_path_factory.mktemp("sources")
     rng = np.random.default_rng(5)
@@ -103,13 +103,11 @@ def source_bundles(model_files, tmp_path_factory):
     rows.write_text("ax,ay,az\n" + "".join(f"{a:.3f},{b:.3f},{c:.3f}\n" for a, b, c in rng.normal(size=(60, 3))))
 
     bundles = {}
-    for name, model, contract, extra in [("image", model_files.keras, image_contract, ()),
-                                         ("kws", kws_model, kws_contract, ("--allow-random-calibration",)),
-                                         ("imu", imu_model, imu_contract, ("--allow-random-calibration",))]:
-        bundles[name] = root / f"{name}.edgekit"
-        packed = run_cli("convert", str(model), "--preprocess", str(contract), "--variants", "tflite-fp32,onnx-fp32",
-                         "-o", str(bundles[name]), *extra)
-        assert packed.code == 0, packed.stderr
+    for name, model, contract in [("image", model_files.keras, image_contract), ("kws", kws_model, kws_contract),
+                                  ("imu", imu_model, imu_contract)]:
+        bundles[name] = root / f"{name}.edgekit"  # in this process: TensorFlow is loaded once
+        convert(ConvertConfig(model=model, output=bundles[name], preprocess=contract,
+                              variants=("tflite-fp32", "onnx-fp32"), allow_random_calibration=True))
     return {"image": (bundles["image"], f"images:{images}"), "wav": (bundles["kws"], f"wav:{clip}"),
             "csv": (bundles["imu"], f"csv:{rows}")}
 
