@@ -26,6 +26,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "cv2": ("camera", "opencv-python-headless"),
     "PIL": ("litert", "pillow"),
     "sounddevice": ("audio", "sounddevice"),
+    "soundfile": ("audio", "soundfile"),
     "serial": ("sensor", "pyserial"),
     "paho": ("mqtt", "paho-mqtt"),
     "matplotlib": ("plot", "matplotlib"),

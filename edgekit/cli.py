@@ -366,7 +366,9 @@ def _int_list(text: str | None, option: str) -> tuple[int, ...]:
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Latency plot (PNG; needs the plot extra).")
 @click.option("--meter", default=meters.AUTO, show_default=True, type=click.Choice(meters.METER_NAMES),
               help=_described("Energy meter", {name: meters.meter_help(name) for name in meters.METER_NAMES}))
-@click.option("--device", help="Device profile (see edgekit devices list): threads, power figures, budgets.")
+@click.option("--device", help="Device profile, by name, alias (see edgekit devices list) or .yaml path: its threads "
+              "(capped at this host's cores), power figures, budgets. A run on another host says so in its first "
+              "line; the device's budgets and energy are then not measured.")
 @click.option("--budget", "budget_text", help="Limits, e.g. latency_ms=20,size_kb=300,memory_mb=80,energy_mj=5; "
               "exit code 4 when a variant is over.")
 @click.option("--idle-seconds", type=click.FloatRange(min=0), default=2.0, show_default=True,
@@ -461,7 +463,7 @@ def devices_list() -> None:
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="The profile as JSON.")
 def devices_show(name: str, as_json: bool) -> None:
-    """Show one device profile, with the sources of its power figures."""
+    """Show one device profile (NAME or an alias), with the sources of its power figures."""
     from edgekit.devices import load_profile
 
     profile = load_profile(name)

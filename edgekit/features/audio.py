@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit._optional import install_hint
 from edgekit.errors import InputError
 from edgekit.spec import AudioPreprocess
 
@@ -324,8 +325,8 @@ def _decode(data: bytes, label: str) -> tuple[np.ndarray, int]:
     except (ImportError, OSError) as exc:  # OSError: the module is there, libsndfile is not
         raise InputError(label, expected="PCM WAV (read without extra packages)",
                          found=f"{_sniff(data)}, and no decoder for it ({type(exc).__name__}: {exc})",
-                         hint="convert it to WAV (ffmpeg -i IN -ac 1 OUT.wav) or install soundfile "
-                              "(pip install soundfile), which reads FLAC, OGG and MP3") from exc
+                         hint="convert it to WAV (ffmpeg -i IN -ac 1 OUT.wav) or install soundfile, which "
+                              f"reads FLAC, OGG and MP3: {install_hint('soundfile')}") from exc
     try:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (RuntimeError, ValueError, TypeError) as exc:  # soundfile's errors are RuntimeErrors
