@@ -135,6 +135,9 @@ def debian_tree(cache: Path, arch: Arch) -> Path:
     for program in ("mmdebstrap", "proot"):
         if shutil.which(program) is None:
             raise SystemExit(f"{program} is not installed; run: apt-get install mmdebstrap proot")
+    if os.geteuid() != 0:
+        raise SystemExit(f"making the {arch.deb_arch} tree needs root (mmdebstrap --mode=root); run as root once, "
+                         "later runs reuse it")
     log(f"building a Debian {arch.suite} {arch.deb_arch} tree (mmdebstrap, extract variant)")
     tmp = cache / "tree.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -240,7 +243,7 @@ def install(cache: Path, guest: Side, arch: Arch) -> str:
             log(f"updating edgekit in the tree from {wheel.name}")
             for old in site.glob("edgekit*"):
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
-            sh([*pip, "--no-deps", "--platform", "any", str(wheel)])
+            sh([*pip, "--no-deps", "--upgrade", "--platform", "any", str(wheel)])
     else:
         if fresh:
             log(f"making {GUEST_VENV} in the {arch.name} tree (python3 -m venv --system-site-packages, emulated)")
@@ -614,6 +617,8 @@ def main() -> int:
     from tests.support.parity import table
 
     started = time.perf_counter()
+    if os.uname().machine != "x86_64":
+        raise SystemExit(f"expected an x86_64 host (the reference side), found {os.uname().machine}")
     arch = ARCHES[args.arch]
     cache = REPO / "out" / arch.name
     if args.rebuild:
