@@ -276,6 +276,8 @@ class Side:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
                "TF_CPP_MIN_LOG_LEVEL": "3"}
         cwd = self.inputs or REPO
+        if self.inputs is not None:  # a fresh probe cache per run: every model is probed in a child once
+            env["XDG_CACHE_HOME"] = str(self.inputs / ".cache")
         if self.tree is None:
             env["PYTHONPATH"] = str(REPO)
             return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
