@@ -12,11 +12,13 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame bench-faults \
-        bench-honesty bench-report bench-train coverage bench-prune fuzz
+        bench-honesty bench-report bench-train coverage bench-prune fuzz wheel test-arm64 test-armv7
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "edgekit needs Python >= 3.10 (found %d.%d); run: make PYTHON=python3.11 ..." % sys.version_info[:2])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# the distribution is edgekit-ml; a venv made before the rename holds it as "edgekit"
+	@$(BIN)/python -m pip show --quiet edgekit >/dev/null 2>&1 && $(BIN)/python -m pip uninstall --quiet --yes edgekit || true
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[all,dev]"
 	@# Keras 2 (tf_keras) only to make genuine Keras 2 .h5 files in the tests; --no-deps keeps
 	@# it from pulling the full tensorflow package next to tensorflow-cpu.
@@ -98,12 +100,32 @@ bench-train: $(STAMP)
 coverage: $(STAMP)
 	$(BIN)/python tools/coverage_matrix.py -o out/coverage --readme
 
+## edgekit on arm64 (Debian bookworm arm64, what Raspberry Pi OS 64-bit is built from) under QEMU
+## user-mode emulation through proot, compared with x86: inspect, verify (signed and tampered), run
+## on image/WAV/CSV sources, predict through LiteRT and onnxruntime, a short bench, eval. Needs root
+## and apt-get install mmdebstrap proot; everything is cached under out/arm64 (docs/arm.md).
+test-arm64: $(STAMP)
+	$(BIN)/python tools/arm_parity.py --arch arm64
+
+## The same for 32-bit Raspberry Pi OS (armv7l): Debian trixie armhf, Debian's python3-onnxruntime,
+## edgekit-ml[onnx] installed with pip --no-index in a venv with the system's packages; ONNX only.
+test-armv7: $(STAMP)
+	$(BIN)/python tools/arm_parity.py --arch armv7
+
 ## What edgekit inspect says to each bad input.
 bad-inputs: $(STAMP)
 	$(BIN)/python tools/bad_inputs.py
+
+## The wheel a device installs without the registry: dist/edgekit_ml-VERSION-py3-none-any.whl
+## (copy it over, then: pip install "edgekit_ml-VERSION-py3-none-any.whl[litert]").
+wheel:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	rm -rf build
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps -w dist .
+	@ls dist/edgekit_ml-*.whl
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgekit tests tools
 
 clean:
-	rm -rf out edgekit-demo .pytest_cache .hypothesis build *.egg-info
+	rm -rf out edgekit-demo .pytest_cache .hypothesis build dist *.egg-info
