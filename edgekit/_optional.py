@@ -39,8 +39,23 @@ EXTRAS: dict[str, tuple[str, str]] = {
 }
 
 
-def extra_install(extra: str) -> str:
-    """The pip command that installs edgekit with `extra`, e.g. ``pip install "edgekit-ml[litert]"``."""
+# 32-bit ARM (Raspberry Pi OS armhf): the registry has no wheels of ai-edge-litert, onnxruntime
+# or numpy for it; Debian trixie packages onnxruntime (docs/arm.md, make test-armv7).
+ARM32 = ("armv7l", "armv6l", "armv8l")
+ARM32_ONNX = ('sudo apt install python3-onnxruntime python3-numpy python3-pil (Raspberry Pi OS trixie; '
+              'the registry has no 32-bit ARM onnxruntime), then pip install "{dist}[onnx]" in a venv made '
+              'with python3 -m venv --system-site-packages (docs/arm.md)')
+ARM32_LITERT = ("no TFLite interpreter installs on 32-bit ARM with Python >= 3.10 (ai-edge-litert has no armv7 "
+                "wheels, tflite-runtime stops at Python 3.9): run the bundle's onnx variants instead: " + ARM32_ONNX)
+
+
+def extra_install(extra: str, machine: str | None = None) -> str:
+    """The command that installs edgekit with `extra`, e.g. ``pip install "edgekit-ml[litert]"``;
+    on 32-bit ARM (`machine`, default this one) the device extras say what works there instead."""
+    import platform
+
+    if (machine or platform.machine()) in ARM32 and extra in ("litert", "onnx"):
+        return (ARM32_LITERT if extra == "litert" else ARM32_ONNX).format(dist=DISTRIBUTION)
     return f'pip install "{DISTRIBUTION}[{extra}]"'
 
 

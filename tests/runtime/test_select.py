@@ -155,3 +155,17 @@ def test_a_regression_drop_speaks_in_percent_of_the_float_rmse():
     assert ("passed over tflite-int8: its RMSE increase over the float model's 12.00% (95% CI 8.0..16.0) exceeds "
             "the budget of 5% beyond noise") in choice.reason
     assert select.choose(manifest(int8, fp32, budget=10.0)).variant.name == "tflite-int8"  # 8 < 10: within noise
+
+
+def test_install_hint_on_32_bit_arm_names_what_installs_there():
+    """The registry has no armv7 wheels of either interpreter: a 32-bit Pi is told about Debian's
+    onnxruntime (what make test-armv7 checks), not a pip line that cannot work there."""
+    from edgekit._optional import extra_install
+
+    assert extra_install("onnx", machine="x86_64") == 'pip install "edgekit-ml[onnx]"'
+    assert extra_install("litert", machine="aarch64") == 'pip install "edgekit-ml[litert]"'
+    assert extra_install("camera", machine="armv7l") == 'pip install "edgekit-ml[camera]"'
+    onnx = extra_install("onnx", machine="armv7l")
+    assert onnx.startswith("sudo apt install python3-onnxruntime") and "--system-site-packages" in onnx
+    litert = extra_install("litert", machine="armv7l")
+    assert litert.startswith("no TFLite interpreter installs on 32-bit ARM") and "python3-onnxruntime" in litert
