@@ -25,6 +25,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "onnx": ("onnx", "onnx"),
     "cv2": ("camera", "opencv-python-headless"),
     "PIL": ("litert", "pillow"),
+    "prometheus_client": ("litert", "prometheus-client"),
     "sounddevice": ("audio", "sounddevice"),
     "soundfile": ("audio", "soundfile"),
     "serial": ("sensor", "pyserial"),
