@@ -37,12 +37,12 @@ demo: $(STAMP)
 test:
 	@PYTHON="$(PYTHON)" VENV="$(VENV)" bash tools/system-packages.sh
 	@$(MAKE) --no-print-directory -s $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not long" $(PYTEST_ARGS)
 
 ## Without the TensorFlow-marked and slow tests, and without the system packages (the tests
 ## that need one skip, saying what to install): a fast loop while editing.
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -m "not tf and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not tf and not slow and not long" $(PYTEST_ARGS)
 
 ## Conversion figures on four MLPerf-Tiny-shaped models (several minutes).
 bench-convert: $(STAMP)
