@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -35,11 +34,9 @@ from edgekit._optional import DISTRIBUTION, extra_install
 from edgekit.bench.harness import MODES, BenchConfig, BenchResult
 from edgekit.errors import EdgekitError, InputError
 from edgekit.progress import Log
+from edgekit.ssh import Ssh
+from edgekit.ssh import last_line as _last_line
 
-CONNECT_TIMEOUT_S = 10
-# ssh notices a host that vanished mid-run after SERVER_ALIVE_INTERVAL_S * SERVER_ALIVE_COUNT
-SERVER_ALIVE_INTERVAL_S = 15
-SERVER_ALIVE_COUNT = 4
 TEMP_PREFIX = "edgekit-bench."
 INSTALL_HINT = extra_install("litert")
 TARGET_SUFFIXES = (".edgekit", ".tflite", ".onnx")
@@ -235,50 +232,11 @@ def _replace_paths(value: Any, mapping: Mapping[str, str]) -> Any:
 # ssh ----------------------------------------------------------------------------------
 
 
-def _last_line(text: str) -> str:
-    """ssh's (or the host's) last meaningful stderr line."""
-    lines = [line.strip() for line in text.replace("\r", "\n").splitlines()]
-    lines = [line for line in lines if line and not line.startswith("Warning: Permanently added")]
-    return lines[-1][:300] if lines else ""
-
-
-class _Ssh:
-    """ssh and scp command lines for one host, and the steps of a remote run."""
+class _Ssh(Ssh):
+    """The steps of a remote run on one host, over `edgekit.ssh.Ssh`."""
 
     def __init__(self, host: str, ssh_options: Sequence[str], ssh_config: str | os.PathLike[str] | None) -> None:
-        if not host or host.startswith("-") or any(c.isspace() for c in host):
-            raise InputError(f"--remote {host!r}", expected="an ssh destination such as pi@raspberrypi.local",
-                             found=repr(host))
-        missing = [p for p in ("ssh", "scp") if shutil.which(p) is None]
-        if missing:
-            raise InputError("ssh client", expected="the OpenSSH client (ssh and scp) on this machine",
-                             found=f"no {' or '.join(missing)} on PATH", hint="apt-get install openssh-client")
-        self.host = host
-        # BatchMode first (ssh keeps the first value it sees): never wait for a password.
-        options = ["-o", "BatchMode=yes"]
-        if ssh_config is not None:
-            options = ["-F", os.fspath(ssh_config), *options]
-        for option in ssh_options:
-            options += ["-o", option]
-        options += ["-o", f"ConnectTimeout={CONNECT_TIMEOUT_S}", "-o", f"ServerAliveInterval={SERVER_ALIVE_INTERVAL_S}",
-                    "-o", f"ServerAliveCountMax={SERVER_ALIVE_COUNT}"]
-        self.options = options
-
-    def run(self, command: str) -> subprocess.CompletedProcess[str]:
-        """Run shell text on the host (stdin closed, so concurrent hosts never read the terminal)."""
-        return subprocess.run(["ssh", *self.options, self.host, command], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, check=False)
-
-    def unreachable(self, proc: subprocess.CompletedProcess[str]) -> InputError:
-        """The error of an ssh that could not log in (exit code 255)."""
-        line = _last_line(proc.stderr) or f"ssh exit code {proc.returncode}"
-        hint = f"check that `ssh {self.host} true` works without a prompt (keys, agent and ~/.ssh/config are used)"
-        if "Host key verification failed" in proc.stderr:
-            hint = f"the host key is unknown or changed: connect once with `ssh {self.host}` and check it"
-        elif "Permission denied" in proc.stderr:
-            hint = f"install your public key on the host (ssh-copy-id {self.host}) or load it into ssh-agent"
-        return InputError("ssh", expected="a reachable host that accepts key login without a prompt",
-                          found=line, hint=hint)
+        super().__init__(host, ssh_options, ssh_config, what="--remote")
 
     def make_temp_dir(self, remote_command: str, say: Log) -> str:
         """Check that edgekit runs on the host, then make the run's private directory there."""
@@ -325,15 +283,7 @@ class _Ssh:
         size = sum(Path(f).stat().st_size for f in files)
         say(f"{self.host}: copying {len(files)} file(s), {size / 1e6:.1f} MB")
         for subdir, locals_ in by_dir.items():
-            destination = f"{remote_dir}/{subdir}/" if subdir else f"{remote_dir}/"
-            # absolute local paths: scp would take a name with ':' before any '/' for a host
-            proc = subprocess.run(["scp", "-q", *self.options, *(os.path.abspath(f) for f in locals_),
-                                   f"{_scp_host(self.host)}:{destination}"], stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                line = _last_line(proc.stderr) or f"scp exit code {proc.returncode}"
-                raise InputError("scp", expected=f"scp into {destination} to succeed",
-                                 found=line, hint="check the connection and the free space on the host")
+            self.scp(locals_, f"{remote_dir}/{subdir}/" if subdir else f"{remote_dir}/")
         return {local: f"{remote_dir}/{name}" for local, name in layout.items()}
 
     def remove(self, remote_dir: str, say: Log) -> None:
@@ -347,14 +297,6 @@ class _Ssh:
             return
         if proc.returncode != 0:
             say(f"{self.host}: could not remove {remote_dir}: {_last_line(proc.stderr) or proc.returncode}")
-
-
-def _scp_host(host: str) -> str:
-    """`host` for an scp destination: an IPv6 address in brackets (``user@[::1]``)."""
-    user, at, name = host.rpartition("@")
-    if ":" in name and not name.startswith("["):
-        name = f"[{name}]"
-    return f"{user}{at}{name}"
 
 
 def _report(proc: subprocess.CompletedProcess[str]) -> dict[str, Any] | None:

@@ -11,12 +11,7 @@ removed again.
 from __future__ import annotations
 
 import datetime
-import getpass
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -25,80 +20,16 @@ from edgekit.bench.harness import BenchConfig
 from edgekit.bench.report import budget_failures, render, render_csv, render_markdown, render_table
 from edgekit.devices import Budgets
 from edgekit.errors import InputError
-from tests.support.env import free_port, need_program
 from tests.support.fuzzing import SEEDS
-from tests.support.sshd import Sshd, wait_for_port
+from tests.support.sshd import REMOTE_EDGEKIT, running_sshd
 
-REMOTE_EDGEKIT = str(Path(sys.executable).parent / "edgekit")  # this venv's command, as on a device
 QUICK = ("--duration", "0.3", "--windows", "2", "--idle-seconds", "0", "--warmup-seconds", "0.1")
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory):
-    binary = need_program("sshd", "apt-get install openssh-server")
-    keygen = need_program("ssh-keygen", "apt-get install openssh-client")
-    need_program("ssh", "apt-get install openssh-client")
-    need_program("scp", "apt-get install openssh-client")
-    if not Path(REMOTE_EDGEKIT).is_file():
-        pytest.fail(f"no edgekit command next to {sys.executable}; install the package (pip install -e .)")
-    root = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "client_key"):
-        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", f"edgekit test {name}", "-f",
-                        str(root / name)], check=True, capture_output=True)
-    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
-    remote_tmp = root / "remote-tmp"
-    remote_tmp.mkdir()
-    if os.geteuid() == 0:
-        # sshd started as root insists on its privilege-separation directory, which the
-        # service unit normally creates; as another user sshd runs unprivileged without it.
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    port, closed_port = free_port(), free_port()
-    server_config = root / "sshd_config"
-    server_config.write_text("\n".join([
-        f"ListenAddress 127.0.0.1:{port}",
-        f"HostKey {root / 'host_key'}",
-        f"AuthorizedKeysFile {root / 'authorized_keys'}",
-        f"PidFile {root / 'sshd.pid'}",
-        "StrictModes no",  # the temporary files are not in a home directory
-        "UsePAM no",
-        "PermitRootLogin prohibit-password",  # the tests may run as root: keys only
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "Subsystem sftp internal-sftp",  # scp speaks SFTP since OpenSSH 9
-        f"SetEnv TMPDIR={remote_tmp}",
-        "LogLevel VERBOSE",
-    ]) + "\n")
-    client_config = root / "ssh_config"
-    client_config.write_text("\n".join([
-        "Host edgekit-a edgekit-b",
-        "  HostName 127.0.0.1",
-        f"  Port {port}",
-        "Host edgekit-dead",
-        "  HostName 127.0.0.1",
-        f"  Port {closed_port}",
-        "Host *",
-        f"  User {getpass.getuser()}",
-        f"  IdentityFile {root / 'client_key'}",
-        "  IdentitiesOnly yes",
-        "  IdentityAgent none",
-        f"  UserKnownHostsFile {root / 'known_hosts'}",
-        "  StrictHostKeyChecking accept-new",
-        "  LogLevel ERROR",
-    ]) + "\n")
-    log = root / "sshd.log"
-    with log.open("w") as log_file:
-        proc = subprocess.Popen([binary, "-D", "-e", "-f", str(server_config)], stdout=log_file,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, proc, log)
-        yield Sshd(client_config, remote_tmp, closed_port, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 # through a real sshd -------------------------------------------------------------------
