@@ -63,7 +63,8 @@ def write_bundle(path: str | os.PathLike[str], manifest: Manifest, payloads: Map
     Args:
         path: destination, conventionally ``NAME.edgekit``.
         manifest: everything but `files`, which is computed from `payloads`.
-        payloads: archive member name -> bytes; must include every variant's file.
+        payloads: archive member name -> bytes; must include every variant's file and
+            every member the manifest's `self_check` names.
 
     Returns:
         The manifest with `files` filled in.
@@ -74,9 +75,10 @@ def write_bundle(path: str | os.PathLike[str], manifest: Manifest, payloads: Map
     """
     files = {name: FileEntry(sha256_bytes(data), len(data)) for name, data in payloads.items()}
     final = dataclasses.replace(manifest, files=files)
-    unused = sorted(set(payloads) - {v.file for v in final.variants})
+    referenced = {v.file for v in final.variants} | set(final.self_check.members() if final.self_check else ())
+    unused = sorted(set(payloads) - referenced)
     if unused:
-        raise InputError("bundle payloads", expected="only files referenced by a variant",
+        raise InputError("bundle payloads", expected="only files referenced by a variant or the self-check",
                          found=f"unreferenced {unused}")
     if SIGNATURE_NAME in payloads or MANIFEST_NAME in payloads:
         raise InputError("bundle payloads", expected=f"no member named {MANIFEST_NAME} or {SIGNATURE_NAME} "

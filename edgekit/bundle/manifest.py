@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgekit.bundle.schema import FORMAT_NAME, SCHEMA_VERSION, validate
+from edgekit.bundle.selfcheck import SelfCheckSpec
 from edgekit.errors import InputError, IntegrityError
 from edgekit.spec import (
     NoPreprocess,
@@ -90,7 +91,9 @@ class Manifest:
     """Everything a device needs to know about a bundle, except the model bytes.
 
     `files` is filled in by `write_bundle` from the payloads; callers building a new
-    bundle leave it empty.
+    bundle leave it empty. `self_check` names the sample and expected outputs under
+    ``selfcheck/`` (`edgekit.bundle.selfcheck`); None for bundles made before it existed,
+    whose manifest then has no ``self_check`` key at all.
     """
 
     name: str
@@ -103,6 +106,7 @@ class Manifest:
     files: Mapping[str, FileEntry] = dataclasses.field(default_factory=dict)
     created: str = dataclasses.field(default_factory=lambda: utc_now())
     schema_version: int = SCHEMA_VERSION
+    self_check: SelfCheckSpec | None = None
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -119,7 +123,7 @@ class Manifest:
         return [v.name for v in self.variants]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document = {
             "format": FORMAT_NAME,
             "schema_version": self.schema_version,
             "name": self.name,
@@ -132,6 +136,9 @@ class Manifest:
             "provenance": dict(self.provenance),
             "metrics": dict(self.metrics),
         }
+        if self.self_check is not None:  # absent, not null, in older bundles: their bytes stay the same
+            document["self_check"] = self.self_check.to_dict()
+        return document
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
@@ -162,6 +169,7 @@ class Manifest:
                 files={k: FileEntry(v["sha256"], int(v["size"])) for k, v in data["files"].items()},
                 created=data["created"],
                 schema_version=data["schema_version"],
+                self_check=SelfCheckSpec.from_dict(data["self_check"]) if "self_check" in data else None,
             )
         except InputError as exc:
             raise IntegrityError("bundle manifest is inconsistent", found=str(exc),
@@ -189,6 +197,8 @@ class Manifest:
             if require_files and v.file not in self.files:
                 raise IntegrityError(f"variant {v.name!r}", expected=f"its file {v.file!r} listed in files",
                                      found="no such entry")
+        if self.self_check is not None and require_files:
+            self.self_check.check({v.name: v for v in self.variants}, self.files)
         if self.labels and self.postprocess.kind.value == "classification":
             for v in self.variants:
                 classes = v.outputs[0].shape[-1] if v.outputs[0].shape else -1
