@@ -32,6 +32,7 @@ from edgekit.convert.fidelity import (
 from edgekit.convert.foreign import ForeignConfig, ForeignModel, describe_source, is_foreign
 from edgekit.convert.options import Int8IO, OnnxInt8Mode
 from edgekit.convert.outputs import align_outputs
+from edgekit.convert.selfcheck import ProducedVariant, build_self_check
 from edgekit.convert.source import LoadConfig, SourceModel, source_kind, work_dir
 from edgekit.convert.variants import (
     DEFAULT_VARIANTS,
@@ -254,6 +255,11 @@ class ConvertReport:
         if self.bundle:
             lines.append(f"bundle: {self.bundle['path']} ({len(self.bundle['variants'])} variants, "
                          f"{human_bytes(self.bundle['size_bytes'])}, verified)")
+            check = self.bundle.get("self_check")
+            if check:
+                lines.append(f"self-check: {len(check['samples'])} {check['source']} sample(s) and every variant's "
+                             f"expected outputs in selfcheck/ ({human_bytes(check['size_bytes'])}); on the device: "
+                             f"edgekit verify {self.bundle['path']} --run")
         else:
             lines.append("bundle: not written")
         return "\n".join(lines)
@@ -936,6 +942,15 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel | F
             **extra,
         },
     )
-    written = write_bundle(config.output, manifest, payloads)
+    check, check_payloads, note = build_self_check(
+        contract.preprocess, config.data, tuple(source.input_shape), config.seed,
+        [ProducedVariant(v.name, v.format, payloads[f"models/{v.name}{VariantFormat.SUFFIX[v.format]}"], v.inputs,
+                         v.outputs) for v in produced])
+    if note:
+        report.warnings.append(note)
+    manifest = dataclasses.replace(manifest, self_check=check)
+    written = write_bundle(config.output, manifest, {**payloads, **check_payloads})
     return {"path": str(config.output), "variants": [v.name for v in written.variants],
-            "size_bytes": config.output.stat().st_size}
+            "size_bytes": config.output.stat().st_size,
+            "self_check": {"source": check.source, "samples": list(check.ids),
+                           "size_bytes": sum(len(b) for b in check_payloads.values())}}
