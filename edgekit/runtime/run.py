@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.runtime.model import load
+from edgekit.runtime.model import Model, load
 from edgekit.runtime.results import Result
 from edgekit.runtime.sinks import open_sink
 from edgekit.runtime.sources import open_source
@@ -96,6 +97,37 @@ class RunSummary:
                 + (" (interrupted)" if self.interrupted else ""))
 
 
+@dataclasses.dataclass
+class RunControl:
+    """Hooks for the service form of `run` (`edgekit serve`).
+
+    Attributes:
+        stop: set it to end the run between two inputs (the source is then closed and the
+            sink flushed as at the end of any run).
+        swap: called after each result; returns a model to switch to before the next
+            input, or None. The new model continues the same source: an image stream, and a
+            sensor or audio stream whose windows do not overlap, lose nothing; overlapping
+            windows start afresh on the new model (the first result after one full window).
+        source / sink: the open source and sink, set by `run` (counters for /metrics).
+    """
+
+    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    swap: Callable[[], Model | None] = lambda: None
+    source: Any = None
+    sink: Any = None
+
+
+def _until(source: Iterable[Any], stop: threading.Event) -> Iterator[Any]:
+    """The source's items until `stop` is set (checked before each item is read)."""
+    items = iter(source)
+    while not stop.is_set():
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        yield item
+
+
 def _expected_input(model: Any) -> str:
     spec = model.manifest.preprocess
     if isinstance(spec, SensorPreprocess):
@@ -107,38 +139,61 @@ def _expected_input(model: Any) -> str:
     return "at least one input the model takes"
 
 
-def run(config: RunConfig, on_result: Callable[[Result], None] | None = None) -> RunSummary:
+def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *, model: Model | None = None,
+        control: RunControl | None = None) -> RunSummary:
     """Stream the source through the model into the sink until the source ends, `limit`
-    results, or Ctrl-C; returns the summary either way."""
+    results, Ctrl-C or `control.stop`; returns the summary either way.
+
+    Args:
+        model: an already loaded model (the service loads and checks it first); default:
+            `load` the config's bundle.
+        control: the service's hooks (stop, model switch; see `RunControl`).
+    """
     source = open_source(config.source)  # bad specs fail before the model is loaded
     sink = open_sink(config.sink)
     try:
-        model = load(config.bundle, variant=config.variant, backend=config.backend, threads=config.threads,
-                     public_key=config.public_key)
+        if model is None:
+            model = load(config.bundle, variant=config.variant, backend=config.backend, threads=config.threads,
+                         public_key=config.public_key)
     except BaseException:
         source.close()
         sink.close()
         raise
+    if control is not None:
+        control.source, control.sink = source, sink
+    items = source if control is None else _until(source, control.stop)
     latencies = Reservoir()
     count = 0
+    offset = 0  # sequence numbers continue across a model switch
     interrupted = False
     started = time.perf_counter()
     try:
-        for result in model.stream(source, hop_ms=config.hop_ms):
-            sink.write(result)
-            if on_result is not None:
-                on_result(result)
-            latencies.add(result.latency.total_ms)
-            count += 1
-            if config.limit is not None and count >= config.limit:
-                break
+        stream = model.stream(items, hop_ms=config.hop_ms)
+        while stream is not None:
+            current, stream = stream, None
+            for result in current:
+                result.sequence += offset
+                sink.write(result)
+                if on_result is not None:
+                    on_result(result)
+                latencies.add(result.latency.total_ms)
+                count += 1
+                if config.limit is not None and count >= config.limit:
+                    break
+                switch = control.swap() if control is not None else None
+                if switch is not None:
+                    current.close()
+                    model, offset = switch, result.sequence + 1
+                    stream = model.stream(items, hop_ms=config.hop_ms)
+                    break
     except KeyboardInterrupt:
         interrupted = True
     finally:
         seconds = time.perf_counter() - started
         source.close()
         sink.close()
-    if count == 0 and not interrupted:  # never "0 results, exit 0": nothing could be read
+    stopped = control is not None and control.stop.is_set()
+    if count == 0 and not interrupted and not stopped:  # never "0 results, exit 0": nothing could be read
         counters = source.counters
         raise InputError(f"source {config.source} gave no results", expected=_expected_input(model),
                          found=f"nothing usable ({counters.malformed} malformed line(s) or file(s), "
