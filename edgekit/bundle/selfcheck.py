@@ -172,4 +172,4 @@ def output_tolerance(expected: np.ndarray, spec: TensorSpec) -> tuple[float, str
 
 
 def describe_tolerance(basis: str) -> str:
-    return "1 quantization step" if basis == STEP else f"{RTOL:g} of the largest magnitude"
+    return "1 quantization step" if basis == STEP else f"{RTOL:g} x largest output"

@@ -85,12 +85,11 @@ class SelfCheckReport:
     def summary(self) -> str:
         """One line: the variant, its error against its tolerance, the front end's, ok or FAILED."""
         line = (f"{self.variant} ({self.backend}): max |error| {_num(self.max_abs_error)} "
-                f"{'<=' if self.interpreter_ok else '>'} tolerance {_num(self.tolerance)} "
-                f"({describe_tolerance(self.basis)}) on {self.samples} sample run(s)")
+                f"{'<=' if self.interpreter_ok else '>'} {_num(self.tolerance)} ({describe_tolerance(self.basis)})")
         if self.frontend_error is not None:
-            line += (f"; front end max |error| {_num(self.frontend_error)} "
+            line += (f", front end {_num(self.frontend_error)} "
                      f"{'<=' if self.frontend_ok else '>'} {_num(self.frontend_tolerance)}")
-        return line + (": ok" if self.ok else ": FAILED")
+        return line + f", {self.samples} run{'s' if self.samples != 1 else ''}: " + ("ok" if self.ok else "FAILED")
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "ok": self.ok}

@@ -4,6 +4,7 @@ attacker or a bad copy would)."""
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.bundle import MANIFEST_NAME, Manifest, Variant
@@ -40,4 +41,29 @@ def rewrite(src: Path, dst: Path, *, members: dict[str, bytes] | None = None, dr
             zout.writestr(rename.get(info.filename, info.filename), data)
         for name, data in (members or {}).items():
             zout.writestr(name, data)
+    return dst
+
+
+def rehashed(src: Path, dst: Path, *, members: dict[str, bytes] | None = None, drop: set[str] = frozenset(),
+             edit: Callable[[dict], None] | None = None) -> Path:
+    """Copy a bundle with members replaced or dropped and its manifest's sizes and sha256
+    made to match again (`edit` may change the manifest document too): what someone who
+    rebuilds the manifest after changing a member makes. Any signature is dropped."""
+    import json
+
+    from edgekit.bundle import sha256_bytes
+    from edgekit.bundle.archive import write_archive
+    from edgekit.bundle.signature import SIGNATURE_NAME
+
+    members = dict(members or {})
+    with zipfile.ZipFile(src) as archive:
+        content = {name: archive.read(name) for name in archive.namelist()
+                   if name not in drop and name not in (MANIFEST_NAME, SIGNATURE_NAME)}
+        document = json.loads(archive.read(MANIFEST_NAME))
+    content.update(members)
+    document["files"] = {name: {"sha256": sha256_bytes(data), "size": len(data)} for name, data in content.items()}
+    if edit is not None:
+        edit(document)
+    raw = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
+    write_archive(dst, [(MANIFEST_NAME, raw), *sorted(content.items())])
     return dst
