@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bundle.test_signing import make_bundle
+from tests.bundle.test_signing import make_bundle, tiny_onnx
 from tests.support.bundles import rewrite
 from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.env import REPO, need_module
@@ -127,6 +127,36 @@ def metrics(port: int) -> dict[tuple[str, tuple], float]:
     assert code == 200
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def with_self_check(path: Path, offset: float = 0.0) -> Path:
+    """`make_bundle`'s bundle with a self-check section: a sample input and the output
+    onnxruntime computes for it (plus `offset`: a device that computes something else)."""
+    import dataclasses
+
+    import numpy as np
+    import onnxruntime
+
+    from edgekit.bundle import open_bundle, write_bundle
+    from edgekit.bundle.selfcheck import (
+        RELATIVE,
+        Expectation,
+        SelfCheckSpec,
+        array_bytes,
+        relative_tolerance,
+    )
+
+    bundle = open_bundle(path)
+    sample = np.random.default_rng(0).standard_normal((2, 4, 2)).astype(np.float32)
+    session = onnxruntime.InferenceSession(tiny_onnx(), providers=["CPUExecutionProvider"])
+    expected = np.concatenate([session.run(None, {"x": row[None]})[0] for row in sample]) + offset
+    spec = SelfCheckSpec(input="selfcheck/input.npy", source="random", ids=("random:0", "random:1"),
+                         variants={"onnx-fp32": Expectation(("selfcheck/onnx-fp32/y.npy",),
+                                                            (relative_tolerance(expected),), (RELATIVE,))})
+    payloads = {name: bundle.read(name) for name in bundle.manifest.files}
+    payloads |= {spec.input: array_bytes(sample), "selfcheck/onnx-fp32/y.npy": array_bytes(expected)}
+    write_bundle(path, dataclasses.replace(bundle.manifest, self_check=spec), payloads)
+    return path
 
 
 @pytest.fixture
@@ -241,6 +271,37 @@ def test_serve_notify_endpoints_hot_swap_refusals_and_sigterm(tmp_path: Path, ro
     print(f"serve hot swap: {len(lines)} results, inference period {PERIOD_S * 1e3:.0f} ms, longest gap "
           f"{max(gaps) * 1e3:.0f} ms, inputs lost 0")
     assert max(gaps) < 20 * PERIOD_S  # a loose bound; the measured figure goes to the issue
+
+
+def test_self_check_before_serving_and_before_an_update(tmp_path: Path, rows: Path) -> None:
+    """Without --skip-self-check: a bundle whose self-check passes is served; a release whose
+    expected outputs this device does not compute, and one without a self-check, are refused."""
+    app = tmp_path / "app"
+    ids = {"good": release(app, with_self_check(make_bundle(tmp_path / "good.edgekit", "good"))),
+           "wrong": release(app, with_self_check(make_bundle(tmp_path / "wrong.edgekit", "wrong"), offset=0.5)),
+           "none": release(app, make_bundle(tmp_path / "none.edgekit", "none"))}
+    switch(app, ids["good"])
+    proc, notify, _ = start(tmp_path, app, f"csv:{rows}?loop=1&rate={RATE}")
+    try:
+        notify.wait_for("READY")
+        port = json.loads((app / "serve.json").read_text())["port"]
+        for bad, why in (("wrong", "self-check"), ("none", "no self-check")):
+            switch(app, ids[bad])
+            wait_until(lambda b=bad: (healthz(port)[1]["last_update"] or {}).get("release") == ids[b],
+                       what=f"{bad} refused")
+            code, health = healthz(port)
+            assert code == 200 and health["release"] == ids["good"], health
+            assert health["last_update"]["outcome"] == "refused", health
+            assert why in health["last_update"]["reason"].lower(), health
+        refused_at = health["last_update"]["time"]
+        proc.send_signal(signal.SIGHUP)  # try the current release again now
+        wait_until(lambda: healthz(port)[1]["last_update"]["time"] > refused_at, what="a retry on SIGHUP")
+        assert healthz(port)[1]["release"] == ids["good"]
+        assert metrics(port)[("edgekit_updates_total", (("outcome", "refused"),))] == 3
+    finally:
+        code, err = stop(proc, notify)
+    assert code == 0, err
+    assert re.search(rf"serving {ids['good']}: onnx-fp32 .*self-check onnx-fp32 .*: ok", err), err
 
 
 def test_watchdog_stops_when_inferences_stop(tmp_path: Path) -> None:

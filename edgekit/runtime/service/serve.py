@@ -99,14 +99,14 @@ def serve(config: ServeConfig, log: Callable[[str], None] = _log) -> RunSummary 
                           public_key=config.public_key, skip_self_check=config.skip_self_check)
     try:
         notifier.status(f"loading {target.label}")
-        model = prepare(target, options)
+        model, checked = prepare(target, options)
     except BaseException as exc:
         state.set_failing(reason_of(exc))
         notifier.status(f"not serving: {reason_of(exc)}")
         server.shutdown()
         raise
     state.serving(model, target.release, target.path)
-    log(f"serving {target.label}: {model.variant.name} on {model.package} ({model.reason}); "
+    log(f"serving {target.label}: {model.variant.name} on {model.package} ({model.reason}); {checked}; "
         f"/healthz and /metrics on http://{config.host}:{state.port}")
     return _Service(config, state, notifier, model, target, find, options, app_dir is not None, log).run(server)
 
@@ -154,7 +154,7 @@ class _Service:
         self.state.serving(model, target.release, target.path)
         self.state.update(target.release, "taken", None)
         old.close()
-        self.log(f"update: took {target.label}: {model.variant.name} on {model.package}")
+        self.log(f"update: took {target.label}: {model.variant.name} on {model.package}; {self.updater.checked}")
         self.notifier.status(self._status())
 
     def _refused(self, target: Target, reason: str) -> None:

@@ -5,8 +5,8 @@ A release is ``APP_DIR/releases/ID/bundle.edgekit`` and ``APP_DIR/current`` a re
 link to ``releases/ID`` (written by ``edgekit deploy``). The `Updater` polls the link
 (about every 0.5 s) and wakes on SIGHUP; a new target is loaded (hashes, the signature
 with ``--public-key``, the native-parser probe in a child process: `edgekit.runtime.load`),
-self-checked (`edgekit.runtime.selfcheck`), and run once on zeros (the health inference).
-Only then is it offered to the loop, which takes it between two results. A model that
+self-checked (`edgekit.runtime.selfcheck`, unless ``--skip-self-check``), and run once on
+zeros (the health inference). Only then is it offered to the loop, which takes it between two results. A model that
 fails a step is refused: the running one keeps serving, and the refusal is logged and
 shown in serve.json, /healthz, /metrics and ``STATUS=``.
 """
@@ -14,7 +14,6 @@ shown in serve.json, /healthz, /metrics and ``STATUS=``.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import threading
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError, InputError
 from edgekit.runtime.model import Model, load
+from edgekit.runtime.selfcheck import self_check
 from edgekit.spec import SensorPreprocess
 
 BUNDLE_NAME = "bundle.edgekit"
@@ -68,15 +68,6 @@ def current_target(app_dir: Path) -> Target:
     return Target(release_dir / BUNDLE_NAME, release_dir.name)
 
 
-def _self_check(model: Model) -> None:
-    """The bundle's self-check (sample input, expected output) where this edgekit has it."""
-    if importlib.util.find_spec("edgekit.runtime.selfcheck") is None:
-        return  # an edgekit without self-checks: the health inference is the check
-    from edgekit.runtime.selfcheck import self_check
-
-    self_check(model)
-
-
 def health_inference(model: Model) -> None:
     """Run the model once on zeros of its input shape; its outputs must be finite.
 
@@ -97,25 +88,28 @@ def health_inference(model: Model) -> None:
                          found=f"{values}")
 
 
-def prepare(target: Target, options: LoadOptions, running: Model | None = None) -> Model:
+def prepare(target: Target, options: LoadOptions, running: Model | None = None) -> tuple[Model, str]:
     """Load and check a bundle: hashes, signature, probe, self-check, health inference;
     with `running`, also that it takes the same input as the running model's source.
 
+    Returns:
+        The model, and one line about its self-check.
+
     Raises:
-        EdgekitError: the step that failed (IntegrityError for hashes, signature, self-check).
+        EdgekitError: the step that failed (IntegrityError for hashes, signature, a failed
+            self-check; InputError for a bundle without one, unless `skip_self_check`).
     """
     model = load(target.path, variant=options.variant, backend=options.backend, threads=options.threads,
                  public_key=options.public_key)
     try:
         if running is not None:
             _same_input(model, running)
-        if not options.skip_self_check:
-            _self_check(model)
+        checked = "self-check skipped" if options.skip_self_check else f"self-check {self_check(model).summary()}"
         health_inference(model)
     except BaseException:
         model.close()
         raise
-    return model
+    return model, checked
 
 
 def _same_input(model: Model, running: Model) -> None:
@@ -153,6 +147,7 @@ class Updater:
         self.options = options
         self.poll = poll
         self.on_taken = on_taken
+        self.checked = ""  # the self-check line of the last model prepared
         self.on_refused = on_refused
         self.seen = serving  # the last target tried (a refused one is tried again only on request)
         self._wake = threading.Event()
@@ -201,7 +196,7 @@ class Updater:
 
     def _try(self, target: Target) -> None:
         try:
-            model = prepare(target, self.options, self.running)
+            model, self.checked = prepare(target, self.options, self.running)
         except Exception as exc:  # any failure: not taken, the old model keeps serving
             self.on_refused(target, reason_of(exc))
             return
