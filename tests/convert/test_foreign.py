@@ -201,3 +201,15 @@ def test_a_class_order_other_than_the_folders_is_pointed_out():
     hint = label_order_hint(outputs, labels, ("high", "low", "mid"))
     assert "0.0% accurate" in hint and "100.0% with them named ['low', 'mid', 'high']" in hint and "--labels" in hint
     assert label_order_hint(np.eye(3)[labels], labels, ("high", "low", "mid")) is None  # the order fits
+
+
+def test_foreign_bundles_carry_a_self_check_that_passes_here(tflite_bundle, onnx_bundle):
+    from edgekit.runtime.selfcheck import check_bundle
+
+    for path in (tflite_bundle[0], onnx_bundle[0]):
+        bundle = open_bundle(path)
+        check = bundle.manifest.self_check
+        assert check is not None and check.source == "data" and len(check.raw) == 2  # WAV clips of --data
+        assert set(check.variants) == set(bundle.manifest.variant_names)  # the given model and the derived ones
+        checked = check_bundle(bundle)
+        assert checked.ok and len(checked.reports) == len(bundle.manifest.variants), checked.lines()
