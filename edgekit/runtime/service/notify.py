@@ -17,10 +17,17 @@ import time
 
 
 class Notifier:
-    """Sends notify messages to the socket named by the environment (nothing when unset)."""
+    """Sends notify messages to the socket named by the environment (nothing when unset).
+
+    The variables are taken out of `os.environ` (as sd_notify's ``unset_environment``), so
+    that child processes (the model probe) do not inherit them.
+    """
 
     def __init__(self, environ: dict[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
+        env = dict(os.environ if environ is None else environ)
+        if environ is None:
+            for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+                os.environ.pop(name, None)
         path = env.get("NOTIFY_SOCKET", "")
         self.address: str | bytes | None = None
         if path.startswith("@"):
