@@ -80,6 +80,20 @@ class Ssh:
                     "-o", f"ServerAliveCountMax={SERVER_ALIVE_COUNT}"]
         self.options = options
 
+    def share_connection(self, control_dir: str) -> None:
+        """Run every later ssh and scp over one connection (OpenSSH's ControlMaster), its socket
+        in `control_dir` (a private folder); `close` ends it. Saves a login per step."""
+        self.options += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/%C",
+                         "-o", "ControlPersist=120"]  # ends by itself if close() never runs (SIGKILL)
+        self._shared = True
+
+    def close(self) -> None:
+        """End the shared connection, if any (best effort)."""
+        if getattr(self, "_shared", False):
+            subprocess.run(["ssh", *self.options, "-O", "exit", self.host], stdin=subprocess.DEVNULL,
+                           capture_output=True, check=False, timeout=10)
+            self._shared = False
+
     def run(self, command: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """Run shell text on the host (stdin closed, so concurrent hosts never read the terminal).
 

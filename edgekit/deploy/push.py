@@ -1,0 +1,543 @@
+"""`edgekit deploy`: put a bundle on a device over ssh, switch to it atomically, wait for the
+service to serve it, and roll back by itself when it does not; `--rollback`; `status HOST`.
+
+One host, in order (the release layout is `edgekit.deploy.layout`'s):
+
+1. ``edgekit --version`` there (and whether it has ``status``, ``verify --run``, ``serve``,
+   ``systemctl``): missing or too old is one line naming the install command;
+2. ``releases/.tmp-*`` of interrupted deploys removed; a new ``releases/.tmp-ID-XXXXXX/``;
+3. ``scp`` of the bundle (and the public key) into it;
+4. ``edgekit verify`` there (``--public-key``; ``--run``, the self-check, when that edgekit
+   has it and ``--skip-self-check`` is not given); refused: the folder is removed;
+5. the folder renamed to ``releases/ID``; ``previous`` then ``current`` switched (a new link
+   renamed over the old one), so a deploy killed at any point leaves ``current`` at a
+   complete, verified release;
+6. with ``--source``: the systemd unit written and started (or restarted when it changed);
+7. the service's health read there (``edgekit status --json``) until it serves ``ID``
+   (``--timeout``); when it does not, ``current`` goes back to the release before and the
+   health is waited for again;
+8. the releases beyond ``--keep`` removed (never ``current`` or ``previous``).
+
+Device side: standard library and the bundle layer only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgekit._optional import DISTRIBUTION, extra_install
+from edgekit.deploy import layout, unit
+from edgekit.deploy.status import find_app
+from edgekit.errors import ExitCode, InputError
+from edgekit.progress import Log
+from edgekit.ssh import UNREACHABLE, Ssh, last_line
+
+INSTALL_HINT = extra_install("litert")
+POLL_S = 0.5
+STATUS_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """One host: an ssh destination and its own options (from an inventory: port, user)."""
+
+    destination: str
+    name: str = ""  # how the report names it (the inventory name), default the destination
+    ssh_options: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.name or self.destination
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What `edgekit deploy` does on every host."""
+
+    bundle: Path | None = None  # None for --rollback
+    app: str | None = None
+    public_key: Path | None = None
+    port: int = 8780
+    keep: int = 3
+    timeout: float = 60.0
+    skip_self_check: bool = False
+    source: str | None = None
+    sink: str | None = None
+    system: bool = False
+    rollback: bool = False
+    remote_command: str = "edgekit"
+    ssh_options: tuple[str, ...] = ()
+    ssh_config: Path | None = None
+    release: str | None = None  # the bundle's release ID (prepare() sets it)
+
+
+@dataclass
+class HostResult:
+    """The outcome on one host (a row of the summary)."""
+
+    host: str
+    outcome: str  # deployed, rolled back, refused, failed, not started (fleet stopped)
+    exit_code: int
+    release: str | None = None
+    previous: str | None = None
+    seconds: float = 0.0
+    detail: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "outcome": self.outcome, "exit_code": self.exit_code, "release": self.release,
+                "previous": self.previous, "seconds": round(self.seconds, 3), "detail": self.detail,
+                "notes": self.notes}
+
+
+class HostFailed(Exception):
+    """A step failed on one host: the outcome and exit code of its row."""
+
+    def __init__(self, outcome: str, exit_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome, self.exit_code, self.detail = outcome, exit_code, detail
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the device has."""
+
+    version: str
+    has_verify_run: bool
+    has_serve: bool
+    has_systemctl: bool
+    data_dir: str
+    user: str
+    status: dict[str, Any]  # `edgekit status --json` there
+    tmp: str | None  # the temporary release folder made for the upload
+
+    def running(self, app: str) -> bool:
+        """Whether an `edgekit serve` runs for `app` (serve.json with a live process)."""
+        entry = find_app(self.status, app) or {}
+        return entry.get("service") not in (None, "not running", "stopped")
+
+
+def bundle_identity(bundle: Path, app: str | None) -> tuple[str, str]:
+    """(app name, release ID) of a local bundle, after checking it here (schema and hashes).
+
+    Raises:
+        InputError, IntegrityError: not a bundle, or a damaged one (it is not sent).
+    """
+    from edgekit.bundle import open_bundle
+    from edgekit.bundle.archive import sha256_file
+
+    verified = open_bundle(bundle)
+    name = layout.check_app_name(app if app is not None else verified.manifest.name)
+    return name, layout.release_id(sha256_file(bundle))
+
+
+class Device:
+    """The deploy steps on one host, each one ssh round trip."""
+
+    def __init__(self, target: Target, config: DeployConfig, say: Log) -> None:
+        self.target = target
+        self.config = config
+        self.say = lambda m: say(f"{target.label}: {m}")
+        self.ssh = Ssh(target.destination, (*config.ssh_options, *target.ssh_options), config.ssh_config)
+        self.edgekit = config.remote_command
+
+    def sh(self, script: str, timeout: float | None = STATUS_TIMEOUT_S * 4) -> Any:
+        proc = self.ssh.run(script, timeout=timeout)
+        if proc.returncode == UNREACHABLE:
+            error = self.ssh.unreachable(proc)
+            raise HostFailed("failed", ExitCode.ERROR, str(error))
+        return proc
+
+    def probe(self, app: str | None, rid: str | None = None) -> Probe:
+        """Step 1 (and with `rid`, step 2): what the device has, its status document, and a
+        fresh temporary release folder. One round trip; nothing is written on the device
+        unless its edgekit is there and new enough."""
+        e, q = self.edgekit, shlex.quote
+        lines = [
+            f"v=$({e} --version 2>&1) || {{ echo \"NOEDGEKIT $?\"; printf '%s\\n' \"$v\" | tail -n 1; exit 0; }}",
+            'echo "VERSION $v"',
+            f"s=$({e} -q status --json 2>&1) "
+            "&& echo HAS status || { echo NOSTATUS; printf '%s\\n' \"$s\" | tail -n 1; exit 0; }",
+            *([f"{e} serve --help >/dev/null 2>&1 && echo HAS serve"] if self.config.source else []),
+            f"{e} verify --help 2>/dev/null | grep -q -- '--run' && echo HAS verify-run",
+            "command -v systemctl >/dev/null 2>&1 && echo HAS systemctl",
+            'echo "USER $(id -un)"',
+            'd="${XDG_DATA_HOME:-$HOME/.local/share}/edgekit"',
+            'echo "DATA $d"',
+        ]
+        if rid is not None and app is not None:
+            lines += [f'cd "$d" 2>/dev/null && [ -d {q(app)} ] && '
+                      f"(cd {q(app)} && rm -rf {layout.RELEASES}/{layout.TEMP_PREFIX}* .current.new .previous.new)",
+                      f'mkdir -p "$d/{app}/{layout.RELEASES}" && cd "$d/{app}" || exit 1',
+                      f"t=$(mktemp -d {layout.RELEASES}/{layout.TEMP_PREFIX}{rid}-XXXXXX) || exit 1",
+                      'echo "TMP $PWD/$t"']
+        lines += ['echo "STATUS $s"', "exit 0"]
+        proc = self.sh("\n".join(lines))
+        out = proc.stdout.splitlines()
+        if proc.returncode != 0 or not out:
+            raise HostFailed("failed", ExitCode.ERROR, f"could not prepare the host: "
+                                                       f"{last_line(proc.stderr) or proc.returncode}")
+        from edgekit import __version__
+
+        if out[0].startswith("NOEDGEKIT"):
+            found = out[1].strip() if len(out) > 1 else out[0]
+            raise HostFailed("failed", ExitCode.ERROR, str(InputError(
+                f"edgekit on {self.target.label}", expected=f"the command {e!r}", found=found[:200] or "nothing",
+                hint=f"nothing is installed for you: install it there with {INSTALL_HINT} (or "
+                     f'"{DISTRIBUTION}[onnx]"), or pass its path: --remote-python ~/venv/bin/edgekit')))
+        values = {line.split(" ", 1)[0]: line.split(" ", 1)[1].strip() for line in out if " " in line}
+        has = {line.split(" ", 1)[1] for line in out if line.startswith("HAS ")}
+        version = values.get("VERSION", "?").split()[-1]
+        missing = [c for c, ok in (("status", "status" in has), ("serve", "serve" in has or not self.config.source))
+                   if not ok]
+        if missing:
+            raise HostFailed("failed", ExitCode.ERROR, str(InputError(
+                f"edgekit on {self.target.label}", expected=f"an edgekit with `{'` and `'.join(missing)}` "
+                f"(edgekit {__version__} here)", found=f"edgekit {version} without it",
+                hint=f'update it there: pip install --upgrade "{DISTRIBUTION}[litert]" (the same version as here)')))
+        try:
+            status = json.loads(proc.stdout[proc.stdout.index("\nSTATUS ") + 8:])
+        except ValueError:
+            status = None
+        if not isinstance(status, dict):
+            raise HostFailed("failed", ExitCode.ERROR, "edgekit status --json on the host printed no document")
+        data_dir = values.get("DATA", "")
+        if not data_dir.startswith("/"):
+            raise HostFailed("failed", ExitCode.ERROR, f"the host's data folder is not an absolute path: "
+                                                       f"{data_dir!r} (set HOME or XDG_DATA_HOME there)")
+        if version != __version__:
+            self.say(f"edgekit {version} there, {__version__} here")
+        return Probe(version=version, has_verify_run="verify-run" in has, has_serve="serve" in has,
+                     has_systemctl="systemctl" in has, data_dir=data_dir, user=values.get("USER", ""),
+                     status=status, tmp=values.get("TMP"))
+
+    # steps ---------------------------------------------------------------------------
+
+    def upload(self, tmp: str) -> None:
+        """Step 3: the bundle (and the public key) into the temporary release folder."""
+        assert self.config.bundle is not None
+        size = self.config.bundle.stat().st_size
+        self.say(f"uploading {size / 1e6:.2f} MB to {tmp}")
+        try:
+            with tempfile.TemporaryDirectory(prefix="edgekit-deploy.") as local:
+                names = [Path(local) / layout.BUNDLE_NAME]  # scp keeps the name it is given
+                os.symlink(os.path.abspath(self.config.bundle), names[0])
+                if self.config.public_key is not None:
+                    names.append(Path(local) / "signer.pub")
+                    os.symlink(os.path.abspath(self.config.public_key), names[1])
+                self.ssh.scp([str(n) for n in names], f"{tmp}/")
+        except InputError as exc:
+            raise HostFailed("failed", ExitCode.ERROR, f"upload failed ({exc}); the host keeps its release") from None
+
+    def verify_and_switch(self, app_dir: str, tmp: str, rid: str, probe: Probe,
+                          notes: list[str]) -> tuple[str | None, str | None]:
+        """Steps 4 and 5: `edgekit verify` on the uploaded copy (refused: the folder is removed,
+        nothing switched), ``releases/ID`` from it, ``previous`` and ``current`` switched.
+        Returns the (current, previous) before."""
+        q = shlex.quote
+        args = [self.edgekit, "-q", "verify", q(f"{tmp}/{layout.BUNDLE_NAME}")]
+        if self.config.public_key is not None:
+            args += ["--public-key", q(f"{tmp}/signer.pub")]
+        if self.config.skip_self_check:
+            notes.append("self-check skipped (--skip-self-check)")
+        elif probe.has_verify_run:
+            args.append("--run")
+        else:
+            notes.append(f"self-check not run: edgekit {probe.version} there has no verify --run (integrity only)")
+        release = f"{layout.RELEASES}/{rid}"
+        lines = [f"cd {q(app_dir)} || exit 1",
+                 " ".join(args) + f" || {{ r=$?; rm -rf -- {q(tmp)}; echo \"REFUSED $r\"; exit 0; }}"]
+        if self.config.public_key is not None:
+            lines.append(f"cp {q(tmp)}/signer.pub .signer.pub.new && mv -f .signer.pub.new signer.pub || exit 1")
+        lines += [f"rm -f {q(tmp)}/signer.pub",
+                  f"if [ -f {release}/{layout.BUNDLE_NAME} ]; then rm -rf -- {q(tmp)}; "
+                  f"else rm -rf -- {release} && mv -T {q(tmp)} {release} || exit 1; fi",
+                  f"cur=$(readlink {layout.CURRENT} 2>/dev/null); prev=$(readlink {layout.PREVIOUS} 2>/dev/null)",
+                  'echo "WAS $cur|$prev"',
+                  f'if [ "$cur" != {release} ]; then',
+                  f'  if [ -n "$cur" ]; then ln -sfn "$cur" .previous.new && mv -T .previous.new {layout.PREVIOUS} '
+                  "|| exit 1; fi",
+                  f"  touch {release}",  # the newest, for --keep
+                  f"  ln -sfn {release} .current.new && mv -T .current.new {layout.CURRENT} || exit 1",
+                  "fi"]
+        proc = self.sh("\n".join(lines), timeout=None)
+        refused = next((line for line in proc.stdout.splitlines() if line.startswith("REFUSED ")), None)
+        if refused is not None:
+            code = int(refused.split()[1])
+            line = last_line(proc.stderr) or last_line(proc.stdout.replace(refused, "")) or f"exit code {code}"
+            exit_code = ExitCode.REFUSED if code == ExitCode.REFUSED else ExitCode.ERROR
+            raise HostFailed("refused" if exit_code == ExitCode.REFUSED else "failed", exit_code,
+                             f"edgekit verify on the host: {line.removeprefix('edgekit: ')}; nothing was switched")
+        if proc.returncode != 0:
+            raise HostFailed("failed", ExitCode.ERROR, f"could not install or switch the release: "
+                                                       f"{last_line(proc.stderr) or proc.returncode}")
+        was = next((line[4:] for line in proc.stdout.splitlines() if line.startswith("WAS ")), "|")
+        cur, _, prev = was.partition("|")
+        return (Path(cur).name or None), (Path(prev).name or None)
+
+    def switch(self, app_dir: str, rid: str | None, previous: str | None) -> None:
+        """Point ``current`` at `rid` and ``previous`` at `previous` (None: the link removed),
+        each a new link renamed over the old one (rollbacks)."""
+        q = shlex.quote
+        lines = [f"cd {q(app_dir)} || exit 1"]
+        for name, value in ((layout.CURRENT, rid), (layout.PREVIOUS, previous)):
+            if value is None:
+                lines.append(f"rm -f {name} || exit 1")
+            else:
+                lines.append(f"ln -sfn {q(layout.RELEASES + '/' + value)} .{name}.new && "
+                             f"mv -T .{name}.new {name} || exit 1")
+        proc = self.sh("\n".join(lines))
+        if proc.returncode != 0:
+            raise HostFailed("failed", ExitCode.ERROR, f"could not switch the release: {last_line(proc.stderr)}")
+
+    def links(self, app_dir: str) -> tuple[str | None, str | None, list[str]]:
+        """(current, previous, releases newest first) on the host."""
+        q = shlex.quote
+        proc = self.sh(f"cd {q(app_dir)} 2>/dev/null || exit 0\n"
+                       f'echo "CUR $(readlink {layout.CURRENT} 2>/dev/null)"\n'
+                       f'echo "PREV $(readlink {layout.PREVIOUS} 2>/dev/null)"\n'
+                       f"ls -1t {layout.RELEASES} 2>/dev/null | sed 's/^/REL /'")
+        values: dict[str, list[str]] = {}
+        for line in proc.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            values.setdefault(key, []).append(value.strip())
+        cur = Path((values.get("CUR") or [""])[0]).name or None
+        prev = Path((values.get("PREV") or [""])[0]).name or None
+        return cur, prev, [r for r in values.get("REL", []) if r and not r.startswith(".")]
+
+    def install_unit(self, app: str, app_dir: str, probe: Probe, notes: list[str]) -> bool:
+        """Step 6: the unit written (a temporary file renamed) and started or restarted.
+        Returns whether a service now runs the app under systemd."""
+        cfg = self.config
+        key = f"{app_dir}/signer.pub" if cfg.public_key is not None else None
+        command = unit.exec_start(self.edgekit, app_dir, cfg.source or "", port=cfg.port, sink=cfg.sink,
+                                  public_key=key, skip_self_check=cfg.skip_self_check)
+        text = unit.render(app, app_dir, command, system=cfg.system, user=probe.user or None)
+        name = unit.unit_name(app)
+        directory = unit.unit_dir(cfg.system)
+        if not probe.has_systemctl:
+            notes.append("no systemctl on the host: unit not installed; start the service yourself: "
+                         f"{self.edgekit} serve {app_dir} --source {cfg.source}")
+            return False
+        q = shlex.quote
+        with tempfile.TemporaryDirectory(prefix="edgekit-deploy.") as local:
+            path = Path(local) / name
+            path.write_text(text)
+            try:
+                self.ssh.scp([str(path)], f"{app_dir}/.{name}.new")
+            except InputError as exc:
+                raise HostFailed("failed", ExitCode.ERROR, f"could not copy the unit: {exc}") from None
+        target = f"{directory}/{name}"
+        target_sh = target.replace("~", "$HOME", 1) if target.startswith("~") else q(target)
+        new = q(f"{app_dir}/.{name}.new")
+        script = "\n".join([
+            f'mkdir -p "$(dirname {target_sh})" || exit 1',
+            f"if cmp -s {new} {target_sh}; then changed=0; rm -f {new}; else changed=1; "
+            f"mv -f {new} {target_sh} || exit 1; fi",
+            f"{unit.systemctl(cfg.system, 'daemon-reload')} || exit 3",
+            f"{unit.systemctl(cfg.system, 'enable', name)} >/dev/null 2>&1 || exit 3",
+            f"if {unit.systemctl(cfg.system, 'is-active', '--quiet', name)}; then",
+            f"  [ $changed = 1 ] && {{ {unit.systemctl(cfg.system, 'restart', '--no-block', name)} || exit 3; }}",
+            f"else {unit.systemctl(cfg.system, 'start', '--no-block', name)} || exit 3; fi",
+            'echo "CHANGED $changed"',
+        ])
+        proc = self.sh(script)
+        if proc.returncode != 0:
+            line = last_line(proc.stderr) or f"exit code {proc.returncode}"
+            hint = ""
+            if not cfg.system and "bus" in line.lower():
+                hint = f"; a user unit needs the user's systemd: run `loginctl enable-linger {probe.user}` there"
+            elif cfg.system and proc.returncode == 1:
+                hint = "; a system unit needs root on the host (ssh as root)"
+            raise HostFailed("failed", ExitCode.ERROR, f"systemd unit {name}: {line}{hint}")
+        notes.append(f"unit {target} {'written' if 'CHANGED 1' in proc.stdout else 'unchanged'}")
+        return True
+
+    def status(self, app: str | None = None) -> dict[str, Any]:
+        """`edgekit status --json` there (the whole device, or `app`)."""
+        command = f"{self.edgekit} -q status --json" + (f" --app {shlex.quote(app)}" if app else "")
+        proc = self.sh(command, timeout=STATUS_TIMEOUT_S)
+        try:
+            doc = json.loads(proc.stdout)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            line = last_line(proc.stderr) or f"exit code {proc.returncode}"
+            raise HostFailed("failed", ExitCode.ERROR, f"edgekit status on the host: {line.removeprefix('edgekit: ')}")
+        return doc
+
+    def wait_serving(self, app: str, rid: str, timeout: float) -> tuple[bool, str]:
+        """Poll the health until the service serves `rid` or `timeout` passes; (ok, last state)."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            entry = find_app(self.status(app), app) or {}
+            health = entry.get("health") or {}
+            if health.get("status") == "ok" and health.get("release") == rid:
+                return True, "serving"
+            update = (entry.get("serve") or {}).get("last_update") or {}
+            if update.get("release") == rid and update.get("outcome") == "refused":
+                return False, f"the service refused it: {update.get('reason')}"
+            last = f"{entry.get('service')}" + (f" ({health.get('reason')})" if health.get("reason") else "") + \
+                   (f", serving {health.get('release')}" if health.get("release") not in (None, rid) else "")
+            if time.monotonic() >= deadline:
+                return False, last
+            time.sleep(POLL_S)
+
+    def prune(self, app_dir: str, keep: int) -> int:
+        """Step 8: remove releases beyond the `keep` newest, never current or previous; how many."""
+        q = shlex.quote
+        proc = self.sh("\n".join([
+            f"cd {q(app_dir)} || exit 0",
+            f"cur=$(readlink {layout.CURRENT} 2>/dev/null); prev=$(readlink {layout.PREVIOUS} 2>/dev/null); n=0",
+            f"for r in $(ls -1t {layout.RELEASES} | tail -n +{keep + 1}); do",
+            f'  [ "{layout.RELEASES}/$r" = "$cur" ] || [ "{layout.RELEASES}/$r" = "$prev" ] || '
+            f'{{ rm -rf -- "{layout.RELEASES}/$r" && n=$((n+1)); }}',
+            'done; echo "REMOVED $n"']))
+        removed = next((line.split()[1] for line in proc.stdout.splitlines() if line.startswith("REMOVED ")), "0")
+        return int(removed) if removed.isdigit() else 0
+
+
+def deploy_host(target: Target, config: DeployConfig, say: Log) -> HostResult:
+    """Deploy (or with ``config.rollback`` roll back) on one host; never raises for a host's failure."""
+    started = time.monotonic()
+    notes: list[str] = []
+    result = HostResult(target.label, "failed", ExitCode.ERROR, notes=notes)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgekit-ssh.") as control:
+            device = Device(target, config, say)
+            device.ssh.share_connection(control)
+            try:
+                if config.rollback:
+                    _rollback(device, config, result)
+                else:
+                    _deploy(device, config, result)
+            finally:
+                device.ssh.close()
+    except HostFailed as exc:
+        result.outcome, result.exit_code, result.detail = exc.outcome, exc.exit_code, exc.detail
+    except InputError as exc:
+        result.outcome, result.exit_code, result.detail = "failed", int(exc.exit_code), str(exc)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _deploy(device: Device, config: DeployConfig, result: HostResult) -> None:
+    assert config.app is not None and config.release is not None  # prepare() sets both
+    app, rid = config.app, config.release
+    probe = device.probe(app, rid)
+    app_dir = f"{probe.data_dir}/{app}"
+    assert probe.tmp is not None
+    result.release = rid
+    device.upload(probe.tmp)
+    cur, prev = device.verify_and_switch(app_dir, probe.tmp, rid, probe, result.notes)
+    if cur == rid:
+        result.previous = prev
+        result.notes.append("already the current release")
+    else:
+        result.previous = cur
+        device.say(f"current -> {rid}" + (f" (previous {cur})" if cur else ""))
+    supervised = device.install_unit(app, app_dir, probe, result.notes) if config.source else False
+    if not (probe.running(app) or supervised):
+        result.outcome, result.exit_code = "deployed", ExitCode.OK
+        result.detail = ("switched; no edgekit serve runs for this app on the host (deploy with --source SPEC "
+                         "to install its systemd unit, or start edgekit serve APP_DIR)")
+    else:
+        ok, state = device.wait_serving(app, rid, config.timeout)
+        if ok:
+            result.outcome, result.exit_code, result.detail = "deployed", ExitCode.OK, f"serving {rid}"
+        else:
+            failed_at = time.monotonic()
+            back = result.previous
+            device.say(f"{rid} not served within {config.timeout:g} s ({state}): rolling back to {back or 'nothing'}")
+            device.switch(app_dir, back, prev if back else None)
+            detail = f"{rid} not served within {config.timeout:g} s ({state}); rolled back"
+            if back:
+                ok_back, state_back = device.wait_serving(app, back, config.timeout)
+                detail += (f" to {back}, serving again after {time.monotonic() - failed_at:.1f} s" if ok_back
+                           else f" to {back}, which is not serving either ({state_back})")
+            else:
+                detail += ": no release before it, nothing is current"
+            result.outcome, result.exit_code, result.detail = "rolled back", ExitCode.GATE, detail
+            result.release, result.previous = back, prev
+    removed = device.prune(app_dir, config.keep)
+    if removed:
+        result.notes.append(f"removed {removed} old release(s)")
+
+
+def _rollback(device: Device, config: DeployConfig, result: HostResult) -> None:
+    probe = device.probe(config.app)
+    app = config.app
+    if app is None:
+        apps = [a["app"] for a in probe.status.get("apps", [])]
+        if len(apps) != 1:
+            raise HostFailed("failed", ExitCode.ERROR, str(InputError(
+                "--rollback", expected="one app on the host, or --app NAME",
+                found=f"apps {', '.join(apps)}" if apps else "no deployed app")))
+        app = apps[0]
+    app_dir = f"{probe.data_dir}/{app}"
+    cur, prev, rels = device.links(app_dir)
+    if prev is None or prev not in rels:
+        raise HostFailed("failed", ExitCode.ERROR, str(InputError(
+            f"rollback of {app}", expected="a previous release on the host", found="none" if prev is None
+            else f"previous -> {prev}, which is not kept", hint="deploy the bundle you want instead")))
+    # the release before `prev`: the newest one older than it, other than the current one
+    before = next((r for r in rels[rels.index(prev) + 1:] if r != cur), None)
+    device.switch(app_dir, prev, before)
+    result.release, result.previous = prev, before
+    device.say(f"current -> {prev} (was {cur})")
+    if not probe.running(app):
+        result.outcome, result.exit_code = "rolled back", ExitCode.OK
+        result.detail = f"current is {prev} again; no edgekit serve runs for this app on the host"
+        return
+    ok, state = device.wait_serving(app, prev, config.timeout)
+    if ok:
+        result.outcome, result.exit_code, result.detail = "rolled back", ExitCode.OK, f"serving {prev}"
+    else:
+        result.outcome, result.exit_code = "failed", ExitCode.GATE
+        result.detail = f"current is {prev}, not served within {config.timeout:g} s ({state})"
+
+
+def prepare(config: DeployConfig) -> DeployConfig:
+    """`config` with the app name filled in from the bundle, which is checked here first.
+
+    Raises:
+        InputError, IntegrityError: a bad bundle, app name or public key (nothing is sent).
+    """
+    if config.rollback:
+        return replace(config, app=layout.check_app_name(config.app)) if config.app is not None else config
+    if config.bundle is None:
+        raise InputError("deploy", expected="a BUNDLE (or --rollback)", found="none")
+    if config.public_key is not None:
+        from edgekit.bundle import open_bundle
+
+        open_bundle(config.bundle, public_key=config.public_key)  # refused here: not sent anywhere
+    app, rid = bundle_identity(config.bundle, config.app)
+    if config.keep < 1:
+        raise InputError("--keep", expected="at least 1", found=str(config.keep))
+    return replace(config, app=app, release=rid)
+
+
+def host_status(target: Target, config: DeployConfig) -> tuple[dict[str, Any] | None, str | None]:
+    """`edgekit status --json` of one host: (document, None), or (None, the error line)."""
+    try:
+        device = Device(target, config, lambda _m: None)
+        doc = device.probe(None).status
+        if config.app is not None:
+            doc = {**doc, "apps": [a for a in doc.get("apps", []) if a.get("app") == config.app]}
+        return doc, None
+    except HostFailed as exc:
+        return None, exc.detail
+    except InputError as exc:
+        return None, str(exc)

@@ -1,0 +1,211 @@
+"""`edgekit deploy` and `edgekit status HOST` through a real sshd on a loopback port.
+
+The sshd fixture (tests/support/sshd.py) gives aliases ``edgekit-a`` ... ``edgekit-d``, each
+a "device" with its own ``XDG_DATA_HOME`` (so its own ``~/.local/share/edgekit``), and
+``edgekit-dead`` (a closed port). The device's edgekit is this venv's (``--remote-python``).
+Faults on the device side (a copy corrupted on the device's disk, an edgekit without
+``status``) come from small wrapper scripts used as the device's edgekit command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekit.bundle import write_bundle
+from edgekit.bundle.archive import sha256_file
+from edgekit.deploy import layout
+from tests.support.bundles import simple_manifest
+from tests.support.cli import run_cli
+from tests.support.sshd import REMOTE_EDGEKIT, Sshd, running_sshd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+def make_bundle(path: Path, seed: int, name: str = "demo", size: int = 0) -> Path:
+    """A small valid bundle (integrity only: its model bytes are not real models)."""
+    manifest, payloads = simple_manifest(name)
+    payloads = {k: v + seed.to_bytes(4, "big") + os.urandom(size) for k, v in payloads.items()}
+    write_bundle(path, manifest, payloads)
+    return path
+
+
+def rid(bundle: Path) -> str:
+    return layout.release_id(sha256_file(bundle))
+
+
+def deploy(sshd: Sshd, *args: str, remote: str = REMOTE_EDGEKIT):
+    return run_cli("deploy", *args, "--ssh-config", str(sshd.client_config), "--remote-python", remote,
+                   "--skip-self-check", timeout=120)
+
+
+def app_dir(sshd: Sshd, host: str, app: str) -> Path:
+    return sshd.data_home(host) / "edgekit" / app
+
+
+def links(folder: Path) -> tuple[str | None, str | None]:
+    return layout.link_release(folder, "current"), layout.link_release(folder, "previous")
+
+
+def wrapper(tmp_path: Path, name: str, body: str) -> str:
+    """An edgekit command for the device that does `body` first (a device-side fault)."""
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\n{body}\nexec {REMOTE_EDGEKIT} \"$@\"\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.system
+def test_deploy_to_one_host_installs_verifies_and_switches(sshd, tmp_path):
+    first, second = make_bundle(tmp_path / "v1.edgekit", 1), make_bundle(tmp_path / "v2.edgekit", 2)
+    result = deploy(sshd, str(first), "edgekit-a", "--app", "one")
+    assert result.code == 0, result.stderr
+    folder = app_dir(sshd, "edgekit-a", "one")
+    assert os.readlink(folder / "current") == f"releases/{rid(first)}"  # relative, as the contract says
+    assert (folder / "releases" / rid(first) / "bundle.edgekit").read_bytes() == first.read_bytes()
+    assert links(folder) == (rid(first), None)
+    assert "deployed" in result.stdout and "no edgekit serve runs" in result.stdout
+    assert "self-check skipped" in result.stdout
+    result = deploy(sshd, str(second), "edgekit-a", "--app", "one")
+    assert result.code == 0, result.stderr
+    assert links(folder) == (rid(second), rid(first))
+    assert [p.name for p in (folder / "releases").iterdir() if p.name.startswith(".")] == []
+    # the device's own view, over ssh
+    status = run_cli("status", "edgekit-a", "--json", "--app", "one", "--ssh-config", str(sshd.client_config),
+                     "--remote-python", REMOTE_EDGEKIT)
+    assert status.code == 0, status.stderr
+    entry = json.loads(status.stdout)["hosts"][0]["status"]["apps"][0]
+    assert (entry["current"], entry["previous"], entry["service"]) == (rid(second), rid(first), "not running")
+    assert entry["serve"] is None and entry["health"] is None
+
+
+@pytest.mark.system
+def test_two_hosts_keep_n_releases_and_roll_back(sshd, tmp_path):
+    bundles = [make_bundle(tmp_path / f"v{i}.edgekit", 10 + i) for i in range(3)]
+    for bundle in bundles:
+        result = deploy(sshd, str(bundle), "edgekit-a", "edgekit-b", "--app", "two", "--keep", "2")
+        assert result.code == 0, result.stderr
+    ids = [rid(b) for b in bundles]
+    for host in ("edgekit-a", "edgekit-b"):
+        folder = app_dir(sshd, host, "two")
+        assert links(folder) == (ids[2], ids[1])
+        assert sorted(p.name for p in (folder / "releases").iterdir()) == sorted(ids[1:])
+    # a rollback: current goes back to previous; previous to the one before, when it is kept
+    result = deploy(sshd, "--rollback", "edgekit-a", "--app", "two")
+    assert result.code == 0, result.stderr
+    assert links(app_dir(sshd, "edgekit-a", "two")) == (ids[1], None)
+    assert links(app_dir(sshd, "edgekit-b", "two")) == (ids[2], ids[1])
+    result = deploy(sshd, "--rollback", "edgekit-a", "--app", "two")
+    assert result.code == 1 and "expected a previous release on the host" in result.stdout
+    assert links(app_dir(sshd, "edgekit-a", "two")) == (ids[1], None)  # nothing changed
+
+
+@pytest.mark.system
+def test_a_copy_corrupted_on_the_device_is_refused_and_nothing_switches(sshd, tmp_path):
+    good, other = make_bundle(tmp_path / "good.edgekit", 20), make_bundle(tmp_path / "other.edgekit", 21)
+    assert deploy(sshd, str(good), "edgekit-c", "--app", "bad").code == 0
+    # the device's disk flips a byte of the uploaded file before edgekit verifies it
+    flip = wrapper(tmp_path, "flip", 'if [ "$2" = verify ]; then printf X | dd of="$3" bs=1 seek=300 '
+                                      "conv=notrunc 2>/dev/null; fi")
+    result = deploy(sshd, str(other), "edgekit-c", "--app", "bad", remote=flip)
+    assert result.code == 3, result.stderr
+    assert "refused" in result.stdout and "nothing was switched" in result.stdout
+    folder = app_dir(sshd, "edgekit-c", "bad")
+    assert links(folder) == (rid(good), None)
+    assert sorted(p.name for p in (folder / "releases").iterdir()) == [rid(good)]  # the copy is gone
+
+
+@pytest.mark.system
+def test_missing_or_older_edgekit_on_the_device_is_one_line_with_the_install_command(sshd, tmp_path):
+    bundle = make_bundle(tmp_path / "b.edgekit", 30)
+    result = deploy(sshd, str(bundle), "edgekit-d", remote=str(tmp_path / "no-such-edgekit"))
+    assert result.code == 1
+    row = [line for line in result.stdout.splitlines() if line.startswith("edgekit-d")]
+    assert len(row) == 1 and "pip install" in row[0] and "--remote-python" in row[0]
+    older = wrapper(tmp_path, "older", 'case " $* " in *" status "*) exit 2;; esac')  # an edgekit from before `status`
+    result = deploy(sshd, str(bundle), "edgekit-d", remote=older)
+    assert result.code == 1 and "without it" in result.stdout and "pip install --upgrade" in result.stdout
+    assert not app_dir(sshd, "edgekit-d", "demo").exists()  # nothing half-installed
+
+
+@pytest.mark.system
+def test_an_unreachable_host_in_a_fleet_and_max_failures(sshd, tmp_path):
+    bundle = make_bundle(tmp_path / "f.edgekit", 40)
+    fleet = ("edgekit-dead", "edgekit-a", "edgekit-b")
+    result = deploy(sshd, str(bundle), *fleet, "--app", "fleet", "--concurrency", "1", "--max-failures", "0")
+    assert result.code == 4
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert "failed" in rows["edgekit-dead"] and "reachable host" in rows["edgekit-dead"]
+    assert "not started" in rows["edgekit-a"] and "--max-failures 0" in rows["edgekit-a"]
+    assert not app_dir(sshd, "edgekit-a", "fleet").exists()
+    result = deploy(sshd, str(bundle), *fleet, "--app", "fleet", "--max-failures", "1", "--json")
+    assert result.code == 4
+    outcomes = {h["host"]: h["outcome"] for h in json.loads(result.stdout)["hosts"]}
+    assert outcomes == {"edgekit-dead": "failed", "edgekit-a": "deployed", "edgekit-b": "deployed"}
+    # a failed canary stops the rest
+    result = deploy(sshd, str(bundle), *fleet, "--app", "canary", "--canary", "1")
+    assert result.code == 4 and "the canary host(s) failed" in result.stdout
+    assert not app_dir(sshd, "edgekit-a", "canary").exists()
+
+
+@pytest.mark.system
+def test_inventory_hosts_with_port_and_group(sshd, tmp_path):
+    bundle = make_bundle(tmp_path / "i.edgekit", 50)
+    ini = tmp_path / "hosts.ini"
+    ini.write_text(f"[cams]\nfront ansible_host=edgekit-c ansible_port={sshd.port}\n"
+                   "[mics]\nback ansible_host=edgekit-dead\n")
+    result = deploy(sshd, str(bundle), "--inventory", str(ini), "--limit", "cams", "--app", "inv")
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith("front ") and "back" not in result.stdout
+    assert links(app_dir(sshd, "edgekit-c", "inv")) == (rid(bundle), None)
+
+
+@pytest.mark.system
+def test_sigkill_while_uploading_keeps_the_release_and_the_next_deploy_cleans_up(sshd, tmp_path):
+    old, new = make_bundle(tmp_path / "old.edgekit", 60), make_bundle(tmp_path / "new.edgekit", 61, size=8 << 20)
+    assert deploy(sshd, str(old), "edgekit-b", "--app", "kill").code == 0
+    folder = app_dir(sshd, "edgekit-b", "kill")
+    command = [sys.executable, "-m", "edgekit", "deploy", str(new), "edgekit-b", "--app", "kill", "--skip-self-check",
+               "--ssh-config", str(sshd.client_config), "--remote-python", REMOTE_EDGEKIT]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((folder / "releases").glob(".tmp-*")):
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGKILL)  # deploy and its ssh/scp children, as a lost terminal would
+    proc.wait(timeout=10)
+    assert list((folder / "releases").glob(".tmp-*")), "the kill came after the upload"
+    assert links(folder) == (rid(old), None)
+    assert (folder / "releases" / rid(old) / "bundle.edgekit").read_bytes() == old.read_bytes()
+    result = deploy(sshd, str(new), "edgekit-b", "--app", "kill")
+    assert result.code == 0, result.stderr
+    assert links(folder) == (rid(new), rid(old))
+    assert not list((folder / "releases").glob(".tmp-*"))
+
+
+def test_an_unsigned_bundle_where_a_key_is_required_is_refused_before_any_host(tmp_path, cli):
+    bundle = make_bundle(tmp_path / "u.edgekit", 70)
+    assert cli("keygen", "-o", str(tmp_path / "k")).code == 0
+    result = cli("deploy", str(bundle), "edgekit-dead", "--public-key", str(tmp_path / "k.pub"))
+    assert result.code == 3 and "signature" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_app_name_or_host_is_one_line(tmp_path, cli):
+    bundle = make_bundle(tmp_path / "n.edgekit", 80)
+    result = cli("deploy", str(bundle), "pi@board", "--app", "../etc")
+    assert result.code == 1 and "app name" in result.stderr
+    result = cli("deploy", str(bundle), "--", "-oProxyCommand=touch /tmp/x")
+    assert result.code == 1 and "an ssh destination" in result.stdout  # that host's row, its code
