@@ -380,3 +380,25 @@ def test_serve_killed_in_the_middle_of_hot_swaps(tmp_path: Path, rows: Path) -> 
     finally:
         code, err = stop(proc, notify)
     assert code == 0, err
+
+
+def test_notify_to_an_abstract_socket_and_the_watchdog_pid() -> None:
+    from edgekit.runtime.service.notify import Notifier
+
+    name = f"edgekit-test-{os.getpid()}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(b"\0" + name.encode())
+        sock.settimeout(5)
+        notifier = Notifier({"NOTIFY_SOCKET": f"@{name}", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())})
+        assert notifier.watchdog_s == 2.0
+        notifier.ready("serving x\nwith a newline")
+        assert sock.recv(4096).decode().splitlines() == ["READY=1", "STATUS=serving x with a newline"]
+        notifier.watchdog()
+        assert sock.recv(4096) == b"WATCHDOG=1"
+        notifier.watchdog()  # within half the interval: no ping
+        notifier.stopping("bye")
+        assert sock.recv(4096) == b"STOPPING=1\nSTATUS=bye"
+        notifier.close()
+    other = Notifier({"NOTIFY_SOCKET": f"@{name}", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"})
+    assert other.watchdog_s is None  # the watchdog is another process's
+    assert not Notifier({}).send("READY=1")  # not under systemd: nothing to do
