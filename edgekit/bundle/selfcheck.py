@@ -69,8 +69,9 @@ class SelfCheckSpec:
         source: ``data`` (samples of the data convert was given) or ``random`` (seeded
             random raw inputs: there was no data).
         ids: where each raw sample came from (file names, ``index:i``, ``random:i``).
-        raw: archive members, one ``.npy`` per raw sample (what `Model.predict` takes);
-            empty when the bundle has no front end of edgekit's (kind ``none``).
+        raw: archive members, one per raw sample (what `Model.predict` takes): a ``.npy``
+            array (image pixels, a sensor window), or a 16-bit PCM ``.wav`` file (audio at
+            the spec's rate); empty when the bundle has no front end of edgekit's (kind ``none``).
         rows: per raw sample, how many rows of `input` its front end gives (audio of
             stacked-frame vectors gives several); empty without `raw`.
         input_tolerance: the largest absolute difference allowed between the device's

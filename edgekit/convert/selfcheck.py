@@ -13,6 +13,8 @@ the largest magnitude for a float one (the arm parity rules).
 from __future__ import annotations
 
 import dataclasses
+import io
+import wave
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,7 @@ class ProducedVariant:
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
-    raws: list[Any]  # what predict takes, one per sample; arrays only
+    raws: list[Any]  # what predict takes, one per sample: arrays, or WAV file bytes for audio
     ids: list[str]
     source: str  # "data" or "random"
     note: str | None = None  # why the data could not give the sample
@@ -76,8 +78,21 @@ def _data_sample(data: Path, spec: PreprocessSpec) -> Sample:
                 raw = audio_features.read_audio(raw, sample_rate=spec.sample_rate)[0]
             else:
                 raw = image_features.decode_image(raw)
-        raws.append(np.asarray(raw))
+        raws.append(_wav_bytes(raw, spec.sample_rate) if isinstance(spec, AudioPreprocess) else np.asarray(raw))
     return Sample(raws, [listed.ids[i] for i in picks], "data")
+
+
+def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """Mono samples in [-1, 1] as a 16-bit PCM WAV file (what `read_audio` reads back exactly,
+    at half the size of float32; the device's WAV reader is then part of the check)."""
+    pcm = (np.clip(np.asarray(samples, np.float64).reshape(-1), -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(int(rate))
+        wav.writeframes(pcm.tobytes())
+    return buffer.getvalue()
 
 
 def _random_sample(spec: PreprocessSpec, input_shape: tuple[int, ...], seed: int, note: str | None) -> Sample:
@@ -88,7 +103,7 @@ def _random_sample(spec: PreprocessSpec, input_shape: tuple[int, ...], seed: int
         if isinstance(spec, ImagePreprocess):
             raws.append(rng.integers(0, 256, (spec.height, spec.width, 3), dtype=np.uint8))
         elif isinstance(spec, AudioPreprocess):
-            raws.append((rng.standard_normal(spec.clip_samples) * 0.1).astype(np.float32))
+            raws.append(_wav_bytes(rng.standard_normal(spec.clip_samples) * 0.1, spec.sample_rate))
         elif isinstance(spec, SensorPreprocess):
             raws.append(rng.standard_normal((spec.window, len(spec.channels))).astype(np.float32))
         else:
@@ -142,8 +157,8 @@ def build_self_check(spec: PreprocessSpec, data: Path | None, input_shape: tuple
     raw_names: list[str] = []
     if not isinstance(spec, NoPreprocess):  # with no front end the raw input is the tensor
         for i, raw in enumerate(sample.raws):
-            raw_names.append(f"{SELF_CHECK_DIR}/raw-{i}.npy")
-            payloads[raw_names[-1]] = array_bytes(np.asarray(raw))
+            raw_names.append(f"{SELF_CHECK_DIR}/raw-{i}" + (".wav" if isinstance(raw, bytes) else ".npy"))
+            payloads[raw_names[-1]] = raw if isinstance(raw, bytes) else array_bytes(np.asarray(raw))
     expectations = {}
     for variant in variants:
         outputs = run_variant(variant.format, variant.data, variant.inputs, variant.outputs, x)

@@ -183,7 +183,8 @@ def run_self_check(model: Model) -> SelfCheckReport:
     if spec.raw:
         frontend_error, start = 0.0, 0
         for name, rows in zip(spec.raw, spec.rows, strict=True):
-            features = np.asarray(model.preprocessor.features(read_array(bundle.read(name), name)), np.float32)
+            raw = bundle.read(name) if name.endswith(".wav") else read_array(bundle.read(name), name)
+            features = np.asarray(model.preprocessor.features(raw), np.float32)
             want = x[start : start + rows]
             start += rows
             row = int(np.prod(x.shape[1:]))
