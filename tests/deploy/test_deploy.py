@@ -24,6 +24,7 @@ from edgekit.bundle.archive import sha256_file
 from edgekit.deploy import layout
 from tests.support.bundles import simple_manifest
 from tests.support.cli import run_cli
+from tests.support.env import need_module
 from tests.support.sshd import REMOTE_EDGEKIT, Sshd, running_sshd
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,3 +210,75 @@ def test_a_bad_app_name_or_host_is_one_line(tmp_path, cli):
     assert result.code == 1 and "app name" in result.stderr
     result = cli("deploy", str(bundle), "--", "-oProxyCommand=touch /tmp/x")
     assert result.code == 1 and "an ssh destination" in result.stdout  # that host's row, its code
+
+
+# with a real edgekit serve on the "device" ----------------------------------------------
+
+
+def start_serve(folder: Path, rows: Path, log: Path) -> subprocess.Popen:
+    """`edgekit serve APP_DIR` as the unit starts it (without systemd: the test is the supervisor)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(log.parent / "cache")}
+    env.pop("NOTIFY_SOCKET", None)
+    with log.open("w") as err:
+        return subprocess.Popen([REMOTE_EDGEKIT, "-q", "serve", str(folder), "--source",
+                                 f"csv:{rows}?loop=1&rate=40", "--sink", f"jsonl:{log.parent / 'results.jsonl'}",
+                                 "--port", "0"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+
+
+def wait_health(folder: Path, release: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> dict:
+    from edgekit.deploy.status import app_status
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-2000:]
+        entry = app_status(folder)
+        if (entry["health"] or {}).get("status") == "ok" and entry["health"]["release"] == release:
+            return entry
+        time.sleep(0.1)
+    pytest.fail(f"serve did not serve {release}: {app_status(folder)} {log.read_text()[-2000:]}")
+
+
+@pytest.mark.system
+def test_deploy_waits_for_the_service_and_rolls_back_a_release_it_does_not_take(sshd, tmp_path):
+    need_module("onnxruntime", 'pip install "edgekit-ml[onnx]"')
+    need_module("prometheus_client", 'pip install "edgekit-ml[onnx]"')
+    from tests.bundle.test_signing import make_bundle as onnx_bundle
+    from tests.runtime.test_serve import with_self_check
+
+    v1 = with_self_check(onnx_bundle(tmp_path / "v1.edgekit", "svc"))
+    v2 = with_self_check(onnx_bundle(tmp_path / "v2.edgekit", "svc"), offset=1e-7)  # a different file
+    wrong = with_self_check(onnx_bundle(tmp_path / "wrong.edgekit", "svc"), offset=1.0)  # computes something else
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(40)))
+    host, folder = "edgekit-d", app_dir(sshd, "edgekit-d", "svc")
+    full = ("--ssh-config", str(sshd.client_config), "--remote-python", REMOTE_EDGEKIT, "--timeout", "30")
+    result = run_cli("deploy", str(v1), host, *full, timeout=120)  # with the self-check on the device
+    assert result.code == 0, result.stderr
+    assert "self-check" not in result.stdout  # run, not skipped
+    log = tmp_path / "serve.log"
+    proc = start_serve(folder, rows, log)
+    try:
+        wait_health(folder, rid(v1), proc, log)
+        result = run_cli("deploy", str(v2), host, *full, timeout=120)
+        assert result.code == 0, result.stderr
+        assert f"serving {rid(v2)}" in result.stdout
+        # the device's self-check refuses it before anything is switched
+        result = run_cli("deploy", str(wrong), host, *full, timeout=120)
+        assert result.code == 3 and "self-check" in result.stdout and "nothing was switched" in result.stdout
+        assert links(folder) == (rid(v2), rid(v1))
+        # skipped by deploy, the service refuses it (its own self-check): deploy rolls back
+        result = run_cli("deploy", str(wrong), host, *full, "--skip-self-check", timeout=120)
+        assert result.code == 4, result.stdout + result.stderr
+        assert "rolled back" in result.stdout and "refused" in result.stdout, result.stdout
+        assert links(folder) == (rid(v2), rid(v1))
+        assert wait_health(folder, rid(v2), proc, log)["health"]["results"] > 0
+        # --rollback: back to v1, served
+        result = run_cli("deploy", "--rollback", host, "--app", "svc", *full, timeout=120)
+        assert result.code == 0 and f"serving {rid(v1)}" in result.stdout, result.stdout + result.stderr
+        status = run_cli("status", host, "--ssh-config", str(sshd.client_config), "--remote-python", REMOTE_EDGEKIT)
+        assert status.code == 0
+        row = next(line for line in status.stdout.splitlines() if line.startswith(host))
+        assert "serving" in row and f"last update {rid(v1)} taken" in row, status.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
