@@ -377,8 +377,10 @@ class Device:
             raise HostFailed("failed", ExitCode.ERROR, f"edgekit status on the host: {line.removeprefix('edgekit: ')}")
         return doc
 
-    def wait_serving(self, app: str, rid: str, timeout: float) -> tuple[bool, str]:
-        """Poll the health until the service serves `rid` or `timeout` passes; (ok, last state)."""
+    def wait_serving(self, app: str, rid: str, timeout: float, seen: dict[str, Any] | None = None) -> tuple[bool, str]:
+        """Poll the health until the service serves `rid`, refuses it, or `timeout` passes;
+        (ok, last state). `seen`: the service's last update before the switch (an older
+        refusal of the same release is not this one's)."""
         deadline = time.monotonic() + timeout
         last = "no answer"
         while True:
@@ -387,8 +389,8 @@ class Device:
             if health.get("status") == "ok" and health.get("release") == rid:
                 return True, "serving"
             update = (entry.get("serve") or {}).get("last_update") or {}
-            if update.get("release") == rid and update.get("outcome") == "refused":
-                return False, f"the service refused it: {update.get('reason')}"
+            if update.get("release") == rid and update.get("outcome") == "refused" and update != seen:
+                return False, f"refused by the service: {str(update.get('reason')).rstrip(': ')}"
             last = f"{entry.get('service')}" + (f" ({health.get('reason')})" if health.get("reason") else "") + \
                    (f", serving {health.get('release')}" if health.get("release") not in (None, rid) else "")
             if time.monotonic() >= deadline:
@@ -448,21 +450,23 @@ def _deploy(device: Device, config: DeployConfig, result: HostResult) -> None:
     else:
         result.previous = cur
         device.say(f"current -> {rid}" + (f" (previous {cur})" if cur else ""))
+    seen = ((find_app(probe.status, app) or {}).get("serve") or {}).get("last_update")
     supervised = device.install_unit(app, app_dir, probe, result.notes) if config.source else False
     if not (probe.running(app) or supervised):
         result.outcome, result.exit_code = "deployed", ExitCode.OK
         result.detail = ("switched; no edgekit serve runs for this app on the host (deploy with --source SPEC "
                          "to install its systemd unit, or start edgekit serve APP_DIR)")
     else:
-        ok, state = device.wait_serving(app, rid, config.timeout)
+        ok, state = device.wait_serving(app, rid, config.timeout, seen)
         if ok:
             result.outcome, result.exit_code, result.detail = "deployed", ExitCode.OK, f"serving {rid}"
         else:
             failed_at = time.monotonic()
             back = result.previous
-            device.say(f"{rid} not served within {config.timeout:g} s ({state}): rolling back to {back or 'nothing'}")
+            why = state if state.startswith("refused") else f"not served within {config.timeout:g} s ({state})"
+            device.say(f"{rid} {why}: rolling back to {back or 'nothing'}")
             device.switch(app_dir, back, prev if back else None)
-            detail = f"{rid} not served within {config.timeout:g} s ({state}); rolled back"
+            detail = f"{rid} {why}; rolled back"
             if back:
                 ok_back, state_back = device.wait_serving(app, back, config.timeout)
                 detail += (f" to {back}, serving again after {time.monotonic() - failed_at:.1f} s" if ok_back
