@@ -8,7 +8,7 @@ import platform
 from collections.abc import Mapping
 from typing import Any
 
-from edgekit.bundle.schema import FORMAT_NAME, SCHEMA_VERSION, validate
+from edgekit.bundle.schema import FORMAT_NAME, SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS, validate
 from edgekit.bundle.selfcheck import SelfCheckSpec
 from edgekit.errors import InputError, IntegrityError
 from edgekit.spec import (
@@ -153,7 +153,7 @@ class Manifest:
         if problems:
             more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
             raise IntegrityError(
-                "bundle manifest does not match schema version 1",
+                f"bundle manifest does not match schema version {data['schema_version']}",
                 found="; ".join(problems[:3]) + more,
                 hint="the bundle is damaged or was edited by hand; rebuild it with edgekit convert",
             )
@@ -219,12 +219,16 @@ def check_schema_version(data: Any) -> None:
         raise IntegrityError("bundle manifest", expected=f'"format": "{FORMAT_NAME}"', found=repr(fmt),
                              hint="this file is not an edgekit bundle")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in SUPPORTED_SCHEMA_VERSIONS:
         hint = ("it was written by a newer edgekit; upgrade edgekit"
                 if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION
                 else "the bundle is damaged; rebuild it with edgekit convert")
-        raise IntegrityError("unknown bundle schema", expected=f"schema_version {SCHEMA_VERSION}",
+        raise IntegrityError("unknown bundle schema",
+                             expected=f"schema_version {' or '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}",
                              found=repr(version), hint=hint)
+    if version < 2 and "self_check" in data:
+        raise IntegrityError("bundle manifest", expected="no self_check section in a schema_version 1 manifest",
+                             found="one", hint="the bundle was edited by hand; rebuild it with edgekit convert")
 
 
 def utc_now() -> str:

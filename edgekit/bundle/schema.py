@@ -23,7 +23,11 @@ import sys
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # what this edgekit writes: 2 added the optional self_check section
+# What it reads: bundles of version 1 (before self-checks) load as they always did. A
+# version 1 reader refuses a version 2 manifest by its number ("written by a newer
+# edgekit; upgrade"), not by the unknown self_check key ("damaged").
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 _FLOAT_MAX = int(sys.float_info.max)
 FORMAT_NAME = "edgekit-bundle"
 

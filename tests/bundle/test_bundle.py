@@ -216,7 +216,7 @@ def test_manifest_not_json(good_bundle, tmp_path):
         open_bundle(bad)
 
 
-@pytest.mark.parametrize(("version", "fragment"), [(2, "newer edgekit"), ("1", "damaged"), (None, "damaged")])
+@pytest.mark.parametrize(("version", "fragment"), [(3, "newer edgekit"), ("1", "damaged"), (None, "damaged")])
 def test_unknown_schema_version(good_bundle, tmp_path, version, fragment):
     document = json.loads(zipfile.ZipFile(good_bundle).read(MANIFEST_NAME))
     document["schema_version"] = version

@@ -107,8 +107,9 @@ def test_a_front_end_that_computes_something_else_is_caught(runtime_bundles, tmp
 
 
 def test_a_bundle_without_a_sample_loads_and_says_how_to_rebuild(runtime_bundles, tmp_path):
-    def old(document: dict) -> None:
+    def old(document: dict) -> None:  # as an edgekit before self-checks wrote it
         del document["self_check"]
+        document["schema_version"] = 1
 
     source = runtime_bundles.sensor
     drop = {n for n in zipfile.ZipFile(source).namelist() if n.startswith("selfcheck/")}
@@ -135,4 +136,9 @@ def test_the_manifest_refuses_a_self_check_naming_unlisted_members(runtime_bundl
     document = _manifest(runtime_bundles.sensor)
     document["self_check"]["variants"]["nope"] = document["self_check"]["variants"]["onnx-fp32"]
     with pytest.raises(IntegrityError, match="nope"):
+        Manifest.from_dict(document)
+    document = _manifest(runtime_bundles.sensor)
+    assert document["schema_version"] == 2  # what carries a self_check; version 1 has none
+    document["schema_version"] = 1
+    with pytest.raises(IntegrityError, match="no self_check section in a schema_version 1 manifest"):
         Manifest.from_dict(document)
