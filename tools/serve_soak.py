@@ -118,12 +118,16 @@ def main() -> int:
         near = [g for g, t in zip(gaps, stamps[1:], strict=False) if when <= t <= when + window + args.every / 2]
         return max(near) if near else float("nan")
 
+    near_updates = {i for i, t in enumerate(stamps[1:]) if any(e <= t <= e + 2.0 + args.every / 2 for e, _ in events)}
+    quiet = [g for i, g in enumerate(gaps) if i not in near_updates]
+    quiet_max = max(quiet) if quiet else float("nan")
     taken = [gap_near(t) for t, k in events if k == "taken"]
     refused = [gap_near(t) for t, k in events if k == "refused"]
     print(f"serve exit code {proc.returncode}; {len(lines)} results over {args.minutes:g} min, "
           f"{len(taken)} updates taken, {len(refused)} refused")
     print(f"inference period {period * 1e3:.0f} ms; longest gap between two results: overall {max(gaps) * 1e3:.0f} ms, "
-          f"after a taken update {max(taken) * 1e3:.0f} ms, after a refused one {max(refused) * 1e3:.0f} ms")
+          f"after a taken update {max(taken) * 1e3:.0f} ms (median over updates {sorted(taken)[len(taken) // 2] * 1e3:.0f}), "
+          f"after a refused one {max(refused) * 1e3:.0f} ms, away from updates {quiet_max * 1e3:.0f} ms")
     print(f"inputs lost: {lost_rows} rows; sequence numbers continuous: {sequence_ok}")
     print("RSS MiB: " + ", ".join(f"{name} {value:.1f}" for name, value in rss))
     print(f"RSS change from start to the end: {rss[-1][1] - rss[0][1]:+.1f} MiB; from update 1 to the end: "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -178,6 +179,11 @@ class Updater:
         return model
 
     def _main(self) -> None:
+        if sys.platform.startswith("linux"):  # a thread's own nice value: loading yields the CPU to inference
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            except OSError:
+                pass
         while not self._stop.is_set():
             forced = self._wake.wait(POLL_S if self.poll else None)
             self._wake.clear()
