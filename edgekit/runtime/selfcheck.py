@@ -125,14 +125,16 @@ class NoSelfCheck(InputError):
     """The bundle carries no sample to check with (made before self-checks existed; exit 1)."""
 
     def __init__(self, bundle: Bundle, variant: str | None = None) -> None:
-        command = (bundle.manifest.provenance or {}).get("command") or "edgekit convert MODEL ..."
+        made_by = (bundle.manifest.provenance or {}).get("command")
+        rebuild = "rebuild it with this edgekit's convert" + (f" (it was made by: {made_by})" if made_by else
+                                                               f" (edgekit convert MODEL -o {bundle.path.name})")
         what = (f"bundle {bundle.path.name} has no self-check sample" if variant is None else
                 f"bundle {bundle.path.name} has no self-check expectation for variant {variant}")
         super().__init__(what, expected="a selfcheck/ sample and expected outputs (edgekit convert stores them)",
                          found="none (the bundle was made by an older edgekit)" if variant is None else
                          "expectations for other variants only",
-                         hint=f"rebuild it with this edgekit: {command}; or skip the check: verify without --run, "
-                              "serve and deploy with --skip-self-check")
+                         hint=f"{rebuild}; or go without it: verify without --run, serve and deploy with "
+                              "--skip-self-check")
         self.bundle = bundle
 
 
