@@ -174,6 +174,7 @@ def test_inventory_hosts_with_port_and_group(sshd, tmp_path):
     assert links(app_dir(sshd, "edgekit-c", "inv")) == (rid(bundle), None)
 
 
+@pytest.mark.long
 @pytest.mark.system
 def test_sigkill_while_uploading_keeps_the_release_and_the_next_deploy_cleans_up(sshd, tmp_path):
     old, new = make_bundle(tmp_path / "old.edgekit", 60), make_bundle(tmp_path / "new.edgekit", 61, size=8 << 20)
