@@ -12,7 +12,9 @@ One host, in order (the release layout is `edgekit.deploy.layout`'s):
 5. the folder renamed to ``releases/ID``; ``previous`` then ``current`` switched (a new link
    renamed over the old one), so a deploy killed at any point leaves ``current`` at a
    complete, verified release;
-6. with ``--source``: the systemd unit written and started (or restarted when it changed);
+6. with ``--source``: the systemd unit written, reloaded and enabled before the switch (a
+   host whose systemd cannot be reached fails here, nothing switched), started (or
+   restarted when it changed) after it;
 7. the service's health read there (``edgekit status --json``) until it serves ``ID``
    (``--timeout``); when it does not, ``current`` goes back to the release before and the
    health is waited for again;
@@ -240,11 +242,11 @@ class Device:
         except InputError as exc:
             raise HostFailed("failed", ExitCode.ERROR, f"upload failed ({exc}); the host keeps its release") from None
 
-    def verify_and_switch(self, app_dir: str, tmp: str, rid: str, probe: Probe,
-                          notes: list[str]) -> tuple[str | None, str | None]:
+    def verify_and_switch(self, app_dir: str, tmp: str, rid: str, probe: Probe, notes: list[str],
+                          switch: bool = True) -> tuple[str | None, str | None]:
         """Steps 4 and 5: `edgekit verify` on the uploaded copy (refused: the folder is removed,
-        nothing switched), ``releases/ID`` from it, ``previous`` and ``current`` switched.
-        Returns the (current, previous) before."""
+        nothing switched), ``releases/ID`` from it, and unless not `switch`, ``previous`` and
+        ``current`` switched (`switch_to`). Returns the (current, previous) before."""
         q = shlex.quote
         args = [self.edgekit, "-q", "verify", q(f"{tmp}/{layout.BUNDLE_NAME}")]
         if self.config.public_key is not None:
@@ -263,14 +265,7 @@ class Device:
         lines += [f"rm -f {q(tmp)}/signer.pub",
                   f"if [ -f {release}/{layout.BUNDLE_NAME} ]; then rm -rf -- {q(tmp)}; "
                   f"else rm -rf -- {release} && mv -T {q(tmp)} {release} || exit 1; fi",
-                  f"cur=$(readlink {layout.CURRENT} 2>/dev/null); prev=$(readlink {layout.PREVIOUS} 2>/dev/null)",
-                  'echo "WAS $cur|$prev"',
-                  f'if [ "$cur" != {release} ]; then',
-                  f'  if [ -n "$cur" ]; then ln -sfn "$cur" .previous.new && mv -T .previous.new {layout.PREVIOUS} '
-                  "|| exit 1; fi",
-                  f"  touch {release}",  # the newest, for --keep
-                  f"  ln -sfn {release} .current.new && mv -T .current.new {layout.CURRENT} || exit 1",
-                  "fi"]
+                  *(_switch_lines(release) if switch else [])]
         proc = self.sh("\n".join(lines), timeout=None)
         refused = next((line for line in proc.stdout.splitlines() if line.startswith("REFUSED ")), None)
         if refused is not None:
@@ -282,9 +277,16 @@ class Device:
         if proc.returncode != 0:
             raise HostFailed("failed", ExitCode.ERROR, f"could not install or switch the release: "
                                                        f"{last_line(proc.stderr) or proc.returncode}")
-        was = next((line[4:] for line in proc.stdout.splitlines() if line.startswith("WAS ")), "|")
-        cur, _, prev = was.partition("|")
-        return (Path(cur).name or None), (Path(prev).name or None)
+        return _was(proc.stdout)
+
+    def switch_to(self, app_dir: str, rid: str) -> tuple[str | None, str | None]:
+        """Step 5's switch alone: ``previous`` to the current release, ``current`` to `rid`.
+        Returns the (current, previous) before."""
+        proc = self.sh("\n".join([f"cd {shlex.quote(app_dir)} || exit 1", *_switch_lines(f"{layout.RELEASES}/{rid}")]))
+        if proc.returncode != 0:
+            raise HostFailed("failed", ExitCode.ERROR, f"could not switch the release: "
+                                                       f"{last_line(proc.stderr) or proc.returncode}")
+        return _was(proc.stdout)
 
     def switch(self, app_dir: str, rid: str | None, previous: str | None) -> None:
         """Point ``current`` at `rid` and ``previous`` at `previous` (None: the link removed),
@@ -316,41 +318,34 @@ class Device:
         prev = Path((values.get("PREV") or [""])[0]).name or None
         return cur, prev, [r for r in values.get("REL", []) if r and not r.startswith(".")]
 
-    def install_unit(self, app: str, app_dir: str, probe: Probe, notes: list[str]) -> bool:
-        """Step 6: the unit written (a temporary file renamed) and started or restarted.
-        Returns whether a service now runs the app under systemd."""
+    def write_unit(self, app: str, app_dir: str, probe: Probe, notes: list[str]) -> str | None:
+        """Step 6, before the switch: the unit written (a temporary file renamed), systemd
+        reloaded and the unit enabled; nothing is written when the host's systemd cannot be
+        reached. Returns "changed" or "unchanged", or None without systemctl on the host."""
         cfg = self.config
         key = f"{app_dir}/signer.pub" if cfg.public_key is not None else None
         command = unit.exec_start(self.edgekit, app_dir, cfg.source or "", port=cfg.port, sink=cfg.sink,
                                   public_key=key, skip_self_check=cfg.skip_self_check)
         text = unit.render(app, app_dir, command, system=cfg.system, user=probe.user or None)
         name = unit.unit_name(app)
-        directory = unit.unit_dir(cfg.system)
         if not probe.has_systemctl:
             notes.append("no systemctl on the host: unit not installed; start the service yourself: "
                          f"{self.edgekit} serve {app_dir} --source {cfg.source}")
-            return False
+            return None
         q = shlex.quote
+        new = f"{app_dir}/.{name}.new"
         with tempfile.TemporaryDirectory(prefix="edgekit-deploy.") as local:
             path = Path(local) / name
             path.write_text(text)
-            try:
-                self.ssh.scp([str(path)], f"{app_dir}/.{name}.new")
-            except InputError as exc:
-                raise HostFailed("failed", ExitCode.ERROR, f"could not copy the unit: {exc}") from None
-        target = f"{directory}/{name}"
-        target_sh = target.replace("~", "$HOME", 1) if target.startswith("~") else q(target)
-        new = q(f"{app_dir}/.{name}.new")
+            self.ssh.scp([str(path)], new)
         script = "\n".join([
-            f'mkdir -p "$(dirname {target_sh})" || exit 1',
-            f"if cmp -s {new} {target_sh}; then changed=0; rm -f {new}; else changed=1; "
-            f"mv -f {new} {target_sh} || exit 1; fi",
+            f"{unit.systemctl(cfg.system, 'show-environment')} >/dev/null || {{ rm -f {q(new)}; exit 3; }}",
+            f"u={unit.unit_dir_sh(cfg.system)}/{name}",
+            'mkdir -p "$(dirname "$u")" || exit 1',
+            f'if cmp -s {q(new)} "$u"; then echo UNCHANGED; rm -f {q(new)}; else mv -f {q(new)} "$u" || exit 1; fi',
             f"{unit.systemctl(cfg.system, 'daemon-reload')} || exit 3",
-            f"{unit.systemctl(cfg.system, 'enable', name)} >/dev/null 2>&1 || exit 3",
-            f"if {unit.systemctl(cfg.system, 'is-active', '--quiet', name)}; then",
-            f"  [ $changed = 1 ] && {{ {unit.systemctl(cfg.system, 'restart', '--no-block', name)} || exit 3; }}",
-            f"else {unit.systemctl(cfg.system, 'start', '--no-block', name)} || exit 3; fi",
-            'echo "CHANGED $changed"',
+            f"{unit.systemctl(cfg.system, 'enable', name)} >/dev/null || exit 3",
+            'echo "UNIT $u"',
         ])
         proc = self.sh(script)
         if proc.returncode != 0:
@@ -358,11 +353,27 @@ class Device:
             hint = ""
             if not cfg.system and "bus" in line.lower():
                 hint = f"; a user unit needs the user's systemd: run `loginctl enable-linger {probe.user}` there"
-            elif cfg.system and proc.returncode == 1:
-                hint = "; a system unit needs root on the host (ssh as root)"
-            raise HostFailed("failed", ExitCode.ERROR, f"systemd unit {name}: {line}{hint}")
-        notes.append(f"unit {target} {'written' if 'CHANGED 1' in proc.stdout else 'unchanged'}")
-        return True
+            elif cfg.system:
+                hint = "; a system unit needs root on the host (ssh as root) and a running systemd"
+            raise HostFailed("failed", ExitCode.ERROR, f"systemd unit {name}: {line}{hint}; nothing was switched")
+        path_there = next((line[5:] for line in proc.stdout.splitlines() if line.startswith("UNIT ")), name)
+        changed = "unchanged" if "UNCHANGED" in proc.stdout else "changed"
+        notes.append(f"unit {path_there} {'written' if changed == 'changed' else 'unchanged'}")
+        return changed
+
+    def start_unit(self, app: str, changed: bool) -> None:
+        """Step 6, after the switch: the unit started, or restarted when it changed (a running
+        service takes the new release by itself)."""
+        cfg, name = self.config, unit.unit_name(app)
+        script = "\n".join([
+            f"if {unit.systemctl(cfg.system, 'is-active', '--quiet', name)}; then",
+            f"  {'true' if not changed else unit.systemctl(cfg.system, 'restart', '--no-block', name)} || exit 3",
+            f"else {unit.systemctl(cfg.system, 'start', '--no-block', name)} || exit 3; fi",
+        ])
+        proc = self.sh(script)
+        if proc.returncode != 0:
+            raise HostFailed("failed", ExitCode.ERROR, f"systemctl start {name}: "
+                                                       f"{last_line(proc.stderr) or proc.returncode}")
 
     def status(self, app: str | None = None) -> dict[str, Any]:
         """`edgekit status --json` there (the whole device, or `app`)."""
@@ -411,6 +422,25 @@ class Device:
         return int(removed) if removed.isdigit() else 0
 
 
+def _switch_lines(release: str) -> list[str]:
+    """Shell lines (in APP_DIR) that point ``previous`` at the current release and ``current``
+    at `release`, each a new link renamed over the old one, printing ``WAS cur|prev``."""
+    return [f"cur=$(readlink {layout.CURRENT} 2>/dev/null); prev=$(readlink {layout.PREVIOUS} 2>/dev/null)",
+            'echo "WAS $cur|$prev"',
+            f'if [ "$cur" != {release} ]; then',
+            f'  if [ -n "$cur" ]; then ln -sfn "$cur" .previous.new && mv -T .previous.new {layout.PREVIOUS} '
+            "|| exit 1; fi",
+            f"  touch {release}",  # the newest, for --keep
+            f"  ln -sfn {release} .current.new && mv -T .current.new {layout.CURRENT} || exit 1",
+            "fi"]
+
+
+def _was(stdout: str) -> tuple[str | None, str | None]:
+    was = next((line[4:] for line in stdout.splitlines() if line.startswith("WAS ")), "|")
+    cur, _, prev = was.partition("|")
+    return (Path(cur).name or None), (Path(prev).name or None)
+
+
 def deploy_host(target: Target, config: DeployConfig, say: Log) -> HostResult:
     """Deploy (or with ``config.rollback`` roll back) on one host; never raises for a host's failure."""
     started = time.monotonic()
@@ -443,7 +473,13 @@ def _deploy(device: Device, config: DeployConfig, result: HostResult) -> None:
     assert probe.tmp is not None
     result.release = rid
     device.upload(probe.tmp)
-    cur, prev = device.verify_and_switch(app_dir, probe.tmp, rid, probe, result.notes)
+    changed = None
+    if config.source:  # verified, then the unit, then the switch: a refusal leaves the unit as it was
+        device.verify_and_switch(app_dir, probe.tmp, rid, probe, result.notes, switch=False)
+        changed = device.write_unit(app, app_dir, probe, result.notes)
+        cur, prev = device.switch_to(app_dir, rid)
+    else:
+        cur, prev = device.verify_and_switch(app_dir, probe.tmp, rid, probe, result.notes)
     if cur == rid:
         result.previous = prev
         result.notes.append("already the current release")
@@ -451,7 +487,9 @@ def _deploy(device: Device, config: DeployConfig, result: HostResult) -> None:
         result.previous = cur
         device.say(f"current -> {rid}" + (f" (previous {cur})" if cur else ""))
     seen = ((find_app(probe.status, app) or {}).get("serve") or {}).get("last_update")
-    supervised = device.install_unit(app, app_dir, probe, result.notes) if config.source else False
+    supervised = changed is not None
+    if supervised:
+        device.start_unit(app, changed == "changed")
     if not (probe.running(app) or supervised):
         result.outcome, result.exit_code = "deployed", ExitCode.OK
         result.detail = ("switched; no edgekit serve runs for this app on the host (deploy with --source SPEC "

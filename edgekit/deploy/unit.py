@@ -11,7 +11,6 @@ from edgekit.errors import InputError
 
 TEMPLATE = "edgekit-serve.service"
 ENV_VAR = "EDGEKIT_DEVICES"  # as edgekit.devices: extra folders searched first
-USER_DIR = "~/.config/systemd/user"
 SYSTEM_DIR = "/etc/systemd/system"
 
 
@@ -79,6 +78,8 @@ def systemctl(system: bool, *args: str) -> str:
     return " ".join(["systemctl", *([] if system else ["--user"]), *(shlex.quote(a) for a in args)])
 
 
-def unit_dir(system: bool) -> str:
-    return SYSTEM_DIR if system else USER_DIR
+def unit_dir_sh(system: bool) -> str:
+    """The unit folder on the host as shell text (the user's: where ``systemctl --user`` looks,
+    ``$XDG_CONFIG_HOME/systemd/user``, by default ``~/.config/systemd/user``)."""
+    return SYSTEM_DIR if system else '"${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"'
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,3 +284,25 @@ def test_deploy_waits_for_the_service_and_rolls_back_a_release_it_does_not_take(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.system
+def test_source_without_a_reachable_systemd_switches_nothing(sshd, tmp_path):
+    systemctl = shutil.which("systemctl")
+    if systemctl and subprocess.run([systemctl, "--user", "show-environment"], capture_output=True,
+                                    check=False).returncode == 0:
+        pytest.skip("this machine runs a user systemd: the test would start a real unit here")
+    first, second = make_bundle(tmp_path / "s1.edgekit", 90), make_bundle(tmp_path / "s2.edgekit", 91)
+    assert deploy(sshd, str(first), "edgekit-b", "--app", "unit").code == 0
+    result = deploy(sshd, str(second), "edgekit-b", "--app", "unit", "--source", "csv:/tmp/rows.csv")
+    folder = app_dir(sshd, "edgekit-b", "unit")
+    units = sshd.config_home("edgekit-b") / "systemd" / "user"
+    if systemctl is None:  # no systemd at all: deployed, and the row says to start serve yourself
+        assert result.code == 0 and "no systemctl on the host" in result.stdout
+        assert links(folder) == (rid(second), rid(first))
+    else:  # systemctl without a user manager (a container, no lingering): one line, nothing switched
+        assert result.code == 1, result.stdout + result.stderr
+        assert "loginctl enable-linger" in result.stdout and "nothing was switched" in result.stdout
+        assert links(folder) == (rid(first), None)
+        assert not (units / "edgekit-serve-unit.service").exists()
+    assert not list((folder / "releases").glob(".tmp-*")) and not list(folder.glob(".*.new"))

@@ -1,8 +1,8 @@
 """A real sshd on a loopback port with throwaway keys, and the client configuration that reaches it.
 
 One sshd serves several "hosts": the client config names aliases (``edgekit-a``,
-``edgekit-b``, ...) that reach it, each sending its own ``XDG_DATA_HOME`` (``SetEnv``,
-accepted by the sshd), so each alias is a device with its own ``~/.local/share``.
+``edgekit-b``, ...) that reach it, each sending its own ``XDG_DATA_HOME`` and ``XDG_CONFIG_HOME`` (``SetEnv``,
+accepted by the sshd), so each alias is a device with its own ``~/.local/share`` and ``~/.config``.
 ``edgekit-dead`` points at a closed port. Used by the bench --remote and deploy tests.
 """
 
@@ -43,6 +43,10 @@ class Sshd:
     def data_home(self, host: str) -> Path:
         """The XDG_DATA_HOME of `host`'s sessions (its ``~/.local/share``)."""
         return self.root / "hosts" / host / "share"
+
+    def config_home(self, host: str) -> Path:
+        """The XDG_CONFIG_HOME of `host`'s sessions (its ``~/.config``)."""
+        return self.root / "hosts" / host / "config"
 
     def leftovers(self) -> list[str]:
         return sorted(p.name for p in self.remote_tmp.iterdir() if p.name.startswith(remote.TEMP_PREFIX))
@@ -99,7 +103,7 @@ def running_sshd(root: Path) -> Iterator[Sshd]:
         "KbdInteractiveAuthentication no",
         "Subsystem sftp internal-sftp",  # scp speaks SFTP since OpenSSH 9
         f"SetEnv TMPDIR={remote_tmp}",
-        "AcceptEnv XDG_DATA_HOME",  # each alias is its own device (its own ~/.local/share)
+        "AcceptEnv XDG_DATA_HOME XDG_CONFIG_HOME",  # each alias is its own device (~/.local/share, ~/.config)
         "MaxStartups 64:30:100",  # fleets open many sessions at once
         "LogLevel VERBOSE",
     ]) + "\n")
@@ -107,7 +111,8 @@ def running_sshd(root: Path) -> Iterator[Sshd]:
     for host in HOSTS:
         data_home = root / "hosts" / host / "share"
         data_home.mkdir(parents=True)
-        lines += [f"Host {host}", "  HostName 127.0.0.1", f"  Port {port}", f"  SetEnv XDG_DATA_HOME={data_home}"]
+        lines += [f"Host {host}", "  HostName 127.0.0.1", f"  Port {port}",
+                  f"  SetEnv XDG_DATA_HOME={data_home} XDG_CONFIG_HOME={data_home.parent / 'config'}"]
     lines += ["Host edgekit-dead", "  HostName 127.0.0.1", f"  Port {closed_port}"]
     client_config = root / "ssh_config"
     client_config.write_text("\n".join([
