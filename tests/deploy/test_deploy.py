@@ -164,6 +164,18 @@ def test_an_unreachable_host_in_a_fleet_and_max_failures(sshd, tmp_path):
 
 
 @pytest.mark.system
+def test_a_host_key_or_login_failure_is_one_row_naming_the_fix(sshd, tmp_path):
+    bundle = make_bundle(tmp_path / "k.edgekit", 45)
+    result = deploy(sshd, str(bundle), "edgekit-a", "--app", "keys", "--ssh-option", "StrictHostKeyChecking=yes",
+                    "--ssh-option", f"UserKnownHostsFile={tmp_path / 'empty_known_hosts'}")
+    assert result.code == 1 and "Host key verification failed" in result.stdout
+    assert "the host key is unknown or changed" in result.stdout
+    result = deploy(sshd, str(bundle), "edgekit-a", "--app", "keys", "--ssh-option", "User=edgekit-nobody")
+    assert result.code == 1 and "Permission denied" in result.stdout and "ssh-copy-id" in result.stdout
+    assert not app_dir(sshd, "edgekit-a", "keys").exists()
+
+
+@pytest.mark.system
 def test_inventory_hosts_with_port_and_group(sshd, tmp_path):
     bundle = make_bundle(tmp_path / "i.edgekit", 50)
     ini = tmp_path / "hosts.ini"
