@@ -31,7 +31,14 @@ from edgekit.bundle.selfcheck import (
 )
 from edgekit.convert.fidelity import run_variant
 from edgekit.errors import EdgekitError, InputError
-from edgekit.spec import AudioPreprocess, ImagePreprocess, NoPreprocess, PreprocessSpec, SensorPreprocess, TensorSpec
+from edgekit.spec import (
+    AudioPreprocess,
+    ImagePreprocess,
+    NoPreprocess,
+    PreprocessSpec,
+    SensorPreprocess,
+    TensorSpec,
+)
 
 SAMPLES = 2  # raw samples stored
 MAX_ROWS = 4  # model runs per raw sample at most (a clip of stacked-frame vectors gives many)

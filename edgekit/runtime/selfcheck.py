@@ -32,7 +32,7 @@ import numpy as np
 
 from edgekit._native import native_stderr_captured
 from edgekit.bundle import Bundle
-from edgekit.bundle.selfcheck import STEP, describe_tolerance, read_array
+from edgekit.bundle.selfcheck import describe_tolerance, read_array
 from edgekit.errors import InputError, IntegrityError
 from edgekit.runtime.tensors import dequantize, quantize
 
@@ -202,9 +202,9 @@ def run_self_check(model: Model) -> SelfCheckReport:
         for k, (value, out_spec) in enumerate(zip(outputs, model.outputs, strict=True)):
             runs[k].append(dequantize(value, out_spec))
     worst = (-1.0, 0.0, 0.0, expectation.basis[0])  # (ratio, error, tolerance, basis)
-    for k, (want, tolerance, basis) in enumerate(zip(expected, expectation.tolerance, expectation.basis,
-                                                         strict=True)):
-        got = np.concatenate(runs[k]) if runs[k] else np.zeros(0, np.float32)
+    for collected, want, tolerance, basis in zip(runs, expected, expectation.tolerance, expectation.basis,
+                                                 strict=True):
+        got = np.concatenate(collected) if collected else np.zeros(0, np.float32)
         error = _max_error(got.reshape(want.shape) if got.size == want.size else got, want)
         ratio = error / tolerance if tolerance > 0 else (0.0 if error == 0 else float("inf"))
         if ratio > worst[0]:
