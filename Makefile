@@ -68,6 +68,22 @@ bench-newest-frame: $(STAMP)
 bench-faults: $(STAMP)
 	$(BIN)/python tools/fault_figures.py
 
+## edgekit serve's long tests: the service SIGKILLed at 12 points of a hot swap, then restarted (about 30 s).
+.PHONY: test-serve-long serve-soak
+test-serve-long: $(STAMP)
+	$(BIN)/python -m pytest tests/runtime/test_serve.py -m long -q $(PYTEST_ARGS)
+
+## edgekit deploy's long fault tests through the loopback sshd (SIGKILL of deploy while uploading; about 15 s).
+.PHONY: test-deploy
+test-deploy: $(STAMP)
+	$(BIN)/python -m pytest tests/deploy -m long -q $(PYTEST_ARGS)
+
+## edgekit serve under hot updates: SOAK_MINUTES (default 5) with an update every SOAK_EVERY s
+## (default 10; every third one a corrupt release, refused); swap gaps, lost inputs, RSS per update.
+## The issue's 30-minute run: make serve-soak SOAK_MINUTES=30 SOAK_EVERY=60
+serve-soak: $(STAMP)
+	$(BIN)/python tools/serve_soak.py --minutes $${SOAK_MINUTES:-5} --every $${SOAK_EVERY:-10}
+
 ## Fuzzing every loader of untrusted bytes: FUZZ_SECONDS (default 600) per target with the
 ## builtin engine, then as long with atheris; reproducers in out/fuzz/, figures in out/fuzz/figures.json.
 fuzz: $(STAMP)

@@ -274,6 +274,42 @@ def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str 
 
 
 @cli.command()
+@click.argument("target", metavar="BUNDLE|APP_DIR", type=click.Path(exists=True, path_type=Path))
+@click.option("--source", required=True, cls=_LazyHelpOption, lazy_help=_source_help)
+@click.option("--sink", default="stdout", show_default=True, cls=_LazyHelpOption, lazy_help=_sink_help)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of /healthz and /metrics.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8780, show_default=True,
+              help="Port of /healthz and /metrics (0: any free port; serve.json says which).")
+@click.option("--variant", help="Force a variant (default: picked for this machine).")
+@click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
+@click.option("--threads", type=click.IntRange(1), help="Interpreter threads.")
+@click.option("--hop-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
+              help="Audio streams: run the model every this many milliseconds.")
+@click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
+              help="Refuse (exit 3 at start; not taken as an update) a bundle not signed by this key.")
+@click.option("--skip-self-check", is_flag=True,
+              help="Serve without running the bundle's self-check (bundles built before self-checks).")
+@click.option("--state", "state_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the service's state here (default: APP_DIR/serve.json; none for a BUNDLE).")
+def serve(target: Path, source: str, sink: str, host: str, port: int, variant: str | None, backend: str | None,
+          threads: int | None, hop_ms: float, public_key: Path | None, skip_self_check: bool,
+          state_file: Path | None) -> None:
+    """Run a bundle as a service: systemd notify and watchdog, /healthz and /metrics, hot model updates.
+
+    BUNDLE is served until SIGTERM (SIGHUP reloads it); APP_DIR (from edgekit deploy) serves
+    APP_DIR/current/bundle.edgekit and takes a new release when the 'current' link changes.
+    """
+    from edgekit.runtime.service import ServeConfig
+    from edgekit.runtime.service import serve as run_service
+
+    summary = run_service(ServeConfig(target=target, source=source, sink=sink, host=host, port=port, variant=variant,
+                                      backend=backend, threads=threads, hop_ms=hop_ms, public_key=public_key,
+                                      skip_self_check=skip_self_check, state_file=state_file))
+    if summary is not None:
+        info(summary.render())
+
+
+@cli.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, metavar="KEY",
               help="The private key to write; the public key goes to KEY.pub.")
 @click.option("--force", is_flag=True, help="Replace an existing key pair.")
@@ -314,21 +350,35 @@ def sign(bundle: Path, key: Path) -> None:
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
               help="The public key the bundle must be signed by (without it the signature is not checked).")
-def verify(bundle: Path, public_key: Path | None) -> None:
+@click.option("--run", "run_check", is_flag=True,
+              help="Then run the bundle's self-check sample through each variant that runs here and compare with "
+              "the outputs the workstation computed (exit 3 on a mismatch, 1 for a bundle without a sample).")
+@click.option("--variant", help="With --run: check this variant only.")
+@click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
+def verify(bundle: Path, public_key: Path | None, run_check: bool, variant: str | None, backend: str | None) -> None:
     """Check a bundle's schema, member list, sizes and hashes, and with --public-key its
-    signature (exit 3 if any fails)."""
+    signature (exit 3 if any fails); with --run, its self-check on this machine."""
     from edgekit.bundle import open_bundle
 
+    if (variant or backend) and not run_check:
+        raise click.UsageError("--variant and --backend go with --run")
     verified = open_bundle(bundle, public_key=public_key)
     files = len(verified.manifest.files)
     if public_key is not None:
         click.echo(f"{verified.path}: good signature by key {verified.signed_by}; "
                    f"{files} file(s) match the signed manifest")
-        return
-    signature = ("signed, signature not checked (pass --public-key KEY.pub to check it)"
-                 if verified.signature_raw is not None else "unsigned")
-    click.echo(f"{verified.path}: integrity verified, {files} file(s) match the manifest (sizes and sha256); "
-               f"{signature}")
+    else:
+        signature = ("signed, signature not checked (pass --public-key KEY.pub to check it)"
+                     if verified.signature_raw is not None else "unsigned")
+        click.echo(f"{verified.path}: integrity verified, {files} file(s) match the manifest (sizes and sha256); "
+                   f"{signature}")
+    if run_check:
+        from edgekit.runtime.selfcheck import check_bundle
+
+        checked = check_bundle(verified, variant=variant, backend=backend)
+        for line in checked.lines():
+            click.echo(line)
+        checked.raise_for_failure()
 
 
 def _int_list(text: str | None, option: str) -> tuple[int, ...]:
@@ -708,6 +758,128 @@ def eval_command(bundle: Path, data: Path, variants: str | None, backend: str | 
                         output_dir=output_dir, backend=backend, threads=threads)
     report = evaluate(config, progress=progress)
     click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else report.render(), nl=as_json)
+
+
+def _ssh_options(func):  # noqa: ANN001, ANN202 - a decorator of click commands
+    """The options deploy and status share for reaching hosts."""
+    for option in reversed([
+        click.option("--inventory", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Ansible inventory (INI or YAML): its hosts, with ansible_host/ansible_port/ansible_user."),
+        click.option("--limit", "limit_group", metavar="GROUP", help="Only this inventory group's hosts."),
+        click.option("--app", help="App name on the device (default: the bundle manifest's name)."),
+        click.option("--remote-python", default="edgekit", show_default=True,
+                     help="The edgekit command on the hosts (e.g. ~/venv/bin/edgekit)."),
+        click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPT",
+                     help="Passed to ssh and scp as -o OPT (repeatable), e.g. Port=2222."),
+        click.option("--ssh-config", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                     help="ssh configuration file, used instead of ~/.ssh/config (ssh -F FILE)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _targets(hosts: tuple[str, ...], inventory: Path | None, limit_group: str | None):  # noqa: ANN202
+    from edgekit.deploy import Target, read_inventory
+
+    if limit_group and inventory is None:
+        raise click.UsageError("--limit needs --inventory")
+    targets = [Target(h) for h in hosts]
+    if inventory is not None:
+        targets += read_inventory(inventory, limit_group)
+    return targets
+
+
+@cli.command()
+@click.argument("bundle", required=False)
+@click.argument("hosts", nargs=-1)
+@_ssh_options
+@click.option("--rollback", is_flag=True, help="Switch current back to the previous release (no BUNDLE).")
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Require a good signature by this key, here and on the device (and in the service).")
+@click.option("--source", help="Install the systemd unit running edgekit serve with this source, and start it.")
+@click.option("--sink", help="The unit's --sink (with --source).")
+@click.option("--system", is_flag=True, help="A system unit (/etc/systemd/system; root on the host) instead of a "
+              "user unit (~/.config/systemd/user).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8780, show_default=True,
+              help="The service's health/metrics port (with --source).")
+@click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Releases kept on the device (current and previous always are).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds to wait for the service to serve the new release before rolling back.")
+@click.option("--skip-self-check", is_flag=True, help="Do not run the bundle's self-check on the device.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Hosts deployed at once.")
+@click.option("--canary", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Deploy to the first N hosts first; the rest only if they all succeed.")
+@click.option("--max-failures", type=click.IntRange(min=0), help="Stop starting hosts once more than N failed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (a row per host) on stdout.")
+def deploy(bundle: str | None, hosts: tuple[str, ...], inventory: Path | None, limit_group: str | None,
+           app: str | None, remote_python: str, ssh_options: tuple[str, ...], ssh_config: Path | None,
+           rollback: bool, public_key: Path | None, source: str | None, sink: str | None, system: bool, port: int,
+           keep: int, timeout: float, skip_self_check: bool, concurrency: int, canary: int,
+           max_failures: int | None, as_json: bool) -> None:
+    """Put BUNDLE on HOSTs over ssh, switch to it atomically, wait for the service to serve
+    it (rolled back by itself when it does not); exit 4 when any host failed."""
+    import json as json_module
+
+    from edgekit.deploy import DeployConfig, check, deploy_host, prepare, rollout, summary
+
+    if rollback and bundle is not None:
+        hosts = (str(bundle), *hosts)  # --rollback takes no bundle: the first argument is a host
+        bundle = None
+    elif bundle is None and not rollback:
+        raise click.UsageError("missing BUNDLE (or --rollback)")
+    elif bundle is not None and not Path(bundle).is_file():
+        raise click.BadParameter(f"no such file: {bundle}", param_hint="BUNDLE")
+    if (sink or system) and not source:
+        raise click.UsageError("--sink and --system go with --source (the systemd unit)")
+    targets = _targets(hosts, inventory, limit_group)
+    if not targets:
+        raise click.UsageError("no hosts: give HOST... or --inventory FILE")
+    config = prepare(DeployConfig(bundle=Path(bundle) if bundle else None, app=app, public_key=public_key, port=port, keep=keep,
+                                  timeout=timeout, skip_self_check=skip_self_check, source=source, sink=sink,
+                                  system=system, rollback=rollback, remote_command=remote_python,
+                                  ssh_options=ssh_options, ssh_config=ssh_config))
+    results = rollout(targets, config, deploy_host, info, concurrency=concurrency, canary=canary,
+                      max_failures=max_failures)
+    if as_json:
+        click.echo(json_module.dumps({"release": config.release, "app": config.app,
+                                      "hosts": [r.to_dict() for r in results]}, indent=2))
+    else:
+        click.echo(summary(results))
+    check(results, "deploy --rollback" if rollback else "deploy")
+
+
+@cli.command()
+@click.argument("hosts", nargs=-1)
+@_ssh_options
+@click.option("--json", "as_json", is_flag=True, help="The status document(s) as JSON.")
+def status(hosts: tuple[str, ...], inventory: Path | None, limit_group: str | None, app: str | None,
+           remote_python: str, ssh_options: tuple[str, ...], ssh_config: Path | None, as_json: bool) -> None:
+    """The apps deployed on this device (or on HOSTs over ssh): current and previous release,
+    the service's state and health; exit 1 when a host could not be read."""
+    import concurrent.futures
+    import json as json_module
+
+    from edgekit.deploy import DeployConfig, host_status, local_status
+    from edgekit.deploy.status import rows, table
+
+    targets = _targets(hosts, inventory, limit_group)
+    if not targets:
+        doc = local_status(app)
+        click.echo(json_module.dumps(doc, indent=2) if as_json else table(rows(doc["host"], doc)))
+        return
+    config = DeployConfig(app=app, remote_command=remote_python, ssh_options=ssh_options, ssh_config=ssh_config)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+        found = list(pool.map(lambda t: host_status(t, config), targets))
+    if as_json:
+        click.echo(json_module.dumps({"hosts": [{"host": t.label, "status": d, "error": e}
+                                                for t, (d, e) in zip(targets, found, strict=True)]}, indent=2))
+    else:
+        click.echo(table([row for t, (d, e) in zip(targets, found, strict=True) for row in rows(t.label, d, e)]))
+    failed = [t.label for t, (_d, e) in zip(targets, found, strict=True) if e]
+    if failed:
+        raise InputError("status", expected="every host's status", found=f"no status from {', '.join(failed)}")
 
 
 def _print_error(exc: EdgekitError) -> None:
