@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import tempfile
 import time
@@ -42,6 +43,9 @@ from edgekit.progress import Log
 from edgekit.ssh import UNREACHABLE, Ssh, last_line
 
 INSTALL_HINT = extra_install("litert")
+DEFAULT_COMMAND = "edgekit"
+VENV = "venv"  # DATA_DIR/venv: where --install puts edgekit
+DEFAULT_EXTRAS = "litert"
 POLL_S = 0.5
 STATUS_TIMEOUT_S = 30.0
 
@@ -74,10 +78,12 @@ class DeployConfig:
     sink: str | None = None
     system: bool = False
     rollback: bool = False
-    remote_command: str = "edgekit"
+    remote_command: str = DEFAULT_COMMAND
     ssh_options: tuple[str, ...] = ()
     ssh_config: Path | None = None
     release: str | None = None  # the bundle's release ID (prepare() sets it)
+    install: Path | None = None  # an edgekit-ml wheel installed into DATA_DIR/venv where edgekit is missing
+    install_extras: str = DEFAULT_EXTRAS
 
 
 @dataclass
@@ -106,9 +112,10 @@ class HostResult:
 class HostFailed(Exception):
     """A step failed on one host: the outcome and exit code of its row."""
 
-    def __init__(self, outcome: str, exit_code: int, detail: str) -> None:
+    def __init__(self, outcome: str, exit_code: int, detail: str, *, installable: bool = False) -> None:
         super().__init__(detail)
         self.outcome, self.exit_code, self.detail = outcome, exit_code, detail
+        self.installable = installable  # edgekit missing or too old there: --install would help
 
 
 @dataclass(frozen=True)
@@ -165,8 +172,15 @@ class Device:
         """Step 1 (and with `rid`, step 2): what the device has, its status document, and a
         fresh temporary release folder. One round trip; nothing is written on the device
         unless its edgekit is there and new enough."""
-        e, q = self.edgekit, shlex.quote
-        lines = [
+        q = shlex.quote
+        lines = ['d="${XDG_DATA_HOME:-$HOME/.local/share}/edgekit"']
+        if self.edgekit == DEFAULT_COMMAND:  # the venv of an earlier --install first, else PATH's
+            e = '"$e"'
+            lines += [f'e={DEFAULT_COMMAND}; [ -x "$d/{VENV}/bin/edgekit" ] && e="$d/{VENV}/bin/edgekit"',
+                      'echo "EDGEKIT $(command -v "$e" || echo "$e")"']
+        else:
+            e = self.edgekit
+        lines += [
             f"v=$({e} --version 2>&1) || {{ echo \"NOEDGEKIT $?\"; printf '%s\\n' \"$v\" | tail -n 1; exit 0; }}",
             'echo "VERSION $v"',
             f"s=$({e} -q status --json 2>&1) "
@@ -175,7 +189,6 @@ class Device:
             f"{e} verify --help 2>/dev/null | grep -q -- '--run' && echo HAS verify-run",
             "command -v systemctl >/dev/null 2>&1 && echo HAS systemctl",
             'echo "USER $(id -un)"',
-            'd="${XDG_DATA_HOME:-$HOME/.local/share}/edgekit"',
             'echo "DATA $d"',
         ]
         if rid is not None and app is not None:
@@ -192,12 +205,16 @@ class Device:
                                                        f"{last_line(proc.stderr) or proc.returncode}")
         from edgekit import __version__
 
-        if out[0].startswith("NOEDGEKIT"):
+        if out and out[0].startswith("EDGEKIT "):
+            self.edgekit = q(out.pop(0)[8:].strip())
+        if out and out[0].startswith("NOEDGEKIT"):
             found = out[1].strip() if len(out) > 1 else out[0]
             raise HostFailed("failed", ExitCode.ERROR, str(InputError(
-                f"edgekit on {self.target.label}", expected=f"the command {e!r}", found=found[:200] or "nothing",
+                f"edgekit on {self.target.label}", expected=f"the command {self.config.remote_command!r}",
+                found=found[:200] or "nothing",
                 hint=f"nothing is installed for you: install it there with {INSTALL_HINT} (or "
-                     f'"{DISTRIBUTION}[onnx]"), or pass its path: --remote-python ~/venv/bin/edgekit')))
+                     f'"{DISTRIBUTION}[onnx]"), pass its path (--remote-python ~/venv/bin/edgekit), or let deploy '
+                     "install a wheel into a venv there: --install edgekit_ml-VERSION.whl")), installable=True)
         values = {line.split(" ", 1)[0]: line.split(" ", 1)[1].strip() for line in out if " " in line}
         has = {line.split(" ", 1)[1] for line in out if line.startswith("HAS ")}
         version = values.get("VERSION", "?").split()[-1]
@@ -207,7 +224,8 @@ class Device:
             raise HostFailed("failed", ExitCode.ERROR, str(InputError(
                 f"edgekit on {self.target.label}", expected=f"an edgekit with `{'` and `'.join(missing)}` "
                 f"(edgekit {__version__} here)", found=f"edgekit {version} without it",
-                hint=f'update it there: pip install --upgrade "{DISTRIBUTION}[litert]" (the same version as here)')))
+                hint=f'update it there: pip install --upgrade "{DISTRIBUTION}[litert]" (the same version as here), '
+                     "or with --install edgekit_ml-VERSION.whl")), installable=True)
         try:
             status = json.loads(proc.stdout[proc.stdout.index("\nSTATUS ") + 8:])
         except ValueError:
@@ -223,6 +241,59 @@ class Device:
         return Probe(version=version, has_verify_run="verify-run" in has, has_serve="serve" in has,
                      has_systemctl="systemctl" in has, data_dir=data_dir, user=values.get("USER", ""),
                      status=status, tmp=values.get("TMP"))
+
+    def probe_or_install(self, app: str | None, rid: str | None, notes: list[str]) -> Probe:
+        """`probe`; where edgekit is missing or too old and ``--install`` names a wheel, the
+        wheel is installed into ``DATA_DIR/venv`` first (said in the row's notes)."""
+        try:
+            return self.probe(app, rid)
+        except HostFailed as exc:
+            if not (exc.installable and self.config.install is not None):
+                raise
+        self.install()
+        probe = self.probe(app, rid)
+        notes.append(f"installed edgekit {probe.version} ({self.config.install.name}[{self.config.install_extras}]) "  # type: ignore[union-attr]
+                     f"into {probe.data_dir}/{VENV}")
+        return probe
+
+    def install(self) -> None:
+        """Copy the wheel and install it with its extras into ``DATA_DIR/venv`` (made with the
+        host's python3; ``--system-site-packages`` on 32-bit ARM, where Debian's packages
+        provide the runtimes). A failed install removes a venv it made."""
+        wheel, extras = self.config.install, self.config.install_extras
+        assert wheel is not None
+        q = shlex.quote
+        self.say(f"installing {wheel.name}[{extras}] into a venv there")
+        proc = self.sh("\n".join([
+            'd="${XDG_DATA_HOME:-$HOME/.local/share}/edgekit"',
+            "command -v python3 >/dev/null 2>&1 || { echo 'no python3 on PATH' >&2; exit 1; }",
+            'mkdir -p "$d" && t=$(mktemp -d "$d/.wheel-XXXXXX") || exit 1',
+            'echo "TMP $t"']))
+        tmp = next((line[4:].strip() for line in proc.stdout.splitlines() if line.startswith("TMP ")), "")
+        if proc.returncode != 0 or not tmp.startswith("/"):
+            raise HostFailed("failed", ExitCode.ERROR, f"--install: {last_line(proc.stderr) or proc.returncode}")
+        try:
+            self.ssh.scp([str(wheel)], f"{tmp}/")
+        except InputError as exc:
+            self.sh(f"rm -rf -- {q(tmp)}")
+            raise HostFailed("failed", ExitCode.ERROR, f"--install: {exc}") from None
+        target = q(f"{tmp}/{wheel.name}")
+        proc = self.sh("\n".join([
+            'd="${XDG_DATA_HOME:-$HOME/.local/share}/edgekit"; v="$d/' + VENV + '"; made=0',
+            "case $(uname -m) in armv6l|armv7l) ssp=--system-site-packages;; *) ssp=;; esac",
+            f'if [ ! -x "$v/bin/pip" ]; then made=1; python3 -m venv $ssp "$v" >{q(tmp)}/log 2>&1 || '
+            f'{{ tail -n 2 {q(tmp)}/log >&2; rm -rf "$v" {q(tmp)}; exit 1; }}; fi',
+            # the wheel with its extras (dependencies), then this wheel's files even when the
+            # same version is there already
+            f'{{ "$v/bin/pip" install --disable-pip-version-check --quiet {q(f"{tmp}/{wheel.name}[{extras}]")} && '
+            f'"$v/bin/pip" install --disable-pip-version-check --quiet --force-reinstall --no-deps {target}; }} '
+            f'>{q(tmp)}/log 2>&1 || {{ grep -v "^WARNING" {q(tmp)}/log | tail -n 2 >&2; '
+            f'[ $made = 1 ] && rm -rf "$v"; rm -rf {q(tmp)}; exit 1; }}',
+            f"rm -rf {q(tmp)}"]), timeout=None)
+        if proc.returncode != 0:
+            raise HostFailed("failed", ExitCode.ERROR, f"--install {wheel.name}[{extras}] on the host failed: "
+                                                       f"{last_line(proc.stderr) or proc.returncode}")
+        self.edgekit = DEFAULT_COMMAND  # the next probe finds the venv's
 
     # steps ---------------------------------------------------------------------------
 
@@ -468,7 +539,7 @@ def deploy_host(target: Target, config: DeployConfig, say: Log) -> HostResult:
 def _deploy(device: Device, config: DeployConfig, result: HostResult) -> None:
     assert config.app is not None and config.release is not None  # prepare() sets both
     app, rid = config.app, config.release
-    probe = device.probe(app, rid)
+    probe = device.probe_or_install(app, rid, result.notes)
     app_dir = f"{probe.data_dir}/{app}"
     assert probe.tmp is not None
     result.release = rid
@@ -566,6 +637,9 @@ def prepare(config: DeployConfig) -> DeployConfig:
 
         open_bundle(config.bundle, public_key=config.public_key)  # refused here: not sent anywhere
     app, rid = bundle_identity(config.bundle, config.app)
+    if config.install is not None:
+        wheel, extras = _wheel(config.install)
+        config = replace(config, install=wheel, install_extras=extras)
     if config.keep < 1:
         raise InputError("--keep", expected="at least 1", found=str(config.keep))
     return replace(config, app=app, release=rid)
@@ -583,3 +657,22 @@ def host_status(target: Target, config: DeployConfig) -> tuple[dict[str, Any] | 
         return None, exc.detail
     except InputError as exc:
         return None, str(exc)
+
+
+def _wheel(spec: Path) -> tuple[Path, str]:
+    """``--install FILE.whl[EXTRAS]``: the wheel file and its extras (default ``litert``).
+
+    Raises:
+        InputError: not an existing edgekit-ml wheel.
+    """
+    text, extras = str(spec), DEFAULT_EXTRAS
+    if text.endswith("]") and "[" in text:
+        text, _, extras = text[:-1].rpartition("[")
+    path = Path(text)
+    dist = DISTRIBUTION.replace("-", "_")
+    if not path.is_file() or not path.name.startswith(f"{dist}-") or path.suffix != ".whl":
+        raise InputError(f"--install {spec}", expected=f"an existing {dist}-VERSION-...whl file (make wheel builds one)",
+                         found="no such file" if not path.exists() else path.name)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*", extras):
+        raise InputError(f"--install {spec}", expected="extras such as [litert] or [onnx,camera]", found=repr(extras))
+    return path, extras

@@ -318,3 +318,37 @@ def test_source_without_a_reachable_systemd_switches_nothing(sshd, tmp_path):
         assert links(folder) == (rid(first), None)
         assert not (units / "edgekit-serve-unit.service").exists()
     assert not list((folder / "releases").glob(".tmp-*")) and not list(folder.glob(".*.new"))
+
+
+@pytest.mark.long
+@pytest.mark.system
+def test_install_puts_edgekit_into_a_venv_only_when_asked(sshd, tmp_path):
+    on_path = subprocess.run(["ssh", "-F", str(sshd.client_config), "edgekit-c", "command -v edgekit"],
+                             capture_output=True, text=True, check=False)
+    if on_path.returncode == 0:
+        pytest.skip(f"edgekit is on the PATH of ssh sessions here ({on_path.stdout.strip()})")
+    bundle = make_bundle(tmp_path / "w.edgekit", 100)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
+                            "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next((tmp_path / "dist").glob("edgekit_ml-*.whl"))
+    venv = sshd.data_home("edgekit-c") / "edgekit" / "venv"
+    options = ("--ssh-config", str(sshd.client_config), "--skip-self-check", "--app", "inst")
+    # without --install: one line, nothing installed
+    result = run_cli("deploy", str(bundle), "edgekit-c", *options)
+    assert result.code == 1 and "--install" in result.stdout and not venv.exists()
+    # a broken wheel: pip fails, the venv it made is removed
+    broken = tmp_path / "broken" / wheel.name
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a zip")
+    result = run_cli("deploy", str(bundle), "edgekit-c", *options, "--install", str(broken), timeout=300)
+    assert result.code == 1 and "--install" in result.stdout and not venv.exists(), result.stdout
+    assert not list(venv.parent.glob(".wheel-*"))
+    # the real wheel with the onnx extra: installed, said in the row, and found by the next deploy
+    result = run_cli("deploy", str(bundle), "edgekit-c", *options, "--install", f"{wheel}[onnx]", timeout=600)
+    assert result.code == 0, result.stdout + result.stderr
+    assert "installed edgekit" in result.stdout and str(venv) in result.stdout
+    assert (venv / "bin" / "edgekit").is_file()
+    assert links(app_dir(sshd, "edgekit-c", "inst")) == (rid(bundle), None)
+    result = run_cli("deploy", str(make_bundle(tmp_path / "w2.edgekit", 101)), "edgekit-c", *options)
+    assert result.code == 0 and "installed" not in result.stdout, result.stdout
