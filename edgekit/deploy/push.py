@@ -311,6 +311,10 @@ class Device:
                     os.symlink(os.path.abspath(self.config.public_key), names[1])
                 self.ssh.scp([str(n) for n in names], f"{tmp}/")
         except InputError as exc:
+            try:  # a partial copy (a full disk, a dropped link) is not left behind when the host still answers
+                self.sh(f"rm -rf -- {shlex.quote(tmp)}")
+            except HostFailed:
+                pass  # the next deploy removes it
             raise HostFailed("failed", ExitCode.ERROR, f"upload failed ({exc}); the host keeps its release") from None
 
     def verify_and_switch(self, app_dir: str, tmp: str, rid: str, probe: Probe, notes: list[str],
