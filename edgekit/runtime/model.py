@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,8 @@ class Model:
 
     # -- streams -------------------------------------------------------------------------
 
-    def stream(self, source: Iterable[Any], *, hop_ms: float = 250.0) -> Iterator[Result]:
+    def stream(self, source: Iterable[Any], *, hop_ms: float = 250.0,
+               switch: Callable[[], Model | None] | None = None) -> Iterator[Result]:
         """Continuous inference over a source.
 
         Items are what `predict` takes, or `edgekit.runtime.sources.Item` objects. Audio
@@ -161,23 +162,45 @@ class Model:
         `smoothing_ms` (results then carry `detected`, `keyword`, `keyword_score`). Sensor items are rows (one
         value per channel, or ``{channel: value}``): the model runs every `stride` rows
         once a window is full.
+
+        `switch` (``edgekit serve``'s hot update) is called before each inference; a model it
+        returns runs the stream's inferences from then on, on the same windows, so that no
+        input is lost. It must window the stream as this model does (`same_windows`).
         """
         spec = self.manifest.preprocess
-        smoother = None
-        if self.postprocess_spec.kind is PostprocessKind.CLASSIFICATION and self.postprocess_spec.smoothing_ms > 0:
-            smoother = PosteriorSmoother(self.postprocess_spec, self.labels)
+        active = _Active(self, switch)
         if isinstance(spec, AudioPreprocess):
-            yield from self._stream_audio(source, spec, hop_ms, smoother)
+            yield from self._stream_audio(source, spec, hop_ms, active)
         elif isinstance(spec, SensorPreprocess):
-            yield from self._stream_sensor(source, spec)
+            yield from self._stream_sensor(source, spec, active)
         else:
             for sequence, item in enumerate(source):
                 payload, stamp, name = _unpack(item)
+                model = active.next()
                 t0 = time.perf_counter()
-                yield self._infer(self.preprocessor.features(payload), t0, stamp, sequence, name, smoother)
+                yield model._infer(model.preprocessor.features(payload), t0, stamp, sequence, name, active.smoother)
+
+    def same_windows(self, other: Model) -> str | None:
+        """None when `other` windows a stream as this model does (the same kind of input;
+        audio: sample rate and clip length; sensor: channels, window and stride), else what
+        differs."""
+        mine, theirs = self.manifest.preprocess, other.manifest.preprocess
+        if type(mine) is not type(theirs):
+            return f"{type(theirs).__name__} instead of {type(mine).__name__}"
+        keys = {AudioPreprocess: ("sample_rate", "clip_samples"),
+                SensorPreprocess: ("channels", "window", "stride")}.get(type(mine), ())
+        changed = [f"{k} {getattr(theirs, k)} instead of {getattr(mine, k)}" for k in keys
+                   if getattr(mine, k) != getattr(theirs, k)]
+        return ", ".join(changed) or None
+
+    def _smoother(self) -> PosteriorSmoother | None:
+        spec = self.postprocess_spec
+        if spec.kind is PostprocessKind.CLASSIFICATION and spec.smoothing_ms > 0:
+            return PosteriorSmoother(spec, self.labels)
+        return None
 
     def _stream_audio(self, source: Iterable[Any], spec: AudioPreprocess, hop_ms: float,
-                      smoother: PosteriorSmoother | None) -> Iterator[Result]:
+                      active: _Active) -> Iterator[Result]:
         """Windows of `clip_samples` ending every `hop` samples of the stream (the first
         when a whole clip has arrived), independent of how the source chunks the audio.
 
@@ -203,18 +226,19 @@ class Model:
             while consumed >= next_end:
                 start = next_end - clip - offset
                 window = buffer[start : start + clip]
+                model = active.next()
                 t0 = time.perf_counter()
-                features = self.preprocessor.features(window)
+                features = model.preprocessor.features(window)
                 # stamped with the window's end: the item's stamp is its last sample's time,
                 # `consumed - next_end` samples after the window's last one
                 end = stamp - (consumed - next_end) / spec.sample_rate
-                yield self._infer(features, t0, end, sequence, _window_name(name, next_end / spec.sample_rate),
-                                  smoother)
+                yield model._infer(features, t0, end, sequence, _window_name(name, next_end / spec.sample_rate),
+                                   active.smoother)
                 sequence += 1
                 next_end += hop
             buffer = buffer[max(0, next_end - clip - offset):]
 
-    def _stream_sensor(self, source: Iterable[Any], spec: SensorPreprocess) -> Iterator[Result]:
+    def _stream_sensor(self, source: Iterable[Any], spec: SensorPreprocess, active: _Active) -> Iterator[Result]:
         """Windows of `spec.window` rows every `spec.stride` rows. A row without one of the
         model's channels (or with the wrong number of values) ends the stream with a
         ShapeError while no good row has come yet: the source is not the one the model was
@@ -240,12 +264,31 @@ class Model:
             since += 1
             if len(rows) == spec.window and since >= spec.stride:
                 since = 0
+                model = active.next()
                 t0 = time.perf_counter()
-                yield self._infer(self.preprocessor.features(np.stack(rows)), t0, stamp, sequence, name)
+                yield model._infer(model.preprocessor.features(np.stack(rows)), t0, stamp, sequence, name)
                 sequence += 1
 
     def close(self) -> None:
         self.backend = None  # type: ignore[assignment]
+
+
+class _Active:
+    """The model a stream runs now: `next` takes the one `switch` offers (between two
+    inferences), with a fresh posterior smoother when its postprocessing or labels differ."""
+
+    def __init__(self, model: Model, switch: Callable[[], Model | None] | None) -> None:
+        self.model = model
+        self.switch = switch
+        self.smoother = model._smoother()
+
+    def next(self) -> Model:
+        new = self.switch() if self.switch is not None else None
+        if new is not None:
+            if (new.postprocess_spec, new.labels) != (self.model.postprocess_spec, self.model.labels):
+                self.smoother = new._smoother()
+            self.model = new
+        return self.model
 
 
 def _sensor_row(payload: Any, spec: SensorPreprocess) -> np.ndarray:

@@ -104,10 +104,10 @@ class RunControl:
     Attributes:
         stop: set it to end the run between two inputs (the source is then closed and the
             sink flushed as at the end of any run).
-        swap: called after each result; returns a model to switch to before the next
-            input, or None. The new model continues the same source: an image stream, and a
-            sensor or audio stream whose windows do not overlap, lose nothing; overlapping
-            windows start afresh on the new model (the first result after one full window).
+        swap: called before each inference; returns a model to switch to, or None. The new
+            model runs the same stream's next windows (`Model.stream`'s `switch`: it must
+            window the stream as the running one does, `Model.same_windows`), so no input is
+            lost and sequence numbers go on.
         source / sink: the open source and sink, set by `run` (counters for /metrics).
     """
 
@@ -164,28 +164,25 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
     items = source if control is None else _until(source, control.stop)
     latencies = Reservoir()
     count = 0
-    offset = 0  # sequence numbers continue across a model switch
     interrupted = False
     started = time.perf_counter()
+
+    def switch() -> Model | None:
+        nonlocal model
+        new = control.swap() if control is not None else None
+        if new is not None:
+            model = new  # the summary names the model that served last
+        return new
+
     try:
-        stream = model.stream(items, hop_ms=config.hop_ms)
-        while stream is not None:
-            current, stream = stream, None
-            for result in current:
-                result.sequence += offset
-                sink.write(result)
-                if on_result is not None:
-                    on_result(result)
-                latencies.add(result.latency.total_ms)
-                count += 1
-                if config.limit is not None and count >= config.limit:
-                    break
-                switch = control.swap() if control is not None else None
-                if switch is not None:
-                    current.close()
-                    model, offset = switch, result.sequence + 1
-                    stream = model.stream(items, hop_ms=config.hop_ms)
-                    break
+        for result in model.stream(items, hop_ms=config.hop_ms, switch=switch if control is not None else None):
+            sink.write(result)
+            if on_result is not None:
+                on_result(result)
+            latencies.add(result.latency.total_ms)
+            count += 1
+            if config.limit is not None and count >= config.limit:
+                break
     except KeyboardInterrupt:
         interrupted = True
     finally:

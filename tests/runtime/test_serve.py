@@ -402,3 +402,39 @@ def test_notify_to_an_abstract_socket_and_the_watchdog_pid() -> None:
     other = Notifier({"NOTIFY_SOCKET": f"@{name}", "WATCHDOG_USEC": "2000000", "WATCHDOG_PID": "1"})
     assert other.watchdog_s is None  # the watchdog is another process's
     assert not Notifier({}).send("READY=1")  # not under systemd: nothing to do
+
+
+def test_a_switch_between_two_inferences_keeps_overlapping_windows(tmp_path: Path) -> None:
+    """Windows of 4 rows every 2 rows: a model switched in mid-stream runs the very windows
+    the first would have run (no window restarted, none lost), and refuses other windows."""
+    import dataclasses
+
+    from edgekit.bundle import open_bundle, write_bundle
+    from edgekit.runtime import load
+
+    def sliding(name: str, stride: int, labels: tuple[str, ...] = ("p", "q", "r")) -> Path:
+        path = make_bundle(tmp_path / f"{name}.edgekit", name)
+        bundle = open_bundle(path)
+        manifest = dataclasses.replace(bundle.manifest, labels=labels,
+                                       preprocess=dataclasses.replace(bundle.manifest.preprocess, stride=stride))
+        write_bundle(path, manifest, {n: bundle.read(n) for n in bundle.manifest.files})
+        return path
+
+    first, other = load(sliding("first", 2)), load(sliding("other", 3))
+    second = load(sliding("second", 2, labels=("P", "Q", "R")))  # the same weights, its own labels
+    rows = [{"a": float(i), "b": float(i % 3)} for i in range(20)]
+    alone = list(first.stream(rows))
+    calls = 0
+
+    def switch():
+        nonlocal calls
+        calls += 1
+        return second if calls == 4 else None
+
+    switched = list(first.stream(rows, switch=switch))
+    assert [r.sequence for r in switched] == [r.sequence for r in alone] == list(range(9))  # (20 - 4) / 2 + 1
+    assert [r.score for r in switched] == [r.score for r in alone]  # the same weights: the same windows
+    assert [r.label for r in switched] == [r.label for r in alone[:3]] + [r.label.upper() for r in alone[3:]]
+    assert calls == 9
+    assert first.same_windows(second) is None
+    assert first.same_windows(other) == "stride 3 instead of 2"

@@ -25,7 +25,6 @@ import numpy as np
 from edgekit.errors import EdgekitError, InputError
 from edgekit.runtime.model import Model, load
 from edgekit.runtime.selfcheck import self_check
-from edgekit.spec import SensorPreprocess
 
 BUNDLE_NAME = "bundle.edgekit"
 POLL_S = 0.5
@@ -114,13 +113,12 @@ def prepare(target: Target, options: LoadOptions, running: Model | None = None) 
 
 
 def _same_input(model: Model, running: Model) -> None:
-    new, old = model.manifest.preprocess, running.manifest.preprocess
-    if type(new) is not type(old):
-        raise InputError(f"release {model.manifest.name}", expected=f"a model for the source's input "
-                         f"({type(old).__name__})", found=type(new).__name__)
-    if isinstance(old, SensorPreprocess) and isinstance(new, SensorPreprocess) and new.channels != old.channels:
-        raise InputError(f"release {model.manifest.name}", expected=f"the channels {list(old.channels)}",
-                         found=f"{list(new.channels)}")
+    differs = running.same_windows(model)
+    if differs is not None:
+        spec = running.manifest.preprocess
+        raise InputError(f"release {model.manifest.name}", expected=f"a model that windows the running stream as "
+                         f"{running.manifest.name} does ({type(spec).__name__})", found=differs,
+                         hint="restart the service to serve it (systemctl restart)")
 
 
 def reason_of(exc: BaseException) -> str:
