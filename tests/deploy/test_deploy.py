@@ -352,3 +352,17 @@ def test_install_puts_edgekit_into_a_venv_only_when_asked(sshd, tmp_path):
     assert links(app_dir(sshd, "edgekit-c", "inst")) == (rid(bundle), None)
     result = run_cli("deploy", str(make_bundle(tmp_path / "w2.edgekit", 101)), "edgekit-c", *options)
     assert result.code == 0 and "installed" not in result.stdout, result.stdout
+
+
+@pytest.mark.long
+@pytest.mark.system
+def test_a_full_disk_on_the_device_keeps_the_release_and_leaves_no_partial_copy(tmp_path):
+    small, big = make_bundle(tmp_path / "small.edgekit", 110), make_bundle(tmp_path / "big.edgekit", 111, size=4 << 20)
+    (tmp_path / "sshd").mkdir()
+    with running_sshd(tmp_path / "sshd", file_size_limit=2 << 20) as full:  # files above 2 MB cannot be written
+        assert deploy(full, str(small), "edgekit-a", "--app", "disk").code == 0
+        result = deploy(full, str(big), "edgekit-a", "--app", "disk")
+        folder = app_dir(full, "edgekit-a", "disk")
+        assert result.code == 1 and "upload failed" in result.stdout and "keeps its release" in result.stdout
+        assert links(folder) == (rid(small), None)
+        assert sorted(p.name for p in (folder / "releases").iterdir()) == [rid(small)]  # no partial copy left

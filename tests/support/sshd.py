@@ -70,9 +70,19 @@ def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float =
     pytest.fail(f"sshd did not listen on port {port}: {log.read_text()[-2000:]}")
 
 
+def _limit_file_size(limit: int):  # noqa: ANN202 - a preexec_fn
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
 @contextlib.contextmanager
-def running_sshd(root: Path) -> Iterator[Sshd]:
-    """Start an sshd under `root` (skips, or fails under EDGEKIT_STRICT_TESTS=1, without OpenSSH)."""
+def running_sshd(root: Path, file_size_limit: int | None = None) -> Iterator[Sshd]:
+    """Start an sshd under `root` (skips, or fails under EDGEKIT_STRICT_TESTS=1, without OpenSSH).
+    `file_size_limit` (bytes): RLIMIT_FSIZE of the sshd and so of its sessions (a device whose
+    disk fills up)."""
     binary = need_program("sshd", "apt-get install openssh-server")
     keygen = need_program("ssh-keygen", "apt-get install openssh-client")
     need_program("ssh", "apt-get install openssh-client")
@@ -129,7 +139,8 @@ def running_sshd(root: Path) -> Iterator[Sshd]:
     log = root / "sshd.log"
     with log.open("w") as log_file:
         proc = subprocess.Popen([binary, "-D", "-e", "-f", str(server_config)], stdout=log_file,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=None if file_size_limit is None else _limit_file_size(file_size_limit))
     try:
         wait_for_port(port, proc, log)
         yield Sshd(client_config, remote_tmp, closed_port, log, root, port)
