@@ -73,7 +73,8 @@ bench-faults: $(STAMP)
 test-serve-long: $(STAMP)
 	$(BIN)/python -m pytest tests/runtime/test_serve.py -m long -q $(PYTEST_ARGS)
 
-## edgekit deploy's long fault tests through the loopback sshd (SIGKILL of deploy while uploading; about 15 s).
+## edgekit deploy's long tests through the loopback sshd: SIGKILL of deploy while uploading, a full disk on the
+## "device" (RLIMIT_FSIZE), --install of a freshly built wheel into a venv there (pip; about 45 s).
 .PHONY: test-deploy
 test-deploy: $(STAMP)
 	$(BIN)/python -m pytest tests/deploy -m long -q $(PYTEST_ARGS)

@@ -807,6 +807,9 @@ def _targets(hosts: tuple[str, ...], inventory: Path | None, limit_group: str | 
 @click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="Seconds to wait for the service to serve the new release before rolling back.")
 @click.option("--skip-self-check", is_flag=True, help="Do not run the bundle's self-check on the device.")
+@click.option("--install", "install_wheel", type=click.Path(path_type=Path), metavar="WHEEL[EXTRAS]",
+              help="Where edgekit is missing or too old on a host, copy this edgekit-ml wheel there and install it "
+              "with its extras (default [litert]) into ~/.local/share/edgekit/venv (make wheel builds one).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=4, show_default=True,
               help="Hosts deployed at once.")
 @click.option("--canary", type=click.IntRange(min=0), default=0, show_default=True,
@@ -816,7 +819,7 @@ def _targets(hosts: tuple[str, ...], inventory: Path | None, limit_group: str | 
 def deploy(bundle: str | None, hosts: tuple[str, ...], inventory: Path | None, limit_group: str | None,
            app: str | None, remote_python: str, ssh_options: tuple[str, ...], ssh_config: Path | None,
            rollback: bool, public_key: Path | None, source: str | None, sink: str | None, system: bool, port: int,
-           keep: int, timeout: float, skip_self_check: bool, concurrency: int, canary: int,
+           keep: int, timeout: float, skip_self_check: bool, install_wheel: Path | None, concurrency: int, canary: int,
            max_failures: int | None, as_json: bool) -> None:
     """Put BUNDLE on HOSTs over ssh, switch to it atomically, wait for the service to serve
     it (rolled back by itself when it does not); exit 4 when any host failed."""
@@ -839,7 +842,7 @@ def deploy(bundle: str | None, hosts: tuple[str, ...], inventory: Path | None, l
     config = prepare(DeployConfig(bundle=Path(bundle) if bundle else None, app=app, public_key=public_key, port=port, keep=keep,
                                   timeout=timeout, skip_self_check=skip_self_check, source=source, sink=sink,
                                   system=system, rollback=rollback, remote_command=remote_python,
-                                  ssh_options=ssh_options, ssh_config=ssh_config))
+                                  ssh_options=ssh_options, ssh_config=ssh_config, install=install_wheel))
     results = rollout(targets, config, deploy_host, info, concurrency=concurrency, canary=canary,
                       max_failures=max_failures)
     if as_json:

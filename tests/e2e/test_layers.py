@@ -19,7 +19,7 @@ from tests.support.env import REPO
 PACKAGE = REPO / "edgekit"
 DEVICE_SIDE = ("edgekit.runtime", "edgekit.bench", "edgekit.bundle", "edgekit.features", "edgekit.spec",
                "edgekit.contract", "edgekit.devices", "edgekit.stats", "edgekit.eval", "edgekit.datasets",
-               "edgekit.presets")
+               "edgekit.presets", "edgekit.deploy", "edgekit.ssh")
 HOST_SIDE = ("edgekit.train", "edgekit.convert", "edgekit.prune", "edgekit.demo", "edgekit.keras_env")
 HEAVY = ("tensorflow", "keras", "tf_keras", "tf2onnx", "tensorflow_model_optimization")
 # module -> the heavy libraries it may import, and why
