@@ -15,7 +15,6 @@ sequence numbers and source rows), and serve's resident memory (RSS) after each 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import signal
@@ -30,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.bundle.test_signing import make_bundle  # noqa: E402 - the tiny real bundle the tests use
 from tests.support.bundles import rewrite  # noqa: E402
+from tests.support.releases import release, switch  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -37,21 +37,6 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def release(app: Path, bundle: Path) -> str:
-    rid = hashlib.sha256(bundle.read_bytes()).hexdigest()[:16]
-    (app / "releases" / rid).mkdir(parents=True)
-    (app / "releases" / rid / "bundle.edgekit").write_bytes(bundle.read_bytes())
-    return rid
-
-
-def switch(app: Path, rid: str) -> None:
-    new = app / ".current.new"
-    if new.is_symlink():
-        new.unlink()
-    os.symlink(f"releases/{rid}", new)
-    os.replace(new, app / "current")
 
 
 def main() -> int:

@@ -8,7 +8,6 @@ The bundles are real and load without TensorFlow: a tiny ONNX sensor classifier
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from tests.bundle.test_signing import make_bundle, tiny_onnx
 from tests.support.bundles import rewrite
 from tests.support.cli import assert_one_line_error, run_cli
 from tests.support.env import REPO, need_module
+from tests.support.releases import release, switch
 
 need_module("prometheus_client", 'pip install "edgekit-ml[onnx]"')
 
@@ -78,24 +78,6 @@ class NotifySocket:
         self._stop = True
         self._thread.join(2)
         self.sock.close()
-
-
-def release(app: Path, bundle: Path) -> str:
-    """Put a bundle in APP/releases/ID as deploy does; returns ID."""
-    rid = hashlib.sha256(bundle.read_bytes()).hexdigest()[:16]
-    folder = app / "releases" / rid
-    folder.mkdir(parents=True)
-    (folder / "bundle.edgekit").write_bytes(bundle.read_bytes())
-    return rid
-
-
-def switch(app: Path, rid: str) -> None:
-    """The atomic switch of the contract: a new link renamed over `current`."""
-    new = app / ".current.new"
-    if new.is_symlink():
-        new.unlink()
-    os.symlink(f"releases/{rid}", new)
-    os.replace(new, app / "current")
 
 
 def get(port: int, path: str) -> tuple[int, str]:
