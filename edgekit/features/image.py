@@ -15,6 +15,8 @@ The host and the device must compute the same pixels whatever is installed there
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -226,29 +228,104 @@ def decode_image(source: str | Path | bytes) -> np.ndarray:
     raise missing_decoder()
 
 
-def _resize_numpy(image: np.ndarray, height: int, width: int, method: str) -> np.ndarray:
-    """OpenCV's ``INTER_NEAREST`` exactly, and ``INTER_LINEAR`` in float32 (within one
-    level of OpenCV's fixed-point result)."""
+def _axis(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source positions of `dst` half-pixel centres over `src`: lower index, upper index,
+    float32 fraction (OpenCV's ``INTER_LINEAR`` geometry, clamped at the edges)."""
+    pos = (np.arange(dst) + 0.5) * (src / dst) - 0.5
+    pos = np.clip(pos, 0, src - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, src - 1)
+    return lo, hi, (pos - lo).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BilinearPlan:
+    """Index and weight tables for one (source, target, channels) size: built once, then
+    every frame of that size is two gathers and a few float32 products, no index maths."""
+
+    flat0: np.ndarray  # (rows used, width * channels): flat source index of the left pixel
+    flat1: np.ndarray  # ... and of the right one
+    wa: np.ndarray  # (width * channels,) float32: 1 - fc (weight of the left pixel)
+    wb: np.ndarray  # fc
+    pos0: np.ndarray  # (height,): the upper row of each output row, as an index into the rows used
+    pos1: np.ndarray  # the lower row
+    va: np.ndarray  # (height, 1) float32: 1 - fr
+    vb: np.ndarray  # fr
+
+
+@functools.lru_cache(maxsize=16)
+def _bilinear_plan(src_h: int, src_w: int, height: int, width: int, channels: int) -> _BilinearPlan:
+    r0, r1, fr = _axis(height, src_h)
+    c0, c1, fc = _axis(width, src_w)
+    rows = np.unique(np.concatenate([r0, r1]))  # each source row is interpolated across once
+    lanes = np.arange(channels)
+    cols0 = (c0[:, None] * channels + lanes).reshape(-1)
+    cols1 = (c1[:, None] * channels + lanes).reshape(-1)
+    row_at = rows[:, None] * (src_w * channels)
+    plan = _BilinearPlan(
+        flat0=(row_at + cols0).astype(np.intp), flat1=(row_at + cols1).astype(np.intp),
+        wa=np.repeat(1 - fc, channels), wb=np.repeat(fc, channels),
+        pos0=np.searchsorted(rows, r0).astype(np.intp), pos1=np.searchsorted(rows, r1).astype(np.intp),
+        va=(1 - fr)[:, None], vb=fr[:, None])
+    for field in dataclasses.fields(plan):
+        getattr(plan, field.name).setflags(write=False)  # shared by every caller of this size
+    return plan
+
+
+def _bilinear_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of uint8 pixels, bit for bit what `_bilinear_reference` computes.
+
+    The same float32 operations on the same values in the same order (left * (1 - fc) +
+    right * fc across each row, then upper * (1 - fr) + lower * fr down the columns,
+    rounded to nearest even), so the result does not depend on the implementation: each
+    source row used is interpolated across once (not once per output row that uses it),
+    the gathers use precomputed flat indices, and the products write into their buffers.
+    The sum of two weights exceeds 1 by at most an ulp, so no value passes 255.5 and the
+    clip the reference does is a no-op here.
+    """
+    src_h, src_w, channels = image.shape
+    plan = _bilinear_plan(src_h, src_w, height, width, channels)
+    flat = np.ascontiguousarray(image).reshape(-1)
+    across = np.multiply(flat.take(plan.flat0), plan.wa)  # uint8 * float32 -> float32, as astype first
+    across += np.multiply(flat.take(plan.flat1), plan.wb)
+    out = np.multiply(across.take(plan.pos0, axis=0), plan.va)
+    out += np.multiply(across.take(plan.pos1, axis=0), plan.vb)
+    np.rint(out, out=out)
+    return out.astype(np.uint8).reshape(height, width, channels)
+
+
+def _bilinear_reference(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize in float32 straight from the definition (any pixel dtype); the
+    specification `_bilinear_uint8` follows bit for bit."""
     src_h, src_w = image.shape[:2]
-    if method == "nearest":
-        rows = np.minimum((np.arange(height) * src_h / height).astype(np.int64), src_h - 1)
-        cols = np.minimum((np.arange(width) * src_w / width).astype(np.int64), src_w - 1)
-        return image[rows][:, cols]
-
-    def axis(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = (np.arange(dst) + 0.5) * (src / dst) - 0.5
-        pos = np.clip(pos, 0, src - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, src - 1)
-        return lo, hi, (pos - lo).astype(np.float32)
-
-    r0, r1, fr = axis(height, src_h)
-    c0, c1, fc = axis(width, src_w)
+    r0, r1, fr = _axis(height, src_h)
+    c0, c1, fc = _axis(width, src_w)
     upper, lower = image[r0], image[r1]  # only the rows used, before any float copy
     top = upper[:, c0].astype(np.float32) * (1 - fc)[None, :, None] + upper[:, c1].astype(np.float32) * fc[None, :, None]
     bottom = lower[:, c0].astype(np.float32) * (1 - fc)[None, :, None] + lower[:, c1].astype(np.float32) * fc[None, :, None]
     out = top * (1 - fr)[:, None, None] + bottom * fr[:, None, None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8) if image.dtype == np.uint8 else out.astype(image.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _nearest_plan(src_h: int, src_w: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.minimum((np.arange(height) * src_h / height).astype(np.intp), src_h - 1)
+    cols = np.minimum((np.arange(width) * src_w / width).astype(np.intp), src_w - 1)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
+
+
+def _resize_numpy(image: np.ndarray, height: int, width: int, method: str) -> np.ndarray:
+    """OpenCV's ``INTER_NEAREST`` exactly, and ``INTER_LINEAR`` in float32 (within one
+    level of OpenCV's fixed-point result)."""
+    src_h, src_w = image.shape[:2]
+    if method == "nearest":
+        rows, cols = _nearest_plan(src_h, src_w, height, width)
+        return image.take(rows, axis=0).take(cols, axis=1)
+    if image.dtype == np.uint8 and image.ndim == 3:
+        return _bilinear_uint8(image, height, width)
+    return _bilinear_reference(image, height, width)
 
 
 def resize(image: np.ndarray, height: int, width: int, method: str = "bilinear") -> np.ndarray:
@@ -346,8 +423,39 @@ def prepare(rgb: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
     return to_color_order(image, spec.color_order)
 
 
+@functools.lru_cache(maxsize=32)
+def pixel_table(spec: ImagePreprocess) -> np.ndarray:
+    """``(pixel * scale - mean) / std`` for every pixel value: float32 ``(256, channels)``,
+    row v the normalized value of a pixel v in each channel (read-only).
+
+    The same float32 operations `normalize` applies to an image, so looking pixels up in
+    it gives the same bits as computing them; a front end can also quantize the table once
+    instead of every frame (`edgekit.runtime.preprocess`).
+    """
+    values = np.arange(256, dtype=np.float32)[:, None]
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    table = (values * np.float32(spec.scale) - mean) / std
+    table = np.ascontiguousarray(np.broadcast_to(table, (256, spec.channels)))
+    table.setflags(write=False)
+    return table
+
+
+def look_up(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[pixel, channel]`` for uint8 ``(..., channels)`` pixels and a ``(256, channels)`` table."""
+    channels = table.shape[1]
+    if channels == 1 or (table == table[:, :1]).all():  # one table for all channels: no index maths
+        return table[:, 0].take(pixels)
+    index = pixels.astype(np.intp)
+    index += np.arange(channels) * 256  # channel c's table starts at c * 256 in table.T
+    return np.ascontiguousarray(table.T).reshape(-1).take(index)
+
+
 def normalize(images: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
     """Scale, standardize and lay out images that already have the spec's size.
+
+    uint8 pixels are looked up in `pixel_table` (the same bits as the arithmetic, one
+    gather instead of three float passes).
 
     Args:
         images: ``(N, H, W, C)`` or ``(H, W, C)`` pixels in the spec's colour order.
@@ -366,9 +474,12 @@ def normalize(images: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
     if array.ndim != 4 or array.shape[1:] != expected:
         raise ShapeError("images", expected=f"shape (N, {spec.height}, {spec.width}, {spec.channels})",
                          found=f"shape {array.shape}")
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    out = (array.astype(np.float32) * np.float32(spec.scale) - mean) / std
+    if array.dtype == np.uint8:
+        out = look_up(array, pixel_table(spec))
+    else:
+        mean = np.asarray(spec.mean, dtype=np.float32)
+        std = np.asarray(spec.std, dtype=np.float32)
+        out = (array.astype(np.float32) * np.float32(spec.scale) - mean) / std
     if spec.layout == "nchw":
         out = out.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(out, dtype=np.float32)

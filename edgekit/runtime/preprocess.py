@@ -77,29 +77,63 @@ def _audio(raw: Any, spec: AudioPreprocess) -> tuple[np.ndarray, int]:
     return array.astype(np.float32, copy=False), rate
 
 
+def _quantized_table(spec: ImagePreprocess, tensor: TensorSpec) -> np.ndarray | None:
+    """Every pixel value's model input: `pixel_table` quantized as `quantize` quantizes
+    features, ``(256, channels)`` in the input's dtype; None where that is not one value
+    per pixel and channel (a per-axis quantization along another axis)."""
+    q = tensor.quantization
+    if q is not None and q.per_channel and q.axis not in (-1, len(tensor.shape) - 1):
+        return None
+    table = image_features.pixel_table(spec)
+    if q is not None and q.per_channel and len(q.scale) != table.shape[1]:
+        return None
+    ndim = max(2, len(tensor.shape))  # per-axis parameters broadcast along the input's last axis
+    quantized = np.ascontiguousarray(quantize(table.reshape((1,) * (ndim - 2) + table.shape), tensor).reshape(table.shape))
+    quantized.setflags(write=False)
+    return quantized
+
+
 class Preprocessor:
     """Turns one raw input into the model's input tensor (batch 1, the input dtype).
 
     One exception: audio features of several rows (frames, or stacked-frame vectors) for
     a model whose input is one row give one input per row (``(rows, *input)``); the
     runtime runs them one by one and reduces the outputs to one result per clip.
+
+    Images take a lean path (`tensor_and_features`): the geometric steps give uint8 pixels,
+    and one look-up in a table of the 256 pixel values, normalized and quantized once when
+    the preprocessor is made, gives the model input (the same bits as normalizing and
+    quantizing every pixel); a uint8 input whose table is the identity takes the pixels as
+    they are.
     """
 
     def __init__(self, spec: PreprocessSpec, tensor: TensorSpec) -> None:
         self.spec = spec
         self.tensor = tensor
+        self._table: np.ndarray | None = None  # images: pixel value -> model input
+        self._identity = False  # images: the model input is the pixels themselves
+        if isinstance(spec, ImagePreprocess):
+            self._table = _quantized_table(spec, tensor)
+            self._identity = (self._table is not None and self._table.dtype == np.uint8
+                              and bool((self._table == np.arange(256, dtype=np.uint8)[:, None]).all()))
+
+    def _pixels(self, raw: Any) -> np.ndarray:
+        """An image input as uint8 pixels of the spec's size, colour order and channels."""
+        spec = self.spec
+        assert isinstance(spec, ImagePreprocess)
+        if isinstance(raw, (str, os.PathLike, bytes)):
+            raw = image_features.decode_image(raw if isinstance(raw, bytes) else Path(raw))
+        array = np.asarray(raw)
+        if array.dtype.kind not in "uif":
+            raise ShapeError("image", expected="pixels as a numeric (H, W, 3) array, a path or encoded bytes",
+                             found=f"dtype {array.dtype}")
+        return image_features.prepare(array, spec)
 
     def features(self, raw: Any) -> np.ndarray:
         """Float features for `raw` (before quantization), shaped like the model input."""
         spec = self.spec
         if isinstance(spec, ImagePreprocess):
-            if isinstance(raw, (str, os.PathLike, bytes)):
-                raw = image_features.decode_image(raw if isinstance(raw, bytes) else Path(raw))
-            array = np.asarray(raw)
-            if array.dtype.kind not in "uif":
-                raise ShapeError("image", expected="pixels as a numeric (H, W, 3) array, a path or encoded bytes",
-                                 found=f"dtype {array.dtype}")
-            x = image_features.normalize(image_features.prepare(array, spec), spec)
+            x = image_features.normalize(self._pixels(raw), spec)
         elif isinstance(spec, AudioPreprocess):
             samples, rate = _audio(raw, spec)
             x = audio_features.features(audio_features.resample(samples, rate, spec.sample_rate), spec)[None]
@@ -124,5 +158,30 @@ class Preprocessor:
             x = x[None] if x.ndim == len(self.tensor.shape) - 1 else x
         return fit(x, self.tensor.shape, "input")
 
+    def tensor_and_features(self, raw: Any, features: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model input for `raw` and (with `features`) its float features, else None.
+
+        Images take the lean path (see the class): bit for bit what ``quantize(features(raw))``
+        gives. Other inputs: `features`, then `quantize`.
+        """
+        spec = self.spec
+        if not isinstance(spec, ImagePreprocess):
+            x = self.features(raw)
+            return quantize(x, self.tensor), x
+        pixels = self._pixels(raw)
+        if (self._table is None or pixels.dtype != np.uint8
+                or pixels.shape != (spec.height, spec.width, spec.channels)):  # normalize says what is wrong
+            x = fit(image_features.normalize(pixels, spec), self.tensor.shape, "input")
+            return quantize(x, self.tensor), x
+        tensor = pixels if self._identity else image_features.look_up(pixels, self._table)
+        if spec.layout == "nchw":
+            tensor = np.ascontiguousarray(tensor.transpose(2, 0, 1))
+        tensor = fit(tensor[None], self.tensor.shape, "input")
+        if not features:
+            return tensor, None
+        if tensor.dtype == np.float32 and self.tensor.quantization is None:
+            return tensor, tensor  # a float32 input: the features are the input
+        return tensor, fit(image_features.normalize(pixels, spec), self.tensor.shape, "input")
+
     def __call__(self, raw: Any) -> np.ndarray:
-        return quantize(self.features(raw), self.tensor)
+        return self.tensor_and_features(raw, features=False)[0]
