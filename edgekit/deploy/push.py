@@ -73,6 +73,7 @@ class DeployConfig:
     port: int = 8780
     keep: int = 3
     timeout: float = 60.0
+    settle: float = 5.0  # seconds the new release must keep serving (healthy, results going on) to count
     skip_self_check: bool = False
     source: str | None = None
     sink: str | None = None
@@ -450,6 +451,17 @@ class Device:
             raise HostFailed("failed", ExitCode.ERROR, f"systemctl start {name}: "
                                                        f"{last_line(proc.stderr) or proc.returncode}")
 
+    def restart_hung(self, app: str, probe: Probe) -> str:
+        """Restart the app's unit, whose inference loop hangs (so it cannot swap back by itself;
+        systemd's watchdog would restart it within WatchdogSec): "UNIT restarted", or "" when
+        there is no unit to restart (a service started by hand)."""
+        name = unit.unit_name(app)
+        if probe.has_systemctl:
+            proc = self.sh(unit.systemctl(self.config.system, "restart", "--no-block", name))
+            if proc.returncode == 0:
+                return f"{name} restarted"
+        return ""
+
     def status(self, app: str | None = None) -> dict[str, Any]:
         """`edgekit status --json` there (the whole device, or `app`)."""
         command = f"{self.edgekit} -q status --json" + (f" --app {shlex.quote(app)}" if app else "")
@@ -463,23 +475,35 @@ class Device:
             raise HostFailed("failed", ExitCode.ERROR, f"edgekit status on the host: {line.removeprefix('edgekit: ')}")
         return doc
 
-    def wait_serving(self, app: str, rid: str, timeout: float, seen: dict[str, Any] | None = None) -> tuple[bool, str]:
-        """Poll the health until the service serves `rid`, refuses it, or `timeout` passes;
-        (ok, last state). `seen`: the service's last update before the switch (an older
-        refusal of the same release is not this one's)."""
+    def wait_serving(self, app: str, rid: str, timeout: float, seen: dict[str, Any] | None = None,
+                     settle: float = 0.0) -> tuple[bool, str]:
+        """Poll the health until the service serves `rid` and has kept serving it for
+        `settle` seconds (healthy, its results going on when its source delivers), refuses
+        it, stalls on it, or `timeout` passes; (ok, last state). `seen`: the service's last
+        update before the switch (an older refusal of the same release is not this one's)."""
         deadline = time.monotonic() + timeout
         last = "no answer"
+        serving_since: float | None = None
         while True:
             entry = find_app(self.status(app), app) or {}
             health = entry.get("health") or {}
             if health.get("status") == "ok" and health.get("release") == rid:
-                return True, "serving"
+                now = time.monotonic()
+                serving_since = now if serving_since is None else serving_since
+                if now - serving_since >= settle:
+                    return True, "serving"
+            elif health.get("status") == "stalled" and health.get("release") == rid:
+                return False, f"taken, then stalled: {str(health.get('reason')).rstrip(': ')}"
+            else:
+                if serving_since is not None and health.get("release") not in (None, rid):
+                    return False, f"taken, then replaced by {health.get('release')}"
+                serving_since = None
             update = (entry.get("serve") or {}).get("last_update") or {}
             if update.get("release") == rid and update.get("outcome") == "refused" and update != seen:
                 return False, f"refused by the service: {str(update.get('reason')).rstrip(': ')}"
             last = f"{entry.get('service')}" + (f" ({health.get('reason')})" if health.get("reason") else "") + \
                    (f", serving {health.get('release')}" if health.get("release") not in (None, rid) else "")
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline + (settle if serving_since is not None else 0.0):
                 return False, last
             time.sleep(POLL_S)
 
@@ -570,20 +594,28 @@ def _deploy(device: Device, config: DeployConfig, result: HostResult) -> None:
         result.detail = ("switched; no edgekit serve runs for this app on the host (deploy with --source SPEC "
                          "to install its systemd unit, or start edgekit serve APP_DIR)")
     else:
-        ok, state = device.wait_serving(app, rid, config.timeout, seen)
+        ok, state = device.wait_serving(app, rid, config.timeout, seen, settle=config.settle)
         if ok:
             result.outcome, result.exit_code, result.detail = "deployed", ExitCode.OK, f"serving {rid}"
         else:
             failed_at = time.monotonic()
             back = result.previous
-            why = state if state.startswith("refused") else f"not served within {config.timeout:g} s ({state})"
+            why = state if state.startswith(("refused", "taken")) else \
+                f"not served within {config.timeout:g} s ({state})"
             device.say(f"{rid} {why}: rolling back to {back or 'nothing'}")
             device.switch(app_dir, back, prev if back else None)
             detail = f"{rid} {why}; rolled back"
+            restarted = None
+            if back and state.startswith("taken, then stalled"):  # a hung loop swaps nothing: restart it
+                restarted = device.restart_hung(app, probe)
             if back:
                 ok_back, state_back = device.wait_serving(app, back, config.timeout)
                 detail += (f" to {back}, serving again after {time.monotonic() - failed_at:.1f} s" if ok_back
                            else f" to {back}, which is not serving either ({state_back})")
+                if restarted:
+                    detail += f" ({restarted})"
+                elif restarted is not None and not ok_back:
+                    detail += f"; no {unit.unit_name(app)} to restart here: restart the hung service"
             else:
                 detail += ": no release before it, nothing is current"
             result.outcome, result.exit_code, result.detail = "rolled back", ExitCode.GATE, detail

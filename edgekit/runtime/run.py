@@ -109,23 +109,40 @@ class RunControl:
             window the stream as the running one does, `Model.same_windows`), so no input is
             lost and sequence numbers go on.
         source / sink: the open source and sink, set by `run` (counters for /metrics).
+        busy_since: `time.monotonic()` when the input being processed arrived (the front end,
+            the model and the sink are working on it); None while the loop waits for input.
+            A value that grows old is a hung model, not a quiet source (the watchdog).
+        last_input: `time.monotonic()` of the last input the source delivered (None: none yet).
     """
 
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     swap: Callable[[], Model | None] = lambda: None
     source: Any = None
     sink: Any = None
+    busy_since: float | None = None
+    last_input: float | None = None
+
+    def busy_s(self) -> float:
+        """Seconds the current input has been processing (0 while waiting for input)."""
+        since = self.busy_since
+        return 0.0 if since is None else time.monotonic() - since
 
 
-def _until(source: Iterable[Any], stop: threading.Event) -> Iterator[Any]:
-    """The source's items until `stop` is set (checked before each item is read)."""
+def _until(source: Iterable[Any], control: RunControl) -> Iterator[Any]:
+    """The source's items until `control.stop` is set (checked before each item is read),
+    marking `control.busy_since` from each item's arrival until the loop asks for the next."""
     items = iter(source)
-    while not stop.is_set():
-        try:
-            item = next(items)
-        except StopIteration:
-            return
-        yield item
+    try:
+        while not control.stop.is_set():
+            control.busy_since = None
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            control.busy_since = control.last_input = time.monotonic()
+            yield item
+    finally:
+        control.busy_since = None
 
 
 def _expected_input(model: Any) -> str:
@@ -161,7 +178,7 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
         raise
     if control is not None:
         control.source, control.sink = source, sink
-    items = source if control is None else _until(source, control.stop)
+    items = source if control is None else _until(source, control)
     latencies = Reservoir()
     count = 0
     interrupted = False

@@ -265,7 +265,8 @@ def test_deploy_waits_for_the_service_and_rolls_back_a_release_it_does_not_take(
     rows = tmp_path / "rows.csv"
     rows.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(40)))
     host, folder = "edgekit-d", app_dir(sshd, "edgekit-d", "svc")
-    full = ("--ssh-config", str(sshd.client_config), "--remote-python", REMOTE_EDGEKIT, "--timeout", "30")
+    full = ("--ssh-config", str(sshd.client_config), "--remote-python", REMOTE_EDGEKIT, "--timeout", "30",
+            "--settle", "1")
     result = run_cli("deploy", str(v1), host, *full, timeout=120)  # with the self-check on the device
     assert result.code == 0, result.stderr
     assert "self-check" not in result.stdout  # run, not skipped
@@ -366,3 +367,129 @@ def test_a_full_disk_on_the_device_keeps_the_release_and_leaves_no_partial_copy(
         assert result.code == 1 and "upload failed" in result.stdout and "keeps its release" in result.stdout
         assert links(folder) == (rid(small), None)
         assert sorted(p.name for p in (folder / "releases").iterdir()) == [rid(small)]  # no partial copy left
+
+
+def stopping_mv(folder: Path, marker: Path) -> None:
+    """An ``mv`` for the device that, renaming the link named in `marker`'s ``.target`` file,
+    writes its pid to `marker` and waits there (the test kills it: the switch dies at that step)."""
+    folder.mkdir()
+    (folder / "mv").write_text(
+        "#!/bin/sh\n"
+        f"target=$(cat {marker}.target 2>/dev/null)\n"
+        'case " $* " in *" $target "*) [ -n "$target" ] && { '
+        f"echo $$ > {marker}.tmp && /bin/mv {marker}.tmp {marker}; exec sleep 600; }} ;; esac\n"
+        'exec /bin/mv "$@"\n')
+    (folder / "mv").chmod(0o755)
+
+
+@pytest.mark.long
+@pytest.mark.system
+def test_sigkill_while_switching_keeps_serving_and_the_next_deploy_completes(tmp_path):
+    need_module("onnxruntime", 'pip install "edgekit-ml[onnx]"')
+    need_module("prometheus_client", 'pip install "edgekit-ml[onnx]"')
+    from tests.bundle.test_signing import make_bundle as onnx_bundle
+    from tests.runtime.test_serve import with_self_check
+
+    bundles = [with_self_check(onnx_bundle(tmp_path / f"v{i}.edgekit", "sw"), offset=i * 1e-7) for i in range(3)]
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(40)))
+    marker = tmp_path / "stopped"
+    stopping_mv(tmp_path / "bin", marker)
+    (tmp_path / "sshd").mkdir()
+    with running_sshd(tmp_path / "sshd", path_first=tmp_path / "bin") as server:
+        folder = app_dir(server, "edgekit-a", "sw")
+        assert deploy(server, str(bundles[0]), "edgekit-a", "--app", "sw").code == 0
+        log = tmp_path / "serve.log"
+        proc = start_serve(folder, rows, log)
+        try:
+            wait_health(folder, rid(bundles[0]), proc, log)
+            serving = bundles[0]
+            # stop before `previous` is renamed, then between `previous` and `current`
+            for link, new in ((layout.PREVIOUS, bundles[1]), (layout.CURRENT, bundles[2])):
+                before = links(folder)
+                marker.with_suffix(".target").write_text(link)
+                command = [sys.executable, "-m", "edgekit", "deploy", str(new), "edgekit-a", "--app", "sw",
+                           "--skip-self-check", "--ssh-config", str(server.client_config),
+                           "--remote-python", REMOTE_EDGEKIT]
+                deployer = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            start_new_session=True)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not marker.exists() and deployer.poll() is None:
+                    time.sleep(0.005)
+                assert marker.exists(), f"deploy never reached the rename of {link}"
+                os.killpg(deployer.pid, signal.SIGKILL)  # deploy and its ssh, as a lost terminal would
+                deployer.wait(timeout=10)
+                os.kill(int(marker.read_text()), signal.SIGKILL)  # and the device's switch dies at that step
+                marker.unlink()
+                marker.with_suffix(".target").unlink()
+                # the release was verified and in place; the link being renamed was not
+                assert (folder / "releases" / rid(new) / "bundle.edgekit").is_file()
+                current, previous = links(folder)
+                assert current == rid(serving), (link, links(folder))
+                assert previous == (before[1] if link == layout.PREVIOUS else rid(serving))
+                first = wait_health(folder, rid(serving), proc, log)["health"]["results"]
+                time.sleep(0.5)
+                assert wait_health(folder, rid(serving), proc, log)["health"]["results"] > first  # still serving
+                # the next deploy completes, cleans up, and the service takes it
+                result = deploy(server, str(new), "edgekit-a", "--app", "sw")
+                assert result.code == 0, result.stdout + result.stderr
+                assert links(folder) == (rid(new), rid(serving))
+                assert not list(folder.glob(".*.new")) and not list((folder / "releases").glob(".tmp-*"))
+                wait_health(folder, rid(new), proc, log)
+                serving = new
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.mark.long
+@pytest.mark.system
+def test_a_release_taken_then_hanging_is_rolled_back_and_the_old_one_serves_after_a_restart(sshd, tmp_path):
+    need_module("onnxruntime", 'pip install "edgekit-ml[onnx]"')
+    need_module("prometheus_client", 'pip install "edgekit-ml[onnx]"')
+    from edgekit.bundle import open_bundle
+    from edgekit.deploy.status import app_status
+    from tests.bundle.test_signing import make_bundle as onnx_bundle
+    from tests.runtime.test_serve import hanging_onnx, with_self_check
+
+    good = with_self_check(onnx_bundle(tmp_path / "good.edgekit", "hang"))
+    bad = onnx_bundle(tmp_path / "bad.edgekit", "hang")  # passes its self-check, hangs on rows above 30
+    opened = open_bundle(bad)
+    write_bundle(bad, opened.manifest, {opened.manifest.variants[0].file: hanging_onnx(base=30.0)})
+    bad = with_self_check(bad)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(40)))
+    host, folder = "edgekit-c", app_dir(sshd, "edgekit-c", "hang")
+    full = ("--ssh-config", str(sshd.client_config), "--remote-python", REMOTE_EDGEKIT, "--timeout", "30")
+    assert run_cli("deploy", str(good), host, *full, timeout=120).code == 0
+    log = tmp_path / "serve.log"
+    os.environ["WATCHDOG_USEC"] = "2000000"  # as systemd's WatchdogSec=2: a hang is declared after 1 s
+    try:
+        proc = start_serve(folder, rows, log)
+    finally:
+        del os.environ["WATCHDOG_USEC"]
+    try:
+        wait_health(folder, rid(good), proc, log)
+        deployer = subprocess.Popen([sys.executable, "-m", "edgekit", "deploy", str(bad), host, *full], cwd=REPO,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # the supervisor's part (systemd's watchdog): restart the service once it hangs and
+        # deploy has switched `current` back
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            health = app_status(folder)["health"] or {}
+            if health.get("status") == "stalled" and links(folder)[0] == rid(good):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"no stall and rollback: {app_status(folder)}")
+        proc.kill()
+        proc.wait(timeout=10)
+        proc = start_serve(folder, rows, log)
+        out, err = deployer.communicate(timeout=120)
+        assert deployer.returncode == 4, out + err
+        assert "taken, then stalled" in out and "does not return" in out and "serving again after" in out, out
+        assert links(folder) == (rid(good), None)
+        wait_health(folder, rid(good), proc, log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.bundle.test_signing import make_bundle, tiny_onnx
@@ -286,34 +287,76 @@ def test_self_check_before_serving_and_before_an_update(tmp_path: Path, rows: Pa
     assert re.search(rf"serving {ids['good']}: onnx-fp32 .*self-check onnx-fp32 .*: ok", err), err
 
 
-def test_watchdog_stops_when_inferences_stop(tmp_path: Path) -> None:
-    """A loop that stops completing inferences (here: its source stops delivering rows,
-    the model gets nothing to run) stops WATCHDOG=1, so systemd would restart it."""
-    bundle = make_bundle(tmp_path / "tiny.edgekit")
-    proc, notify, results = start(tmp_path, bundle, "stdin", "--skip-self-check", "--state",
-                                  str(tmp_path / "serve.json"), stdin=subprocess.PIPE)
-    written = 0
+def hanging_onnx(base: float = 1000.0) -> bytes:
+    """`tiny_onnx` with a Loop whose trip count is (max(x) - base) * 1e9 when positive: windows
+    up to `base` give tiny_onnx's output at once, one above it makes onnxruntime hang for hours."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
+        "spin", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1, 3])])
+    weights = np.arange(24, dtype=np.float32).reshape(8, 3) / 10
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("MatMul", ["f", "w"], ["l"]),
+         helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0), helper.make_node("Sub", ["m", "base"], ["d"]),
+         helper.make_node("Relu", ["d"], ["r"]), helper.make_node("Mul", ["r", "scale"], ["n"]),
+         helper.make_node("Cast", ["n"], ["trips"], to=TensorProto.INT64),
+         helper.make_node("Loop", ["trips", "", "l"], ["spun"], body=body),
+         helper.make_node("Softmax", ["spun"], ["y"], axis=-1)],
+        "hang", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.float32(base), "base"),
+         numpy_helper.from_array(np.float32(1e9), "scale")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def test_watchdog_pings_while_waiting_and_stops_when_the_model_hangs(tmp_path: Path) -> None:
+    """WATCHDOG=1 keeps coming while the source is quiet (an event source is not restarted)
+    and stops when one inference does not return (a model made to hang: systemd restarts it);
+    /healthz then says "stalled" (503)."""
+    from edgekit.bundle import open_bundle, write_bundle
+
+    bundle = make_bundle(tmp_path / "hang.edgekit")
+    opened = open_bundle(bundle)
+    write_bundle(bundle, opened.manifest, {opened.manifest.variants[0].file: hanging_onnx()})
+    proc, notify, _ = start(tmp_path, bundle, "stdin", "--skip-self-check", "--state",
+                            str(tmp_path / "serve.json"), stdin=subprocess.PIPE)
+    interval = WATCHDOG_USEC / 1e6
     try:
         assert proc.stdin is not None
-        proc.stdin.write("a,b\n")
-        deadline = time.monotonic() + 60
-        while len(notify.having("WATCHDOG")) < 3 and time.monotonic() < deadline:  # rows every 50 ms
-            proc.stdin.write(f"{written},{written % 3}\n")
-            proc.stdin.flush()
-            written += 1
-            time.sleep(0.05)
-        notify.wait_for("READY", timeout=1)
+        proc.stdin.write("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(8)))
+        proc.stdin.flush()
+        notify.wait_for("READY")
         port = json.loads((tmp_path / "serve.json").read_text())["port"]
-        wait_until(lambda: healthz(port)[1]["results"] == written // 4, what="the rows written taken")
-        time.sleep(0.1)  # the loop pings right after it counts a result
-        before = len(notify.having("WATCHDOG"))
-        time.sleep(3 * WATCHDOG_USEC / 1e6)  # no rows: no inference, no pings
-        assert len(notify.having("WATCHDOG")) == before, notify.messages
-    finally:  # SIGTERM, then communicate() closes stdin: the blocked read ends with the stream
-        code, err = stop(proc, notify)
-    assert code == 0, err
-    assert notify.having("STOPPING")
-    assert len(results.read_text().splitlines()) == written // 4
+        wait_until(lambda: healthz(port)[1].get("results") == 2, what="the rows written taken")
+        # a quiet source: pings go on, the service is healthy and says how long it has been idle
+        quiet = len(notify.having("WATCHDOG"))
+        time.sleep(3 * interval)
+        assert len(notify.having("WATCHDOG")) >= quiet + 3, notify.messages
+        code, health = healthz(port)
+        assert code == 200 and health["status"] == "ok" and health["idle_s"] >= 2 * interval, health
+        # a window the model hangs on: the pings stop within half the interval, /healthz says so
+        proc.stdin.write("5000,1\n1,1\n1,1\n1,1\n")
+        proc.stdin.flush()
+        wait_until(lambda: healthz(port)[0] == 503, timeout=10, what="/healthz 503 for the hung model")
+        code, health = healthz(port)
+        assert health["status"] == "stalled" and "does not return" in health["reason"], health
+        hung_at = time.monotonic()
+        time.sleep(3 * interval)
+        late = [t for t, _ in notify.having("WATCHDOG") if t > hung_at]
+        assert not late, late
+        assert metrics(port)[("edgekit_busy_seconds", ())] >= 3 * interval
+    finally:
+        proc.kill()  # the loop is stuck in onnxruntime: as systemd's watchdog would (SIGABRT, then SIGKILL)
+        proc.communicate(timeout=30)
+        notify.close()
 
 
 def test_start_refusals_are_one_line(tmp_path: Path, rows: Path) -> None:

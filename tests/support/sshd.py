@@ -79,10 +79,11 @@ def _limit_file_size(limit: int):  # noqa: ANN202 - a preexec_fn
 
 
 @contextlib.contextmanager
-def running_sshd(root: Path, file_size_limit: int | None = None) -> Iterator[Sshd]:
+def running_sshd(root: Path, file_size_limit: int | None = None, path_first: Path | None = None) -> Iterator[Sshd]:
     """Start an sshd under `root` (skips, or fails under EDGEKIT_STRICT_TESTS=1, without OpenSSH).
     `file_size_limit` (bytes): RLIMIT_FSIZE of the sshd and so of its sessions (a device whose
-    disk fills up)."""
+    disk fills up). `path_first`: a folder put first on the sessions' PATH (device-side
+    commands replaced by the test, e.g. an ``mv`` that stops at a chosen point)."""
     binary = need_program("sshd", "apt-get install openssh-server")
     keygen = need_program("ssh-keygen", "apt-get install openssh-client")
     need_program("ssh", "apt-get install openssh-client")
@@ -112,7 +113,7 @@ def running_sshd(root: Path, file_size_limit: int | None = None) -> Iterator[Ssh
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "Subsystem sftp internal-sftp",  # scp speaks SFTP since OpenSSH 9
-        f"SetEnv TMPDIR={remote_tmp}",
+        f"SetEnv TMPDIR={remote_tmp}" + (f" PATH={path_first}:/usr/local/bin:/usr/bin:/bin" if path_first else ""),
         "AcceptEnv XDG_DATA_HOME XDG_CONFIG_HOME",  # each alias is its own device (~/.local/share, ~/.config)
         "MaxStartups 64:30:100",  # fleets open many sessions at once
         "LogLevel VERBOSE",

@@ -44,6 +44,12 @@ class _Collector:
             info.add_metric([release or "", variant, sha or "", backend or ""], 1)
         yield info
         yield GaugeMetricFamily("edgekit_uptime_seconds", "Seconds since the service started", value=state.uptime())
+        yield GaugeMetricFamily("edgekit_busy_seconds", "Seconds the current input has been processing (0 while "
+                                "waiting for input; growing: a hung model)", value=state.busy_s())
+        idle = state.idle_s()
+        if idle is not None:
+            yield GaugeMetricFamily("edgekit_idle_seconds", "Seconds since the source delivered an input",
+                                    value=idle)
         update = GaugeMetricFamily("edgekit_last_update_info", "The last model update tried (value 1)",
                                    labels=["release", "outcome"])
         if last is not None:

@@ -93,6 +93,8 @@ def serve(config: ServeConfig, log: Callable[[str], None] = _log) -> RunSummary 
     state_file = config.state_file or (app_dir / "serve.json" if app_dir is not None else None)
     state = ServiceState(state_file, config.host)
     notifier = Notifier()
+    if notifier.watchdog_s is not None:  # a hang is declared (and pings stop) after half the interval
+        state.stall_s = notifier.watchdog_s / 2
     server = start_http(state, config.host, config.port)
     state.set_port(server.server_address[1])
     options = LoadOptions(variant=config.variant, backend=config.backend, threads=config.threads,
@@ -134,7 +136,14 @@ class _Service:
         if self.state.result(result.latency.total_ms):
             self.notifier.ready(self._status())
             self.log(f"ready: first result after {self.state.uptime():.2f} s")
-        self.notifier.watchdog()
+        self._ping()
+
+    def _ping(self) -> None:
+        """WATCHDOG=1 (when due) unless the loop hangs: waiting for input is alive (a quiet
+        sensor or an event source must not be restarted), one input processing for longer
+        than half the watchdog interval is not (a hung model is restarted by systemd)."""
+        if self.state.stalled() is None:
+            self.notifier.watchdog()
 
     def _loop(self) -> None:
         config = self.config
@@ -189,7 +198,10 @@ class _Service:
             self.updater.start()
             loop.start()
             next_status = time.monotonic() + STATUS_EVERY_S
-            while not self.stop.wait(0.25):
+            tick = 0.25 if self.notifier.watchdog_s is None else min(0.25, self.notifier.watchdog_s / 4)
+            while not self.stop.wait(tick):
+                if loop.is_alive():
+                    self._ping()
                 if time.monotonic() >= next_status and self.state.ready:
                     next_status = time.monotonic() + STATUS_EVERY_S
                     self.notifier.status(self._status())

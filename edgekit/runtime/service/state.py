@@ -14,6 +14,7 @@ from edgekit.bundle.atomic import atomic_write_bytes
 from edgekit.errors import EdgekitError
 from edgekit.runtime.model import Model
 
+DEFAULT_STALL_S = 30.0  # one input processing longer than this is a hang (without a systemd watchdog)
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -41,6 +42,7 @@ class ServiceState:
         self.last_update: dict[str, Any] | None = None
         self.results = 0
         self.control: Any = None  # the run's RunControl: the open source's and sink's counters
+        self.stall_s = DEFAULT_STALL_S  # serve sets half the systemd watchdog interval when there is one
         self.registry = CollectorRegistry(auto_describe=True)
         self.latency = Histogram("edgekit_latency_seconds", "End-to-end latency of one inference (pre- and "
                                  "postprocessing included)", buckets=LATENCY_BUCKETS_S, registry=self.registry)
@@ -101,8 +103,29 @@ class ServiceState:
                     "model_sha256": self.model_sha256, "variant": self.variant, "backend": self.backend,
                     "last_update": self.last_update}
 
+    def busy_s(self) -> float:
+        """Seconds the current input has been processing (0 while the loop waits for input)."""
+        return self.control.busy_s() if self.control is not None else 0.0
+
+    def idle_s(self) -> float | None:
+        """Seconds since the source last delivered an input (None: nothing yet)."""
+        last = getattr(self.control, "last_input", None)
+        return None if last is None else time.monotonic() - last
+
+    def stalled(self) -> str | None:
+        """Why the inference loop counts as hung: one input processing longer than `stall_s`
+        (a model or a sink that does not return); None when it works or waits for input."""
+        busy = self.busy_s()
+        if busy <= self.stall_s:
+            return None
+        return (f"one input has been processing for {busy:.1f} s (over {self.stall_s:g} s): "
+                "the model or the sink does not return")
+
     def health(self) -> tuple[int, dict[str, Any]]:
-        """/healthz: 200 and the fields once serving, else 503 with the reason."""
+        """/healthz: 200 and the fields once serving, else 503 with the reason ("failing",
+        "starting", or "stalled": a hung model). A source that delivers nothing is not a
+        failure of the service (its reconnects are counted): ``idle_s`` says how long it has
+        been quiet."""
         fields = self.fields()
         with self.lock:
             ready, failing, results = self.ready, self.failing, self.results
@@ -110,7 +133,13 @@ class ServiceState:
             return 503, {"status": "failing", "reason": failing, **fields}
         if not ready:
             return 503, {"status": "starting", "reason": "no inference has completed yet", **fields}
-        return 200, {"status": "ok", **fields, "uptime_s": round(self.uptime(), 3), "results": results}
+        idle = self.idle_s()
+        timing = {"uptime_s": round(self.uptime(), 3), "results": results,
+                  "busy_s": round(self.busy_s(), 3), "idle_s": None if idle is None else round(idle, 3)}
+        stalled = self.stalled()
+        if stalled is not None:
+            return 503, {"status": "stalled", "reason": stalled, **fields, **timing}
+        return 200, {"status": "ok", **fields, **timing}
 
     def save(self) -> None:
         if self.state_file is None:
