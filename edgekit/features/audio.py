@@ -12,10 +12,12 @@ The test suite checks the agreement against TensorFlow and librosa
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import struct
 import wave
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -193,37 +195,103 @@ def features(clips: np.ndarray, spec: AudioPreprocess) -> np.ndarray:
     if spec.center != "none":
         half = spec.frame_length // 2
         x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)], mode=spec.center)
-    framed = frames(x, spec) * _window(spec.window, spec.frame_length, spec.window_periodic)
-    spectrum = np.abs(np.fft.rfft(framed, n=spec.fft_length, axis=-1))
-    if spec.spectrum == "power":
-        spectrum = spectrum**2
-    if spec.spectrum_scale == "1/fft_length":
-        spectrum = spectrum / spec.fft_length
-    if spec.feature == "spectrogram":
-        out = spectrum
-    else:
-        out = spectrum @ mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate,
-                                           spec.lower_edge_hz, spec.upper_edge_hz, spec.mel_scale, spec.mel_norm)
-        if spec.log == "log":
-            out = np.log(out + spec.log_offset)
-        elif spec.log == "log10":
-            out = np.log10(out + spec.log_offset)
-        elif spec.log == "db":
-            out = to_db(out, spec)
-        if spec.feature == "mfcc":
-            out = out @ _dct_matrix(spec.num_mel_bins, spec.num_mfcc)
-    if spec.normalize == "per_clip":
-        axes = tuple(range(out.ndim - 2, out.ndim))
-        mean = out.mean(axis=axes, keepdims=True)
-        std = out.std(axis=axes, keepdims=True)
-        out = (out - mean) / np.maximum(std, 1e-6)
-    elif spec.normalize == "global":
-        out = (out - np.asarray(spec.mean)) / np.asarray(spec.std)
-    if spec.offset != 0 or spec.scale != 1:
-        out = (out + spec.offset) * spec.scale
-    if spec.clip_min is not None or spec.clip_max is not None:
-        out = np.clip(out, spec.clip_min, spec.clip_max)
+    out = run_steps(frames(x, spec), frame_steps(spec))
     return stack(out, spec.stack_frames).astype(np.float32)
+
+
+# The steps from frames to features, in `AudioPreprocess`'s order: `frame_steps` gives
+# them as functions of an array with their constants (window, filterbank, DCT matrix)
+# bound, so a stream that runs them on one frame per hop pays no look-ups. Most act on
+# each frame alone; two act on a whole clip (`Step.clip_wide`): the dB conversion when
+# its reference is the clip's maximum or it has a `db_top_db` floor, and ``normalize:
+# per_clip``. `features` runs them all on a clip's frames; a stream
+# (`edgekit.features.audio_stream`) runs the per-frame steps before the first clip-wide
+# one on the frames a hop adds, keeps their rows, and runs the rest on the window's rows.
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One step: `run` maps ``(..., frames, bins)`` to ``(..., frames, bins')``."""
+
+    name: str
+    run: Callable[[np.ndarray], np.ndarray]
+    clip_wide: bool = False
+
+
+def _spectrum_step(spec: AudioPreprocess) -> Callable[[np.ndarray], np.ndarray]:
+    window = _window(spec.window, spec.frame_length, spec.window_periodic)
+    n, power, scale = spec.fft_length, spec.spectrum == "power", spec.spectrum_scale == "1/fft_length"
+
+    def spectrum(framed: np.ndarray) -> np.ndarray:
+        out = np.abs(np.fft.rfft(framed * window, n=n, axis=-1))
+        if power:
+            out = out**2
+        if scale:
+            out = out / n
+        return out
+
+    return spectrum
+
+
+def _log_step(spec: AudioPreprocess) -> Callable[[np.ndarray], np.ndarray]:
+    offset = spec.log_offset
+    if spec.log == "log":
+        return lambda mel: np.log(mel + offset)
+    if spec.log == "log10":
+        return lambda mel: np.log10(mel + offset)
+    return lambda mel: to_db(mel, spec)
+
+
+def _per_clip(out: np.ndarray) -> np.ndarray:
+    """Zero mean and unit deviation over each clip's frames and bins (the last two axes),
+    in a few numpy calls: a stream runs this every hop."""
+    flat = out.reshape(*out.shape[:-2], -1)
+    count = flat.shape[-1]
+    centred = flat - np.add.reduce(flat, axis=-1, keepdims=True) / count
+    std = np.sqrt(np.einsum("...i,...i->...", centred, centred)[..., None] / count)
+    centred /= np.maximum(std, 1e-6)
+    return centred.reshape(out.shape)
+
+
+def _affine_step(spec: AudioPreprocess) -> Callable[[np.ndarray], np.ndarray]:
+    def affine(out: np.ndarray) -> np.ndarray:
+        if spec.offset != 0 or spec.scale != 1:
+            out = (out + spec.offset) * spec.scale
+        if spec.clip_min is not None or spec.clip_max is not None:
+            out = np.clip(out, spec.clip_min, spec.clip_max)
+        return out
+
+    return affine
+
+
+def frame_steps(spec: AudioPreprocess) -> tuple[Step, ...]:
+    """The steps `spec` asks for, from framed samples ``(..., frames, frame_length)`` to
+    features ``(..., frames, bins)`` (before stacking)."""
+    steps = [Step("spectrum", _spectrum_step(spec))]
+    if spec.feature != "spectrogram":
+        mel = mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate, spec.lower_edge_hz,
+                                spec.upper_edge_hz, spec.mel_scale, spec.mel_norm)
+        steps.append(Step("mel", lambda spectrum: spectrum @ mel))
+        if spec.log != "none":
+            steps.append(Step(spec.log, _log_step(spec),
+                              spec.log == "db" and (spec.db_ref == "max" or spec.db_top_db is not None)))
+        if spec.feature == "mfcc":
+            dct = _dct_matrix(spec.num_mel_bins, spec.num_mfcc)
+            steps.append(Step("dct", lambda log_mel: log_mel @ dct))
+    if spec.normalize == "per_clip":
+        steps.append(Step("normalize per_clip", _per_clip, True))
+    elif spec.normalize == "global":
+        mean, std = np.asarray(spec.mean), np.asarray(spec.std)
+        steps.append(Step("normalize global", lambda out: (out - mean) / std))
+    if spec.offset != 0 or spec.scale != 1 or spec.clip_min is not None or spec.clip_max is not None:
+        steps.append(Step("offset, scale, clip", _affine_step(spec)))
+    return tuple(steps)
+
+
+def run_steps(out: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
+    for step in steps:
+        out = step.run(out)
+    return out
 
 
 # ---------------------------------------------------------------------------

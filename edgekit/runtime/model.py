@@ -1,5 +1,9 @@
 """The embedding API: `load` a bundle, `predict` raw inputs, `stream` a source.
 
+Threads: the interpreter runs with `load`'s `threads`; the front end's numpy/BLAS
+threads follow the same setting (1 when it is not set) around each `predict` and each
+stream window (`edgekit.runtime.threads`).
+
 Thread safety: a `Model` serializes calls to its interpreter with a lock, so one
 interpreter is never used by two threads at once. For parallel inference, `load` one
 `Model` per thread (the bundle is small; each gets its own interpreter).
@@ -25,13 +29,14 @@ from edgekit.runtime.preprocess import Preprocessor, fit
 from edgekit.runtime.results import Latency, Result
 from edgekit.runtime.select import Choice, choose
 from edgekit.runtime.tensors import dequantize, quantize
+from edgekit.runtime.threads import BlasLimit, front_end_threads
 from edgekit.spec import AudioPreprocess, PostprocessKind, SensorPreprocess
 
 
 class Model:
     """A verified bundle with one variant open in an interpreter."""
 
-    def __init__(self, bundle: Bundle, choice: Choice, backend: Backend) -> None:
+    def __init__(self, bundle: Bundle, choice: Choice, backend: Backend, threads: int | None = None) -> None:
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.variant: Variant = choice.variant
@@ -46,6 +51,8 @@ class Model:
         self._input_shape = tuple(1 if d < 0 else d for d in self.input.shape)
         self._input_dtype = np.dtype(self.input.dtype.value)
         self._float_outputs = all(o.quantization is None for o in self.outputs)
+        self.threads = threads
+        self._blas = BlasLimit(front_end_threads(threads))  # the front end's BLAS threads
 
     def __repr__(self) -> str:
         return f"Model({self.manifest.name!r}, variant={self.variant.name!r}, backend={self.package!r})"
@@ -67,7 +74,9 @@ class Model:
         """
         stamp = time.time() if timestamp is None else timestamp
         t0 = time.perf_counter()
-        return self._infer(self.preprocessor.features(raw), t0, stamp, 0, source)
+        with self._blas:
+            features = self.preprocessor.features(raw)
+        return self._infer(features, t0, stamp, 0, source)
 
     def predict_tensor(self, x: np.ndarray) -> Result:
         """Run an already preprocessed float tensor (unbatched or batch 1); the fast path.
@@ -178,7 +187,9 @@ class Model:
                 payload, stamp, name = _unpack(item)
                 model = active.next()
                 t0 = time.perf_counter()
-                yield model._infer(model.preprocessor.features(payload), t0, stamp, sequence, name, active.smoother)
+                with model._blas:
+                    features = model.preprocessor.features(payload)
+                yield model._infer(features, t0, stamp, sequence, name, active.smoother)
 
     def same_windows(self, other: Model) -> str | None:
         """None when `other` windows a stream as this model does (the same kind of input;
@@ -204,6 +215,10 @@ class Model:
         """Windows of `clip_samples` ending every `hop` samples of the stream (the first
         when a whole clip has arrived), independent of how the source chunks the audio.
 
+        The features of each window are computed incrementally (`AudioFeatureStream`: only
+        the frames the hop adds; the same values as `predict` on the window). The samples
+        are kept in one array that grows only when a chunk is larger than a window.
+
         An item's timestamp is the time of its last sample (the wav and mic sources stamp
         chunks so; a plain array gets the time it arrived). Each result carries the time of
         its window's last sample, and is named ``NAME@END`` with END the window's end in
@@ -212,23 +227,34 @@ class Model:
 
         clip = spec.clip_samples
         hop = max(1, int(round(spec.sample_rate * hop_ms / 1000.0)))
-        buffer = np.zeros(0, np.float32)
+        buffer = np.zeros(2 * clip + hop, np.float32)
+        base = 0  # stream position of buffer[0]
         consumed = 0  # samples of the stream seen so far
         next_end = clip  # stream position where the next window ends
         sequence = 0
+        front: _AudioFrontEnd | None = None
         for item in source:
             payload, stamp, name = _unpack(item)
             chunk, rate = payload if isinstance(payload, tuple) else (payload, spec.sample_rate)
             chunk = audio_features.resample(np.asarray(chunk, np.float32).reshape(-1), int(rate), spec.sample_rate)
-            buffer = np.concatenate([buffer, chunk])
+            if consumed + len(chunk) - base > len(buffer):  # drop what no window needs any more
+                keep = max(0, consumed - max(base, next_end - clip))
+                grown = max(len(buffer), 2 * (keep + len(chunk)))
+                kept = buffer[consumed - base - keep : consumed - base]
+                if grown > len(buffer):
+                    buffer = np.concatenate([kept, np.zeros(grown - keep, np.float32)])
+                else:
+                    buffer[:keep] = kept
+                base = consumed - keep
+            buffer[consumed - base : consumed - base + len(chunk)] = chunk
             consumed += len(chunk)
-            offset = consumed - len(buffer)  # stream position of buffer[0]
             while consumed >= next_end:
-                start = next_end - clip - offset
-                window = buffer[start : start + clip]
+                window = buffer[next_end - clip - base : next_end - base]
                 model = active.next()
                 t0 = time.perf_counter()
-                features = model.preprocessor.features(window)
+                if front is None or front.model is not model:  # a new stream of features after a swap
+                    front = _AudioFrontEnd(model)
+                features = front.features(window, next_end - clip)
                 # stamped with the window's end: the item's stamp is its last sample's time,
                 # `consumed - next_end` samples after the window's last one
                 end = stamp - (consumed - next_end) / spec.sample_rate
@@ -236,7 +262,6 @@ class Model:
                                    active.smoother)
                 sequence += 1
                 next_end += hop
-            buffer = buffer[max(0, next_end - clip - offset):]
 
     def _stream_sensor(self, source: Iterable[Any], spec: SensorPreprocess, active: _Active) -> Iterator[Result]:
         """Windows of `spec.window` rows every `spec.stride` rows. A row without one of the
@@ -266,11 +291,36 @@ class Model:
                 since = 0
                 model = active.next()
                 t0 = time.perf_counter()
-                yield model._infer(model.preprocessor.features(np.stack(rows)), t0, stamp, sequence, name)
+                with model._blas:
+                    features = model.preprocessor.features(np.stack(rows))
+                yield model._infer(features, t0, stamp, sequence, name)
                 sequence += 1
 
     def close(self) -> None:
         self.backend = None  # type: ignore[assignment]
+
+
+class _AudioFrontEnd:
+    """A model's features of an audio stream's windows, shaped as its input (what
+    `Preprocessor.features` gives for the window), computed incrementally."""
+
+    def __init__(self, model: Model) -> None:
+        from edgekit.features.audio_stream import AudioFeatureStream
+
+        spec = model.manifest.preprocess
+        assert isinstance(spec, AudioPreprocess)
+        self.model = model
+        self.stream = AudioFeatureStream(spec)
+        self.shape = model.input.shape
+        row = [1 if d < 0 else d for d in model.input.shape[1:]]
+        # a model whose input is one vector of a clip of several: one input per vector
+        # (Preprocessor.features, docs/preprocess.md)
+        self.rows = (spec.num_frames, *row) if spec.num_frames > 1 and int(np.prod(row)) == spec.num_features else None
+
+    def features(self, window: np.ndarray, start: int) -> np.ndarray:
+        with self.model._blas:
+            x = self.stream.window(window, start)
+        return x.reshape(self.rows) if self.rows is not None else fit(x[None], self.shape, "input")
 
 
 class _Active:
@@ -339,7 +389,8 @@ def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: s
             ``cryptography`` package (in the litert and onnx extras).
         variant: force a variant (e.g. ``"tflite-int8"``).
         backend: force an interpreter: ``litert``, ``tflite-runtime``, ``tf-lite`` or ``onnxruntime``.
-        threads: interpreter threads (default: the interpreter's own choice).
+        threads: interpreter threads (default: the interpreter's own choice); the front
+            end's numpy/BLAS threads follow it (1 when None, `edgekit.runtime.threads`).
         prefer: variant names in order of preference (a device profile's list).
         max_drop_pts: variants whose recorded fidelity drop exceeds it beyond noise are picked
             last (None: the budget the bundle was gated with, else 1 point).
@@ -357,4 +408,4 @@ def load(path: str | os.PathLike[str], *, variant: str | None = None, backend: s
     with native_stderr_captured():  # LiteRT announces its CPU delegate on stderr
         engine = open_backend(choice.variant.format, bundle.variant_bytes(choice.variant.name), threads=threads,
                               package=choice.package, outputs=[o.name for o in choice.variant.outputs])
-    return Model(bundle, choice, engine)
+    return Model(bundle, choice, engine, threads=threads)

@@ -1,0 +1,110 @@
+"""The front end's numpy/BLAS threads follow the runtime's `threads` setting.
+
+numpy's matrix products (the mel filterbank and the DCT of the audio front end, among
+others) call the BLAS library numpy was built with (OpenBLAS in the wheels), and that
+library starts a thread per core for products above a small size. On a device whose
+cores are busy with other work (another numerical process, the interpreter, a test
+suite) those threads wait on each other: a 1 s MFCC front end that takes 0.35 ms alone
+took 10 ms with two other numpy processes running. So the runtime caps them.
+
+How (measured on the 2-core x86 host, OpenBLAS 0.3.31):
+
+- ``threadpoolctl.threadpool_limits(...)`` as a context manager around each call costs
+  about 140 us (it looks the libraries up each time); it is used for nothing here.
+- The library's own ``set_num_threads``/``get_num_threads``, found once per process
+  through threadpoolctl and kept, cost about 0.5 us each. `BlasLimit` enters by reading
+  the current count and setting it only when it differs, and restores it on exit, so a
+  `predict` or a stream window costs about 1 us more when the process already runs at
+  the limit and about 2 us when it does not.
+
+The limit is set around the runtime's own calls (`Model.predict`, each window of
+`Model.stream`), not for the whole process: an application that embeds the runtime
+keeps its own numpy threads for its own work. While a call runs, the setting is the
+process's (BLAS libraries have no per-thread setting): a large product another thread
+of the same process starts meanwhile runs with the runtime's count.
+
+The count is the runtime's `threads` (``--threads``, ``load(threads=...)``), and 1 when
+that is not set: on a device the front end's products are small, a second thread saves
+little and costs much as soon as the cores have other work. The interpreter keeps its
+own setting (`threads`, or its default when None).
+
+Without threadpoolctl (it comes with the device extras) nothing is limited and
+`describe` says so.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+
+def front_end_threads(threads: int | None) -> int:
+    """BLAS threads for the front end: the runtime's `threads`, 1 when unset (None or 0)."""
+    return int(threads) if threads else 1
+
+
+@functools.lru_cache(maxsize=1)
+def _libraries() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (found once)."""
+    try:
+        import numpy  # noqa: F401  (its BLAS must be loaded before the lookup)
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return ()
+    try:
+        controller = ThreadpoolController()
+    except Exception:  # noqa: BLE001  (an unusual library layout: run unlimited rather than fail)
+        return ()
+    return tuple(lib for lib in controller.lib_controllers if lib.user_api == "blas")
+
+
+def available() -> bool:
+    """Whether the BLAS threads can be limited here (threadpoolctl found a BLAS library)."""
+    return bool(_libraries())
+
+
+class BlasLimit:
+    """A reusable, cheap context manager: at most `threads` BLAS threads inside it.
+
+    Not reentrant across threads of the process: the setting is process-wide while a
+    `with` block runs (see the module docstring).
+    """
+
+    __slots__ = ("threads", "_saved")
+
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, int(threads))
+        self._saved: list[tuple[Any, int]] = []
+
+    def __enter__(self) -> BlasLimit:
+        saved = self._saved
+        for lib in _libraries():
+            current = lib.get_num_threads()
+            if current is not None and current != self.threads:
+                lib.set_num_threads(self.threads)
+                saved.append((lib, current))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        saved = self._saved
+        while saved:
+            lib, count = saved.pop()
+            lib.set_num_threads(count)
+
+
+def limit_process(threads: int) -> None:
+    """Set the BLAS threads of the whole process (a process that exists to run the
+    runtime: bench's workers). A no-op without threadpoolctl."""
+    for lib in _libraries():
+        lib.set_num_threads(max(1, int(threads)))
+
+
+def describe(threads: int | None = None) -> dict[str, Any]:
+    """The thread settings, for reports: the interpreter's `threads` as given, the front
+    end's BLAS limit, and each BLAS library with its current thread count."""
+    libraries = [{"library": lib.internal_api, "version": lib.version, "threads": lib.get_num_threads(),
+                  "threading_layer": getattr(lib, "threading_layer", None)} for lib in _libraries()]
+    return {"interpreter_threads": threads, "front_end_blas_threads": front_end_threads(threads),
+            "blas_limited": bool(libraries), "blas": libraries,
+            **({} if libraries else {"note": "BLAS threads not limited (threadpoolctl not installed "
+                                             "or no BLAS library found)"})}
