@@ -9,10 +9,7 @@ layers in float) -> write the bundle atomically.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +20,7 @@ import numpy as np
 
 from edgekit.bundle import Manifest, Variant, VariantFormat, make_provenance, write_bundle
 from edgekit.contract import Contract, read_contract, sidecar_path
+from edgekit.convert.fallback import OnnxInt8Route, SearchLimits, TfliteInt8Route, one_line, search
 from edgekit.convert.fidelity import (
     Reference,
     detect_task,
@@ -40,13 +38,8 @@ from edgekit.convert.variants import (
     ConversionError,
     ConversionOptions,
     VariantKind,
-    configure_int8,
     ops_in_error,
-    quiet_converter,
-    representative,
-    tflite_converter,
     tflite_float_ops,
-    tflite_int8_selective,
 )
 from edgekit.convert.variants.foreign import as_given, derivations
 from edgekit.datasets.loaders import (
@@ -232,13 +225,7 @@ class ConvertReport:
                 sub = v.substitute
                 lines.append(f"{'':<15} is {sub['produced']}, not {sub['requested']}: {sub['reason']}")
             if v.fallback:
-                fb = v.fallback
-                if fb.get("succeeded"):
-                    lines.append(f"{'':<15} auto-fallback kept in float (float I/O): {', '.join(fb['float_layers'])}; "
-                                 f"size {_signed_bytes(fb['size_cost_bytes'])} vs all-int8; drop was "
-                                 f"{_num(fb.get('drop_before_pts'), 2)} points; {fb['seconds']:.1f}s")
-                else:
-                    lines.append(f"{'':<15} auto-fallback failed: {fb.get('reason')}")
+                lines.extend(_fallback_lines(v.fallback))
         bases = sorted({v.metrics.get("drop_basis") or "" for v in self.variants if v.data is not None} - {""})
         if task.explain_drop or any(b in task.drop_bases for b in bases):
             lines.append("drop: " + ("; ".join(task.drop_bases.get(b, b) for b in bases) if bases else
@@ -263,6 +250,46 @@ class ConvertReport:
         else:
             lines.append("bundle: not written")
         return "\n".join(lines)
+
+
+def _fallback_lines(fb: dict[str, Any]) -> list[str]:
+    """The auto-fallback search under its variant's row: every try, then the outcome."""
+    pad = " " * 15
+    lines = []
+    candidates = fb.get("candidates") or []
+    if candidates:
+        lines.append(f"{pad} auto-fallback: the {len(candidates)} worst of {fb.get('layers_ranked', len(candidates))} "
+                     f"layers by the debugger's error, chosen by the drop they remove (greedy, each set measured); "
+                     f"drop before {_num(fb.get('drop_before_pts'), 2)} points, "
+                     f"{human_bytes(fb.get('size_before_bytes'))}")
+    for number, trial in enumerate(fb.get("tries") or [], 1):
+        added = _short(trial["layers"][-1]) if trial["layers"] else "-"
+        head = (f"{pad}   try {number:>2}: {len(trial['layers'])} in {trial['remedy']:<5} "
+                f"(+{added})")
+        if trial.get("error"):
+            lines.append(f"{head}: failed: {trial['error']}")
+            continue
+        size = human_bytes(trial["size_bytes"]) if trial.get("size_bytes") is not None else "-"
+        if trial.get("larger_than_float"):
+            lines.append(f"{head}: {size}, larger than the float model: not measured, not kept")
+            continue
+        lines.append(f"{head}: {size}, drop {_num(trial.get('drop_pts'), 2)} ({_interval(trial.get('drop_ci95'))})"
+                     + ("  passes" if trial.get("passed") else ""))
+    if fb.get("succeeded"):
+        layers = fb["int16_layers"] or fb["float_layers"]
+        where = "with int16 activations" if fb["int16_layers"] else "in float"
+        lines.append(f"{pad} auto-fallback kept {len(layers)} layer(s) {where}: {', '.join(map(_short, layers))}; "
+                     f"size {_signed_bytes(fb['size_cost_bytes'])} vs all-int8; {len(fb.get('tries') or [])} "
+                     f"tries, {fb['seconds']:.1f}s")
+    else:
+        lines.append(f"{pad} auto-fallback failed: {fb.get('reason')}" + (f"; {len(fb.get('tries') or [])} tries, "
+                     f"{fb['seconds']:.1f}s" if fb.get("tries") else ""))
+    return lines
+
+
+def _short(layer: str) -> str:
+    """A layer's name without the converter's fused aliases ("op a;b;c" -> "op a")."""
+    return layer.split(";", 1)[0]
 
 
 # What the drop column means, where it is not points of accuracy (said under the table).
@@ -363,7 +390,8 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
             for name in config.variants:
                 results.append(_build_and_measure(name, source, calibration, validation, reference, class_names,
                                                   config, work, progress, log, kinds))
-            _apply_gate(results, source, calibration, validation, reference, class_names, config, progress, log)
+            _apply_gate(results, source, calibration, validation, reference, class_names, config, progress, log,
+                        work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -393,7 +421,8 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
             if (config.max_accuracy_drop is None and v.precision != "fp32" and drop is not None
                     and drop_from_metrics(v.metrics).exceeds(WARN_DROP_PTS)):  # type: ignore[union-attr]
                 warnings.append(f"{v.name} {task.drop_words(drop, v.metrics['drop_basis'])}; gate with "
-                                "--max-accuracy-drop" + (", repair with --auto-fallback" if v.name == "tflite-int8" else ""))
+                                "--max-accuracy-drop" + (", repair with --auto-fallback" if v.name in FALLBACK_VARIANTS
+                                                         else ""))
         ungated = [v.name for v in produced if v.gate == "none" and v.precision != "fp32"]
         if config.max_accuracy_drop is not None and ungated:
             warnings.append(f"--max-accuracy-drop does not apply to {', '.join(ungated)}: a {task.name} model has no drop "
@@ -408,7 +437,25 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     return report
 
 
-def gate_error(report: ConvertReport, context: str, hint: str) -> Any:
+def gate_hint(report: ConvertReport) -> str:
+    """What to do after a failed gate, without suggesting a flag that was given: the
+    auto-fallback when it was not asked for, else what it found."""
+    config = report.config
+    failed = [v for v in report.variants if v.gate == "fail"]
+    parts = []
+    repairable = [v.name for v in failed if v.name in FALLBACK_VARIANTS]
+    if repairable and not config.auto_fallback:
+        parts.append(f"keep the sensitive layers of {', '.join(repairable)} at a higher precision with --auto-fallback")
+    for v in failed:
+        if v.fallback and not v.fallback.get("succeeded"):
+            parts.append(f"{v.name}'s auto-fallback found no set within the gate ({v.fallback.get('reason')})")
+    parts.append(f"leave {', '.join(v.name for v in failed) or 'the variant'} out with --variants")
+    parts.append(f"or accept a larger drop than {config.max_accuracy_drop:g}" if config.max_accuracy_drop is not None
+                 else "or accept a larger drop")
+    return "; ".join(parts[:-1]) + ", " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+def gate_error(report: ConvertReport, context: str, hint: str | None = None) -> Any:
     """The exit-4 error for variants that failed the gate, in the unit of their drop
     (points of accuracy or AUC; % of the float RMSE for regression), each with its 95%
     confidence interval: a variant fails only when the interval's lower end is above the
@@ -429,7 +476,7 @@ def gate_error(report: ConvertReport, context: str, hint: str) -> Any:
     return GateError(f"accuracy gate failed for {', '.join(v.name for v in failed)}{context}",
                      expected=f"a drop of at most {limit:g}{units.pop() if len(units) == 1 else ' (points or % RMSE)'} "
                      "beyond noise (the lower end of its 95% confidence interval)",
-                     found="; ".join(found(v) for v in failed), hint=hint)
+                     found="; ".join(found(v) for v in failed), hint=gate_hint(report) if hint is None else hint)
 
 
 def _check_options(config: ConvertConfig, foreign: bool = False) -> None:
@@ -754,7 +801,7 @@ def _measure(result: VariantResult, data: bytes, source: SourceModel, validation
 
 def _apply_gate(results: list[VariantResult], source: SourceModel, calibration: Samples, validation: Samples,
                 reference: Reference, class_names: tuple[str, ...] | None, config: ConvertConfig,
-                progress: Progress, log: Callable[[str], None]) -> None:
+                progress: Progress, log: Callable[[str], None], work: Path) -> None:
     """Judge every quantized variant by the noise-aware rule (`edgekit.stats`): it fails
     only when its drop exceeds ``max_accuracy_drop`` beyond noise, i.e. when the lower end
     of the drop's 95% confidence interval is above the budget; on 89 samples one
@@ -772,106 +819,84 @@ def _apply_gate(results: list[VariantResult], source: SourceModel, calibration: 
         if drop is None:  # no basis for this task (generation): the gate does not apply
             continue
         result.gate = result.metrics["gate"] = "fail" if drop.exceeds(limit + 1e-9) else "pass"
-        if result.gate == "fail" and config.auto_fallback and result.name == "tflite-int8":
-            _fallback(result, source, calibration, validation, reference, class_names, config, progress, log)
+        if (result.gate == "fail" and config.auto_fallback and result.name in FALLBACK_VARIANTS
+                and (result.format == "tflite" or result.precision == "int8")):  # not dynamic ONNX int8
+            _fallback(result, source, calibration, validation, reference, class_names, config, progress, log,
+                      _float_size(results, result.format), work)
             result.metrics["gate"] = result.gate
 
 
-def channel_relative_error(float_tensors: list[np.ndarray], quant_tensors: list[np.ndarray], scale: float,
-                           zero_point: int) -> float:
-    """How badly quantization hurts a tensor: the 90th percentile over channels of
-    RMSE / spread of the float values.
-
-    The debugger's own RMSE/scale looks harmless for a tensor whose scale an outlier
-    channel inflated, which is exactly the tensor that ruins the small channels.
-    """
-    f = np.concatenate([np.asarray(t, np.float64).reshape(-1, np.asarray(t).shape[-1] if np.ndim(t) else 1)
-                        for t in float_tensors])
-    q = np.concatenate([np.asarray(t, np.float64).reshape(-1, np.asarray(t).shape[-1] if np.ndim(t) else 1)
-                        for t in quant_tensors])
-    dequantized = (q - zero_point) * scale
-    rmse = np.sqrt(np.mean((dequantized - f) ** 2, axis=0))
-    spread = np.std(f, axis=0)
-    floor = 1e-3 * float(np.mean(np.abs(f))) + 1e-12
-    return float(np.percentile(rmse / np.maximum(spread, floor), 90))
+def _float_size(results: list[VariantResult], fmt: str) -> int | None:
+    """The size of this run's float variant of a format (None: not produced in this run)."""
+    for v in results:
+        if v.format == fmt and v.precision == "fp32" and v.data is not None:
+            return len(v.data)
+    return None
 
 
-def layer_errors(source: SourceModel, calibration: np.ndarray, options: ConversionOptions) -> list[tuple[str, str, float]]:
-    """Per-tensor quantization error from the TFLite quantization debugger, worst first.
-
-    Returns:
-        ``(tensor name, op name, channel relative error)`` rows.
-    """
-    import tensorflow as tf
-
-    converter = configure_int8(tflite_converter(source), calibration, options)
-    debug_options = tf.lite.experimental.QuantizationDebugOptions(
-        layer_direct_compare_metrics={"channel_relative_error": channel_relative_error})
-    with quiet_converter():
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative(calibration[: min(len(calibration), 64)]),
-            debug_options=debug_options)
-        debugger.run()
-        buffer = io.StringIO()
-        debugger.layer_statistics_dump(buffer)
-    rows = []
-    for row in csv.DictReader(io.StringIO(buffer.getvalue())):
-        error = float(row.get("channel_relative_error") or "nan")
-        if math.isfinite(error):
-            rows.append((row["tensor_name"], row["op_name"], error))
-    rows.sort(key=lambda r: -r[2])
-    return rows
+# The variants --auto-fallback repairs, and how it re-quantizes each (edgekit.convert.fallback).
+FALLBACK_VARIANTS = ("tflite-int8", "onnx-int8")
 
 
 def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, validation: Samples,
               reference: Reference, class_names: tuple[str, ...] | None, config: ConvertConfig,
-              progress: Progress, log: Callable[[str], None]) -> None:
-    """Keep the layers with the worst quantization error in float until the drop no longer
-    exceeds the limit beyond noise (the gate's rule)."""
+              progress: Progress, log: Callable[[str], None], float_size: int | None, work: Path) -> None:
+    """Search the layers to keep at a higher precision by their measured effect
+    (`edgekit.convert.fallback.search`) and keep the first set that passes the gate."""
     assert result.data is not None and config.max_accuracy_drop is not None
+    limit = config.max_accuracy_drop
+    limits = SearchLimits()
+    route = (TfliteInt8Route(source, calibration.x, config.options) if result.format == "tflite"
+             else OnnxInt8Route(source, calibration.x, config.options, work))
+    base_size, base_drop = len(result.data), result.metrics.get("drop_pts")
+
+    def measure(data: bytes) -> tuple[VariantResult, Any, Any, Any]:
+        candidate = VariantResult(result.name, result.format, result.precision)
+        _measure(candidate, data, source, validation, reference, class_names, progress)
+        return candidate, drop_from_metrics(candidate.metrics), candidate.metrics.get("drop_pts"), \
+            candidate.metrics.get("drop_ci95")
+
+    record: dict[str, Any] = {"succeeded": False, "remedy": None, "float_layers": [], "int16_layers": [],
+                              "size_cost_bytes": 0, "drop_before_pts": base_drop, "size_before_bytes": base_size,
+                              "limits": dataclasses.asdict(limits), "candidates": [], "tries": [], "seconds": 0.0}
+    result.fallback = record
     started = time.perf_counter()
-    base_size = len(result.data)
-    base_drop = result.metrics.get("drop_pts")
     try:
-        ranked = layer_errors(source, calibration.x, config.options)
-    except Exception as exc:  # the debugger is experimental; report, don't crash
-        result.fallback = {"float_layers": [], "size_cost_bytes": 0, "succeeded": False,
-                           "reason": f"quantization debugger failed: {exc}"[:300]}
+        if float_size is None:
+            float_size = route.float_size()
+        record["float_size_bytes"] = float_size
+        outcome = search(route, measure, lambda drop: drop is not None and not drop.exceeds(limit + 1e-9),
+                         base_drop, float_size, limits, log)
+    except (ConversionError, InputError) as exc:
+        record["reason"] = f"the quantization debugger failed: {one_line(str(exc))}"
+        record["seconds"] = round(time.perf_counter() - started, 3)
         return
-    counts = sorted({k for k in (1, 2, 3, 5, 8, 13, 21, 34, 55) if k < len(ranked)} | {len(ranked)})
-    tried = []
-    for k in counts:
-        names = tuple(r[0] for r in ranked[:k])
-        log(f"auto-fallback: tflite-int8 with the {k} worst layer(s) in float")
-        try:
-            data = tflite_int8_selective(source, calibration.x, config.options, names)
-            candidate = VariantResult(result.name, result.format, result.precision)
-            _measure(candidate, data, source, validation, reference, class_names, progress)
-        except (ConversionError, InputError) as exc:
-            tried.append({"float_layers": k, "error": str(exc)[:200]})
-            continue
-        drop = drop_from_metrics(candidate.metrics)
-        tried.append({"float_layers": k, "drop_pts": candidate.metrics.get("drop_pts"),
-                      "drop_ci95": candidate.metrics.get("drop_ci95"), "size_bytes": len(data)})
-        if drop is not None and not drop.exceeds(config.max_accuracy_drop + 1e-9):
-            result.data, result.inputs, result.outputs = candidate.data, candidate.inputs, candidate.outputs
-            result.metrics = candidate.metrics
-            result.gate = "pass"
-            result.fallback = {
-                "succeeded": True,
-                "float_layers": [f"{r[1]} {r[0]}" for r in ranked[:k]],
-                "layer_errors": [{"tensor": r[0], "op": r[1], "channel_relative_error": r[2]} for r in ranked[:k]],
-                "size_cost_bytes": len(data) - base_size,
-                "drop_before_pts": base_drop,
-                "tried": tried,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-            result.precision = "int8-mixed"
-            if result.substitute:  # the ops kept in float are still in float; the file is now this one
-                result.substitute["produced"] = "int8-mixed"
-            return
-    result.fallback = {"succeeded": False, "float_layers": [], "size_cost_bytes": 0, "tried": tried,
-                       "reason": "no number of float layers brought the drop within the limit"}
+    except Exception as exc:  # noqa: BLE001 - the debuggers are experimental; report, don't crash
+        record["reason"] = f"the quantization debugger failed: {one_line(f'{type(exc).__name__}: {exc}')}"
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        return
+    labels = {layer.name: layer.label() for layer in outcome.ranked}
+    record["candidates"] = [{"tensor": layer.name, "op": layer.op, "relative_error": layer.error}
+                            for layer in outcome.ranked[: limits.candidates]]
+    record["layers_ranked"] = len(outcome.ranked)
+    record["tries"] = [trial.to_dict() for trial in outcome.trials]
+    record["seconds"] = round(outcome.seconds, 3)
+    accepted = outcome.accepted
+    if accepted is None:
+        record["reason"] = outcome.reason
+        return
+    candidate = outcome.accepted_data
+    result.data, result.inputs, result.outputs = candidate.data, candidate.inputs, candidate.outputs
+    result.metrics = candidate.metrics
+    result.gate = "pass"
+    names = [labels.get(name, name) for name in accepted.layers]
+    record.update({"succeeded": True, "remedy": accepted.remedy,
+                   "float_layers": names if accepted.remedy == "float" else [],
+                   "int16_layers": names if accepted.remedy == "int16" else [],
+                   "size_cost_bytes": len(candidate.data) - base_size})
+    result.precision = "int8-mixed"
+    if result.substitute:  # the ops kept in float are still in float; the file is now this one
+        result.substitute["produced"] = "int8-mixed"
 
 
 def _postprocess(contract: Contract, task: Task, reference: Reference, classes: int | None) -> PostprocessSpec:
@@ -897,7 +922,8 @@ def _write(config: ConvertConfig, report: ConvertReport, source: SourceModel | F
         metrics = dict(v.metrics)
         metrics["convert_seconds"] = round(v.seconds, 3)
         if v.fallback:
-            metrics["fallback"] = {k: v.fallback[k] for k in ("float_layers", "size_cost_bytes", "drop_before_pts")}
+            metrics["fallback"] = {k: v.fallback.get(k) for k in ("remedy", "float_layers", "int16_layers",
+                                                                 "size_cost_bytes", "drop_before_pts")}
         if v.substitute:
             metrics["substitute"] = {k: v.substitute[k] for k in ("requested", "produced", "reason", "ops", "float_ops")}
         if foreign:  # the given model is packed as it is; the others were derived from it

@@ -24,10 +24,10 @@ from edgekit.convert.variants.onnx import onnx_export
 from edgekit.progress import Progress, no_progress
 
 
-class _Reader:
+class Reader:
     """onnxruntime CalibrationDataReader over the calibration split, one sample at a time."""
 
-    def __init__(self, name: str, calibration: np.ndarray, progress: Progress) -> None:
+    def __init__(self, name: str, calibration: np.ndarray, progress: Progress = no_progress) -> None:
         self.name, self.calibration, self.progress = name, calibration, progress
         self.rewind()
 
@@ -37,45 +37,82 @@ class _Reader:
             return None
         return {self.name: self.calibration[index : index + 1].astype(np.float32)}
 
+    def __iter__(self):  # noqa: ANN204 - qdq_loss_debug.collect_activations iterates the reader
+        self.rewind()
+        return iter(self.get_next, None)
+
     def rewind(self) -> None:
         self._order = iter(self.progress(range(len(self.calibration)), "calibrating onnx-int8", len(self.calibration)))
+
+
+def prepare(source: Any, options: ConversionOptions, folder: Path) -> Path:
+    """onnx-fp32 after onnxruntime's pre-processing (shape inference, graph optimization),
+    written to ``folder/pre.onnx``: what both quantizations start from.
+
+    Raises:
+        ConversionError: the export or the pre-processing failed.
+    """
+    quantization = require("onnxruntime.quantization", "quantizing ONNX models")
+    fp32 = onnx_export(source, options.opset)
+    src, pre = folder / "fp32.onnx", folder / "pre.onnx"
+    src.write_bytes(fp32)
+    try:
+        # chdir: when symbolic shape inference gives up, onnxruntime saves its partial
+        # model as sym_shape_infer_temp.onnx (plus a .data file) in the working directory.
+        with quiet_converter(), contextlib.chdir(folder):
+            try:
+                quantization.shape_inference.quant_pre_process(str(src), str(pre))
+            except Exception:  # noqa: BLE001 - sympy missing, or symbolic shape inference gave up
+                # (a Transformer's reshapes with a dynamic batch: "Incomplete symbolic shape
+                # inference"); ONNX's own shape inference is enough for quantization.
+                quantization.shape_inference.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    except Exception as exc:
+        raise conversion_error("onnx-int8", exc, "int8") from exc
+    return pre
+
+
+def quantize_qdq(pre: Path, out: Path, calib: np.ndarray, options: ConversionOptions,
+                 progress: Progress = no_progress, exclude: tuple[str, ...] = (), cache: Path | None = None) -> None:
+    """Static QDQ int8 of a prepared model (see `prepare`), calibrated by min/max.
+
+    Args:
+        exclude: node names left in float (auto-fallback's choice).
+        cache: onnxruntime's calibration cache: written by the first call, read by the
+            next ones, so that a search calibrates once.
+    """
+    quantization = require("onnxruntime.quantization", "quantizing ONNX models")
+    import onnx
+
+    input_name = onnx.load(str(pre)).graph.input[0].name
+    cached = cache is not None and cache.is_file()
+    quantization.quantize_static(
+        str(pre), str(out), None if cached else Reader(input_name, calib, progress),
+        quant_format=quantization.QuantFormat.QDQ,
+        activation_type=quantization.QuantType.QInt8,
+        weight_type=quantization.QuantType.QInt8,
+        per_channel=options.per_channel,
+        calibrate_method=quantization.CalibrationMethod.MinMax,
+        nodes_to_exclude=list(exclude) or None,
+        **({"calibration_cache_path": str(cache)} if cache is not None else {}),
+    )
 
 
 def _quantize(source: Any, calib: np.ndarray | None, options: ConversionOptions, work: Path,
               progress: Progress, mode: OnnxInt8Mode) -> bytes:
     """onnx-fp32 quantized by onnxruntime.quantization: ``static`` QDQ (calibrated) or ``dynamic``."""
     quantization = require("onnxruntime.quantization", "quantizing ONNX models")
-    fp32 = onnx_export(source, options.opset)
     what = "onnx-int8" if mode is OnnxInt8Mode.STATIC else "onnx-int8 (dynamic)"
     with tempfile.TemporaryDirectory(dir=work) as tmp:
-        src, pre, out = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(fp32)
+        pre = prepare(source, options, Path(tmp))
+        out = Path(tmp) / "int8.onnx"
         try:
-            # chdir: when symbolic shape inference gives up, onnxruntime saves its partial
-            # model as sym_shape_infer_temp.onnx (plus a .data file) in the working directory.
             with quiet_converter(), contextlib.chdir(tmp):
-                try:
-                    quantization.shape_inference.quant_pre_process(str(src), str(pre))
-                except Exception:  # noqa: BLE001 - sympy missing, or symbolic shape inference gave up
-                    # (a Transformer's reshapes with a dynamic batch: "Incomplete symbolic shape
-                    # inference"); ONNX's own shape inference is enough for quantization.
-                    quantization.shape_inference.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
                 if mode is OnnxInt8Mode.DYNAMIC:
                     quantization.quantize_dynamic(str(pre), str(out), weight_type=quantization.QuantType.QInt8,
                                                   per_channel=options.per_channel)
                 else:
                     assert calib is not None
-                    import onnx
-
-                    input_name = onnx.load(str(pre)).graph.input[0].name
-                    quantization.quantize_static(
-                        str(pre), str(out), _Reader(input_name, calib, progress),
-                        quant_format=quantization.QuantFormat.QDQ,
-                        activation_type=quantization.QuantType.QInt8,
-                        weight_type=quantization.QuantType.QInt8,
-                        per_channel=options.per_channel,
-                        calibrate_method=quantization.CalibrationMethod.MinMax,
-                    )
+                    quantize_qdq(pre, out, calib, options, progress)
         except Exception as exc:
             raise conversion_error(what, exc, "int8") from exc
         return out.read_bytes()

@@ -23,7 +23,6 @@ from edgekit.convert.variants.tflite import (
     configure_int8,
     convert,
     dynamic_range,
-    representative,
     tflite_converter,
 )
 from edgekit.progress import Progress, no_progress
@@ -56,22 +55,37 @@ def build_dynamic_range(source: Any, _calib: np.ndarray | None, _options: Conver
     return dynamic_range(source, "tflite-int8 as dynamic range")
 
 
-def tflite_int8_selective(source: Any, calib: np.ndarray, options: ConversionOptions,
-                          float_nodes: tuple[str, ...]) -> bytes:
-    """tflite-int8 with the named tensors' ops kept in float (quantization debugger)."""
+def calibrated_int8(source: Any, calib: np.ndarray, options: ConversionOptions) -> bytes:
+    """The converter's calibrated model (float ops with the calibration statistics), from
+    which `requantize` makes int8 models without calibrating again."""
     import tensorflow as tf
 
     converter = configure_int8(tflite_converter(source), calib, options)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    debug_options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_nodes))
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - what the quantization debugger does
+    return convert(converter, "tflite-int8 with float fallback", "int8")
+
+
+def requantize(calibrated: bytes, options: ConversionOptions, float_nodes: tuple[str, ...]) -> bytes:
+    """int8 from a calibrated model, with the named tensors' ops kept in float (float input
+    and output). Not through the quantization debugger: its debug model has nothing to
+    verify when every layer is in float, and it fails with "Please check if the quantized
+    model is in debug mode"."""
+    from tensorflow.lite.python import convert as tflite_convert
+
     try:
         with quiet_converter():
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=representative(calib[: min(len(calib), 32)]),
-                debug_options=debug_options)
-            return bytes(debugger.get_nondebug_quantized_model())
-    except Exception as exc:
+            return bytes(tflite_convert.mlir_quantize(calibrated, disable_per_channel=not options.per_channel,
+                                                      fully_quantize=False, denylisted_nodes=list(float_nodes)))
+    except Exception as exc:  # the converter raises its own types with long logs
         raise conversion_error("tflite-int8 with float fallback", exc, "int8") from exc
+
+
+def tflite_int8_selective(source: Any, calib: np.ndarray, options: ConversionOptions,
+                          float_nodes: tuple[str, ...]) -> bytes:
+    """tflite-int8 with the named tensors' ops kept in float."""
+    return requantize(calibrated_int8(source, calib, options), options, float_nodes)
 
 
 def forms(options: ConversionOptions) -> tuple[Form, ...]:

@@ -1,0 +1,423 @@
+"""`--auto-fallback`: which layers of a quantized variant to keep at a higher precision,
+chosen by the drop they actually remove.
+
+The quantization debugger ranks the layers by their own quantization error (TFLite's
+`QuantizationDebugger`; onnxruntime's `qdq_loss_debug` for ONNX), but a layer's error is
+not its effect on the task: the worst-ranked layers may cost nothing and a quiet one
+everything. So the ranking only names the candidates (the `SearchLimits.candidates`
+worst); the choice is a greedy forward selection measured on the validation split:
+each step tries every remaining candidate added to the layers kept so far, keeps the
+one whose set gives the lowest drop, and the search ends at the first set that passes
+the gate (the smallest the greedy search finds), when no candidate lowers the drop any
+more, when a file would be larger than the variant's float model (said, and the search
+stops: a fallback that big is not worth having), or after `SearchLimits.tries` tries.
+
+Remedies, tried in this order, each a search of its own:
+
+- ``int16``: 16-bit activations (int16x8) for the chosen layers, every other layer int8
+  (``tflite-int8``, through ai-edge-quantizer when it is installed): the file stays
+  integer and about int8's size. It needs a runtime whose QUANTIZE kernel requantizes
+  between int8 and int16 (LiteRT does; TensorFlow 2.21's own ``tf.lite`` interpreter
+  does not).
+- ``float``: the chosen layers in float, with float input and output (``tflite-int8``
+  through the TFLite converter's ``denylisted_nodes``; ``onnx-int8`` through
+  onnxruntime's ``nodes_to_exclude``).
+
+The calibration runs once per remedy (the debugger's calibrated model for the TFLite
+converter, one calibration result for ai-edge-quantizer, onnxruntime's calibration
+cache), so a try costs one re-quantization and one pass over the validation split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import math
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.convert.variants.base import (
+    ConversionError,
+    ConversionOptions,
+    conversion_error,
+    quiet_converter,
+)
+from edgekit.stats import Drop
+
+# One line of at most this many characters for a converter's error in a try.
+_ERROR_CHARS = 240
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchLimits:
+    """What one fallback search may cost.
+
+    Attributes:
+        candidates: the worst layers by the debugger's error that the search chooses from.
+        tries: the most sets one remedy's search measures (a try: one re-quantization and
+            one pass over the validation split).
+    """
+
+    candidates: int = 6
+    tries: int = 12
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """A candidate: the name the quantizer takes, the op, and the debugger's error."""
+
+    name: str
+    op: str
+    error: float
+
+    def label(self) -> str:
+        return f"{self.op} {self.name}"
+
+
+@dataclasses.dataclass
+class Trial:
+    """One measured set of layers at a remedy's precision."""
+
+    remedy: str
+    layers: tuple[str, ...]
+    size_bytes: int | None = None
+    drop_pts: float | None = None
+    drop_ci95: list[float] | None = None
+    passed: bool = False
+    error: str | None = None
+    larger_than_float: bool = False
+    seconds: float = 0.0
+    measured: Any = dataclasses.field(default=None, repr=False)  # what `measure` returned
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"remedy": self.remedy, "layers": list(self.layers), "size_bytes": self.size_bytes,
+                "drop_pts": self.drop_pts, "drop_ci95": self.drop_ci95, "passed": self.passed, "error": self.error,
+                "larger_than_float": self.larger_than_float, "seconds": round(self.seconds, 3)}
+
+
+def one_line(text: str) -> str:
+    """A converter's error as one line (its first meaningful line, shortened)."""
+    lines = [" ".join(line.split()) for line in str(text).splitlines() if line.strip()]
+    line = lines[0] if lines else "unknown error"
+    for candidate in lines:  # converters put the cause on a line of its own
+        if "error" in candidate.lower() or "check" in candidate.lower():
+            line = candidate
+            break
+    return line if len(line) <= _ERROR_CHARS else line[: _ERROR_CHARS - 3] + "..."
+
+
+def relative_error(float_values: list[np.ndarray], quantized_values: list[np.ndarray]) -> float:
+    """How badly quantization hurts a tensor: the 90th percentile over channels (the last
+    axis) of RMSE / spread of the float values.
+
+    A plain RMSE relative to the scale looks harmless for a tensor whose scale an outlier
+    channel inflated, which is exactly the tensor that ruins the small channels.
+    """
+    def rows(values: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.asarray(v, np.float64).reshape(-1, np.asarray(v).shape[-1] if np.ndim(v) else 1)
+                               for v in values])
+
+    f, q = rows(float_values), rows(quantized_values)
+    rmse = np.sqrt(np.mean((q - f) ** 2, axis=0))
+    spread = np.std(f, axis=0)
+    floor = 1e-3 * float(np.mean(np.abs(f))) + 1e-12
+    return float(np.percentile(rmse / np.maximum(spread, floor), 90))
+
+
+def channel_relative_error(float_tensors: list[np.ndarray], quant_tensors: list[np.ndarray], scale: float,
+                           zero_point: int) -> float:
+    """`relative_error` of a quantized tensor (the TFLite debugger's metric signature)."""
+    return relative_error(float_tensors, [(np.asarray(q, np.float64) - zero_point) * scale for q in quant_tensors])
+
+
+# ---------------------------------------------------------------------------
+# routes: how one variant is ranked and re-quantized
+
+
+class TfliteInt8Route:
+    """``tflite-int8``: ranked by the TFLite quantization debugger; float layers through the
+    converter's ``denylisted_nodes`` on the debugger's calibrated model, int16 layers
+    through ai-edge-quantizer (one calibration each)."""
+
+    variant = "tflite-int8"
+
+    def __init__(self, source: Any, calibration: np.ndarray, options: ConversionOptions) -> None:
+        self.source, self.calibration, self.options = source, calibration, options
+        self._calibrated: bytes | None = None
+        self._disable_per_channel = not options.per_channel
+        self._float: bytes | None = None
+        self._aeq_result: Any = None
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        try:
+            import ai_edge_quantizer  # noqa: F401
+        except ImportError:
+            return ("float",)
+        return ("int16", "float")
+
+    def float_size(self) -> int:
+        return len(self._float_model())
+
+    def _float_model(self) -> bytes:
+        if self._float is None:
+            from edgekit.convert.variants.tflite import convert, tflite_converter
+
+            self._float = convert(tflite_converter(self.source), "tflite-fp32")
+        return self._float
+
+    def rank(self) -> list[Layer]:
+        """Every quantized layer, worst first by `channel_relative_error` (the debugger
+        calibrates on the whole calibration split once; the float tries reuse it)."""
+        import tensorflow as tf
+
+        from edgekit.convert.variants.tflite import configure_int8, representative, tflite_converter
+
+        converter = configure_int8(tflite_converter(self.source), self.calibration, self.options)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        debug_options = tf.lite.experimental.QuantizationDebugOptions(
+            layer_direct_compare_metrics={"channel_relative_error": channel_relative_error})
+        with quiet_converter():
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=representative(self.calibration[: min(len(self.calibration), 64)]),
+                debug_options=debug_options)
+            debugger.run()
+            buffer = io.StringIO()
+            debugger.layer_statistics_dump(buffer)
+        self._calibrated = bytes(debugger.calibrated_model)
+        layers = []
+        for row in csv.DictReader(io.StringIO(buffer.getvalue())):
+            error = float(row.get("channel_relative_error") or "nan")
+            if math.isfinite(error):
+                layers.append(Layer(row["tensor_name"], row["op_name"], error))
+        return sorted(layers, key=lambda layer: -layer.error)
+
+    def build(self, remedy: str, layers: tuple[str, ...]) -> bytes:
+        return self._int16(layers) if remedy == "int16" else self._float_layers(layers)
+
+    def _float_layers(self, layers: tuple[str, ...]) -> bytes:
+        from edgekit.convert.variants.tflite_int8 import requantize
+
+        assert self._calibrated is not None, "rank() calibrates first"
+        return requantize(self._calibrated, self.options, layers)
+
+    def _int16(self, layers: tuple[str, ...]) -> bytes:
+        import ai_edge_quantizer as aeq
+
+        recipe = aeq.recipe
+        granularity = (aeq.qtyping.QuantGranularity.CHANNELWISE if self.options.per_channel
+                       else aeq.qtyping.QuantGranularity.TENSORWISE)
+        manager = aeq.recipe_manager.RecipeManager()
+        manager.add_static_config(".*", recipe.TFLOperationName.ALL_SUPPORTED, 8, 8, granularity)
+        for name in layers:  # an op's scope: its output tensors' names, each followed by ";"
+            manager.add_static_config(f"^{re.escape(name)};", recipe.TFLOperationName.ALL_SUPPORTED, 16, 8, granularity)
+        model = self._float_model()
+        try:
+            with quiet_converter(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
+                quantizer = aeq.quantizer.Quantizer(model, manager.get_quantization_recipe())
+                if self._aeq_result is None:
+                    key, name = _signature_input(model)
+                    dataset = [{name: self.calibration[i : i + 1].astype(np.float32)} for i in range(len(self.calibration))]
+                    self._aeq_result = quantizer.calibrate({key: dataset}, num_threads=1)
+                quantized = quantizer.quantize(self._aeq_result, enable_progress_bar=False, enable_progress_report=False)
+                return bytes(quantized.quantized_model)
+        except Exception as exc:  # the quantizer raises ValueError/RuntimeError/KeyError on ops it lacks
+            raise conversion_error("tflite-int8 with int16 layers", exc, "int16x8") from exc
+
+
+def _signature_input(model: bytes) -> tuple[str, str]:
+    """The signature key and input name ai-edge-quantizer calibrates through."""
+    from edgekit._native import native_stderr_captured
+    from edgekit.runtime.backends import tflite_interpreter_class
+
+    interpreter_class, _package = tflite_interpreter_class()
+    with native_stderr_captured():
+        signatures = interpreter_class(model_content=model).get_signature_list()
+    key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    return key, signatures[key]["inputs"][0]
+
+
+class OnnxInt8Route:
+    """``onnx-int8`` (static QDQ): ranked by onnxruntime's ``qdq_loss_debug`` (each
+    activation before and after its QuantizeLinear/DequantizeLinear pair); float layers
+    through ``nodes_to_exclude``, reusing one calibration cache."""
+
+    variant = "onnx-int8"
+    remedies = ("float",)
+
+    def __init__(self, source: Any, calibration: np.ndarray, options: ConversionOptions, work: Path) -> None:
+        self.source, self.calibration, self.options = source, calibration, options
+        self._tmp = Path(tempfile.mkdtemp(dir=work))
+        self._prepared: Path | None = None
+        self._cache = self._tmp / "calibration.json"
+        self._readers: dict[str, tuple[str, ...]] = {}
+
+    def float_size(self) -> int:
+        from edgekit.convert.variants.onnx import onnx_export
+
+        return len(onnx_export(self.source, self.options.opset))
+
+    def rank(self) -> list[Layer]:
+        import onnx
+        from onnxruntime.quantization import qdq_loss_debug
+
+        from edgekit.convert.variants.onnx_int8 import Reader, prepare, quantize_qdq
+
+        self._prepared = prepare(self.source, self.options, self._tmp)
+        qdq, augmented = self._tmp / "rank.onnx", self._tmp / "augmented.onnx"
+        try:
+            with quiet_converter():
+                quantize_qdq(self._prepared, qdq, self.calibration, self.options, cache=self._cache)
+                qdq_loss_debug.modify_model_output_intermediate_tensors(str(qdq), str(augmented))
+                name = onnx.load(str(self._prepared)).graph.input[0].name
+                activations = qdq_loss_debug.collect_activations(
+                    str(augmented), Reader(name, self.calibration[: min(len(self.calibration), 64)]))
+                matching = qdq_loss_debug.create_activation_matching(activations)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+            raise conversion_error("onnx-int8 quantization debug", exc, "int8") from exc
+        nodes = onnx.load(str(self._prepared)).graph.node
+        producers = {out: node for node in nodes for out in node.output}
+        layers = []
+        for tensor, match in matching.items():
+            node = producers.get(tensor)
+            if node is None or not match.get("pre_qdq") or not match.get("post_qdq"):
+                continue  # a graph input, or a tensor the quantizer left in float
+            error = relative_error(list(match["pre_qdq"]), list(match["post_qdq"]))
+            if math.isfinite(error):
+                layers.append(Layer(node.name, node.op_type, error))
+                # A layer in float: the nodes that read its output and write its inputs stay
+                # float too (excluding it alone leaves them quantizing the same tensors).
+                writers = [producers[i].name for i in node.input if i in producers]
+                self._readers[node.name] = (*writers, *(n.name for n in nodes if tensor in n.input))
+        return sorted(layers, key=lambda layer: -layer.error)
+
+    def build(self, remedy: str, layers: tuple[str, ...]) -> bytes:
+        from edgekit.convert.variants.onnx_int8 import quantize_qdq
+
+        assert self._prepared is not None and remedy == "float", "rank() prepares first"
+        out = self._tmp / "try.onnx"
+        try:
+            with quiet_converter():
+                exclude = tuple(dict.fromkeys(n for name in layers for n in (name, *self._readers.get(name, ()))))
+                quantize_qdq(self._prepared, out, self.calibration, self.options, exclude=exclude, cache=self._cache)
+        except Exception as exc:  # noqa: BLE001
+            raise conversion_error("onnx-int8 with float layers", exc, "int8") from exc
+        return out.read_bytes()
+
+
+# ---------------------------------------------------------------------------
+# the search
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a search found: the accepted try (None when none passed) and every try."""
+
+    ranked: list[Layer]
+    trials: list[Trial]
+    accepted: Trial | None = None
+    accepted_data: Any = None  # what `measure` returned for the accepted try
+    reason: str = ""
+    seconds: float = 0.0
+
+
+def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float | None, list[float] | None]],
+           passes: Callable[[Drop | None], bool], base_drop: float | None, float_size: int | None,
+           limits: SearchLimits = SearchLimits(), log: Callable[[str], None] = lambda _m: None) -> Outcome:
+    """Greedy forward selection of the layers to keep at a higher precision.
+
+    Args:
+        route: a `TfliteInt8Route` or `OnnxInt8Route`.
+        measure: model bytes -> ``(measured, drop, drop_pts, drop_ci95)``; raises
+            `ConversionError` (or `InputError`) for a file that cannot be run.
+        passes: the gate's verdict on a drop.
+        base_drop: the all-int8 variant's drop in points (the figure to lower).
+        float_size: the variant's float model in bytes (None: not known, no size limit).
+
+    Returns:
+        The outcome; ``accepted`` is the first try that passes the gate.
+    """
+    started = time.perf_counter()
+    ranked = route.rank()
+    candidates = ranked[: limits.candidates]
+    trials: list[Trial] = []
+    outcome = Outcome(ranked, trials)
+    if not candidates:
+        outcome.reason = "the quantization debugger found no quantized layer to keep at a higher precision"
+        return _done(outcome, started)
+    sizes: list[str] = []
+    for remedy in route.remedies:
+        chosen: list[Layer] = []
+        too_large: set[str] = set()  # layers whose addition made a file larger than the float model
+        budget = limits.tries
+        while budget > 0:
+            step: list[tuple[float, int, int, Layer]] = []
+            remaining = [c for c in candidates if c not in chosen and c.name not in too_large]
+            for layer in remaining[:budget]:
+                budget -= 1
+                names = tuple(c.name for c in [*chosen, layer])
+                log(f"auto-fallback: {route.variant} with {len(names)} layer(s) in {remedy}")
+                trial = _try(route, remedy, names, measure, passes, float_size, trials)
+                if trial.larger_than_float:
+                    too_large.add(layer.name)  # every set that adds it is larger still
+                elif trial.passed:
+                    outcome.accepted, outcome.accepted_data = trial, trial.measured
+                    return _done(outcome, started)
+                elif trial.drop_pts is not None:
+                    step.append((trial.drop_pts, trial.size_bytes or 0, len(trials), layer))
+            if not step:
+                if too_large and float_size is not None:
+                    sizes.append(f"{remedy}: every set that adds a layer to {len(chosen)} is larger than the float "
+                                 f"model ({float_size:,} bytes)")
+                break
+            # the lowest drop; among equals the smaller file, then the debugger's order: when no
+            # layer helps alone, the next step measures it together with each of the others
+            chosen.append(min(step, key=lambda s: (s[0], s[1], s[2]))[3])
+            if len(chosen) == len(candidates):
+                break
+    measured_trials = [t for t in trials if t.drop_pts is not None]
+    best_trial = min(measured_trials, key=lambda t: t.drop_pts) if measured_trials else None  # type: ignore[arg-type,return-value]
+    outcome.reason = (f"no set of the {len(candidates)} worst layer(s) passed in {len(trials)} tries"
+                      + (f"; the best: {len(best_trial.layers)} layer(s) in {best_trial.remedy}, drop "
+                         f"{best_trial.drop_pts:.2f} points" if best_trial else ""))
+    if sizes:
+        outcome.reason += "; not reachable below the float model's size (" + "; ".join(sizes) + ")"
+    failed = [t for t in trials if t.error]
+    if failed and not measured_trials:
+        outcome.reason += f"; every try failed, e.g. {failed[0].error}"
+    return _done(outcome, started)
+
+
+def _try(route: Any, remedy: str, names: tuple[str, ...], measure: Callable[..., Any],
+         passes: Callable[[Drop | None], bool], float_size: int | None, trials: list[Trial]) -> Trial:
+    """Build and measure one set; a file larger than the float model is not measured."""
+    trial = Trial(remedy, names)
+    trials.append(trial)
+    tick = time.perf_counter()
+    try:
+        data = route.build(remedy, names)
+        trial.size_bytes = len(data)
+        if float_size is not None and len(data) > float_size:
+            trial.larger_than_float = True
+        else:
+            trial.measured, drop, trial.drop_pts, trial.drop_ci95 = measure(data)
+            trial.passed = passes(drop)
+    except ConversionError as exc:
+        trial.error = one_line(str(exc))
+    except Exception as exc:  # noqa: BLE001 - InputError from the runtime, quantizer internals
+        trial.error = one_line(f"{type(exc).__name__}: {exc}")
+    trial.seconds = time.perf_counter() - tick
+    return trial
+
+
+def _done(outcome: Outcome, started: float) -> Outcome:
+    outcome.seconds = time.perf_counter() - started
+    return outcome
