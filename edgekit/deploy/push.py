@@ -179,8 +179,10 @@ class Device:
             e = '"$e"'
             lines += [f'e={DEFAULT_COMMAND}; [ -x "$d/{VENV}/bin/edgekit" ] && e="$d/{VENV}/bin/edgekit"',
                       'echo "EDGEKIT $(command -v "$e" || echo "$e")"']
-        else:
+        else:  # the given command as the unit's ExecStart needs it: ~ expanded, a bare name resolved
             e = self.edgekit
+            if len(shlex.split(e)) == 1:
+                lines.append(f'echo "EDGEKIT $(command -v {e} || echo {e})"')
         lines += [
             f"v=$({e} --version 2>&1) || {{ echo \"NOEDGEKIT $?\"; printf '%s\\n' \"$v\" | tail -n 1; exit 0; }}",
             'echo "VERSION $v"',

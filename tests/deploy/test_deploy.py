@@ -493,3 +493,19 @@ def test_a_release_taken_then_hanging_is_rolled_back_and_the_old_one_serves_afte
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.system
+def test_a_device_command_given_with_a_variable_or_tilde_is_resolved_for_the_unit(sshd):
+    from edgekit.deploy import DeployConfig, Target
+    from edgekit.deploy.push import Device
+
+    home = sshd.data_home("edgekit-b")
+    (home / "bin").mkdir(exist_ok=True)
+    link = home / "bin" / "edgekit"
+    link.unlink(missing_ok=True)
+    link.symlink_to(REMOTE_EDGEKIT)
+    config = DeployConfig(remote_command="$XDG_DATA_HOME/bin/edgekit", ssh_config=sshd.client_config)
+    device = Device(Target("edgekit-b"), config, lambda _m: None)
+    device.probe(None)
+    assert device.edgekit == str(link)  # what ExecStart gets: systemd expands neither $VAR nor ~ as a shell would
