@@ -6,11 +6,14 @@ The quantization debugger ranks the layers by their own quantization error (TFLi
 not its effect on the task: the worst-ranked layers may cost nothing and a quiet one
 everything. So the ranking only names the candidates (the `SearchLimits.candidates`
 worst); the choice is a greedy forward selection measured on the validation split:
-each step tries every remaining candidate added to the layers kept so far, keeps the
-one whose set gives the lowest drop, and the search ends at the first set that passes
-the gate (the smallest the greedy search finds), when no candidate lowers the drop any
-more, when a file would be larger than the variant's float model (said, and the search
-stops: a fallback that big is not worth having), or after `SearchLimits.tries` tries.
+each step tries every remaining candidate added to the layers kept so far and keeps the
+one whose set gives the lowest drop (among equals the smaller file, then the debugger's
+order, so that layers that only help together are still reached). The search ends at
+the first set that passes the gate (the smallest the greedy search finds), or when the
+candidates or `SearchLimits.tries` run out. A set whose file is larger than the
+variant's float model is never measured nor kept, and no set that adds to it is tried;
+when nothing smaller is left the report says the gate is not reachable below the float
+model's size.
 
 Remedies, tried in this order, each a search of its own:
 
@@ -21,7 +24,8 @@ Remedies, tried in this order, each a search of its own:
   does not).
 - ``float``: the chosen layers in float, with float input and output (``tflite-int8``
   through the TFLite converter's ``denylisted_nodes``; ``onnx-int8`` through
-  onnxruntime's ``nodes_to_exclude``).
+  onnxruntime's ``nodes_to_exclude``, a layer with the nodes that write its inputs and
+  read its output, else they would quantize the same tensors).
 
 The calibration runs once per remedy (the debugger's calibrated model for the TFLite
 converter, one calibration result for ai-edge-quantizer, onnxruntime's calibration
@@ -149,8 +153,10 @@ class TfliteInt8Route:
 
     variant = "tflite-int8"
 
-    def __init__(self, source: Any, calibration: np.ndarray, options: ConversionOptions) -> None:
+    def __init__(self, source: Any, calibration: np.ndarray, options: ConversionOptions,
+                 remedies: tuple[str, ...] | None = None) -> None:
         self.source, self.calibration, self.options = source, calibration, options
+        self._remedies = remedies
         self._calibrated: bytes | None = None
         self._disable_per_channel = not options.per_channel
         self._float: bytes | None = None
@@ -158,6 +164,8 @@ class TfliteInt8Route:
 
     @property
     def remedies(self) -> tuple[str, ...]:
+        if self._remedies is not None:
+            return self._remedies
         try:
             import ai_edge_quantizer  # noqa: F401
         except ImportError:

@@ -1,0 +1,145 @@
+"""`--auto-fallback`: layers chosen by the drop they remove, int16 before float, the float
+model's size as a ceiling, every try reported, and a hint that never repeats a given flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.bundle import open_bundle
+from tests.support.cli import run_cli
+from tests.support.models import save_keras
+
+
+@pytest.fixture(scope="module")
+def outlier_mlp(tmp_path_factory):
+    """Three hidden layers; the first has one huge-range unit that the second ignores, so
+    per-tensor int8 activations ruin the small units of that tensor (and only there)."""
+    import keras
+
+    root = tmp_path_factory.mktemp("fallback")
+    rng = np.random.default_rng(1)
+    centers = rng.normal(0, 1, (3, 20))
+    y = rng.integers(0, 3, 500)
+    x = (centers[y] + rng.normal(0, 0.7, (500, 20))).astype("float32")
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((20,))
+    h = keras.layers.Dense(48, activation="relu", name="hidden")(inp)
+    h = keras.layers.Dense(48, activation="relu", name="mid")(h)
+    h = keras.layers.Dense(48, activation="relu", name="mid2")(h)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="head")(h))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=12, verbose=0)
+    w, b = model.get_layer("hidden").get_weights()
+    w[:, 0], b[0] = 60.0, 600.0  # the outlier unit...
+    model.get_layer("hidden").set_weights([w, b])
+    w2, b2 = model.get_layer("mid").get_weights()
+    w2[0, :] = 0.0  # ...which the next layer ignores: float accuracy is unchanged
+    model.get_layer("mid").set_weights([w2, b2])
+    path = root / "outlier.keras"
+    save_keras(model, path)
+    np.savez(root / "data.npz", x=x, y=y)
+    return path, root / "data.npz"
+
+
+@pytest.mark.tf
+def test_search_keeps_the_smallest_measured_set_and_reports_every_try(outlier_mlp, tmp_path):
+    model, data = outlier_mlp
+    out = tmp_path / "mixed.edgekit"
+    result = run_cli("convert", str(model), "-o", str(out), "--data", str(data), "--variants",
+                     "tflite-fp32,tflite-int8,onnx-fp32,onnx-int8", "--max-accuracy-drop", "1", "--auto-fallback",
+                     "--calibration-samples", "100", "--validation-samples", "300", "--json")
+    assert result.code == 0, result.stderr
+    variants = {v["name"]: v for v in result.json()["variants"]}
+    manifest = open_bundle(out).manifest
+    for name, float_name in (("tflite-int8", "tflite-fp32"), ("onnx-int8", "onnx-fp32")):
+        v = variants[name]
+        fb = v["fallback"]
+        assert fb["drop_before_pts"] > 10, name  # post-training int8 fails here
+        assert fb["succeeded"] and v["gate"] == "pass" and v["precision"] == "int8-mixed", name
+        tries = fb["tries"]
+        assert 1 <= len(tries) <= fb["limits"]["tries"] * 2
+        for t in tries:  # every try: its layers, size and drop with the drop's interval
+            assert t["layers"] and t["size_bytes"] > 0 and t["error"] is None, t
+            assert t["drop_pts"] is not None and len(t["drop_ci95"]) == 2 and t["drop_ci95"][0] <= t["drop_pts"]
+            assert t["size_bytes"] <= variants[float_name]["size_bytes"]
+        assert [t["passed"] for t in tries] == [False] * (len(tries) - 1) + [True]
+        accepted = tries[-1]
+        # greedy by measured effect: the layers kept before the last one are the set that
+        # measured the lowest drop one step earlier, whatever the debugger's order
+        for k in range(1, len(accepted["layers"])):
+            step = [t for t in tries if len(t["layers"]) == k and t["remedy"] == accepted["remedy"]]
+            best = min(step, key=lambda t: t["drop_pts"])
+            assert tuple(best["layers"]) == tuple(accepted["layers"][:k])
+        kept = fb["int16_layers"] or fb["float_layers"]
+        assert len(kept) == len(accepted["layers"]) and v["size_bytes"] == accepted["size_bytes"]
+        assert manifest.variant(name).precision == "int8-mixed"
+        assert manifest.variant(name).metrics["fallback"]["remedy"] == fb["remedy"]
+    tflite = variants["tflite-int8"]["fallback"]
+    assert tflite["remedy"] == "int16" and any("hidden" in layer for layer in tflite["int16_layers"])
+    assert variants["tflite-int8"]["size_bytes"] < 0.6 * variants["tflite-fp32"]["size_bytes"]  # integer-sized
+    assert variants["onnx-int8"]["fallback"]["remedy"] == "float"
+
+
+@pytest.mark.tf
+def test_no_set_larger_than_the_float_model_is_measured_or_kept(outlier_mlp):
+    from edgekit.convert.fallback import SearchLimits, TfliteInt8Route, search
+    from edgekit.convert.source import LoadConfig, SourceModel
+    from edgekit.convert.variants import ConversionOptions
+    from edgekit.convert.variants.tflite_int8 import calibrated_int8, requantize
+
+    model, data = outlier_mlp
+    x = np.load(data)["x"][:64]
+    with SourceModel(LoadConfig(model, False, None)) as source:
+        options = ConversionOptions()
+        int8_size = len(requantize(calibrated_int8(source, x, options), options, ()))
+        route = TfliteInt8Route(source, x, options, remedies=("float",))
+
+        def measure(_data: bytes):
+            raise AssertionError("a file larger than the float model was measured")
+
+        # a ceiling at the all-int8 size: every layer kept in float makes a larger file
+        outcome = search(route, measure, lambda _drop: True, 50.0, int8_size, SearchLimits(candidates=3, tries=5))
+    assert outcome.accepted is None
+    assert outcome.trials and all(t.larger_than_float and t.drop_pts is None for t in outcome.trials)
+    assert len(outcome.trials) == 3  # one step: no set that adds to a too-large one is tried
+    assert "not reachable below the float model's size" in outcome.reason
+
+
+def _report(auto_fallback: bool, fallback: dict | None):
+    from edgekit.convert.run import ConvertConfig, ConvertReport, VariantResult
+
+    int8 = VariantResult("tflite-int8", "tflite", "int8", data=b"x", gate="fail", fallback=fallback,
+                         metrics={"drop_pts": 3.2, "drop_ci95": [2.1, 4.5], "drop_basis": "accuracy",
+                                  "drop_resolution_pts": 0.1})
+    config = ConvertConfig(model=Path("m.keras"), output=Path("m.edgekit"), max_accuracy_drop=1.0,
+                           auto_fallback=auto_fallback)
+    return ConvertReport(config, {}, {}, {}, [int8], [], gate_passed=False)
+
+
+def test_the_gate_hint_never_suggests_a_flag_that_was_given():
+    from edgekit.convert.run import gate_error, gate_hint
+
+    assert "--auto-fallback" in gate_hint(_report(False, None))
+    failed = {"succeeded": False, "reason": "no set of the 6 worst layer(s) passed in 24 tries", "tries": []}
+    hint = gate_hint(_report(True, failed))
+    assert "--auto-fallback" not in hint and "no set of the 6 worst layer(s) passed" in hint
+    assert "--auto-fallback" not in str(gate_error(_report(True, failed), "; bundle not written"))
+
+
+def test_a_converter_error_in_a_try_is_one_line_in_the_table():
+    from edgekit.convert.fallback import Trial, one_line
+    from edgekit.convert.run import _fallback_lines
+
+    text = ("Traceback (most recent call last):\n  File x\nValueError: Please check if the quantized model is in "
+            "debug mode\n\nmore log")
+    error = one_line(text)
+    assert error == "ValueError: Please check if the quantized model is in debug mode"
+    trial = Trial("float", ("a;b", "c;d"), error=error).to_dict()
+    lines = _fallback_lines({"succeeded": False, "reason": "no set passed", "tries": [trial], "seconds": 1.0,
+                             "candidates": [{"tensor": "a;b"}], "drop_before_pts": 3.0, "size_before_bytes": 100})
+    row = next(line for line in lines if "try  1" in line)
+    assert row.strip() == ("try  1: 2 in float (+c): failed: ValueError: Please check if the quantized model is in "
+                           "debug mode")
