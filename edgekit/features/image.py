@@ -181,13 +181,14 @@ def _decode_pillow(data: bytes, label: str) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            image = ImageOps.exif_transpose(opened)  # as OpenCV's IMREAD_COLOR does
+        with Image.open(io.BytesIO(data)) as image:
+            # as OpenCV's IMREAD_COLOR does; in place: without it, a copy even when upright
+            ImageOps.exif_transpose(image, in_place=True)
             if image.mode.startswith("I"):  # 16-bit (or 32-bit) gray: the high byte, as OpenCV
                 wide = np.asarray(image).astype(np.int64)
                 gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
                 return np.repeat(gray[..., None], 3, axis=-1)
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # RGB: no converted copy
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
             ZeroDivisionError, struct.error, Image.DecompressionBombError) as exc:  # what Pillow's plugins raise on bad data
         raise InputError(label, expected="an image Pillow can decode (PNG, JPEG, BMP, ...)",
@@ -248,27 +249,35 @@ class _BilinearPlan:
     wa: np.ndarray  # (width * channels,) float32: 1 - fc (weight of the left pixel)
     wb: np.ndarray  # fc
     pos0: np.ndarray  # (height,): the upper row of each output row, as an index into the rows used
-    pos1: np.ndarray  # the lower row
+    pos1: np.ndarray  # the lower row (the upper one where its weight fr is 0)
     va: np.ndarray  # (height, 1) float32: 1 - fr
     vb: np.ndarray  # fr
+    across: bool  # some fc is not 0: the right pixels count
+    down: bool  # some fr is not 0: the lower rows count
 
 
 @functools.lru_cache(maxsize=16)
 def _bilinear_plan(src_h: int, src_w: int, height: int, width: int, channels: int) -> _BilinearPlan:
     r0, r1, fr = _axis(height, src_h)
     c0, c1, fc = _axis(width, src_w)
-    rows = np.unique(np.concatenate([r0, r1]))  # each source row is interpolated across once
+    # A lower row whose weight fr is 0 adds exactly +0 (a finite pixel times 0): it need not
+    # be interpolated across, and the upper row stands in for it (odd integer ratios such
+    # as 480 -> 96, or an unchanged height, need half the rows).
+    rows = np.unique(np.concatenate([r0, r1[fr != 0]]))  # each is interpolated across once
     lanes = np.arange(channels)
     cols0 = (c0[:, None] * channels + lanes).reshape(-1)
     cols1 = (c1[:, None] * channels + lanes).reshape(-1)
     row_at = rows[:, None] * (src_w * channels)
+    pos0 = np.searchsorted(rows, r0).astype(np.intp)
+    pos1 = np.where(fr != 0, np.searchsorted(rows, r1), pos0).astype(np.intp)
     plan = _BilinearPlan(
         flat0=(row_at + cols0).astype(np.intp), flat1=(row_at + cols1).astype(np.intp),
-        wa=np.repeat(1 - fc, channels), wb=np.repeat(fc, channels),
-        pos0=np.searchsorted(rows, r0).astype(np.intp), pos1=np.searchsorted(rows, r1).astype(np.intp),
-        va=(1 - fr)[:, None], vb=fr[:, None])
+        wa=np.repeat(1 - fc, channels), wb=np.repeat(fc, channels), pos0=pos0, pos1=pos1,
+        va=(1 - fr)[:, None], vb=fr[:, None], across=bool(fc.any()), down=bool(fr.any()))
     for field in dataclasses.fields(plan):
-        getattr(plan, field.name).setflags(write=False)  # shared by every caller of this size
+        value = getattr(plan, field.name)
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)  # shared by every caller of this size
     return plan
 
 
@@ -279,17 +288,26 @@ def _bilinear_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
     right * fc across each row, then upper * (1 - fr) + lower * fr down the columns,
     rounded to nearest even), so the result does not depend on the implementation: each
     source row used is interpolated across once (not once per output row that uses it),
-    the gathers use precomputed flat indices, and the products write into their buffers.
-    The sum of two weights exceeds 1 by at most an ulp, so no value passes 255.5 and the
-    clip the reference does is a no-op here.
+    the gathers use precomputed flat indices, and terms whose weight is exactly 0 (x * 1 +
+    y * 0 == x for finite y >= 0) are left out. The sum of two weights exceeds 1 by at most
+    an ulp, so no value passes 255.5 and the clip the reference does is a no-op here.
     """
     src_h, src_w, channels = image.shape
     plan = _bilinear_plan(src_h, src_w, height, width, channels)
     flat = np.ascontiguousarray(image).reshape(-1)
-    across = np.multiply(flat.take(plan.flat0), plan.wa)  # uint8 * float32 -> float32, as astype first
-    across += np.multiply(flat.take(plan.flat1), plan.wb)
-    out = np.multiply(across.take(plan.pos0, axis=0), plan.va)
-    out += np.multiply(across.take(plan.pos1, axis=0), plan.vb)
+    left = flat.take(plan.flat0)
+    if not plan.across and not plan.down:  # every weight 0 or 1: the pixels themselves
+        return left.take(plan.pos0, axis=0).reshape(height, width, channels)
+    if plan.across:
+        across = np.multiply(left, plan.wa)  # uint8 * float32 -> float32, as astype first
+        across += np.multiply(flat.take(plan.flat1), plan.wb)
+    else:
+        across = left.astype(np.float32)
+    if plan.down:
+        out = np.multiply(across.take(plan.pos0, axis=0), plan.va)
+        out += np.multiply(across.take(plan.pos1, axis=0), plan.vb)
+    else:
+        out = across.take(plan.pos0, axis=0)
     np.rint(out, out=out)
     return out.astype(np.uint8).reshape(height, width, channels)
 

@@ -30,6 +30,12 @@ def _params(q: Quantization, ndim: int, dtype: type) -> tuple[np.ndarray, np.nda
     return scale, zero
 
 
+@functools.lru_cache(maxsize=16)
+def _limits(dtype: np.dtype) -> tuple[np.float32, np.float32]:
+    info = np.iinfo(dtype)
+    return np.float32(info.min), np.float32(info.max)
+
+
 def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """Real values to the tensor's dtype: round(x / scale) + zero_point in float32 (halves
     to even), saturated."""
@@ -38,11 +44,12 @@ def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
         return np.asarray(values, dtype=dtype)
     x = np.asarray(values, np.float32)
     scale, zero = _params(spec.quantization, x.ndim, np.float32)
-    info = np.iinfo(dtype)
+    low, high = _limits(dtype)
     q = np.divide(x, scale)  # a new array: the caller's values stay as they are
     np.rint(q, out=q)
     q += zero
-    np.clip(q, info.min, info.max, out=q)
+    np.maximum(q, low, out=q)  # the ufuncs: np.clip's checks cost more than the clipping on small tensors
+    np.minimum(q, high, out=q)
     return q.astype(dtype)
 
 

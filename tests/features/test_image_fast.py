@@ -13,8 +13,10 @@ from edgekit.spec import ImagePreprocess
 
 def _sizes(seed: int, count: int) -> list[tuple[int, int, int, int, int]]:
     rng = np.random.default_rng(seed)
+    # 480 -> 96 and 30 -> 30: every row weight 0 (no lower rows); 9 -> 3 both ways: all weights 0
     fixed = [(480, 640, 96, 96, 3), (480, 640, 224, 224, 3), (96, 96, 224, 224, 3), (1, 1, 5, 7, 3),
-             (37, 53, 16, 16, 1), (10, 20, 10, 40, 4), (7, 3, 1, 1, 3)]
+             (37, 53, 16, 16, 1), (10, 20, 10, 40, 4), (7, 3, 1, 1, 3), (30, 40, 30, 20, 3), (9, 9, 3, 3, 3),
+             (40, 30, 20, 30, 1)]
     drawn = [(*rng.integers(1, 120, 4).tolist(), int(rng.choice([1, 3, 4]))) for _ in range(count)]
     return fixed + drawn
 

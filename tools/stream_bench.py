@@ -1,0 +1,392 @@
+"""Streaming figures, quiet and with both cores busy: keyword spotting per hop and per window,
+the image path's stages, and predict against a raw interpreter loop (issue 20).
+
+Usage: .venv/bin/python tools/stream_bench.py [--kws BUNDLE] [--json FILE|-] [--rounds 5] [--rebuild]
+
+Every figure is measured twice in one run: on a quiet machine, then with a background load
+this script starts and stops itself (two other numpy processes running a matmul loop, with
+their BLAS threads: another numerical app on the device). Within a phase the figures that are
+compared are measured side by side, interleaved in blocks, and reported as medians.
+
+1. Keyword spotting (the demo's bundle, edgekit-demo/kws-dscnn.edgekit, when `make demo` made
+   it, else the kws-dscnn recipe's DS-CNN with random weights, the same shapes and front end),
+   tflite-int8, one interpreter thread: the whole per-hop cost of `Model.stream` (front end,
+   invoke, postprocess) at 20 ms and 250 ms hops against the model's int8 invoke (a raw
+   set/invoke/get loop); the real-time factor (compute time per second of audio) with the
+   process pinned to one core; end to end per 1 s window (`predict` of a clip).
+2. The image path for a 96x96 int8 MobileNet (the vww-mobilenet recipe, alpha 0.25, random
+   weights) from a 640x480 frame: decode (a JPEG, as the ``images:`` source reads it), the
+   camera source's BGR->RGB, resize, normalize, quantize, the runtime's lean path (resize and
+   one table look-up), and `predict`, against invoke.
+3. `predict_tensor` against a raw set/invoke/get loop on the same kind of interpreter, for
+   models of 0.1 ms and more (and smaller ones, marked).
+
+Models are built (TensorFlow, in a child process, so that this process holds only the runtime)
+and converted with edgekit convert once, cached under out/stream_bench/. Takes 1-3 minutes
+after the first build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "out" / "stream_bench"
+DEMO_KWS = REPO / "edgekit-demo" / "kws-dscnn.edgekit"
+FRAME = (480, 640)  # height, width of the camera frame
+LOAD = "import numpy as np\na = np.random.default_rng(0).random((400, 400))\nwhile True:\n    a @ a\n"
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+def _save_and_convert(keras, model, recipe, labels, out: Path, variants: tuple[str, ...]) -> None:
+    import yaml
+
+    from edgekit.convert.run import ConvertConfig, convert
+
+    path = out.with_suffix(".keras")
+    with contextlib.redirect_stdout(sys.stderr):
+        model.save(path)
+    contract = {"preprocess": recipe.preprocess.to_dict(), "postprocess": recipe.postprocess.to_dict(),
+                "labels": list(labels)}
+    path.with_name(path.stem + ".preprocess.yaml").write_text(yaml.safe_dump(contract))
+    convert(ConvertConfig(model=path, output=out, variants=variants, allow_random_calibration=True))
+
+
+def build(root: Path) -> None:
+    """The benchmark's bundles under `root` (needs TensorFlow; run in a child process)."""
+    from runtime_bench import build_models  # tools/runtime_bench.py: three tflite-fp32 models
+
+    from edgekit.keras_env import import_keras
+    from edgekit.train import architectures
+    from edgekit.train.pipeline import model_input_shape
+    from edgekit.train.recipes import load_recipe
+
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, labels, out in (("kws-dscnn", None, root / "kws-dscnn.edgekit"),
+                              ("vww-mobilenet", ("no_person", "person"), root / "mobilenet96.edgekit"),
+                              ("ic-resnet8", tuple(f"c{i}" for i in range(10)), root / "resnet8.edgekit")):
+        if out.exists():
+            continue
+        recipe = load_recipe(name)
+        labels = labels or tuple(recipe.values["data"]["classes"])
+        shape = model_input_shape(recipe.preprocess, ())
+        model = architectures.build(keras, recipe.architecture, shape, len(labels), recipe.name)
+        _save_and_convert(keras, model, recipe, labels, out, ("tflite-int8", "tflite-fp32"))
+    runtime = root / "runtime"
+    if not (runtime / "mobilenet.edgekit").exists():
+        runtime.mkdir(exist_ok=True)
+        build_models(keras, runtime)
+
+
+def ensure_models(rebuild: bool) -> dict[str, Path]:
+    names = {"kws": CACHE / "kws-dscnn.edgekit", "mobilenet96": CACHE / "mobilenet96.edgekit",
+             "resnet8": CACHE / "resnet8.edgekit", "cnn-32x32": CACHE / "runtime" / "cnn.edgekit",
+             "ds-cnn-49x10": CACHE / "runtime" / "dscnn.edgekit",
+             "mobilenet-96x96-small": CACHE / "runtime" / "mobilenet.edgekit"}
+    if rebuild:
+        for path in names.values():
+            path.unlink(missing_ok=True)
+    if not all(p.exists() for p in names.values()):
+        print(f"building and converting the models into {CACHE} (TensorFlow, once)", file=sys.stderr)
+        subprocess.run([sys.executable, __file__, "--build", str(CACHE)], check=True)
+    return names
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def background_load(on: bool) -> Iterator[None]:
+    """Two numpy processes running a matmul loop (their BLAS threads on every core), or nothing."""
+    if not on:
+        yield
+        return
+    workers = [subprocess.Popen([sys.executable, "-c", LOAD], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for _ in range(2)]
+    try:
+        time.sleep(1.0)  # numpy imported, the loops running
+        yield
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def one_core() -> Iterator[int]:
+    """This process pinned to one core (the first it may use) for the block."""
+    before = os.sched_getaffinity(0)
+    core = min(before)
+    os.sched_setaffinity(0, {core})
+    try:
+        yield core
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def interleaved(calls: dict[str, Callable[[], object]], rounds: int, block: int) -> dict[str, np.ndarray]:
+    """Seconds per call of each function, measured in blocks of `block` calls taken in turn,
+    `rounds` times (the same conditions for all), after a warm-up of one block each."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        for _ in range(block):
+            call()
+    for _ in range(rounds):
+        for name, call in calls.items():
+            samples = times[name]
+            for _ in range(block):
+                t = time.perf_counter()
+                call()
+                samples.append(time.perf_counter() - t)
+    return {name: np.array(samples) for name, samples in times.items()}
+
+
+def medians(samples: dict[str, np.ndarray]) -> dict[str, float]:
+    return {name: float(np.median(values)) for name, values in samples.items()}
+
+
+def raw_loop(model, variant: str) -> tuple[Callable[[], object], np.ndarray]:
+    """A raw set/invoke/get call on a fresh interpreter of the same bytes (one thread), and
+    a float input of the model's shape."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.runtime.tensors import quantize
+
+    interpreter = Interpreter(model_content=model.bundle.variant_bytes(variant), num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    x = np.random.default_rng(0).random(tuple(inp["shape"])).astype(np.float32)
+    tensor = quantize(x, model.input)  # quantized once: the raw loop gets the model's own dtype
+
+    def call():
+        interpreter.set_tensor(inp["index"], tensor)
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"])
+
+    return call, x
+
+
+def kws_figures(path: Path, rounds: int) -> dict:
+    from edgekit.runtime import load
+
+    model = load(path, variant="tflite-int8", threads=1)
+    spec = model.manifest.preprocess
+    rate, clip = spec.sample_rate, spec.clip_samples
+    invoke, _ = raw_loop(model, "tflite-int8")
+    rng = np.random.default_rng(0)
+    t = np.arange(rate * 4) / rate
+    audio = (0.1 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+    def hops(hop_ms: float) -> Callable[[], object]:
+        hop = int(rate * hop_ms / 1000)
+        chunks = [audio[i : i + hop] for i in range(0, audio.size - hop, hop)]
+
+        def source():
+            yield audio[:clip]
+            while True:
+                yield from chunks
+
+        stream = model.stream(source(), hop_ms=hop_ms)
+        next(stream)  # the first whole window
+        return lambda: next(stream)  # one hop of audio in, one result out
+
+    hop20, hop250 = hops(20.0), hops(250.0)
+    window = audio[:clip]
+    samples = interleaved({"hop20": hop20, "hop250": hop250, "invoke": invoke,
+                           "window": lambda: model.predict(window)}, rounds, 40)
+    with one_core():
+        pinned = medians(interleaved({"hop20": hop20, "hop250": hop250}, rounds, 40))
+    med = medians(samples)
+    out = {"bundle": str(path), "variant": model.variant.name, "backend": model.package}
+    for name, values in samples.items():  # the median, and the mean: the load shows in the tail
+        out[f"{name}_ms"] = med[name] * 1e3
+        out[f"{name}_mean_ms"] = float(values.mean()) * 1e3
+        out[f"{name}_p90_ms"] = float(np.percentile(values, 90)) * 1e3
+    out.update({"hop20_x_invoke": med["hop20"] / med["invoke"], "hop250_x_invoke": med["hop250"] / med["invoke"],
+                "rtf_one_core_hop20": pinned["hop20"] / 0.020, "rtf_one_core_hop250": pinned["hop250"] / 0.250})
+    return out
+
+
+def test_frame() -> np.ndarray:
+    """A 640x480 RGB frame with gradients, shapes and sensor noise (a camera's, roughly)."""
+    h, w = FRAME
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.int32)
+    rgb[h // 4 : h // 2, w // 3 : w // 2] = (200, 40, 90)
+    rgb += np.random.default_rng(0).integers(-8, 9, rgb.shape)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def image_figures(path: Path, rounds: int) -> dict:
+    from PIL import Image
+
+    from edgekit.features import image as image_features
+    from edgekit.runtime import load
+    from edgekit.runtime.tensors import quantize
+
+    model = load(path, variant="tflite-int8", threads=1)
+    spec, front = model.manifest.preprocess, model.preprocessor
+    invoke, _ = raw_loop(model, "tflite-int8")
+    frame = test_frame()
+    encoded = io.BytesIO()
+    Image.fromarray(frame).save(encoded, "JPEG", quality=90)
+    jpeg = encoded.getvalue()
+    bgr = np.ascontiguousarray(frame[..., ::-1])
+    pixels = image_features.prepare(frame, spec)
+    features = image_features.normalize(pixels, spec)
+    calls: dict[str, Callable[[], object]] = {
+        "decode": lambda: image_features.decode_image(jpeg),
+        "resize": lambda: image_features.prepare(frame, spec),
+        "normalize": lambda: image_features.normalize(pixels, spec),
+        "quantize": lambda: quantize(features, model.input),
+        "features+quantize": lambda: quantize(front.features(frame), model.input),
+        "predict": lambda: model.predict(frame),
+        "invoke": invoke,
+    }
+    with contextlib.suppress(ImportError):
+        import cv2
+
+        calls["camera_bgr2rgb"] = lambda: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if hasattr(front, "tensor_and_features"):  # the lean path (absent before issue 20)
+        calls["lean"] = lambda: front.tensor_and_features(frame, features=False)
+    figures = medians(interleaved(calls, rounds, 20))
+    inv = figures["invoke"]
+    out = {"bundle": str(path), "variant": model.variant.name, "frame": f"{FRAME[1]}x{FRAME[0]}",
+           "input": f"{spec.height}x{spec.width}x{spec.channels} {model.input.dtype.value}",
+           "jpeg_bytes": len(jpeg)}
+    for name, seconds in figures.items():
+        out[f"{name}_ms"] = seconds * 1e3
+        out[f"{name}_x_invoke"] = seconds / inv
+    out["predict_preprocess_x_invoke"] = (figures["predict"] - inv) / inv  # what predict adds to invoke
+    return out
+
+
+def predict_figures(bundles: list[tuple[str, Path, str]], rounds: int) -> list[dict]:
+    from edgekit.runtime import load
+
+    rows = []
+    for name, path, variant in bundles:
+        model = load(path, variant=variant, threads=1)
+        raw, x = raw_loop(model, variant)
+        figures = medians(interleaved({"predict_tensor": lambda m=model, x=x: m.predict_tensor(x), "raw": raw},
+                                      rounds, 50))
+        rows.append({"model": name, "variant": variant, "raw_ms": figures["raw"] * 1e3,
+                     "predict_tensor_ms": figures["predict_tensor"] * 1e3,
+                     "ratio": figures["predict_tensor"] / figures["raw"],
+                     "overhead_us": (figures["predict_tensor"] - figures["raw"]) * 1e6})
+    return rows
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def render(result: dict) -> str:
+    phases = result["phases"]
+    q, b = phases["quiet"], phases["busy"]
+    lines = [f"edgekit stream bench: {result['cpu']}, {result['cores']} cores, load before start {result['load']}",
+             "busy = two other numpy processes running a matmul loop; one interpreter thread everywhere", ""]
+    kq, kb = q["kws"], b["kws"]
+    lines += [f"## Keyword spotting ({kq['variant']} on {kq['backend']}; {kq['bundle']})", "",
+              "| figure | quiet median | busy median | busy / quiet | quiet mean | busy mean | busy / quiet |",
+              "|---|---|---|---|---|---|---|"]
+    for label, key in (("int8 invoke (raw set/invoke/get)", "invoke"), ("stream, per 20 ms hop (whole)", "hop20"),
+                       ("stream, per 250 ms hop (whole)", "hop250"), ("end to end per 1 s window (predict)", "window")):
+        m, n = f"{key}_ms", f"{key}_mean_ms"
+        lines.append(f"| {label} | {kq[m]:.3f} ms | {kb[m]:.3f} ms | {kb[m] / kq[m]:.2f}x | {kq[n]:.3f} ms | "
+                     f"{kb[n]:.3f} ms | {kb[n] / kq[n]:.2f}x |")
+    for label, key, digits in (("20 ms hop / int8 invoke (goal <= 2)", "hop20_x_invoke", 1),
+                               ("250 ms hop / int8 invoke", "hop250_x_invoke", 1),
+                               ("real-time factor, one core, 20 ms hop", "rtf_one_core_hop20", 4),
+                               ("real-time factor, one core, 250 ms hop", "rtf_one_core_hop250", 4)):
+        lines.append(f"| {label} | {kq[key]:.{digits}f} | {kb[key]:.{digits}f} | {kb[key] / kq[key]:.2f}x | | | |")
+    lines.append("")
+    iq, ib = q["image"], b["image"]
+    lines += [f"## Image path: {iq['input']} MobileNet ({iq['variant']}) from a {iq['frame']} frame", "",
+              "| stage | quiet ms | x invoke | busy ms | x invoke |", "|---|---|---|---|---|"]
+    labels = {"invoke": "invoke (raw set/invoke/get)", "decode": f"decode JPEG ({iq['jpeg_bytes']} B; images: source)",
+              "camera_bgr2rgb": "camera BGR->RGB (capture thread)", "resize": "resize (prepare)",
+              "normalize": "normalize", "quantize": "quantize", "features+quantize": "resize+normalize+quantize",
+              "lean": "lean path: resize + table look-up (goal <= 0.5x)", "predict": "predict (end to end)"}
+    for key, label in labels.items():
+        if f"{key}_ms" in iq:
+            lines.append(f"| {label} | {iq[key + '_ms']:.3f} | {iq[key + '_x_invoke']:.2f} | "
+                         f"{ib[key + '_ms']:.3f} | {ib[key + '_x_invoke']:.2f} |")
+    lines += [f"| predict - invoke | {iq['predict_ms'] - iq['invoke_ms']:.3f} | {iq['predict_preprocess_x_invoke']:.2f} | "
+              f"{ib['predict_ms'] - ib['invoke_ms']:.3f} | {ib['predict_preprocess_x_invoke']:.2f} |", ""]
+    lines += ["## predict_tensor against a raw set/invoke/get loop (goal <= 1.05x for models of 0.1 ms and more)", "",
+              "| model | variant | raw quiet | ratio quiet | overhead | raw busy | ratio busy |",
+              "|---|---|---|---|---|---|---|"]
+    for rq, rb in zip(q["predict"], b["predict"], strict=True):
+        small = "" if rq["raw_ms"] >= 0.1 else " (< 0.1 ms)"
+        lines.append(f"| {rq['model']}{small} | {rq['variant']} | {rq['raw_ms']:.3f} ms | {rq['ratio']:.3f}x | "
+                     f"{rq['overhead_us']:.1f} us | {rb['raw_ms']:.3f} ms | {rb['ratio']:.3f}x |")
+    return "\n".join(lines)
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kws", type=Path, help=f"a keyword-spotting bundle (default: {DEMO_KWS.relative_to(REPO)} "
+                        "when it exists, else the recipe's DS-CNN, built)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per figure")
+    parser.add_argument("--json", help="also write the figures as JSON to this file (- for stdout)")
+    parser.add_argument("--rebuild", action="store_true", help="build and convert the models again")
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # child process: build and exit
+    args = parser.parse_args()
+    if args.build is not None:
+        build(args.build)
+        return 0
+    models = ensure_models(args.rebuild)
+    kws = args.kws or (DEMO_KWS if DEMO_KWS.exists() else models["kws"])
+    predict_models = [("mobilenet 96x96 (vww recipe)", models["mobilenet96"], "tflite-int8"),
+                      ("mobilenet 96x96 (vww recipe)", models["mobilenet96"], "tflite-fp32"),
+                      ("resnet8 32x32 (ic recipe)", models["resnet8"], "tflite-int8"),
+                      ("resnet8 32x32 (ic recipe)", models["resnet8"], "tflite-fp32"),
+                      ("mobilenet-96x96 (runtime_bench)", models["mobilenet-96x96-small"], "tflite-fp32"),
+                      ("ds-cnn-49x10 (runtime_bench)", models["ds-cnn-49x10"], "tflite-fp32"),
+                      ("kws-dscnn (the KWS bundle)", kws, "tflite-int8")]
+    result = {"cpu": cpu_name(), "cores": os.cpu_count(), "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+              "phases": {}}
+    started = time.perf_counter()
+    for phase in ("quiet", "busy"):
+        with background_load(phase == "busy"):
+            figures = {"kws": kws_figures(kws, args.rounds), "image": image_figures(models["mobilenet96"], args.rounds),
+                       "predict": predict_figures(predict_models, args.rounds)}
+        result["phases"][phase] = figures
+    result["seconds"] = time.perf_counter() - started
+    print(render(result))
+    print(f"\n({result['seconds']:.0f} s)")
+    if args.json == "-":
+        print(json.dumps(result, indent=1))
+    elif args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
