@@ -150,7 +150,18 @@ def _inspect_bundle(config: InspectConfig) -> dict[str, Any]:
         "postprocess": manifest.postprocess.to_dict(),
         "metrics": dict(manifest.metrics),
         "provenance": dict(manifest.provenance),
+        "self_check": _self_check(bundle),
     }
+
+
+def _self_check(bundle: Any) -> dict[str, Any] | None:
+    """The manifest's self-check section with the bytes it takes (None: a bundle without one)."""
+    spec = bundle.manifest.self_check
+    if spec is None:
+        return None
+    members = [spec.input, *spec.raw, *(o for e in spec.variants.values() for o in e.outputs)]
+    return {**spec.to_dict(), "size_bytes": sum(bundle.manifest.files[m].size for m in members
+                                                 if m in bundle.manifest.files)}
 
 
 def _io_signature(io: tuple[list[dict[str, Any]], list[dict[str, Any]]]) -> tuple:
@@ -185,6 +196,14 @@ def render_report(report: dict[str, Any]) -> str:
             lines += render_model(info, indent="    ")
             for key, value in item["metrics"].items():
                 lines.append(f"    metric {key}: {value}")
+        check = report.get("self_check")
+        if check is None:
+            lines.append("self-check: none (a bundle built before self-checks: rebuild it with edgekit convert)")
+        else:
+            lines.append(f"self-check: {len(check['ids'])} {check['source']} sample(s)"
+                         + (f" with their raw inputs ({', '.join(check['ids'][:3])})" if check["raw"] else "")
+                         + f", expected outputs of {', '.join(check['variants'])}"
+                         f" ({human_bytes(check['size_bytes'])}); run it with edgekit verify BUNDLE --run")
         if report["metrics"]:
             lines.append("metrics:")
             lines += [f"  {k}: {v}" for k, v in report["metrics"].items()]

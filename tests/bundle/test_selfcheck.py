@@ -62,6 +62,13 @@ def test_converted_bundles_self_check_on_every_variant_through_both_backends(run
     report = self_check(model)
     assert report.ok and report.variant == "onnx-int8" and "ok" in report.summary()
 
+    # inspect shows it (text and JSON), with the bytes it takes
+    shown = run_cli("inspect", str(runtime_bundles.shapes), "--json").json()["self_check"]
+    assert shown["ids"] == list(check.ids) and set(shown["variants"]) == set(check.variants)
+    assert 0 < shown["size_bytes"] < runtime_bundles.shapes.stat().st_size
+    text = run_cli("inspect", str(runtime_bundles.shapes)).stdout
+    assert "self-check: 2 data sample(s) with their raw inputs" in text and "verify BUNDLE --run" in text
+
 
 def test_a_wrong_expectation_re_hashed_is_caught(runtime_bundles, tmp_path):
     source = runtime_bundles.shapes

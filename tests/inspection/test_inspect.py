@@ -180,6 +180,7 @@ def test_bundle_is_verified_and_every_variant_described(real_bundle, model_files
         assert len(variant["sha256"]) == 64
     text = run_cli("inspect", str(real_bundle)).stdout
     assert "verification: OK" in text and "tflite-fp32" in text and "onnx-fp32" in text
+    assert report["self_check"] is None and "self-check: none" in text  # written without one
 
 
 def test_real_bundle_with_swapped_model_is_refused(real_bundle, model_files, tmp_path):
