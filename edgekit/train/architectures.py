@@ -155,6 +155,54 @@ def mobilenet(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[st
     return inputs, _head(keras, x, outputs, o)
 
 
+@register("mobilenet_v2", alpha=0.35, first_filters=32,
+          blocks=[[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 2, 2], [6, 96, 1, 1]], last_filters=0,
+          dropout=0.0, bn_momentum=0.9, activation="relu6", projection_bn=True)
+def mobilenet_v2(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, Any]) -> tuple[Any, Any]:
+    """MobileNet v2 (Sandler et al. 2018): inverted residual blocks, each ``[expansion,
+    filters, repeats, stride]``: a 1x1 expansion with ReLU6, a 3x3 depthwise convolution with
+    ReLU6, a linear 1x1 projection (no activation: the "linear bottleneck") and a residual
+    addition where the shapes allow; filters scaled by `alpha`.
+
+    The linear bottlenecks and the residual sums carry unbounded, wide activation ranges
+    next to the ReLU6-bounded ones: the architecture post-training int8 is known to hurt
+    most (published: 71.9% float, 63.7% post-training int8, 70.9% with QAT on ImageNet).
+    `activation` ``relu`` (unbounded) and ``projection_bn: false`` (no BatchNormalization
+    after the projections: the residual sums grow with depth) widen those ranges further.
+    """
+    if o["activation"] not in ("relu6", "relu"):
+        raise InputError(f"unrecognized architecture (mobilenet_v2).activation={o['activation']!r}",
+                         expected="one of ['relu', 'relu6']", found=repr(o["activation"]))
+    layers = keras.layers
+    cap = 6.0 if o["activation"] == "relu6" else None
+    momentum = float(o["bn_momentum"])
+
+    def width(filters: int) -> int:
+        return max(8, int(filters * o["alpha"] + 4) // 8 * 8)
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Conv2D(width(o["first_filters"]), 3, strides=2, padding="same", use_bias=False)(inputs)
+    x = layers.ReLU(cap)(layers.BatchNormalization(momentum=momentum)(x))
+    for expansion, filters, repeats, stride in o["blocks"]:
+        out = width(filters)
+        for i in range(repeats):
+            y = x
+            if expansion != 1:
+                y = layers.Conv2D(int(x.shape[-1]) * expansion, 1, use_bias=False)(y)
+                y = layers.ReLU(cap)(layers.BatchNormalization(momentum=momentum)(y))
+            y = layers.DepthwiseConv2D(3, strides=stride if i == 0 else 1, padding="same", use_bias=False)(y)
+            y = layers.ReLU(cap)(layers.BatchNormalization(momentum=momentum)(y))
+            y = layers.Conv2D(out, 1, use_bias=not o["projection_bn"])(y)
+            if o["projection_bn"]:
+                y = layers.BatchNormalization(momentum=momentum)(y)
+            x = layers.Add()([x, y]) if (i > 0 or stride == 1) and int(x.shape[-1]) == out else y
+    if o["last_filters"]:
+        x = layers.Conv2D(width(o["last_filters"]), 1, use_bias=False)(x)
+        x = layers.ReLU(cap)(layers.BatchNormalization(momentum=momentum)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    return inputs, _head(keras, x, outputs, o)
+
+
 @register("cnn1d", filters=[32, 64, 64], kernel=5, pool=2, dense=64, dropout=0.3)
 def cnn1d(keras: Any, input_shape: tuple[int, ...], outputs: int, o: dict[str, Any]) -> tuple[Any, Any]:
     """1D CNN over sensor windows (time, channels)."""

@@ -42,6 +42,8 @@ class TrainConfig:
         command: the command line, for the report and the bundle's provenance.
         prune_bench_seconds: with a recipe that prunes channels, seconds per model in the
             bench run that measures the latency before and after.
+        qat: then fine-tune with quantization-aware training (the recipe's ``qat``
+            section; `edgekit qat`); the export converts the QAT model's int8 variants.
     """
 
     recipe: str
@@ -60,3 +62,42 @@ class TrainConfig:
     progress_bar: bool = True
     command: str | None = None
     prune_bench_seconds: float = 2.0
+    qat: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class QatConfig:
+    """Options of `edgekit qat` (see the README): quantization-aware fine-tuning of a trained model.
+
+    Attributes:
+        model: the trained ``.keras`` (or ``.h5``) model.
+        data: the training data (as for `edgekit train --data`); None: the data the
+            training report next to `model` names.
+        output: the QAT model to write, a SavedModel folder (default ``MODEL-qat`` next to
+            MODEL); its contract is ``OUTPUT.preprocess.yaml``, its report ``OUTPUT.qat.json``.
+        epochs: fine-tuning epochs (None: the recipe's ``qat.epochs``).
+        learning_rate: fine-tuning learning rate (None: the recipe's ``qat.learning_rate``,
+            else a tenth of its training rate).
+        recipe: a recipe name or YAML path; None: the training report's recipe.
+        export: also convert the QAT model into this bundle (its int8 variants).
+        variants: the int8 variants of that bundle.
+        max_accuracy_drop: the bundle's gate (points against the QAT model's own outputs).
+        seed: overrides the recipe's seed.
+        trust_model_code: load a model that carries code (as `edgekit convert`).
+        progress_bar: a progress bar per epoch on stderr.
+        command: the command line, for the report and the provenance.
+    """
+
+    model: Path
+    data: Path | None = None
+    output: Path | None = None
+    epochs: int | None = None
+    learning_rate: float | None = None
+    recipe: str | None = None
+    export: Path | None = None
+    variants: tuple[str, ...] = ("tflite-int8", "onnx-int8")
+    max_accuracy_drop: float = 1.0
+    seed: int | None = None
+    trust_model_code: bool = False
+    progress_bar: bool = True
+    command: str | None = None

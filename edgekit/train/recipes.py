@@ -100,6 +100,12 @@ DEFAULTS: dict[str, Any] = {
         "block": 1,  # magnitude: prune runs of this many consecutive input channels together
         "distill": 0.0,  # classifiers: weight of the unpruned model's probabilities in the targets
     },
+    # quantization-aware fine-tuning (edgekit train --qat, edgekit qat)
+    "qat": {
+        "epochs": 3,
+        "learning_rate": None,  # None: a tenth of train.learning_rate
+        "ema_decay": 0.99,  # of the activation ranges' moving averages, per step
+    },
     "convert": {
         "variants": ["tflite-int8", "onnx-fp32"],
         "max_accuracy_drop": 1.0,
@@ -279,6 +285,10 @@ def parse_recipe(data: Any, where: str, path: Path | None = None) -> Recipe:
         raise InputError(f"{where}.architecture", expected="a mapping with a builder 'name'", found=repr(architecture))
     architectures.options_for(architecture["name"], architecture, f"{where}.architecture")
     check_prune(values["prune"], f"{where}.prune.")
+    _number(values["qat"], "epochs", f"{where}.qat", integer=True, low=1)
+    _number(values["qat"], "ema_decay", f"{where}.qat", high=0.99999)
+    if values["qat"]["learning_rate"] is not None:
+        _number(values["qat"], "learning_rate", f"{where}.qat", high=10.0)
     variants = values["convert"]["variants"]
     if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
         raise InputError(f"{where}.convert.variants", expected="a list of variant names", found=repr(variants))

@@ -1,0 +1,320 @@
+"""`edgekit qat MODEL --data PATH [--epochs N] [-o OUT] [--export OUT.edgekit]` and
+`edgekit train RECIPE --qat`: quantization-aware fine-tuning of a trained Keras 3 model.
+
+Steps: find the recipe (``--recipe``, else the ``report.json`` `edgekit train` left next to
+MODEL) for the task, the split and the augmentation, and take the preprocessing from
+MODEL's contract; load MODEL the way `edgekit convert` does (a model that carries code is
+refused, exit 3); read and split the data exactly as training did; evaluate the float
+model on the held-out split; build the fake-quantized twin (`edgekit.train.qat`: BatchNorm
+folded, per-channel symmetric int8 weights, per-tensor activation ranges as moving
+averages), initialize its ranges on training batches, fine-tune it with the recipe's loss
+and augmentation; evaluate it; write the SavedModel ``OUT`` (FakeQuant ops in the graph),
+its contract ``OUT.preprocess.yaml`` (whose provenance records the QAT step, so the
+bundle's does) and ``OUT.qat.json``. With ``--export`` the QAT model goes through
+`edgekit convert` (its int8 variants, the fidelity checks of any variant).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.bundle import atomic_write_bytes
+from edgekit.contract import Contract, read_contract, sidecar_path, write_contract
+from edgekit.errors import InputError
+from edgekit.progress import Log, Progress, no_progress
+from edgekit.train.config import QatConfig
+from edgekit.train.recipes import Recipe, load_recipe, parse_recipe
+
+REPORT_SUFFIX = ".qat.json"
+INT8_VARIANTS = ("tflite-int8", "onnx-int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class QatResult:
+    output: Path
+    report: dict[str, Any]
+    bundle: Any = None
+
+    def summary(self) -> str:
+        r = self.report
+        held = r["held_out"]
+        lines = [f"QAT: {r['fine_tuning']['epochs']} epoch(s) at learning rate {r['fine_tuning']['learning_rate']:g}, "
+                 f"{r['fine_tuning']['seconds_per_epoch']:.2f} s/epoch; {len(r['quantization']['folded_batchnorm'])} "
+                 f"BatchNorm folded, {len(r['quantization']['weights_per_channel'])} weight tensors and "
+                 f"{r['quantization']['activation_ranges']} activation ranges fake-quantized",
+                 f"  held-out {held['metric']}: float {held['float']:.4g}, fake-quantized before fine-tuning "
+                 f"{held['before']:.4g}, after {held['after']:.4g} ({held['samples']} samples)",
+                 f"  QAT model {self.output} (SavedModel); report {report_path(self.output)}"]
+        if self.bundle is not None:
+            lines.append(self.bundle.render())
+        return "\n".join(lines)
+
+
+def report_path(output: Path) -> Path:
+    return output.with_name(output.name + REPORT_SUFFIX)
+
+
+def default_output(model: Path) -> Path:
+    return model.with_name(model.name.removesuffix(model.suffix) + "-qat")
+
+
+def _training_report(model: Path) -> tuple[Path, dict[str, Any]] | None:
+    path = model.parent / "report.json"
+    try:
+        report = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or not isinstance((report.get("recipe") or {}).get("values"), dict):
+        return None
+    return path, report
+
+
+def _resolve(config: QatConfig) -> tuple[Recipe, Path]:
+    found = _training_report(config.model)
+    if config.recipe:
+        recipe = load_recipe(config.recipe)
+    elif found is not None:
+        recipe = parse_recipe(found[1]["recipe"]["values"], f"{found[0]}: recipe")
+    else:
+        raise InputError(f"model {config.model}", expected="the folder edgekit train wrote (report.json next to the "
+                         "model names the recipe), or --recipe NAME|FILE", found=f"no report.json in "
+                         f"{config.model.parent}", hint="pass --recipe with the recipe the model was trained with")
+    if not recipe.kind.fine_tunable:
+        raise InputError(f"recipe {recipe.name}", expected="a classification, regression or anomaly model",
+                         found="a GAN generator (fine-tuning it needs its discriminator and the GAN loop)")
+    sidecar = sidecar_path(config.model)
+    if sidecar.is_file():
+        recipe = dataclasses.replace(recipe, preprocess=read_contract(sidecar).preprocess)
+    data = config.data
+    if data is None and found is not None:
+        source = (found[1].get("data") or {}).get("source")
+        data = Path(source) if source else None
+    if data is None or not data.exists():
+        raise InputError("edgekit qat --data", expected="the training data (a folder or file as for edgekit train "
+                         "--data)", found=f"no such path {data}" if data is not None else "no --data and no training "
+                         "report naming the data", hint="pass --data PATH")
+    return recipe, data
+
+
+def _check(config: QatConfig) -> Path:
+    output = config.output or default_output(config.model)
+    if not config.model.exists():
+        raise InputError(f"model {config.model}", expected="a trained .keras or .h5 model", found="no such file")
+    if output.resolve() == config.model.resolve():
+        raise InputError(f"-o {output}", expected="a new SavedModel folder (the float model is the reference)",
+                         found="the input model itself")
+    if output.suffix in (".keras", ".h5", ".tflite", ".onnx", ".edgekit"):
+        raise InputError(f"-o {output}", expected="a folder name for the QAT SavedModel (no model suffix)",
+                         found=repr(output.name), hint=f"e.g. -o {default_output(config.model)}")
+    if output.exists() and not (output / "saved_model.pb").is_file():
+        raise InputError(f"-o {output}", expected="a new folder, or a QAT SavedModel to replace",
+                         found="an existing path that is not a SavedModel", hint="choose another -o")
+    if not output.resolve().parent.is_dir():
+        raise InputError(f"-o {output}", expected="a path in an existing directory",
+                         found=f"no directory {output.parent}", hint="create it first")
+    for variant in config.variants:
+        if variant not in INT8_VARIANTS:
+            raise InputError(f"--variants {variant}", expected=f"int8 variants of the QAT model: some of "
+                             f"{list(INT8_VARIANTS)}", found=repr(variant),
+                             hint="the float variants come from the float model (edgekit convert MODEL)")
+    return output
+
+
+def qat(config: QatConfig, log: Log = print, progress: Progress = no_progress) -> QatResult:
+    """Fine-tune `config.model` with fake quantization; write the QAT SavedModel.
+
+    Raises:
+        InputError: bad options, model, recipe or data (exit 1).
+        UnsafeModelError: the model carries code and was not trusted (exit 3).
+        GateError: the exported bundle failed its accuracy gate (exit 4).
+    """
+    started = time.perf_counter()
+    output = _check(config)
+    recipe, data_path = _resolve(config)
+    from edgekit.convert.source import LoadConfig, SourceModel
+
+    log(f"[1/5] loading {config.model}")
+    with SourceModel(LoadConfig(config.model, config.trust_model_code, export=False)) as source:
+        if source.keras_model is None:
+            raise InputError(f"model {config.model}", expected="a .keras or .h5 model (QAT rebuilds Keras layers)",
+                             found="a SavedModel", hint="fine-tune the Keras model the SavedModel was exported from")
+        model, source_sha = source.keras_model, source.sha256
+    return _qat_loaded(config, output, recipe, data_path, model, source_sha, started, log, progress)
+
+
+def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path, model: Any, source_sha: str,
+                started: float, log: Log, progress: Progress) -> QatResult:
+    from edgekit.keras_env import import_keras
+    from edgekit.train import fit, pipeline
+    from edgekit.train import qat as fake
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    log(f"[2/5] data {data_path} (split as in training: {recipe.name})")
+    raw, parts = fit.prepare_data(recipe, data_path, log, progress)
+    input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))
+    model_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    if model_shape != tuple(input_shape):
+        raise InputError(f"data {data_path} for model {config.model.name}", expected=f"inputs of shape {model_shape} "
+                         "after the contract's preprocessing", found=f"{tuple(input_shape)}",
+                         hint="pass the data (and --recipe) the model was trained with")
+    classes = int(model.outputs[0].shape[-1])
+    if recipe.kind.class_labels and classes != len(raw.class_names):
+        raise InputError(f"data {data_path}", expected=f"{classes} classes (the model's outputs)",
+                         found=f"{len(raw.class_names)}: {', '.join(raw.class_names)}")
+    seed = int(config.seed if config.seed is not None else recipe.train["seed"])
+    keras.utils.set_random_seed(seed)
+    section = recipe.values["qat"]
+    epochs = int(config.epochs if config.epochs is not None else section["epochs"])
+    rate = config.learning_rate if config.learning_rate is not None else section["learning_rate"]
+    rate = float(rate) if rate is not None else float(recipe.train["learning_rate"]) / 10
+    quiet = lambda message: log("  " + message.strip())  # noqa: E731
+    float_eval = fit.evaluate(model, recipe, parts, input_shape, quiet)
+
+    log("[3/5] fake quantization: BatchNorm folded, per-channel int8 weights, per-tensor int8 activation ranges")
+    built = fake.quantize_model(model, fake.QatOptions(ema_decay=float(section["ema_decay"])))
+    qmodel = built.model
+    batch = int(recipe.train["batch_size"])
+    steps = pipeline.steps(len(parts.train), batch)
+    calibration = fit.fit_dataset(tf, parts.train, recipe, input_shape, batch, False, classes, seed)
+    seen = fake.calibrate(qmodel, calibration, max(1, fake.QatOptions().calibration_batches))
+    before_eval = fit.evaluate(qmodel, recipe, parts, input_shape, quiet)
+    train_values = {**recipe.train, "learning_rate": rate, "warmup_epochs": 0, "schedule": "cosine"}
+    fitted = dataclasses.replace(recipe, values={**recipe.values, "train": train_values})
+    fit.compile_model(keras, qmodel, fitted, fit.schedule(keras, train_values, epochs, steps))
+    log(f"[4/5] fine-tuning {epochs} epoch(s) at learning rate {rate:g} (batch {batch})")
+    state: dict[str, Any] = {"epoch": 0, "history": []}
+    import warnings
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-qat-") as scratch:
+        callbacks = fit.callbacks(keras, log, epochs, steps, config.progress_bar, Path(scratch), state, False)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+            qmodel.fit(fit.fit_dataset(tf, parts.train, fitted, input_shape, batch, True, classes, seed),
+                       validation_data=fit.fit_dataset(tf, parts.validation, fitted, input_shape, batch, False,
+                                                       classes, seed),
+                       epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+        fit_seconds = time.perf_counter() - t0
+    fake.sync_weight_ranges(qmodel)
+    after_eval = fit.evaluate(qmodel, recipe, parts, input_shape, quiet)
+    headline = [recipe.kind.headline(e) for e in (float_eval, before_eval, after_eval)]
+    history = state["history"]
+    report: dict[str, Any] = {
+        "edgekit": __version__,
+        "model": {"path": str(config.model), "sha256": source_sha},
+        "recipe": recipe.name,
+        "data": {"source": str(data_path), "train": len(parts.train), "validation": len(parts.validation),
+                 "test": len(parts.test)},
+        "quantization": {"method": "qat", **fake.summary_counts(built),
+                         "weights": "int8 symmetric narrow range [-127, 127], per output channel (Dense: per tensor), "
+                                    "from the current weights",
+                         "activations": "int8 asymmetric, per tensor",
+                         "ranges_source": fake.RANGES_SOURCE.format(n=seen),
+                         "ema_decay": float(section["ema_decay"])},
+        "fine_tuning": {"epochs": epochs, "learning_rate": rate, "batch_size": batch, "steps_per_epoch": steps,
+                        "seed": seed, "seconds": round(fit_seconds, 3),
+                        "seconds_per_epoch": float(np.median([h["seconds"] for h in history])) if history else 0.0,
+                        "history": history},
+        "held_out": {"metric": headline[0]["metric"], "unit": headline[0].get("unit"),
+                     "float": headline[0]["value"], "before": headline[1]["value"], "after": headline[2]["value"],
+                     "samples": len(parts.test)},
+        "ranges": fake.activation_ranges(qmodel),
+        "command": config.command,
+    }
+    log(f"[5/5] writing {output} (SavedModel with FakeQuant ops)")
+    contract = _contract(config.model, recipe, raw, report, source_sha)
+    _write_saved_model(fake, qmodel, output)
+    write_contract(sidecar_path(output), contract)
+    heldout = output.parent / f"{output.name}.heldout.npz"
+    _write_npz(heldout, **recipe.kind.heldout(model, recipe, parts))
+    calibration_file = output.parent / f"{output.name}.calibration.npz"
+    _write_npz(calibration_file, **recipe.kind.calibration(model, recipe, parts))
+    report["outputs"] = {"model": str(output), "contract": str(sidecar_path(output)), "heldout": str(heldout),
+                         "report": str(report_path(output))}
+    bundle = None
+    if config.export is not None:
+        bundle = export(output, heldout, calibration_file, config, seed, log, progress)
+        report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed,
+                            "variants": {v.name: v.metrics for v in bundle.variants}}
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    atomic_write_bytes(report_path(output), (json.dumps(report, indent=2, default=fit.plain) + "\n").encode())
+    result = QatResult(output, report, bundle)
+    if bundle is not None and not bundle.gate_passed:
+        from edgekit.convert.run import gate_error
+
+        log(bundle.render())
+        raise gate_error(bundle, f" (the QAT model is in {output})", "no bundle was written")
+    return result
+
+
+def export(output: Path, heldout: Path, calibration: Path, config: QatConfig, seed: int, log: Log,
+           progress: Progress) -> Any:
+    """`edgekit convert` of the QAT SavedModel (its int8 variants), validated on every
+    held-out sample, calibrated on the validation split (the converters take the ranges
+    from the FakeQuant ops; the calibration only covers tensors without one)."""
+    from edgekit.convert.run import ConvertConfig, convert
+
+    with np.load(heldout, allow_pickle=False) as arrays:
+        count = len(arrays["x"])
+    log(f"  edgekit convert {output} -o {config.export} --variants {','.join(config.variants)} --data {heldout} "
+        f"--max-accuracy-drop {config.max_accuracy_drop:g}")
+    return convert(ConvertConfig(model=output, output=config.export, variants=tuple(config.variants), data=heldout,
+                                 max_accuracy_drop=config.max_accuracy_drop, auto_fallback=False, seed=seed,
+                                 calibration_data=calibration, validation_samples=max(1, count),
+                                 command=config.command or f"edgekit qat {config.model} --export {config.export}"),
+                   progress=progress, log=log)
+
+
+def _write_saved_model(fake: Any, qmodel: Any, output: Path) -> None:
+    """The SavedModel, staged next to `output` and renamed over it (no half-written model)."""
+    staged = output.with_name(f".{output.name}.staging")
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        fake.export_saved_model(qmodel, staged)
+        if output.exists():
+            old = output.with_name(f".{output.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            output.rename(old)
+            staged.rename(output)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staged.rename(output)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any], source_sha: str) -> Contract:
+    """The QAT model's contract: the source's (or the recipe's), plus the QAT step."""
+    source = sidecar_path(model)
+    if source.is_file():
+        contract = dataclasses.replace(read_contract(source), path=None)
+    else:
+        contract = Contract(recipe.preprocess, recipe.postprocess,
+                            tuple(raw.class_names) if recipe.kind.class_labels else None)
+    q = report["quantization"]
+    step = {"step": "qat", "quantization": "qat", "source": {"path": model.name, "sha256": source_sha},
+            "epochs": report["fine_tuning"]["epochs"], "learning_rate": report["fine_tuning"]["learning_rate"],
+            "ranges_source": q["ranges_source"], "weights": q["weights"], "activations": q["activations"],
+            "folded_batchnorm": len(q["folded_batchnorm"]), "held_out": dict(report["held_out"]),
+            "command": report.get("command")}
+    return contract.with_step(step)
