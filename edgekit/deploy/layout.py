@@ -7,6 +7,7 @@
     APP_DIR/current  -> releases/ID      relative links, switched by renaming a new link over them
     APP_DIR/previous -> releases/ID      the release served before (the rollback target)
     APP_DIR/serve.json                   written by `edgekit serve`
+    APP_DIR/.deploy.lock/owner           a deploy in progress ("HOST PID TOKEN" of the deploying machine)
 
 Standard library only (this is the device side).
 """
@@ -25,6 +26,8 @@ PREVIOUS = "previous"
 BUNDLE_NAME = "bundle.edgekit"
 STATE_NAME = "serve.json"
 TEMP_PREFIX = ".tmp-"
+LOCK = ".deploy.lock"
+LOCK_STALE_S = 1800  # a lock this old is taken over (its deploy died on another machine)
 ID_DIGITS = 16
 _APP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
 

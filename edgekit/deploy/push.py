@@ -29,8 +29,10 @@ import json
 import os
 import re
 import shlex
+import socket
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,20 @@ class Device:
         self.say = lambda m: say(f"{target.label}: {m}")
         self.ssh = Ssh(target.destination, (*config.ssh_options, *target.ssh_options), config.ssh_config)
         self.edgekit = config.remote_command
+        self.lock_owner = f"{socket.gethostname()} {os.getpid()} {uuid.uuid4().hex[:12]}"
+        self.locked: str | None = None  # the app's lock folder on the host, while this deploy holds it
+
+    def unlock(self) -> None:
+        """Remove the app's deploy lock if this deploy still holds it (best effort: a host that
+        no longer answers keeps it until the next deploy takes it over)."""
+        if self.locked is None:
+            return
+        lock, self.locked = shlex.quote(self.locked), None
+        try:
+            self.sh(f"[ \"$(cat {lock}/owner 2>/dev/null)\" = {shlex.quote(self.lock_owner)} ] && rm -rf {lock}",
+                    timeout=STATUS_TIMEOUT_S)
+        except HostFailed:
+            pass
 
     def sh(self, script: str, timeout: float | None = STATUS_TIMEOUT_S * 4) -> Any:
         proc = self.ssh.run(script, timeout=timeout)
@@ -169,10 +185,15 @@ class Device:
             raise HostFailed("failed", ExitCode.ERROR, str(error))
         return proc
 
-    def probe(self, app: str | None, rid: str | None = None) -> Probe:
-        """Step 1 (and with `rid`, step 2): what the device has, its status document, and a
-        fresh temporary release folder. One round trip; nothing is written on the device
-        unless its edgekit is there and new enough."""
+    def probe(self, app: str | None, rid: str | None = None, takeover: bool = False) -> Probe:
+        """Step 1 (and with `rid`, step 2): what the device has, its status document, the
+        app's deploy lock, and a fresh temporary release folder. One round trip; nothing is
+        written on the device unless its edgekit is there and new enough.
+
+        Raises:
+            HostFailed: edgekit missing or too old there; another deploy of the app in
+                progress (its lock held by a live deploy).
+        """
         q = shlex.quote
         lines = ['d="${XDG_DATA_HOME:-$HOME/.local/share}/edgekit"']
         if self.edgekit == DEFAULT_COMMAND:  # the venv of an earlier --install first, else PATH's
@@ -195,9 +216,15 @@ class Device:
             'echo "DATA $d"',
         ]
         if rid is not None and app is not None:
-            lines += [f'cd "$d" 2>/dev/null && [ -d {q(app)} ] && '
-                      f"(cd {q(app)} && rm -rf {layout.RELEASES}/{layout.TEMP_PREFIX}* .current.new .previous.new)",
-                      f'mkdir -p "$d/{app}/{layout.RELEASES}" && cd "$d/{app}" || exit 1',
+            lock, owner = layout.LOCK, q(self.lock_owner)
+            lines += [f'mkdir -p "$d/{app}/{layout.RELEASES}" && cd "$d/{app}" || exit 1',
+                      # one deploy per app at a time: mkdir is atomic; a lock left by a dead deploy
+                      # (`takeover`) is replaced
+                      *([f"rm -rf {lock}"] if takeover else []),
+                      f"if mkdir {lock} 2>/dev/null; then printf '%s\\n' {owner} > {lock}/owner; else "
+                      f'echo "LOCKED $(( $(date +%s) - $(stat -c %Y {lock} 2>/dev/null || date +%s) )) '
+                      f'$(cat {lock}/owner 2>/dev/null)"; exit 0; fi',
+                      f"rm -rf {layout.RELEASES}/{layout.TEMP_PREFIX}* .current.new .previous.new",
                       f"t=$(mktemp -d {layout.RELEASES}/{layout.TEMP_PREFIX}{rid}-XXXXXX) || exit 1",
                       'echo "TMP $PWD/$t"']
         lines += ['echo "STATUS $s"', "exit 0"]
@@ -219,6 +246,17 @@ class Device:
                      f'"{DISTRIBUTION}[onnx]"), pass its path (--remote-python ~/venv/bin/edgekit), or let deploy '
                      "install a wheel into a venv there: --install edgekit_ml-VERSION.whl")), installable=True)
         values = {line.split(" ", 1)[0]: line.split(" ", 1)[1].strip() for line in out if " " in line}
+        if "LOCKED" in values and app is not None:
+            age, _, holder = values["LOCKED"].partition(" ")
+            if not takeover and (holder == self.lock_owner or _stale(values["LOCKED"])):  # ours (after --install), or dead
+                return self.probe(app, rid, takeover=True)
+            raise HostFailed("failed", ExitCode.ERROR, str(InputError(
+                f"deploy of {app} on {self.target.label}", expected="no other deploy of the app in progress",
+                found=f"one since {age} s ago (by {holder or 'an unknown deploy'})",
+                hint=f"wait for it; if it died on another machine, remove {layout.LOCK} in the app's folder there "
+                     f"(it is taken over after {layout.LOCK_STALE_S // 60} minutes)")))
+        if values.get("TMP"):
+            self.locked = f"{values['DATA']}/{app}/{layout.LOCK}"
         has = {line.split(" ", 1)[1] for line in out if line.startswith("HAS ")}
         version = values.get("VERSION", "?").split()[-1]
         missing = [c for c, ok in (("status", "status" in has), ("serve", "serve" in has or not self.config.source))
@@ -536,6 +574,22 @@ def _switch_lines(release: str) -> list[str]:
             "fi"]
 
 
+def _stale(locked: str) -> bool:
+    """Whether a lock ("AGE HOST PID TOKEN") was left by a dead deploy: one of this machine
+    whose process is gone, or any older than `layout.LOCK_STALE_S`."""
+    parts = locked.split()
+    if not parts or not parts[0].isdigit() or int(parts[0]) >= layout.LOCK_STALE_S:
+        return True
+    if len(parts) >= 3 and parts[1] == socket.gethostname() and parts[2].isdigit():
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
+
+
 def _was(stdout: str) -> tuple[str | None, str | None]:
     was = next((line[4:] for line in stdout.splitlines() if line.startswith("WAS ")), "|")
     cur, _, prev = was.partition("|")
@@ -557,6 +611,7 @@ def deploy_host(target: Target, config: DeployConfig, say: Log) -> HostResult:
                 else:
                     _deploy(device, config, result)
             finally:
+                device.unlock()
                 device.ssh.close()
     except HostFailed as exc:
         result.outcome, result.exit_code, result.detail = exc.outcome, exc.exit_code, exc.detail

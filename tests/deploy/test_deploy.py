@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -509,3 +510,26 @@ def test_a_device_command_given_with_a_variable_or_tilde_is_resolved_for_the_uni
     device = Device(Target("edgekit-b"), config, lambda _m: None)
     device.probe(None)
     assert device.edgekit == str(link)  # what ExecStart gets: systemd expands neither $VAR nor ~ as a shell would
+
+
+@pytest.mark.system
+def test_one_deploy_per_app_at_a_time_and_a_dead_ones_lock_is_taken_over(sshd, tmp_path):
+    first, second = make_bundle(tmp_path / "l1.edgekit", 120), make_bundle(tmp_path / "l2.edgekit", 121)
+    assert deploy(sshd, str(first), "edgekit-a", "--app", "lock").code == 0
+    folder = app_dir(sshd, "edgekit-a", "lock")
+    assert not (folder / layout.LOCK).exists()  # released
+    # a deploy in progress elsewhere (a live holder): refused in one row, nothing touched
+    (folder / layout.LOCK).mkdir()
+    (folder / layout.LOCK / "owner").write_text("build-server 4242 abcdef\n")
+    (folder / "releases" / ".tmp-theirs-x").mkdir()
+    result = deploy(sshd, str(second), "edgekit-a", "--app", "lock")
+    assert result.code == 1, result.stdout
+    assert "no other deploy of the app in progress" in result.stdout and "build-server 4242" in result.stdout
+    assert (folder / "releases" / ".tmp-theirs-x").is_dir() and links(folder) == (rid(first), None)
+    # one left by a deploy of this machine whose process is gone: taken over
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (folder / layout.LOCK / "owner").write_text(f"{socket.gethostname()} {dead.stdout.strip()} 0123\n")
+    result = deploy(sshd, str(second), "edgekit-a", "--app", "lock")
+    assert result.code == 0, result.stdout + result.stderr
+    assert links(folder) == (rid(second), rid(first)) and not (folder / layout.LOCK).exists()
+    assert not list((folder / "releases").glob(".tmp-*"))
