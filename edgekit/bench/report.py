@@ -76,6 +76,8 @@ def summarize(result: BenchResult) -> dict[str, Any]:
             "load_ms": info["load_s"] * 1e3 if "load_s" in info else None,
             "first_inference_ms": info["first_inference_s"] * 1e3 if "first_inference_s" in info else None,
             "memory": _memory(unit), "error": unit.error,
+            # the interpreter's threads and the front end's numpy/BLAS threads (edgekit.runtime.threads)
+            "thread_settings": info.get("thread_settings"),
         }
         for mode in MODES:
             windows = unit.times_ns.get(mode)
@@ -307,12 +309,23 @@ def _preamble(doc: dict[str, Any]) -> list[str]:
     return lines + [f"warning: {w}" for w in doc.get("warnings", [])]
 
 
+def _blas_note(settings: dict[str, Any]) -> str:
+    """The front end's BLAS threads as a bench worker set them, in a few words."""
+    libraries = ", ".join(f"{lib.get('library')} {lib.get('version') or ''}".strip() for lib in settings.get("blas", []))
+    if not settings.get("blas_limited"):
+        return "not limited (threadpoolctl not installed or no BLAS library found)"
+    return f"{settings.get('front_end_blas_threads')} thread(s) ({libraries})"
+
+
 def _footnotes(doc: dict[str, Any]) -> list[str]:
     notes = []
     match = doc.get("device_match") or {}
     if match.get("differences"):
         notes.append(f"not {match['device']}: {'; '.join(match['differences'])}")
     notes.extend(f"device note: {n}" for n in match.get("notes", []))
+    blas = sorted({_blas_note(r["thread_settings"]) for r in doc["results"] if r.get("thread_settings")})
+    if blas:
+        notes.append(f"threads: interpreter as in the threads column; front end (numpy/BLAS): {'; '.join(blas)}")
     bases = sorted({r["baseline"] for r in doc["results"] if r.get("baseline")})
     if bases:
         notes.append(f"x base: median latency relative to {', '.join(bases)} (same thread count)")

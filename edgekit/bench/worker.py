@@ -101,7 +101,12 @@ class Worker:
              backend: str | None = None) -> dict[str, Any]:
         from edgekit._native import native_stderr_captured
         from edgekit.runtime.backends import BACKEND_NAMES, open_backend
+        from edgekit.runtime.threads import describe, front_end_threads, limit_process
 
+        # This process exists to run the runtime: its BLAS threads are the front end's
+        # (Model.predict limits them per call as well; set once here, that costs one
+        # read per call). The settings used go into the report.
+        limit_process(front_end_threads(threads))
         rng = np.random.default_rng(seed)
         path = Path(target)
         rss_before = _rss_bytes()
@@ -148,7 +153,7 @@ class Worker:
                 "gzip_bytes": len(gzip.compress(bytes(data), compresslevel=9, mtime=0)),
                 "input_shapes": [list(t.shape) for t in self.tensors],
                 "input_dtypes": [str(t.dtype) for t in self.tensors],
-                "end_to_end": self.model is not None, "pid": os.getpid()}
+                "end_to_end": self.model is not None, "pid": os.getpid(), "thread_settings": describe(threads)}
 
     def _input_specs(self) -> list[tuple[tuple[int, ...], np.dtype]]:
         backend = self.backend

@@ -11,8 +11,8 @@ How (measured on the 2-core x86 host, OpenBLAS 0.3.31):
 
 - ``threadpoolctl.threadpool_limits(...)`` as a context manager around each call costs
   about 140 us (it looks the libraries up each time); it is used for nothing here.
-- The library's own ``set_num_threads``/``get_num_threads``, found once per process
-  through threadpoolctl and kept, cost about 0.5 us each. `BlasLimit` enters by reading
+- The library's own ``set_num_threads``/``get_num_threads``, found through threadpoolctl
+  when a model is loaded and kept, cost about 0.5 us each. `BlasLimit` enters by reading
   the current count and setting it only when it differs, and restores it on exit, so a
   `predict` or a stream window costs about 1 us more when the process already runs at
   the limit and about 2 us when it does not.
@@ -34,7 +34,6 @@ Without threadpoolctl (it comes with the device extras) nothing is limited and
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 
@@ -43,19 +42,33 @@ def front_end_threads(threads: int | None) -> int:
     return int(threads) if threads else 1
 
 
-@functools.lru_cache(maxsize=1)
+_found: tuple[Any, ...] | None = None
+
+
 def _libraries() -> tuple[Any, ...]:
-    """threadpoolctl's controllers of the BLAS libraries loaded in this process (found once)."""
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (looked
+    up on first use and again by `refresh`)."""
+    return refresh() if _found is None else _found
+
+
+def refresh() -> tuple[Any, ...]:
+    """Look the BLAS libraries up again (about 0.1 ms): a library loaded since the last
+    look-up (SciPy's OpenBLAS, loaded by a later import) is limited too. `Model` calls it
+    when it is made."""
+    global _found
     try:
         import numpy  # noqa: F401  (its BLAS must be loaded before the lookup)
         from threadpoolctl import ThreadpoolController
     except ImportError:
-        return ()
+        _found = ()
+        return _found
     try:
         controller = ThreadpoolController()
     except Exception:  # noqa: BLE001  (an unusual library layout: run unlimited rather than fail)
-        return ()
-    return tuple(lib for lib in controller.lib_controllers if lib.user_api == "blas")
+        _found = ()
+        return _found
+    _found = tuple(lib for lib in controller.lib_controllers if lib.user_api == "blas")
+    return _found
 
 
 def available() -> bool:
@@ -75,6 +88,7 @@ class BlasLimit:
     def __init__(self, threads: int) -> None:
         self.threads = max(1, int(threads))
         self._saved: list[tuple[Any, int]] = []
+        refresh()  # the libraries loaded by now (once per model, not per call)
 
     def __enter__(self) -> BlasLimit:
         saved = self._saved
@@ -95,7 +109,7 @@ class BlasLimit:
 def limit_process(threads: int) -> None:
     """Set the BLAS threads of the whole process (a process that exists to run the
     runtime: bench's workers). A no-op without threadpoolctl."""
-    for lib in _libraries():
+    for lib in refresh():
         lib.set_num_threads(max(1, int(threads)))
 
 
@@ -103,7 +117,7 @@ def describe(threads: int | None = None) -> dict[str, Any]:
     """The thread settings, for reports: the interpreter's `threads` as given, the front
     end's BLAS limit, and each BLAS library with its current thread count."""
     libraries = [{"library": lib.internal_api, "version": lib.version, "threads": lib.get_num_threads(),
-                  "threading_layer": getattr(lib, "threading_layer", None)} for lib in _libraries()]
+                  "threading_layer": getattr(lib, "threading_layer", None)} for lib in refresh()]
     return {"interpreter_threads": threads, "front_end_blas_threads": front_end_threads(threads),
             "blas_limited": bool(libraries), "blas": libraries,
             **({} if libraries else {"note": "BLAS threads not limited (threadpoolctl not installed "

@@ -1,0 +1,78 @@
+"""The runtime owns its threads: the front end's numpy/BLAS threads follow `threads`
+(edgekit.runtime.threads), in predict and in each stream window; bench records them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgekit.runtime import threads as runtime_threads
+from edgekit.runtime.threads import BlasLimit, front_end_threads
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def _blas_threads() -> int:
+    """The thread count of the process's BLAS libraries (one count: the runtime sets them all)."""
+    counts = {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"}
+    assert len(counts) == 1, counts
+    return counts.pop()
+
+
+@pytest.fixture
+def blas():
+    if not runtime_threads.available():
+        pytest.skip("no BLAS library that threadpoolctl can limit")
+    runtime_threads.refresh()
+    before = max(lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
+    yield before
+    runtime_threads.limit_process(before)
+
+
+def test_the_limit_holds_inside_and_is_restored_after(blas):
+    runtime_threads.limit_process(3)
+    limit = BlasLimit(1)
+    with limit:
+        assert _blas_threads() == 1
+        np.ones((64, 64)) @ np.ones((64, 64))  # numpy keeps working under the limit
+    assert _blas_threads() == 3
+    with limit:  # reusable
+        assert _blas_threads() == 1
+    assert _blas_threads() == 3
+    with BlasLimit(3):  # already at the limit: nothing to set or restore
+        assert _blas_threads() == 3
+    assert front_end_threads(None) == 1 and front_end_threads(0) == 1 and front_end_threads(4) == 4
+
+
+def test_describe_reports_interpreter_and_front_end_threads(blas):
+    settings = runtime_threads.describe(2)
+    assert settings["interpreter_threads"] == 2 and settings["front_end_blas_threads"] == 2
+    assert settings["blas_limited"] is True
+    assert settings["blas"] and all(lib["library"] and lib["threads"] >= 1 for lib in settings["blas"])
+    assert runtime_threads.describe(None)["front_end_blas_threads"] == 1
+
+
+class _Probe:
+    """Audio samples that record the BLAS thread count when numpy reads them (inside the
+    front end's call)."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        self.samples = samples
+        self.seen: list[int] = []
+
+    def __array__(self, dtype=None, copy=None):
+        self.seen.append(_blas_threads())
+        return self.samples if dtype is None else self.samples.astype(dtype)
+
+
+@pytest.mark.tf  # the bundle is made by the converter
+@pytest.mark.parametrize("threads", [None, 2])
+def test_predict_runs_its_front_end_under_the_runtime_threads(runtime_bundles, blas, threads):
+    from edgekit.runtime import load
+
+    runtime_threads.limit_process(4)  # the application's own setting
+    model = load(runtime_bundles.kws, threads=threads)
+    probe = _Probe(0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32))
+    model.predict(probe)
+    assert probe.seen == [front_end_threads(threads)]
+    assert _blas_threads() == 4  # the application's setting is back
