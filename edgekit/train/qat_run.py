@@ -161,6 +161,7 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
     keras = import_keras()
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # predict's retracing notes on the held-out batches
     log(f"[2/5] data {data_path} (split as in training: {recipe.name})")
     raw, parts = fit.prepare_data(recipe, data_path, log, progress)
     input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))

@@ -486,7 +486,9 @@ def train(config: TrainConfig, log: Log = print, progress: Progress = no_progres
     if pruning_requested(recipe):
         export_path = _prune(recipe, model_path, data_path, out, config, report, log)
     bundle = None
-    if config.export is not None:
+    if config.qat:
+        bundle = _qat(recipe, export_path, data_path, out, config, report, log, progress)
+    elif config.export is not None:
         bundle = _export(recipe, export_path, out, config, log, progress)
         report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed,
                             "variants": {v.name: v.metrics for v in bundle.variants}}
@@ -564,6 +566,36 @@ def _prune(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config:
     report["prune"]["outputs"] = r["outputs"]
     report["outputs"]["pruned_model"] = str(target)
     return target
+
+
+def _qat(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config: TrainConfig, report: dict[str, Any],
+         log: Log, progress: Progress) -> ConvertReport | None:
+    """`edgekit qat` on the trained (or pruned) model with the recipe's ``qat`` section;
+    with --export the bundle holds the QAT model's int8 variants (the recipe's, else
+    tflite-int8). report.json gains a ``qat`` section."""
+    from edgekit.train.config import QatConfig
+    from edgekit.train.qat_run import INT8_VARIANTS, default_output
+    from edgekit.train.qat_run import qat as run_qat
+
+    variants = tuple(v for v in recipe.convert["variants"] if v in INT8_VARIANTS) or ("tflite-int8",)
+    left = [v for v in recipe.convert["variants"] if v not in INT8_VARIANTS]
+    if config.export is not None and left:
+        log(f"  note: --qat bundles the QAT model's int8 variants ({', '.join(variants)}); {', '.join(left)} "
+            f"come from the float model: edgekit convert {model_path} --variants {','.join(left)}")
+    command = f"edgekit qat {model_path} --data {data_path}" + (f" --export {config.export}" if config.export else "")
+    log(f"  {command} (the recipe's qat section)")
+    result = run_qat(QatConfig(model=model_path, data=data_path, output=default_output(model_path),
+                               export=config.export, variants=variants,
+                               max_accuracy_drop=float(recipe.convert["max_accuracy_drop"]),
+                               seed=int(recipe.train["seed"]), progress_bar=config.progress_bar,
+                               command=config.command or command),
+                     log=lambda line: log("  " + line), progress=progress)
+    for line in result.summary().splitlines():
+        log("  " + line)
+    r = result.report
+    report["qat"] = {k: r[k] for k in ("quantization", "fine_tuning", "held_out", "outputs")}
+    report["outputs"]["qat_model"] = str(result.output)
+    return result.bundle
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:

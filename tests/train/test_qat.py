@@ -1,0 +1,171 @@
+"""Quantization-aware training for Keras 3 (`edgekit.train.qat`, `edgekit qat`, `train --qat`).
+
+One tiny MobileNet v2-style model (ReLU6, depthwise convolution, linear bottleneck, a
+residual sum, BatchNorm after every convolution) is trained for one epoch in a module
+fixture, made fake-quantized and fine-tuned for one epoch; the tests then check what the
+real converters make of it: a full-int8 TFLite model whose tensors carry the learnt
+ranges (not a calibration of its own), a QDQ ONNX model with int8 weights, both computing
+what the fake-quantized model computes. The CLI end to end is a ``long`` test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from edgekit.train import qat
+
+    keras, tf = qat.keras, qat.tf
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 12, 3), name="image")
+    x = layers.ReLU(6.0)(layers.BatchNormalization()(layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(inputs)))
+    y = layers.ReLU(6.0)(layers.BatchNormalization()(layers.Conv2D(16, 1, use_bias=False)(x)))
+    y = layers.ReLU(6.0)(layers.BatchNormalization()(layers.DepthwiseConv2D(3, padding="same", use_bias=False)(y)))
+    y = layers.BatchNormalization()(layers.Conv2D(8, 1, use_bias=False)(y))
+    x = layers.Add()([x, y])
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 240)
+    images = (rng.normal(size=(240, 12, 12, 3)) + labels[:, None, None, None] * 0.7).astype(np.float32)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(images, labels, epochs=1, batch_size=32, verbose=0)
+    float_out = model.predict(images[:64], verbose=0)
+    built = qat.quantize_model(model)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
+    qat.calibrate(built.model, dataset, 4)
+    before = built.model.predict(images[:64], verbose=0)
+    built.model.compile(keras.optimizers.Adam(1e-4), "sparse_categorical_crossentropy")
+    built.model.fit(images, labels, epochs=1, batch_size=32, verbose=0)
+    folder = tmp_path_factory.mktemp("qat") / "model-qat"
+    qat.export_saved_model(built.model, folder)
+    return {"model": model, "built": built, "images": images, "float_out": float_out, "before": before,
+            "folder": folder, "qat_out": built.model.predict(images[:64], verbose=0),
+            "ranges": qat.activation_ranges(built.model)}
+
+
+def _tflite(folder: Path, calibration: np.ndarray) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(folder))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(len(calibration)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+def test_batchnorm_folded_and_fake_quantization_placed(trained: dict) -> None:
+    built = trained["built"]
+    assert len(built.folded) == 4  # every BatchNorm sits after a convolution
+    names = [type(layer).__name__ for layer in built.model.layers[-1].layers] if hasattr(
+        built.model.layers[-1], "layers") else []
+    assert "BatchNormalization" not in names
+    # inputs, three ReLU6 outputs, the projection, the sum, the pooling, the logits; none between
+    # a convolution and its ReLU6 (the converters fuse them)
+    assert sorted(built.activation_ranges) == sorted(["input", "re_lu", "re_lu_1", "re_lu_2", "batch_normalization_3",
+                                                      "add", "global_average_pooling2d", "dense"])
+    # before fine-tuning the folded, fake-quantized model computes what the float model does, to int8 precision
+    assert np.abs(trained["before"] - trained["float_out"]).max() < 0.05
+    assert (trained["before"].argmax(1) == trained["float_out"].argmax(1)).mean() >= 0.95
+    low, high = trained["ranges"]["re_lu_quant"]
+    assert low == 0.0 and 0.0 < high <= 6.0  # a ReLU6 output's range
+
+
+def test_tflite_full_int8_from_the_learnt_ranges(trained: dict) -> None:
+    from edgekit.runtime.backends import tflite_interpreter_class
+
+    # calibrate on inputs ten times larger: a range taken from calibration would show it
+    data = _tflite(trained["folder"], trained["images"][:16] * 10)
+    interpreter_class, _ = tflite_interpreter_class()
+    interpreter = interpreter_class(model_content=data)
+    interpreter.allocate_tensors()
+    details = interpreter.get_tensor_details()
+    assert {np.dtype(t["dtype"]) for t in details} <= {np.dtype(np.int8), np.dtype(np.int32)}
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    low, high = trained["ranges"]["input_quant"]
+    assert inp["quantization"][0] == pytest.approx((high - low) / 255, rel=1e-3)
+    scale, zero = inp["quantization"]
+    out_scale, out_zero = out["quantization"]
+    results = []
+    for sample in trained["images"][:64]:
+        interpreter.set_tensor(inp["index"], np.clip(np.round(sample[None] / scale + zero), -128, 127).astype(np.int8))
+        interpreter.invoke()
+        results.append((interpreter.get_tensor(out["index"]).astype(np.float32) - out_zero) * out_scale)
+    results = np.concatenate(results)
+    assert np.abs(results - trained["qat_out"]).max() < 0.05
+    assert (results.argmax(1) == trained["qat_out"].argmax(1)).mean() >= 0.95
+
+
+def test_onnx_qdq_with_int8_weights(trained: dict) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from edgekit.convert.qat import is_qat_graph, qdq_model
+
+    tf = pytest.importorskip("tensorflow")
+    tf2onnx = pytest.importorskip("tf2onnx")
+    loaded = tf.saved_model.load(str(trained["folder"]))
+    signature = loaded.signatures["serving_default"]
+    assert is_qat_graph(signature)
+    _, kwargs = signature.structured_input_signature
+    name = next(iter(kwargs))
+    spec = tf.TensorSpec(kwargs[name].shape, tf.float32, name="image")
+
+    @tf.function(input_signature=[spec])
+    def serve(x: object) -> object:
+        return signature(**{name: x})
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=[spec], opset=17)
+    model, converted = qdq_model(proto)
+    assert len(converted) == 5  # four convolutions and the dense layer
+    int8 = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8 and i.name.endswith("_int8")]
+    assert len(int8) == 5
+    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) == 8  # the activation ranges
+    session = ort.InferenceSession(model.SerializeToString())
+    out = session.run(None, {session.get_inputs()[0].name: trained["images"][:64]})[0]
+    assert np.abs(out - trained["qat_out"]).max() < 0.02
+
+
+def test_qat_needs_a_recipe_one_line(tmp_path: Path) -> None:
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not a model")
+    result = run_cli("qat", str(model), "--data", str(tmp_path))
+    assert result.code == 1
+    assert "report.json" in result.stderr and "--recipe" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_qat_refuses_float_variants(tmp_path: Path) -> None:
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"x")
+    result = run_cli("qat", str(model), "--variants", "tflite-fp32")
+    assert result.code == 1 and "int8 variants" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.long
+def test_train_qat_export_end_to_end(tmp_path: Path) -> None:
+    """`edgekit train ic-mobilenetv2 --qat --export`: the bundle's provenance names the QAT step."""
+    out, bundle = tmp_path / "run", tmp_path / "m.edgekit"
+    result = run_cli("-q", "train", "ic-mobilenetv2", "-o", str(out), "--epochs", "1", "--samples", "40",
+                     "--set", "qat.epochs=1", "--qat", "--export", str(bundle))
+    assert result.code == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["qat"]["quantization"]["method"] == "qat"
+    from edgekit.bundle import open_bundle
+
+    text = open_bundle(bundle).manifest_raw.decode()
+    assert '"quantization": "qat"' in text and "moving average" in text
