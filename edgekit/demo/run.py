@@ -804,7 +804,8 @@ def render_summary(f: dict[str, Any], stages: Sequence[StageTime], total: float,
               f"held-out clips convert validates on (keras there: {_pct(f['convert']['float_accuracy'])}), drop in "
               f"points against it; gate --max-accuracy-drop {gate['max_accuracy_drop_pts']:g}: "
               + ("passed" if gate["passed"] else "FAILED"),
-              "latency: bench median, 1 thread; invoke = interpreter only, e2e = with the MFCC front end",
+              "latency: bench median, 1 thread (interpreter and the front end's numpy/BLAS); invoke = interpreter only, "
+              "e2e = with the MFCC front end",
               f"stream: {st['seconds']:.1f} s of held-out clips, {st['keywords']} keywords + {st['distractors']} "
               f"unknown/silence, hop {st['hop_ms']:g} ms, smoothing {st['smoothing_ms']:g} ms, suppression "
               f"{st['suppression_ms']:g} ms, threshold {st['threshold']}; a hit is the right keyword from its clip's "
@@ -861,7 +862,8 @@ def render_report(f: dict[str, Any], stages: Sequence[StageTime], total: float, 
     lines += ["", f"Accuracy: Keras on all {f['split']['test']} held-out clips; each variant on the "
               f"{f['convert']['samples']} held-out clips `edgekit convert` validates on (Keras on the same clips: "
               f"{_pct(f['convert']['float_accuracy'])}), drop in points against it. Latency: bench median at 1 thread "
-              "(invoke: the interpreter alone; e2e: with the MFCC front end). Stream: see below.", ""]
+              "(the interpreter's and the front end's numpy/BLAS threads; invoke: the interpreter alone; e2e: with the "
+              "MFCC front end). Stream: see below.", ""]
     lines += ["## Training", "", f"![learning curves]({_link(train / 'curves.png', out)})", "",
               f"![confusion matrix]({_link(train / 'confusion.png', out)})", ""]
     if f.get("prune"):

@@ -236,7 +236,9 @@ class Model:
         for item in source:
             payload, stamp, name = _unpack(item)
             chunk, rate = payload if isinstance(payload, tuple) else (payload, spec.sample_rate)
-            chunk = audio_features.resample(np.asarray(chunk, np.float32).reshape(-1), int(rate), spec.sample_rate)
+            chunk = np.asarray(chunk, np.float32).reshape(-1)
+            if rate != spec.sample_rate:
+                chunk = audio_features.resample(chunk, int(rate), spec.sample_rate)
             if consumed + len(chunk) - base > len(buffer):  # drop what no window needs any more
                 keep = max(0, consumed - max(base, next_end - clip))
                 grown = max(len(buffer), 2 * (keep + len(chunk)))
@@ -364,10 +366,16 @@ def _window_name(name: str | None, end_s: float) -> str | None:
     return f"{base if at else name}@{end_s:.3f}s"
 
 
-def _unpack(item: Any) -> tuple[Any, float, str | None]:
-    from edgekit.runtime.sources import Item
+_ITEM: type | None = None  # edgekit.runtime.sources.Item, imported on first use (a stream calls this per chunk)
 
-    if isinstance(item, Item):
+
+def _unpack(item: Any) -> tuple[Any, float, str | None]:
+    global _ITEM
+    if _ITEM is None:
+        from edgekit.runtime.sources import Item
+
+        _ITEM = Item
+    if isinstance(item, _ITEM):
         return item.payload, item.timestamp, item.name
     return item, time.time(), None
 
