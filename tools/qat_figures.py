@@ -1,0 +1,213 @@
+"""QAT figures (issue 21): post-training int8, the auto-fallback and quantization-aware
+training side by side on the failing case, QAT against post-training on every recipe, and
+the training time QAT adds per epoch.
+
+    python tools/qat_figures.py [-o out/bench/qat] [--case RECIPE] [--recipes all|a,b]
+                                [--epochs N] [--qat-epochs N] [--samples N]
+
+1. The failing case (``--case``, default ic-mobilenetv2): `edgekit train`, then `edgekit
+   convert` three ways on the same held-out split (every sample validates; calibration on
+   the validation split): post-training (tflite-int8, onnx-int8), ``--auto-fallback
+   --max-accuracy-drop PTS`` (whatever the current convert does: its table is printed as
+   it is), and `edgekit qat` with its int8 export. Accuracy is against the labels.
+2. Every recipe the same way with short trainings: post-training tflite-int8 against QAT
+   tflite-int8 (a GAN generator has no labels to fine-tune against: listed, skipped).
+3. Seconds per epoch, float against QAT, on the failing case's model: one epoch of each in
+   turn, three times, in this process (the machine is shared: the load is printed).
+
+Everything goes through edgekit's library entry points (train, convert, qat), as the
+commands do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edgekit.convert.run import ConvertConfig, convert  # noqa: E402
+from edgekit.train.config import QatConfig, TrainConfig  # noqa: E402
+from edgekit.train.qat_run import qat  # noqa: E402
+from edgekit.train.recipes import load_recipe, recipe_names  # noqa: E402
+from edgekit.train.run import train  # noqa: E402
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def trained(recipe: str, folder: Path, epochs: int | None, samples: int | None) -> Path:
+    model = folder / f"{recipe}.keras"
+    if not model.is_file():
+        train(TrainConfig(recipe=recipe, output=folder, epochs=epochs, synth_samples=samples, progress_bar=False,
+                          command=f"edgekit train {recipe}" + (f" --epochs {epochs}" if epochs else "")
+                          + (f" --samples {samples}" if samples else "")), log=quiet)
+    return model
+
+
+def converted(model: Path, bundle: Path, variants: tuple[str, ...], gate: float, fallback: bool = False) -> Any:
+    folder = model.parent
+    heldout, calibration = folder / "heldout.npz", folder / "calibration.npz"
+    if model.is_dir():  # a QAT SavedModel: its own split files
+        heldout = folder / f"{model.name}.heldout.npz"
+        calibration = folder / f"{model.name}.calibration.npz"
+    with np.load(heldout, allow_pickle=False) as arrays:
+        count = len(arrays["x"])
+    return convert(ConvertConfig(model=model, output=bundle, variants=variants, data=heldout,
+                                 calibration_data=calibration, validation_samples=count,
+                                 max_accuracy_drop=gate, auto_fallback=fallback), log=quiet)
+
+
+def float_accuracy(model: Path) -> tuple[float, int]:
+    report = json.loads((model.parent / "report.json").read_text())
+    return float(report["test"]["accuracy"]), int(report["test"]["samples"])
+
+
+def rows_of(label: str, report: Any) -> list[tuple[str, str, int, float | None]]:
+    rows = []
+    for v in report.variants:
+        accuracy = v.metrics.get("accuracy") if v.metrics else None
+        name = v.name + (f" ({v.precision})" if v.precision not in ("int8",) else "")
+        if v.error:
+            name += f": {str(v.error)[:80]}"
+        rows.append((label, name, int(v.size_bytes or 0), accuracy))
+    return rows
+
+
+def print_rows(rows: list[tuple[str, str, int, float | None]], reference: float) -> None:
+    print(f"  {'method':26} {'variant':40} {'size':>10} {'accuracy':>9} {'vs float':>9}")
+    for method, variant, size, accuracy in rows:
+        acc = f"{accuracy:.2%}" if accuracy is not None else "-"
+        delta = f"{100 * (accuracy - reference):+.2f}" if accuracy is not None else "-"
+        print(f"  {method:26} {variant:40} {size / 1024:8.1f}KiB {acc:>9} {delta:>9}")
+
+
+def failing_case(args: argparse.Namespace, out: Path) -> Path:
+    folder = out / args.case
+    model = trained(args.case, folder, args.epochs, args.samples)
+    reference, samples = float_accuracy(model)
+    print(f"\n== the failing case: {args.case} ({samples} held-out samples, float accuracy {reference:.2%}; {load()})")
+    rows: list[tuple[str, str, int, float | None]] = [("float (Keras)", "-", model.stat().st_size, reference)]
+    ptq = converted(model, out / f"{args.case}-ptq.edgekit", ("tflite-fp32", "tflite-int8", "onnx-int8"), 100.0)
+    rows += rows_of("post-training", ptq)
+    fallback = converted(model, out / f"{args.case}-fallback.edgekit", ("tflite-int8",), args.max_drop, fallback=True)
+    rows += rows_of(f"--auto-fallback ({args.max_drop:g} pt)", fallback)
+    t0 = time.perf_counter()
+    result = qat(QatConfig(model=model, epochs=args.qat_epochs, progress_bar=False, export=out / f"{args.case}-qat.edgekit",
+                           variants=("tflite-int8", "onnx-int8"), max_accuracy_drop=100.0), log=quiet)
+    seconds = time.perf_counter() - t0
+    rows += rows_of(f"QAT ({result.report['fine_tuning']['epochs']} epochs)", result.bundle)
+    print_rows(rows, reference)
+    print(f"  QAT: fake-quantized model {result.report['held_out']['after']:.2%} held-out; "
+          f"{seconds:.0f} s in all")
+    print(f"\n  the --auto-fallback run's own table (edgekit convert {model} --variants tflite-int8 --auto-fallback "
+          f"--max-accuracy-drop {args.max_drop:g}):")
+    for line in fallback.render().splitlines():
+        print("    " + line)
+    return model
+
+
+def every_recipe(args: argparse.Namespace, out: Path) -> None:
+    names = recipe_names() if args.recipes == "all" else args.recipes.split(",")
+    print(f"\n== every recipe: post-training tflite-int8 against QAT tflite-int8 ({args.recipe_epochs} training "
+          f"epoch(s), {args.qat_epochs or 'the recipe'} QAT epoch(s); {load()})")
+    print(f"  {'recipe':22} {'float':>8} {'PTQ int8':>9} {'QAT int8':>9} {'QAT-PTQ':>8}  note")
+    for name in names:
+        recipe = load_recipe(name)
+        if not recipe.kind.fine_tunable or not recipe.kind.class_labels:
+            print(f"  {name:22} {'':>8} {'':>9} {'':>9} {'':>8}  skipped: {recipe.task} (no class labels to "
+                  "compare top-1 accuracy on)")
+            continue
+        folder = out / "recipes" / name
+        try:
+            model = trained(name, folder, args.recipe_epochs, args.recipe_samples)
+            reference, _ = float_accuracy(model)
+            ptq = converted(model, folder / "ptq.edgekit", ("tflite-int8",), 100.0)
+            result = qat(QatConfig(model=model, epochs=args.qat_epochs, progress_bar=False,
+                                   export=folder / "qat.edgekit", variants=("tflite-int8",), max_accuracy_drop=100.0),
+                         log=quiet)
+            a = ptq.variants[0].metrics.get("accuracy") if ptq.variants[0].metrics else None
+            b = result.bundle.variants[0].metrics.get("accuracy") if result.bundle.variants[0].metrics else None
+            note = ", ".join(f"{v.name}: {v.precision}" for v in (*ptq.variants, *result.bundle.variants)
+                             if v.precision != "int8") or ""
+            diff = f"{100 * (b - a):+.2f}" if a is not None and b is not None else "-"
+            print(f"  {name:22} {reference:8.2%} {a if a is None else f'{a:.2%}':>9} "
+                  f"{b if b is None else f'{b:.2%}':>9} {diff:>8}  {note}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - a figure script reports every recipe
+            print(f"  {name:22} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}", flush=True)
+
+
+def epoch_times(model_path: Path, repeats: int = 3) -> None:
+    """One epoch of float training and one of QAT, in turn, on the same data and batches."""
+    from edgekit.convert.source import LoadConfig, SourceModel
+    from edgekit.keras_env import import_keras
+    from edgekit.train import fit, pipeline
+    from edgekit.train import qat as fake
+    from edgekit.train.qat_run import _resolve
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    config = QatConfig(model=model_path)
+    recipe, data = _resolve(config)
+    _raw, parts = fit.prepare_data(recipe, data, quiet, lambda it, *a, **k: it)
+    with SourceModel(LoadConfig(model_path, export=False)) as source:
+        model = source.keras_model
+    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    classes = int(model.outputs[0].shape[-1])
+    batch = int(recipe.train["batch_size"])
+    qmodel = fake.quantize_model(model).model
+    fake.calibrate(qmodel, fit.fit_dataset(tf, parts.train, recipe, input_shape, batch, False, classes, 0), 4)
+    for m in (model, qmodel):
+        fit.compile_model(keras, m, recipe, 1e-4)
+    dataset = fit.fit_dataset(tf, parts.train, recipe, input_shape, batch, True, classes, 0)
+    for m in (model, qmodel):  # tracing and the first epoch's cache fill, not measured
+        m.fit(dataset, epochs=1, verbose=0)
+    times: dict[str, list[float]] = {"float": [], "qat": []}
+    for _ in range(repeats):
+        for label, m in (("float", model), ("qat", qmodel)):
+            t0 = time.perf_counter()
+            m.fit(dataset, epochs=1, verbose=0)
+            times[label].append(time.perf_counter() - t0)
+    f, q = float(np.median(times["float"])), float(np.median(times["qat"]))
+    print(f"\n== training time per epoch ({model_path.name}, {len(parts.train)} training samples, batch {batch}, "
+          f"{repeats} interleaved repeats; {load()})")
+    print(f"  float {f:.2f} s/epoch (runs {', '.join(f'{t:.2f}' for t in times['float'])}); QAT {q:.2f} s/epoch "
+          f"(runs {', '.join(f'{t:.2f}' for t in times['qat'])}): QAT adds {q - f:.2f} s per epoch, x{q / f:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-o", "--output", type=Path, default=Path("out/bench/qat"))
+    parser.add_argument("--case", default="ic-mobilenetv2")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs of the failing case")
+    parser.add_argument("--samples", type=int, default=None, help="synthetic samples per class of the failing case")
+    parser.add_argument("--qat-epochs", type=int, default=None, help="QAT epochs (default: the recipe's)")
+    parser.add_argument("--max-drop", type=float, default=0.5, help="the fallback's --max-accuracy-drop")
+    parser.add_argument("--recipes", default="all", help="recipes to compare, comma-separated, or all ('' none)")
+    parser.add_argument("--recipe-epochs", type=int, default=3)
+    parser.add_argument("--recipe-samples", type=int, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args.output.mkdir(parents=True, exist_ok=True)
+    model = failing_case(args, args.output)
+    epoch_times(model)
+    if args.recipes:
+        every_recipe(args, args.output)
+
+
+if __name__ == "__main__":
+    main()
