@@ -254,6 +254,7 @@ class _BilinearPlan:
     vb: np.ndarray  # fr
     across: bool  # some fc is not 0: the right pixels count
     down: bool  # some fr is not 0: the lower rows count
+    pick: bool  # the output rows are not simply the rows used, in order
 
 
 @functools.lru_cache(maxsize=16)
@@ -273,7 +274,8 @@ def _bilinear_plan(src_h: int, src_w: int, height: int, width: int, channels: in
     plan = _BilinearPlan(
         flat0=(row_at + cols0).astype(np.intp), flat1=(row_at + cols1).astype(np.intp),
         wa=np.repeat(1 - fc, channels), wb=np.repeat(fc, channels), pos0=pos0, pos1=pos1,
-        va=(1 - fr)[:, None], vb=fr[:, None], across=bool(fc.any()), down=bool(fr.any()))
+        va=(1 - fr)[:, None], vb=fr[:, None], across=bool(fc.any()), down=bool(fr.any()),
+        pick=not np.array_equal(pos0, np.arange(len(rows))))
     for field in dataclasses.fields(plan):
         value = getattr(plan, field.name)
         if isinstance(value, np.ndarray):
@@ -295,19 +297,19 @@ def _bilinear_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
     src_h, src_w, channels = image.shape
     plan = _bilinear_plan(src_h, src_w, height, width, channels)
     flat = np.ascontiguousarray(image).reshape(-1)
-    left = flat.take(plan.flat0)
+    left = flat[plan.flat0]  # indexing, not take(): numpy's faster gather for an intp index
     if not plan.across and not plan.down:  # every weight 0 or 1: the pixels themselves
-        return left.take(plan.pos0, axis=0).reshape(height, width, channels)
+        return (left[plan.pos0] if plan.pick else left).reshape(height, width, channels)
     if plan.across:
         across = np.multiply(left, plan.wa)  # uint8 * float32 -> float32, as astype first
-        across += np.multiply(flat.take(plan.flat1), plan.wb)
+        across += np.multiply(flat[plan.flat1], plan.wb)
     else:
         across = left.astype(np.float32)
     if plan.down:
-        out = np.multiply(across.take(plan.pos0, axis=0), plan.va)
-        out += np.multiply(across.take(plan.pos1, axis=0), plan.vb)
+        out = np.multiply(across[plan.pos0], plan.va)
+        out += np.multiply(across[plan.pos1], plan.vb)
     else:
-        out = across.take(plan.pos0, axis=0)
+        out = across[plan.pos0] if plan.pick else across
     np.rint(out, out=out)
     return out.astype(np.uint8).reshape(height, width, channels)
 
