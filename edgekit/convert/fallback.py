@@ -5,15 +5,16 @@ The quantization debugger ranks the layers by their own quantization error (TFLi
 `QuantizationDebugger`; onnxruntime's `qdq_loss_debug` for ONNX), but a layer's error is
 not its effect on the task: the worst-ranked layers may cost nothing and a quiet one
 everything. So the ranking only names the candidates (the `SearchLimits.candidates`
-worst); the choice is a greedy forward selection measured on the validation split:
-each step tries every remaining candidate added to the layers kept so far and keeps the
-one whose set gives the lowest drop (among equals the smaller file, then the debugger's
-order, so that layers that only help together are still reached). The search ends at
-the first set that passes the gate (the smallest the greedy search finds), or when the
-candidates or `SearchLimits.tries` run out. A set whose file is larger than the
-variant's float model is never measured nor kept, and no set that adds to it is tried;
-when nothing smaller is left the report says the gate is not reachable below the float
-model's size.
+worst); the choice is measured on the validation split. First each candidate alone: the
+drop it removes. Then a greedy pass, re-measured: starting from the layer that removed
+the most alone, the others are added in the order of what they removed alone, each kept
+when the set with it measures no higher a drop than the set without it (a layer that
+only helps together with another is kept on a tie, so the pair is reached). The search
+ends at the first set that passes the gate (so the smallest set it finds), or when the
+candidates or `SearchLimits.tries` run out: at most ``2 * candidates - 1`` tries per
+remedy. A set whose file is larger than the variant's float model is never measured
+nor kept, and no set that adds to it is tried; when nothing smaller is left the report
+says the gate is not reachable below the float model's size.
 
 Remedies, tried in this order, each a search of its own:
 
@@ -70,8 +71,8 @@ class SearchLimits:
             one pass over the validation split).
     """
 
-    candidates: int = 6
-    tries: int = 12
+    candidates: int = 12
+    tries: int = 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,34 +364,44 @@ def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float 
         return _done(outcome, started)
     sizes: list[str] = []
     for remedy in route.remedies:
-        chosen: list[Layer] = []
-        too_large: set[str] = set()  # layers whose addition made a file larger than the float model
-        budget = limits.tries
-        while budget > 0:
-            step: list[tuple[float, int, int, Layer]] = []
-            remaining = [c for c in candidates if c not in chosen and c.name not in too_large]
-            for layer in remaining[:budget]:
-                budget -= 1
-                names = tuple(c.name for c in [*chosen, layer])
-                log(f"auto-fallback: {route.variant} with {len(names)} layer(s) in {remedy}")
-                trial = _try(route, remedy, names, measure, passes, float_size, trials)
-                if trial.larger_than_float:
-                    too_large.add(layer.name)  # every set that adds it is larger still
-                elif trial.passed:
-                    outcome.accepted, outcome.accepted_data = trial, trial.measured
-                    return _done(outcome, started)
-                elif trial.drop_pts is not None:
-                    step.append((trial.drop_pts, trial.size_bytes or 0, len(trials), layer))
-            if not step:
-                if too_large and float_size is not None:
-                    sizes.append(f"{remedy}: every set that adds a layer to {len(chosen)} is larger than the float "
-                                 f"model ({float_size:,} bytes)")
+        # 1. each candidate alone: the drop it removes, measured
+        singles: list[tuple[float, int, Layer]] = []
+        too_large = 0
+        for order, layer in enumerate(candidates[: limits.tries]):
+            log(f"auto-fallback: {route.variant} with {layer.label()} in {remedy}")
+            trial = _try(route, remedy, (layer.name,), measure, passes, float_size, trials)
+            if trial.passed:
+                outcome.accepted, outcome.accepted_data = trial, trial.measured
+                return _done(outcome, started)
+            too_large += trial.larger_than_float
+            if trial.drop_pts is not None:
+                singles.append((trial.drop_pts, order, layer))
+        if too_large == len(candidates) and float_size is not None:
+            sizes.append(f"{remedy}: each layer alone makes a file larger than the float model ({float_size:,} bytes)")
+        if not singles:
+            continue
+        # 2. greedy, re-measured: add the layers in the order of the drop they removed alone,
+        #    keeping each one whose set measures no higher a drop than the set without it
+        singles.sort(key=lambda s: (s[0], s[1]))
+        chosen, current = [singles[0][2]], singles[0][0]
+        budget = limits.tries - len(candidates[: limits.tries])
+        for _drop, _order, layer in singles[1:]:
+            if budget <= 0:
                 break
-            # the lowest drop; among equals the smaller file, then the debugger's order: when no
-            # layer helps alone, the next step measures it together with each of the others
-            chosen.append(min(step, key=lambda s: (s[0], s[1], s[2]))[3])
-            if len(chosen) == len(candidates):
-                break
+            budget -= 1
+            names = tuple(c.name for c in [*chosen, layer])
+            log(f"auto-fallback: {route.variant} with {len(names)} layers in {remedy}")
+            trial = _try(route, remedy, names, measure, passes, float_size, trials)
+            if trial.passed:
+                outcome.accepted, outcome.accepted_data = trial, trial.measured
+                return _done(outcome, started)
+            if trial.larger_than_float:
+                sizes.append(f"{remedy}: {len(names)} layers make a file larger than the float model "
+                             f"({float_size:,} bytes)")
+                break  # adding more only makes it larger
+            if trial.drop_pts is not None and trial.drop_pts <= current + 1e-9:
+                chosen.append(layer)
+                current = trial.drop_pts
     measured_trials = [t for t in trials if t.drop_pts is not None]
     best_trial = min(measured_trials, key=lambda t: t.drop_pts) if measured_trials else None  # type: ignore[arg-type,return-value]
     outcome.reason = (f"no set of the {len(candidates)} worst layer(s) passed in {len(trials)} tries"
