@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import math
 import struct
 import wave
 from collections.abc import Callable, Sequence
@@ -245,6 +246,11 @@ def _log_step(spec: AudioPreprocess) -> Callable[[np.ndarray], np.ndarray]:
 def _per_clip(out: np.ndarray) -> np.ndarray:
     """Zero mean and unit deviation over each clip's frames and bins (the last two axes),
     in a few numpy calls: a stream runs this every hop."""
+    if out.ndim == 2:  # one clip (predict, a stream's window)
+        centred = out - np.add.reduce(out, axis=None) / out.size
+        flat = centred.reshape(-1)
+        centred /= max(math.sqrt(np.dot(flat, flat) / out.size), 1e-6)
+        return centred
     flat = out.reshape(*out.shape[:-2], -1)
     count = flat.shape[-1]
     centred = flat - np.add.reduce(flat, axis=-1, keepdims=True) / count

@@ -318,11 +318,16 @@ class _AudioFrontEnd:
         # a model whose input is one vector of a clip of several: one input per vector
         # (Preprocessor.features, docs/preprocess.md)
         self.rows = (spec.num_frames, *row) if spec.num_frames > 1 and int(np.prod(row)) == spec.num_features else None
+        self.fitted: tuple[int, ...] | None = None  # the input shape once `fit` has checked a window
 
     def features(self, window: np.ndarray, start: int) -> np.ndarray:
         with self.model._blas:
             x = self.stream.window(window, start)
-        return x.reshape(self.rows) if self.rows is not None else fit(x[None], self.shape, "input")
+        if self.rows is not None:
+            return x.reshape(self.rows)
+        if self.fitted is None:  # every window has the same shape: check it once
+            self.fitted = fit(x[None], self.shape, "input").shape
+        return x.reshape(self.fitted)
 
 
 class _Active:
