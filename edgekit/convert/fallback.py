@@ -19,8 +19,9 @@ says the gate is not reachable below the float model's size.
 Remedies, tried in this order, each a search of its own:
 
 - ``int16``: 16-bit activations (int16x8) for the chosen layers, every other layer int8
-  (``tflite-int8``, through ai-edge-quantizer when it is installed): the file stays
-  integer and about int8's size. It needs a runtime whose QUANTIZE kernel requantizes
+  (``tflite-int8``, through ai-edge-quantizer when it is installed, with int8 I/O: not
+  with ``--int8-io uint8``): the file stays integer and about int8's size; its input
+  and output are int8, or int16 where a kept layer produces the model's output. It needs a runtime whose QUANTIZE kernel requantizes
   between int8 and int16 (LiteRT does; TensorFlow 2.21's own ``tf.lite`` interpreter
   does not).
 - ``float``: the chosen layers in float, with float input and output (``tflite-int8``
@@ -167,6 +168,8 @@ class TfliteInt8Route:
     def remedies(self) -> tuple[str, ...]:
         if self._remedies is not None:
             return self._remedies
+        if self.options.int8_io != "int8":  # ai-edge-quantizer's models take and give int8
+            return ("float",)
         try:
             import ai_edge_quantizer  # noqa: F401
         except ImportError:
