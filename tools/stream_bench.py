@@ -267,6 +267,8 @@ def image_figures(path: Path, rounds: int) -> dict:
         calls["camera_bgr2rgb"] = lambda: cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if hasattr(front, "tensor_and_features"):  # the lean path (absent before issue 20)
         calls["lean"] = lambda: front.tensor_and_features(frame, features=False)
+        # the same after an invoke, as inside predict: the frame is no longer in the caches
+        calls["invoke+lean"] = lambda: (invoke(), front.tensor_and_features(frame, features=False))
     figures = medians(interleaved(calls, rounds, 20))
     inv = figures["invoke"]
     out = {"bundle": str(path), "variant": model.variant.name, "frame": f"{FRAME[1]}x{FRAME[0]}",
@@ -276,6 +278,9 @@ def image_figures(path: Path, rounds: int) -> dict:
         out[f"{name}_ms"] = seconds * 1e3
         out[f"{name}_x_invoke"] = seconds / inv
     out["predict_preprocess_x_invoke"] = (figures["predict"] - inv) / inv  # what predict adds to invoke
+    if "invoke+lean" in figures:
+        out["lean_after_invoke_ms"] = (figures["invoke+lean"] - inv) * 1e3
+        out["lean_after_invoke_x_invoke"] = (figures["invoke+lean"] - inv) / inv
     return out
 
 
@@ -324,7 +329,8 @@ def render(result: dict) -> str:
     labels = {"invoke": "invoke (raw set/invoke/get)", "decode": f"decode JPEG ({iq['jpeg_bytes']} B; images: source)",
               "camera_bgr2rgb": "camera BGR->RGB (capture thread)", "resize": "resize (prepare)",
               "normalize": "normalize", "quantize": "quantize", "features+quantize": "resize+normalize+quantize",
-              "lean": "lean path: resize + table look-up (goal <= 0.5x)", "predict": "predict (end to end)"}
+              "lean": "lean path: resize + table look-up (goal <= 0.5x)",
+              "lean_after_invoke": "  the same after an invoke (invoke + lean - invoke)", "predict": "predict (end to end)"}
     for key, label in labels.items():
         if f"{key}_ms" in iq:
             lines.append(f"| {label} | {iq[key + '_ms']:.3f} | {iq[key + '_x_invoke']:.2f} | "
@@ -332,6 +338,7 @@ def render(result: dict) -> str:
     lines += [f"| predict - invoke | {iq['predict_ms'] - iq['invoke_ms']:.3f} | {iq['predict_preprocess_x_invoke']:.2f} | "
               f"{ib['predict_ms'] - ib['invoke_ms']:.3f} | {ib['predict_preprocess_x_invoke']:.2f} |", ""]
     lines += ["## predict_tensor against a raw set/invoke/get loop (goal <= 1.05x for models of 0.1 ms and more)", "",
+              "int8: predict_tensor takes the float input and quantizes it; the raw loop is given the int8 tensor.", "",
               "| model | variant | raw quiet | ratio quiet | overhead | raw busy | ratio busy |",
               "|---|---|---|---|---|---|---|"]
     for rq, rb in zip(q["predict"], b["predict"], strict=True):
