@@ -428,8 +428,8 @@ def prepare(rgb: np.ndarray, spec: ImagePreprocess) -> np.ndarray:
     image = np.asarray(rgb)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-        raise ShapeError("image", expected="(H, W, 3) RGB pixels", found=f"shape {image.shape}")
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4) or 0 in image.shape:
+        raise ShapeError("image", expected="(H, W, 3) RGB pixels, at least one", found=f"shape {image.shape}")
     if image.shape[-1] == 4:
         image = image[..., :3]
     elif image.shape[-1] == 1:

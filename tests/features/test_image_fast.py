@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgekit.errors import ShapeError
 from edgekit.features import image
 from edgekit.spec import ImagePreprocess
 
@@ -74,3 +75,9 @@ def test_normalize_by_table_equals_the_arithmetic(spec):
     assert got.dtype == np.float32 and got.flags.c_contiguous
     assert got.tobytes() == np.ascontiguousarray(want).tobytes()  # bits, signed zeros included
     np.testing.assert_array_equal(image.normalize(pixels.astype(np.float32), spec), got)
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 3), (5, 0, 3), (0, 0, 1)])
+def test_an_image_without_pixels_is_a_shape_error(shape):
+    with pytest.raises(ShapeError, match="at least one"):
+        image.prepare(np.zeros(shape, np.uint8), ImagePreprocess(height=4, width=4))
