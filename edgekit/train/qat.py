@@ -145,13 +145,14 @@ class _QuantizedWeights:
         self.weight_min.assign(-bound)
         self.weight_max.assign(bound)
 
-    def quantized_kernel(self, training: Any) -> Any:
+    def quantized_kernel(self, training: Any, kernel: Any = None) -> Any:
+        kernel = self.kernel if kernel is None else kernel
         if training:
             bound = _weight_bound(self.kernel, self.quant_axis)
             self.weight_min.assign(-bound)
             self.weight_max.assign(bound)
-            return _weight_fake_quant(self.kernel, self.quant_axis, -bound, bound)
-        return _weight_fake_quant(self.kernel, self.quant_axis, self.weight_min, self.weight_max)
+            return _weight_fake_quant(kernel, self.quant_axis, -bound, bound)
+        return _weight_fake_quant(kernel, self.quant_axis, self.weight_min, self.weight_max)
 
     def _finish(self, outputs: Any) -> Any:
         if self.use_bias:
@@ -180,9 +181,16 @@ class QuantConv1D(_QuantizedWeights, keras.layers.Conv1D):
         self._add_ranges()
 
     def call(self, inputs: Any, training: Any = None) -> Any:
+        # As a 2D convolution over (1, steps): the kernel is fake-quantized in the
+        # (1, k, in, out) shape the converter gives CONV_2D, so its per-channel axis stays last
+        # (fake-quantizing (k, in, out) and expanding it after breaks the converter's axis).
         if self.padding == "causal":
             inputs = keras.ops.pad(inputs, self._compute_causal_padding())
-        return self._finish(self.convolution_op(inputs, self.quantized_kernel(training)))
+        padding = "VALID" if self.padding == "causal" else self.padding.upper()
+        kernel = self.quantized_kernel(training, tf.expand_dims(self.kernel, 0))
+        outputs = tf.nn.conv2d(tf.expand_dims(inputs, 1), kernel, strides=[1, 1, self.strides[0], 1],
+                               padding=padding, dilations=[1, 1, self.dilation_rate[0], 1])
+        return self._finish(tf.squeeze(outputs, 1))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -319,6 +327,8 @@ def quantize_model(model: Any, options: QatOptions = QatOptions()) -> QuantizedM
     record = QuantizedModel(model=None, folded=[], quantized_weights=[], activation_ranges=[], left_float=[])
 
     def clone(layer: Any) -> Any:
+        if id(layer) not in consumers:  # an op of the graph that is not a layer (x + constant): as it is
+            return layer
         name = _class(layer)
         if name in QUANT_CLASSES:
             config = layer.get_config()
@@ -338,7 +348,9 @@ def quantize_model(model: Any, options: QatOptions = QatOptions()) -> QuantizedM
         return ActivationQuantizer(options.ema_decay, name=f"{name}_quant")
 
     def call(new: Any, *args: Any, **kwargs: Any) -> Any:
-        old = mapping[id(new)]
+        old = mapping.get(id(new))
+        if old is None:  # an op of the functional graph that is not a layer (x + constant): as it is
+            return new(*args, **kwargs)
         name = _class(old)
         # a folded BatchNormalization is the identity (its scale and shift are in the weights)
         out = args[0] if id(old) in folded_bn else new(*args, **kwargs)
