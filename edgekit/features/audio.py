@@ -270,14 +270,21 @@ def _affine_step(spec: AudioPreprocess) -> Callable[[np.ndarray], np.ndarray]:
     return affine
 
 
+@functools.lru_cache(maxsize=16)
 def frame_steps(spec: AudioPreprocess) -> tuple[Step, ...]:
     """The steps `spec` asks for, from framed samples ``(..., frames, frame_length)`` to
-    features ``(..., frames, bins)`` (before stacking)."""
+    features ``(..., frames, bins)`` (before stacking); made once per spec."""
     steps = [Step("spectrum", _spectrum_step(spec))]
     if spec.feature != "spectrogram":
         mel = mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate, spec.lower_edge_hz,
                                 spec.upper_edge_hz, spec.mel_scale, spec.mel_norm)
-        steps.append(Step("mel", lambda spectrum: spectrum @ mel))
+        used = np.flatnonzero(mel.any(axis=1))  # the bins inside the filterbank's range
+        lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+        if hi - lo < mel.shape[0]:  # zero rows add nothing: a smaller product, less memory traffic
+            band = np.ascontiguousarray(mel[lo:hi])
+            steps.append(Step("mel", lambda spectrum: spectrum[..., lo:hi] @ band))
+        else:
+            steps.append(Step("mel", lambda spectrum: spectrum @ mel))
         if spec.log != "none":
             steps.append(Step(spec.log, _log_step(spec),
                               spec.log == "db" and (spec.db_ref == "max" or spec.db_top_db is not None)))
