@@ -117,10 +117,10 @@ class Preprocessor:
             self._identity = (self._table is not None and self._table.dtype == np.uint8
                               and bool((self._table == np.arange(256, dtype=np.uint8)[:, None]).all()))
 
-    def _pixels(self, raw: Any) -> np.ndarray:
-        """An image input as uint8 pixels of the spec's size, colour order and channels."""
-        spec = self.spec
-        assert isinstance(spec, ImagePreprocess)
+    @staticmethod
+    def _pixels(raw: Any, spec: ImagePreprocess) -> np.ndarray:
+        """An image input, decoded, cropped, resized and in the spec's colour order (uint8
+        for uint8 pixels, as decoding gives them)."""
         if isinstance(raw, (str, os.PathLike, bytes)):
             raw = image_features.decode_image(raw if isinstance(raw, bytes) else Path(raw))
         array = np.asarray(raw)
@@ -133,7 +133,7 @@ class Preprocessor:
         """Float features for `raw` (before quantization), shaped like the model input."""
         spec = self.spec
         if isinstance(spec, ImagePreprocess):
-            x = image_features.normalize(self._pixels(raw), spec)
+            x = image_features.normalize(self._pixels(raw, spec), spec)
         elif isinstance(spec, AudioPreprocess):
             samples, rate = _audio(raw, spec)
             x = audio_features.features(audio_features.resample(samples, rate, spec.sample_rate), spec)[None]
@@ -168,7 +168,7 @@ class Preprocessor:
         if not isinstance(spec, ImagePreprocess):
             x = self.features(raw)
             return quantize(x, self.tensor), x
-        pixels = self._pixels(raw)
+        pixels = self._pixels(raw, spec)
         if (self._table is None or pixels.dtype != np.uint8
                 or pixels.shape != (spec.height, spec.width, spec.channels)):  # normalize says what is wrong
             x = fit(image_features.normalize(pixels, spec), self.tensor.shape, "input")
