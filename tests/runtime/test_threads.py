@@ -76,3 +76,18 @@ def test_predict_runs_its_front_end_under_the_runtime_threads(runtime_bundles, b
     model.predict(probe)
     assert probe.seen == [front_end_threads(threads)]
     assert _blas_threads() == 4  # the application's setting is back
+
+
+@pytest.mark.tf  # the bundle is made by the converter
+def test_a_bench_worker_runs_at_the_threads_it_records(runtime_bundles, blas):
+    """bench's worker process is the runtime's: it sets its BLAS threads to the front end's
+    count and reports the settings it measured with (JSON ``thread_settings``)."""
+    from edgekit.bench.report import _blas_note
+    from edgekit.bench.worker import Worker
+
+    runtime_threads.limit_process(4)
+    info = Worker().load(str(runtime_bundles.kws), None, 2, 0)
+    settings = info["thread_settings"]
+    assert settings["interpreter_threads"] == 2 and settings["front_end_blas_threads"] == 2
+    assert _blas_threads() == 2 and {lib["threads"] for lib in settings["blas"]} == {2}
+    assert _blas_note(settings).startswith("2 thread(s) (")
