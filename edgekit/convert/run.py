@@ -861,10 +861,14 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
                               "limits": dataclasses.asdict(limits), "candidates": [], "tries": [], "seconds": 0.0}
     result.fallback = record
     started = time.perf_counter()
-    try:
-        if float_size is None:
+    if float_size is None:
+        try:
             float_size = route.float_size()
-        record["float_size_bytes"] = float_size
+        except (ConversionError, InputError) as exc:  # no ceiling to hold the search to: no search
+            record["reason"] = f"the float model to bound the file size could not be made: {one_line(str(exc))}"
+            return
+    record["float_size_bytes"] = float_size
+    try:
         outcome = search(route, measure, lambda drop: drop is not None and not drop.exceeds(limit + 1e-9),
                          base_drop, float_size, limits, log)
     except (ConversionError, InputError) as exc:
