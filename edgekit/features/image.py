@@ -242,10 +242,13 @@ def _axis(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @dataclasses.dataclass(frozen=True)
 class _BilinearPlan:
     """Index and weight tables for one (source, target, channels) size: built once, then
-    every frame of that size is two gathers and a few float32 products, no index maths."""
+    every frame of that size is a few gathers and float32 products, no index maths. The
+    tables are separable (rows, and columns within a row), so they stay small: a few
+    kilobytes for any frame size."""
 
-    flat0: np.ndarray  # (rows used, width * channels): flat source index of the left pixel
-    flat1: np.ndarray  # ... and of the right one
+    rows: np.ndarray  # (rows used,): the source rows the output needs, ascending
+    cols0: np.ndarray  # (width * channels,): the left pixel's value within a row of width * channels
+    cols1: np.ndarray  # ... and the right one's
     wa: np.ndarray  # (width * channels,) float32: 1 - fc (weight of the left pixel)
     wb: np.ndarray  # fc
     pos0: np.ndarray  # (height,): the upper row of each output row, as an index into the rows used
@@ -255,6 +258,7 @@ class _BilinearPlan:
     across: bool  # some fc is not 0: the right pixels count
     down: bool  # some fr is not 0: the lower rows count
     pick: bool  # the output rows are not simply the rows used, in order
+    every_row: bool  # the rows used are all the source rows
 
 
 @functools.lru_cache(maxsize=16)
@@ -264,18 +268,16 @@ def _bilinear_plan(src_h: int, src_w: int, height: int, width: int, channels: in
     # A lower row whose weight fr is 0 adds exactly +0 (a finite pixel times 0): it need not
     # be interpolated across, and the upper row stands in for it (odd integer ratios such
     # as 480 -> 96, or an unchanged height, need half the rows).
-    rows = np.unique(np.concatenate([r0, r1[fr != 0]]))  # each is interpolated across once
+    rows = np.unique(np.concatenate([r0, r1[fr != 0]])).astype(np.intp)  # each interpolated across once
     lanes = np.arange(channels)
-    cols0 = (c0[:, None] * channels + lanes).reshape(-1)
-    cols1 = (c1[:, None] * channels + lanes).reshape(-1)
-    row_at = rows[:, None] * (src_w * channels)
     pos0 = np.searchsorted(rows, r0).astype(np.intp)
     pos1 = np.where(fr != 0, np.searchsorted(rows, r1), pos0).astype(np.intp)
     plan = _BilinearPlan(
-        flat0=(row_at + cols0).astype(np.intp), flat1=(row_at + cols1).astype(np.intp),
+        rows=rows, cols0=(c0[:, None] * channels + lanes).reshape(-1).astype(np.intp),
+        cols1=(c1[:, None] * channels + lanes).reshape(-1).astype(np.intp),
         wa=np.repeat(1 - fc, channels), wb=np.repeat(fc, channels), pos0=pos0, pos1=pos1,
         va=(1 - fr)[:, None], vb=fr[:, None], across=bool(fc.any()), down=bool(fr.any()),
-        pick=not np.array_equal(pos0, np.arange(len(rows))))
+        pick=not np.array_equal(pos0, np.arange(len(rows))), every_row=len(rows) == src_h)
     for field in dataclasses.fields(plan):
         value = getattr(plan, field.name)
         if isinstance(value, np.ndarray):
@@ -289,20 +291,24 @@ def _bilinear_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
     The same float32 operations on the same values in the same order (left * (1 - fc) +
     right * fc across each row, then upper * (1 - fr) + lower * fr down the columns,
     rounded to nearest even), so the result does not depend on the implementation: each
-    source row used is interpolated across once (not once per output row that uses it),
-    the gathers use precomputed flat indices, and terms whose weight is exactly 0 (x * 1 +
-    y * 0 == x for finite y >= 0) are left out. The sum of two weights exceeds 1 by at most
-    an ulp, so no value passes 255.5 and the clip the reference does is a no-op here.
+    source row used is copied out once and interpolated across once (not once per output
+    row that uses it), the gathers use precomputed indices, and terms whose weight is
+    exactly 0 (x * 1 + y * 0 == x for finite y >= 0) are left out. The sum of two weights
+    exceeds 1 by at most an ulp, so no value passes 255.5 and the clip the reference does
+    is a no-op here.
     """
     src_h, src_w, channels = image.shape
     plan = _bilinear_plan(src_h, src_w, height, width, channels)
-    flat = np.ascontiguousarray(image).reshape(-1)
-    left = flat[plan.flat0]  # indexing, not take(): numpy's faster gather for an intp index
+    if plan.every_row and image.flags.c_contiguous:
+        used = image.reshape(src_h, src_w * channels)
+    else:  # only the rows used, contiguous (a crop's view is not copied whole)
+        used = image[plan.rows].reshape(len(plan.rows), src_w * channels)
+    left = used[:, plan.cols0]
     if not plan.across and not plan.down:  # every weight 0 or 1: the pixels themselves
         return (left[plan.pos0] if plan.pick else left).reshape(height, width, channels)
     if plan.across:
         across = np.multiply(left, plan.wa)  # uint8 * float32 -> float32, as astype first
-        across += np.multiply(flat[plan.flat1], plan.wb)
+        across += np.multiply(used[:, plan.cols1], plan.wb)
     else:
         across = left.astype(np.float32)
     if plan.down:

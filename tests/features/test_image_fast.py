@@ -42,11 +42,13 @@ def test_bilinear_of_a_view_and_of_float_pixels():
     np.testing.assert_array_equal(out, image._bilinear_reference(floats, 17, 23))
 
 
-def test_plans_are_cached_and_read_only():
+def test_plans_are_cached_read_only_and_small():
     first = image._bilinear_plan(48, 64, 12, 16, 3)
     assert image._bilinear_plan(48, 64, 12, 16, 3) is first
     with pytest.raises(ValueError):
         first.wa[0] = 2.0
+    big = image._bilinear_plan(720, 1280, 640, 640, 3)  # separable tables: kilobytes, not megabytes
+    assert sum(v.nbytes for v in vars(big).values() if isinstance(v, np.ndarray)) < 200_000
 
 
 def test_nearest_picks_opencv_inter_nearest_pixels():
