@@ -18,10 +18,11 @@ says the gate is not reachable below the float model's size.
 
 Remedies, tried in this order, each a search of its own:
 
-- ``int16``: 16-bit activations (int16x8) for the chosen layers, every other layer int8
-  (``tflite-int8``, through ai-edge-quantizer when it is installed, with int8 I/O: not
+- ``int16``: 16-bit activations (int16x8) for the chosen layers, every other layer int8.
+  ``tflite-int8``: through ai-edge-quantizer when it is installed, with int8 I/O (not
   with ``--int8-io uint8``): the file stays integer and about int8's size; its input
-  and output are int8, or int16 where a kept layer produces the model's output. It needs a runtime whose QUANTIZE kernel requantizes
+  and output are int8, or int16 where a kept layer produces the model's output.
+  ``onnx-int8``: onnxruntime's ``TensorQuantOverrides`` on the layers' output tensors. It needs a runtime whose QUANTIZE kernel requantizes
   between int8 and int16 (LiteRT does; TensorFlow 2.21's own ``tf.lite`` interpreter
   does not).
 - ``float``: the chosen layers in float, with float input and output (``tflite-int8``
@@ -259,18 +260,22 @@ def _signature_input(model: bytes) -> tuple[str, str]:
 
 class OnnxInt8Route:
     """``onnx-int8`` (static QDQ): ranked by onnxruntime's ``qdq_loss_debug`` (each
-    activation before and after its QuantizeLinear/DequantizeLinear pair); float layers
-    through ``nodes_to_exclude``, reusing one calibration cache."""
+    activation before and after its QuantizeLinear/DequantizeLinear pair); int16 layers
+    through ``TensorQuantOverrides`` on their output tensors (Q/DQ of the ``com.microsoft``
+    domain, which take int16 at opset 17), float layers through ``nodes_to_exclude``, all
+    reusing one calibration cache."""
 
     variant = "onnx-int8"
-    remedies = ("float",)
 
-    def __init__(self, source: Any, calibration: np.ndarray, options: ConversionOptions, work: Path) -> None:
+    def __init__(self, source: Any, calibration: np.ndarray, options: ConversionOptions, work: Path,
+                 remedies: tuple[str, ...] = ("int16", "float")) -> None:
         self.source, self.calibration, self.options = source, calibration, options
+        self.remedies = remedies
         self._tmp = Path(tempfile.mkdtemp(dir=work))
         self._prepared: Path | None = None
         self._cache = self._tmp / "calibration.json"
         self._readers: dict[str, tuple[str, ...]] = {}
+        self._outputs: dict[str, str] = {}  # node name -> the tensor the debugger measured
 
     def float_size(self) -> int:
         from edgekit.convert.variants.onnx import onnx_export
@@ -307,6 +312,7 @@ class OnnxInt8Route:
                 layers.append(Layer(node.name, node.op_type, error))
                 # A layer in float: the nodes that read its output and write its inputs stay
                 # float too (excluding it alone leaves them quantizing the same tensors).
+                self._outputs[node.name] = tensor
                 writers = [producers[i].name for i in node.input if i in producers]
                 self._readers[node.name] = (*writers, *(n.name for n in nodes if tensor in n.input))
         return sorted(layers, key=lambda layer: -layer.error)
@@ -314,15 +320,37 @@ class OnnxInt8Route:
     def build(self, remedy: str, layers: tuple[str, ...]) -> bytes:
         from edgekit.convert.variants.onnx_int8 import quantize_qdq
 
-        assert self._prepared is not None and remedy == "float", "rank() prepares first"
+        assert self._prepared is not None, "rank() prepares first"
         out = self._tmp / "try.onnx"
         try:
             with quiet_converter():
-                exclude = tuple(dict.fromkeys(n for name in layers for n in (name, *self._readers.get(name, ()))))
-                quantize_qdq(self._prepared, out, self.calibration, self.options, exclude=exclude, cache=self._cache)
+                if remedy == "int16":
+                    self._int16(out, tuple(self._outputs[name] for name in layers))
+                else:
+                    exclude = tuple(dict.fromkeys(n for name in layers for n in (name, *self._readers.get(name, ()))))
+                    quantize_qdq(self._prepared, out, self.calibration, self.options, exclude=exclude,
+                                 cache=self._cache)
         except Exception as exc:  # noqa: BLE001
-            raise conversion_error("onnx-int8 with float layers", exc, "int8") from exc
+            raise conversion_error(f"onnx-int8 with {remedy} layers", exc, "int8") from exc
         return out.read_bytes()
+
+    def _int16(self, out: Path, tensors: tuple[str, ...]) -> None:
+        """Static QDQ int8 with these activation tensors quantized to int16 (the settings
+        of `edgekit.convert.variants.onnx_int8.quantize_qdq`, calibrated by its cache)."""
+        from onnxruntime import quantization
+
+        assert self._prepared is not None and self._cache.is_file(), "rank() calibrates first"
+        quantization.quantize_static(
+            str(self._prepared), str(out), None,
+            quant_format=quantization.QuantFormat.QDQ,
+            activation_type=quantization.QuantType.QInt8,
+            weight_type=quantization.QuantType.QInt8,
+            per_channel=self.options.per_channel,
+            calibrate_method=quantization.CalibrationMethod.MinMax,
+            calibration_cache_path=str(self._cache),
+            extra_options={"UseQDQContribOps": True, "TensorQuantOverrides": {
+                tensor: [{"quant_type": quantization.QuantType.QInt16}] for tensor in tensors}},
+        )
 
 
 # ---------------------------------------------------------------------------

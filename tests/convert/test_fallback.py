@@ -78,10 +78,11 @@ def test_search_keeps_the_smallest_measured_set_and_reports_every_try(outlier_ml
         assert len(kept) == len(accepted["layers"]) and v["size_bytes"] == accepted["size_bytes"]
         assert manifest.variant(name).precision == "int8-mixed"
         assert manifest.variant(name).metrics["fallback"]["remedy"] == fb["remedy"]
-    tflite = variants["tflite-int8"]["fallback"]
-    assert tflite["remedy"] == "int16" and any("hidden" in layer for layer in tflite["int16_layers"])
-    assert variants["tflite-int8"]["size_bytes"] < 0.6 * variants["tflite-fp32"]["size_bytes"]  # integer-sized
-    assert variants["onnx-int8"]["fallback"]["remedy"] == "float"
+    for name, float_name in (("tflite-int8", "tflite-fp32"), ("onnx-int8", "onnx-fp32")):
+        fb = variants[name]["fallback"]  # 16-bit activations for the outlier layer, at about int8's size
+        assert fb["remedy"] == "int16" and len(fb["int16_layers"]) == 1
+        assert variants[name]["size_bytes"] < 0.6 * variants[float_name]["size_bytes"]
+    assert "hidden" in variants["tflite-int8"]["fallback"]["int16_layers"][0]
 
 
 @pytest.mark.tf
@@ -107,6 +108,37 @@ def test_no_set_larger_than_the_float_model_is_measured_or_kept(outlier_mlp):
     assert outcome.trials and all(t.larger_than_float and t.drop_pts is None for t in outcome.trials)
     assert len(outcome.trials) == 3  # each candidate alone; no set that adds to a too-large one is tried
     assert "not reachable below the float model's size" in outcome.reason
+
+
+@pytest.mark.tf
+def test_onnx_layers_in_float_take_their_neighbours_along(outlier_mlp, tmp_path):
+    """nodes_to_exclude on the outlier layer alone leaves the next layer quantizing its input
+    with the outlier's scale; with the nodes that feed it and read it, the drop goes."""
+    import onnxruntime
+
+    from edgekit.convert.fallback import OnnxInt8Route, SearchLimits, search
+    from edgekit.convert.source import LoadConfig, SourceModel
+    from edgekit.convert.variants import ConversionOptions
+    from edgekit.convert.variants.onnx import onnx_export
+
+    model, data = outlier_mlp
+    x = np.load(data)["x"]
+    calibration, validation = x[:100], x[100:400]
+    with SourceModel(LoadConfig(model, False, None)) as source:
+        reference = source.predict(validation)[0].argmax(1)
+        float_size = len(onnx_export(source, ConversionOptions().opset))
+        route = OnnxInt8Route(source, calibration, ConversionOptions(), tmp_path, remedies=("float",))
+
+        def measure(data: bytes):
+            session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+            got = session.run(None, {session.get_inputs()[0].name: validation})[0].argmax(1)
+            drop = float(np.mean(got != reference) * 100)
+            return None, drop, drop, [drop, drop]
+
+        outcome = search(route, measure, lambda drop: drop <= 1.0, 25.0, float_size, SearchLimits(candidates=4))
+    assert outcome.accepted is not None and outcome.accepted.remedy == "float", outcome.reason
+    assert outcome.accepted.layers[0].startswith("Relu") and outcome.accepted.size_bytes < float_size
+    assert outcome.trials[0].drop_pts is not None
 
 
 def _report(auto_fallback: bool, fallback: dict | None):
