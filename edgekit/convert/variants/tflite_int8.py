@@ -1,8 +1,10 @@
 """``tflite-int8``: full integer int8 (calibrated), with its forms best first: full integer,
 then int8 with float fallback ops (float input and output), then dynamic range.
 
-With ``float_nodes`` (auto-fallback's selection) it is one form: int8 with the named
-tensors' ops kept in float.
+With ``float_nodes`` (a given selection of tensors) it is one form: int8 with the named
+tensors' ops kept in float. `calibrated_int8` and `requantize` are what auto-fallback
+(`edgekit.convert.fallback`) builds its float tries from: one calibration, then one
+re-quantization per try.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def tflite_int8_selective(source: Any, calib: np.ndarray, options: ConversionOpt
 
 
 def forms(options: ConversionOptions) -> tuple[Form, ...]:
-    if options.float_nodes:  # auto-fallback's own selection: nothing to substitute
+    if options.float_nodes:  # a given selection: nothing to substitute
         return (Form("int8-mixed", "int8 with the named tensors in float", build_int8),)
     return (Form("int8", "full integer int8", build_int8),
             Form("int8-float-ops", "int8 with float fallback ops (float input and output)", build_float_ops),
