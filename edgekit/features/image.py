@@ -471,6 +471,9 @@ def look_up(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``table[pixel, channel]`` for uint8 ``(..., channels)`` pixels and a ``(256, channels)`` table."""
     channels = table.shape[1]
     if channels == 1 or (table == table[:, :1]).all():  # one table for all channels: no index maths
+        if table.dtype.itemsize == 1 and pixels.dtype == np.uint8:  # bytes to bytes: translate, twice take's speed
+            out = bytearray(pixels.tobytes()).translate(table[:, 0].tobytes())
+            return np.frombuffer(out, dtype=table.dtype).reshape(pixels.shape)
         return table[:, 0].take(pixels)
     index = pixels.astype(np.intp)
     index += np.arange(channels) * 256  # channel c's table starts at c * 256 in table.T
