@@ -1,7 +1,7 @@
 """Streaming figures, quiet and with both cores busy: keyword spotting per hop and per window,
 the image path's stages, and predict against a raw interpreter loop (issue 20).
 
-Usage: .venv/bin/python tools/stream_bench.py [--kws BUNDLE] [--json FILE|-] [--rounds 15] [--rebuild]
+Usage: .venv/bin/python tools/stream_bench.py [--kws BUNDLE] [--json FILE|-] [--rounds 25] [--rebuild]
 
 Every figure is measured twice in one run: on a quiet machine, then with a background load
 this script starts and stops itself (two other numpy processes running a matmul loop, with
@@ -360,7 +360,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kws", type=Path, help=f"a keyword-spotting bundle (default: {DEMO_KWS.relative_to(REPO)} "
                         "when it exists, else the recipe's DS-CNN, built)")
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per figure")
+    parser.add_argument("--rounds", type=int, default=25, help="interleaved rounds per figure")
     parser.add_argument("--json", help="also write the figures as JSON to this file (- for stdout)")
     parser.add_argument("--rebuild", action="store_true", help="build and convert the models again")
     parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # child process: build and exit
