@@ -30,7 +30,7 @@ from edgekit.runtime.results import Latency, Result
 from edgekit.runtime.select import Choice, choose
 from edgekit.runtime.tensors import dequantize, quantize
 from edgekit.runtime.threads import BlasLimit, front_end_threads
-from edgekit.spec import AudioPreprocess, PostprocessKind, SensorPreprocess
+from edgekit.spec import AudioPreprocess, ImagePreprocess, PostprocessKind, SensorPreprocess
 
 
 class Model:
@@ -53,6 +53,10 @@ class Model:
         self._float_outputs = all(o.quantization is None for o in self.outputs)
         self.threads = threads
         self._blas = BlasLimit(front_end_threads(threads))  # the front end's BLAS threads
+        # images: the preprocessor's lean path gives the model input directly (the same bits as
+        # quantizing the features); the float features only where postprocessing reads them
+        self._lean = isinstance(self.manifest.preprocess, ImagePreprocess)
+        self._needs_features = self.postprocess_spec.kind is PostprocessKind.ANOMALY
 
     def __repr__(self) -> str:
         return f"Model({self.manifest.name!r}, variant={self.variant.name!r}, backend={self.package!r})"
@@ -75,8 +79,15 @@ class Model:
         stamp = time.time() if timestamp is None else timestamp
         t0 = time.perf_counter()
         with self._blas:
-            features = self.preprocessor.features(raw)
-        return self._infer(features, t0, stamp, 0, source)
+            features, tensor = self._prepare(raw)
+        return self._infer(features, t0, stamp, 0, source, tensor=tensor)
+
+    def _prepare(self, raw: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Features of `raw` and, for images, the model input too (else None: `_infer` quantizes)."""
+        if self._lean:
+            tensor, features = self.preprocessor.tensor_and_features(raw, features=self._needs_features)
+            return (tensor if features is None else features), tensor
+        return self.preprocessor.features(raw), None
 
     def predict_tensor(self, x: np.ndarray) -> Result:
         """Run an already preprocessed float tensor (unbatched or batch 1); the fast path.
@@ -100,14 +111,17 @@ class Model:
         return self._result(array, outputs, t0, t1, t2, time.time(), 0, None)
 
     def _infer(self, features: np.ndarray, t0: float, stamp: float, sequence: int, source: str | None,
-               smoother: PosteriorSmoother | None = None) -> Result:
+               smoother: PosteriorSmoother | None = None, tensor: np.ndarray | None = None) -> Result:
         """Quantize prepared features, run the interpreter, postprocess (timed from `t0`).
 
         `features` holds one model input, or (an audio clip of several vectors for a model
         whose input is one vector, see `Preprocessor.features`) one input per vector: the
-        model then runs once per vector and `_reduce` makes one result of the clip.
+        model then runs once per vector and `_reduce` makes one result of the clip. `tensor`:
+        the model input when the preprocessor made it (images; `features` may then be that
+        tensor, where postprocessing reads no features), else quantized here.
         """
-        tensor = quantize(features, self.input)
+        if tensor is None:
+            tensor = quantize(features, self.input)
         t1 = time.perf_counter()
         if len(tensor) == self._input_shape[0]:
             outputs = self.backend.run([tensor])
@@ -188,8 +202,8 @@ class Model:
                 model = active.next()
                 t0 = time.perf_counter()
                 with model._blas:
-                    features = model.preprocessor.features(payload)
-                yield model._infer(features, t0, stamp, sequence, name, active.smoother)
+                    features, tensor = model._prepare(payload)
+                yield model._infer(features, t0, stamp, sequence, name, active.smoother, tensor)
 
     def same_windows(self, other: Model) -> str | None:
         """None when `other` windows a stream as this model does (the same kind of input;
