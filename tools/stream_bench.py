@@ -6,7 +6,7 @@ Usage: .venv/bin/python tools/stream_bench.py [--kws BUNDLE] [--json FILE|-] [--
 Every figure is measured twice in one run: on a quiet machine, then with a background load
 this script starts and stops itself (two other numpy processes running a matmul loop, with
 their BLAS threads: another numerical app on the device). Within a phase the figures that are
-compared are measured side by side, interleaved in blocks, and reported as medians.
+compared are measured side by side, interleaved in blocks of 5 calls, and reported as medians.
 
 1. Keyword spotting (the demo's bundle, edgekit-demo/kws-dscnn.edgekit, when `make demo` made
    it, else the kws-dscnn recipe's DS-CNN with random weights, the same shapes and front end),
@@ -211,9 +211,9 @@ def kws_figures(path: Path, rounds: int) -> dict:
     hop20, hop250 = hops(20.0), hops(250.0)
     window = audio[:clip]
     samples = interleaved({"hop20": hop20, "hop250": hop250, "invoke": invoke,
-                           "window": lambda: model.predict(window)}, rounds, 40)
+                           "window": lambda: model.predict(window)}, rounds * 8, 5)
     with one_core():
-        pinned = medians(interleaved({"hop20": hop20, "hop250": hop250}, rounds, 40))
+        pinned = medians(interleaved({"hop20": hop20, "hop250": hop250}, rounds * 8, 5))
     med = medians(samples)
     out = {"bundle": str(path), "variant": model.variant.name, "backend": model.package}
     for name, values in samples.items():  # the median, and the mean: the load shows in the tail
@@ -269,7 +269,7 @@ def image_figures(path: Path, rounds: int) -> dict:
         calls["lean"] = lambda: front.tensor_and_features(frame, features=False)
         # the same after an invoke, as inside predict: the frame is no longer in the caches
         calls["invoke+lean"] = lambda: (invoke(), front.tensor_and_features(frame, features=False))
-    figures = medians(interleaved(calls, rounds, 20))
+    figures = medians(interleaved(calls, rounds * 4, 5))
     inv = figures["invoke"]
     out = {"bundle": str(path), "variant": model.variant.name, "frame": f"{FRAME[1]}x{FRAME[0]}",
            "input": f"{spec.height}x{spec.width}x{spec.channels} {model.input.dtype.value}",
@@ -292,7 +292,7 @@ def predict_figures(bundles: list[tuple[str, Path, str]], rounds: int) -> list[d
         model = load(path, variant=variant, threads=1)
         raw, x = raw_loop(model, variant)
         figures = medians(interleaved({"predict_tensor": lambda m=model, x=x: m.predict_tensor(x), "raw": raw},
-                                      rounds, 50))
+                                      rounds * 10, 5))
         rows.append({"model": name, "variant": variant, "raw_ms": figures["raw"] * 1e3,
                      "predict_tensor_ms": figures["predict_tensor"] * 1e3,
                      "ratio": figures["predict_tensor"] / figures["raw"],
