@@ -112,8 +112,14 @@ class AudioFeatureStream:
 
         Returns:
             float32 ``(num_frames, num_features)``.
+
+        Raises:
+            ValueError: `samples` is not one window long (a programming error: `Model.stream`
+                cuts the windows).
         """
         spec = self.spec
+        if len(samples) != spec.clip_samples:
+            raise ValueError(f"a window of {spec.clip_samples} samples expected, got {len(samples)}")
         first, last = self._clean
         count = last - first
         rows: np.ndarray | None = None
