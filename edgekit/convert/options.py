@@ -21,3 +21,13 @@ class OnnxInt8Mode(Choice):
     DYNAMIC = "dynamic", "dynamic quantization"
 
 
+class FallbackPrecision(Choice):
+    """The values of ``edgekit convert --fallback-precision``: what --auto-fallback keeps its
+    layers at, tried in the order given."""
+
+    FLOAT = "float", "float layers: fast on CPUs (XNNPACK), float weights make the file grow"
+    INT16 = "int16", ("16-bit activations, int8 weights: about int8's size, but TFLite's int16 kernels are "
+                      "reference kernels, several times slower on CPUs")
+
+
+DEFAULT_FALLBACK_PRECISIONS = (FallbackPrecision.FLOAT.value, FallbackPrecision.INT16.value)

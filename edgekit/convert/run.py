@@ -28,7 +28,12 @@ from edgekit.convert.fidelity import (
     run_variant,
 )
 from edgekit.convert.foreign import ForeignConfig, ForeignModel, describe_source, is_foreign
-from edgekit.convert.options import Int8IO, OnnxInt8Mode
+from edgekit.convert.options import (
+    DEFAULT_FALLBACK_PRECISIONS,
+    FallbackPrecision,
+    Int8IO,
+    OnnxInt8Mode,
+)
 from edgekit.convert.outputs import align_outputs
 from edgekit.convert.selfcheck import ProducedVariant, build_self_check
 from edgekit.convert.source import LoadConfig, SourceModel, source_kind, work_dir
@@ -79,6 +84,8 @@ class ConvertConfig:
     preprocess: Path | None = None
     max_accuracy_drop: float | None = None
     auto_fallback: bool = False
+    # what --auto-fallback keeps its layers at, in the order tried (FallbackPrecision values)
+    fallback_precisions: tuple[str, ...] = DEFAULT_FALLBACK_PRECISIONS
     allow_random_calibration: bool = False
     trust_model_code: bool = False
     input_shape: tuple[int, ...] | None = None
@@ -501,6 +508,11 @@ def _check_options(config: ConvertConfig, foreign: bool = False) -> None:
                          found="no --max-accuracy-drop")
     if config.max_accuracy_drop is not None and not (0 <= config.max_accuracy_drop <= 100):
         raise InputError("--max-accuracy-drop", expected="points between 0 and 100", found=str(config.max_accuracy_drop))
+    known = {choice.value for choice in FallbackPrecision}
+    if not config.fallback_precisions or set(config.fallback_precisions) - known \
+            or len(set(config.fallback_precisions)) != len(config.fallback_precisions):
+        raise InputError("--fallback-precision", expected=f"a comma list of {', '.join(sorted(known))}, each once "
+                         "(the order they are tried in)", found=",".join(config.fallback_precisions) or "nothing")
     for option, value, choices in (("--int8-io", config.options.int8_io, Int8IO),
                                    ("--onnx-int8", config.options.onnx_int8, OnnxInt8Mode)):
         if value not in {choice.value for choice in choices}:
@@ -846,8 +858,9 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
     assert result.data is not None and config.max_accuracy_drop is not None
     limit = config.max_accuracy_drop
     limits = SearchLimits()
-    route = (TfliteInt8Route(source, calibration.x, config.options) if result.format == "tflite"
-             else OnnxInt8Route(source, calibration.x, config.options, work))
+    route = (TfliteInt8Route(source, calibration.x, config.options, config.fallback_precisions)
+             if result.format == "tflite" else
+             OnnxInt8Route(source, calibration.x, config.options, work, config.fallback_precisions))
     base_size, base_drop = len(result.data), result.metrics.get("drop_pts")
 
     def measure(data: bytes) -> tuple[VariantResult, Any, Any, Any]:

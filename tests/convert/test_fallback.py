@@ -50,7 +50,8 @@ def test_search_keeps_the_smallest_measured_set_and_reports_every_try(outlier_ml
     out = tmp_path / "mixed.edgekit"
     result = run_cli("convert", str(model), "-o", str(out), "--data", str(data), "--variants",
                      "tflite-fp32,tflite-int8,onnx-fp32,onnx-int8", "--max-accuracy-drop", "1", "--auto-fallback",
-                     "--calibration-samples", "100", "--validation-samples", "300", "--json")
+                     "--fallback-precision", "int16,float", "--calibration-samples", "100", "--validation-samples",
+                     "300", "--json")
     assert result.code == 0, result.stderr
     variants = {v["name"]: v for v in result.json()["variants"]}
     manifest = open_bundle(out).manifest
@@ -139,6 +140,18 @@ def test_onnx_layers_in_float_take_their_neighbours_along(outlier_mlp, tmp_path)
     assert outcome.accepted is not None and outcome.accepted.remedy == "float", outcome.reason
     assert outcome.accepted.layers[0].startswith("Relu") and outcome.accepted.size_bytes < float_size
     assert outcome.trials[0].drop_pts is not None
+
+
+def test_fallback_precisions_are_checked_before_anything_is_loaded(tmp_path):
+    from edgekit.convert.run import ConvertConfig, _check_options
+    from edgekit.errors import InputError
+
+    for bad in (("int4",), (), ("float", "float")):
+        with pytest.raises(InputError, match="--fallback-precision"):
+            _check_options(ConvertConfig(model=tmp_path / "m.keras", output=tmp_path / "m.edgekit",
+                                         max_accuracy_drop=1.0, auto_fallback=True, fallback_precisions=bad))
+    _check_options(ConvertConfig(model=tmp_path / "m.keras", output=tmp_path / "m.edgekit", max_accuracy_drop=1.0,
+                                 auto_fallback=True, fallback_precisions=("int16",)))
 
 
 def _report(auto_fallback: bool, fallback: dict | None):
@@ -230,7 +243,7 @@ def test_on_a_mobilenet_v2_style_model_the_int16_search_stays_near_int8_size(tmp
     plain = run_cli(*args, "-o", str(tmp_path / "plain.edgekit"))
     assert plain.code == 4, plain.stderr  # post-training int8 fails a half-point gate
     assert "--auto-fallback" in plain.stderr.strip().splitlines()[-1]
-    result = run_cli(*args, "--auto-fallback", "-o", str(tmp_path / "mixed.edgekit"))
+    result = run_cli(*args, "--auto-fallback", "--fallback-precision", "int16,float", "-o", str(tmp_path / "mixed.edgekit"))
     variants = {v["name"]: v for v in result.json()["variants"]}
     for name, float_name in (("tflite-int8", "tflite-fp32"), ("onnx-int8", "onnx-fp32")):
         fb = variants[name]["fallback"]
