@@ -38,14 +38,14 @@ from tests.support.cli import CliResult, run_cli, train_killed_after_an_epoch
 from tests.support.env import REPO, need_module
 
 SHIPPED = ["ad-autoencoder", "ad-conv-autoencoder", "demand-lstm", "gan-dcgan", "har-cnn1d", "har-gru",
-           "har-transformer", "ic-resnet8", "kws-dscnn", "tab-mlp", "vww-mobilenet"]
+           "har-transformer", "ic-mobilenetv2", "ic-resnet8", "kws-dscnn", "tab-mlp", "vww-mobilenet"]
 TASKS = {"ad-autoencoder": "anomaly", "ad-conv-autoencoder": "anomaly", "demand-lstm": "regression",
          "gan-dcgan": "generation"}
 # model input (without batch) each recipe's front end produces; the autoencoder's is the
 # synthetic anomaly vector (5 frames x 128 log-mel bins), the MLP's 44 tabular features
 INPUT_SHAPES = {"ad-autoencoder": (640,), "ad-conv-autoencoder": (32, 32, 3), "demand-lstm": (48, 2),
                 "gan-dcgan": (32, 32, 3), "har-cnn1d": (128, 6), "har-gru": (128, 6), "har-transformer": (128, 6),
-                "ic-resnet8": (32, 32, 3), "kws-dscnn": (49, 10, 1), "tab-mlp": (1, 44), "vww-mobilenet": (96, 96, 3)}
+                "ic-mobilenetv2": (32, 32, 3), "ic-resnet8": (32, 32, 3), "kws-dscnn": (49, 10, 1), "tab-mlp": (1, 44), "vww-mobilenet": (96, 96, 3)}
 HAR_CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 
 # har-cnn1d shrunk to ~700 parameters on 20 windows per class: a run is a few seconds
