@@ -21,17 +21,18 @@ first by default: TFLite's int16 kernels are reference kernels, which XNNPACK do
 take; on a MobileNet v2-style model the int16-mixed file ran 8x slower than int8 on an
 x86 core, the float-mixed one no slower):
 
-- ``int16``: 16-bit activations (int16x8) for the chosen layers, every other layer int8.
-  ``tflite-int8``: through ai-edge-quantizer when it is installed, with int8 I/O (not
-  with ``--int8-io uint8``): the file stays integer and about int8's size; its input
-  and output are int8, or int16 where a kept layer produces the model's output.
-  ``onnx-int8``: onnxruntime's ``TensorQuantOverrides`` on the layers' output tensors. It needs a runtime whose QUANTIZE kernel requantizes
-  between int8 and int16 (LiteRT does; TensorFlow 2.21's own ``tf.lite`` interpreter
-  does not).
 - ``float``: the chosen layers in float, with float input and output (``tflite-int8``
   through the TFLite converter's ``denylisted_nodes``; ``onnx-int8`` through
   onnxruntime's ``nodes_to_exclude``, a layer with the nodes that write its inputs and
   read its output, else they would quantize the same tensors).
+- ``int16``: 16-bit activations (int16x8) for the chosen layers, every other layer int8.
+  ``tflite-int8``: through ai-edge-quantizer when it is installed, with int8 I/O (not
+  with ``--int8-io uint8``): the file stays integer and about int8's size; its input
+  and output are int8, or int16 where a kept layer produces the model's output. It
+  needs a runtime whose QUANTIZE kernel requantizes between int8 and int16 (LiteRT
+  does; TensorFlow 2.21's own ``tf.lite`` interpreter does not). ``onnx-int8``:
+  onnxruntime's ``TensorQuantOverrides`` on the layers' output tensors (Q/DQ of the
+  ``com.microsoft`` domain, which take int16 at opset 17).
 
 The calibration runs once per remedy (the debugger's calibrated model for the TFLite
 converter, one calibration result for ai-edge-quantizer, onnxruntime's calibration
