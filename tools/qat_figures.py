@@ -92,10 +92,11 @@ def headline(variant: Any) -> tuple[str, float | None, bool]:
     return "-", None, True
 
 
-def exposures(samples: int, seed: int = 0, darkest: float = 0.01, glare: float = 0.03) -> tuple[Any, Any, Any]:
+def exposures(samples: int, seed: int = 0, darkest: float = 0.01, glare: float = 0.06,
+              patch: int = 24) -> tuple[Any, Any, Any]:
     """The failing case's data: edgekit's synthetic shapes (32x32 RGB) as a camera sees them
     at exposures from `darkest` to full contrast (log-uniform), a fraction `glare` of them
-    with a saturated glare patch (a 0/255 checkerboard). Wide activation ranges across
+    with a saturated glare patch (a `patch`-pixel 0/255 checkerboard). Wide activation ranges across
     samples: one int8 scale per tensor, calibrated on the brightest and glaring images,
     leaves few levels to the dim ones."""
     from edgekit.datasets import shapes
@@ -107,8 +108,8 @@ def exposures(samples: int, seed: int = 0, darkest: float = 0.01, glare: float =
     rows, cols = np.mgrid[0:32, 0:32]
     board = ((rows // 2 + cols // 2) % 2 * 255).astype(np.uint8)[..., None]
     for i in np.flatnonzero(rng.random(len(x)) < glare):
-        r, c = rng.integers(0, 20, 2)
-        x[i, r : r + 12, c : c + 12] = board[r : r + 12, c : c + 12]
+        r, c = rng.integers(0, 33 - patch, 2)
+        x[i, r : r + patch, c : c + patch] = board[r : r + patch, c : c + patch]
     return x, y, names
 
 
@@ -137,10 +138,10 @@ def failing_case(args: argparse.Namespace, out: Path) -> Path:
     if args.exposures:
         data = out / "exposures.npz"
         if not data.is_file():
-            x, y, names = exposures(args.exposures, darkest=args.darkest, glare=args.glare)
+            x, y, names = exposures(args.exposures, darkest=args.darkest, glare=args.glare, patch=args.patch)
             np.savez_compressed(data, x=x, y=y, classes=np.array(names))
         print(f"  data: {data}: {args.exposures} shapes at exposures {args.darkest:g}..1 (log-uniform), "
-              f"{args.glare:.0%} with a glare patch")
+              f"{args.glare:.0%} with a {args.patch}x{args.patch} glare patch")
     model = trained(args.case, folder, args.epochs, args.samples, data, tuple(args.case_set))
     reference, samples = float_accuracy(model)
     print(f"\n== the failing case: {args.case} ({samples} held-out samples, float accuracy {reference:.2%}; {load()})")
@@ -241,15 +242,19 @@ def main() -> None:
     parser.add_argument("--exposures", type=int, default=3000, help="the failing case's data: this many shapes at "
                         "varied exposures with some glare (0: the recipe's own synthetic data)")
     parser.add_argument("--darkest", type=float, default=0.01, help="the dimmest exposure (contrast factor)")
-    parser.add_argument("--glare", type=float, default=0.03, help="fraction of images with a glare patch")
-    parser.add_argument("--case-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="recipe overrides of the failing case (repeatable)")
+    parser.add_argument("--glare", type=float, default=0.06, help="fraction of images with a glare patch")
+    parser.add_argument("--patch", type=int, default=24, help="side of the glare patch in pixels")
+    parser.add_argument("--case-set", action="append", default=None, metavar="KEY=VALUE",
+                        help="recipe overrides of the failing case (repeatable; default: architecture.activation=relu, "
+                        "unbounded activations: the wide ranges)")
     parser.add_argument("--qat-epochs", type=int, default=None, help="QAT epochs (default: the recipe's)")
     parser.add_argument("--max-drop", type=float, default=0.5, help="the fallback's --max-accuracy-drop")
     parser.add_argument("--recipes", default="all", help="recipes to compare, comma-separated, or all ('' none)")
     parser.add_argument("--recipe-epochs", type=int, default=3)
     parser.add_argument("--recipe-samples", type=int, default=None)
     args = parser.parse_args()
+    if args.case_set is None:
+        args.case_set = ["architecture.activation=relu"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args.output.mkdir(parents=True, exist_ok=True)
     model = failing_case(args, args.output)
