@@ -252,13 +252,14 @@ def image_figures(path: Path, rounds: int) -> dict:
     bgr = np.ascontiguousarray(frame[..., ::-1])
     pixels = image_features.prepare(frame, spec)
     features = image_features.normalize(pixels, spec)
+    reported: list[float] = []  # predict's own preprocess_ms (t0 to the model input ready)
     calls: dict[str, Callable[[], object]] = {
         "decode": lambda: image_features.decode_image(jpeg),
         "resize": lambda: image_features.prepare(frame, spec),
         "normalize": lambda: image_features.normalize(pixels, spec),
         "quantize": lambda: quantize(features, model.input),
         "features+quantize": lambda: quantize(front.features(frame), model.input),
-        "predict": lambda: model.predict(frame),
+        "predict": lambda: reported.append(model.predict(frame).latency.preprocess_ms),
         "invoke": invoke,
     }
     with contextlib.suppress(ImportError):
@@ -278,6 +279,8 @@ def image_figures(path: Path, rounds: int) -> dict:
         out[f"{name}_ms"] = seconds * 1e3
         out[f"{name}_x_invoke"] = seconds / inv
     out["predict_preprocess_x_invoke"] = (figures["predict"] - inv) / inv  # what predict adds to invoke
+    out["predict_reported_preprocess_ms"] = float(np.median(reported))
+    out["predict_reported_preprocess_x_invoke"] = out["predict_reported_preprocess_ms"] / (inv * 1e3)
     if "invoke+lean" in figures:
         out["lean_after_invoke_ms"] = (figures["invoke+lean"] - inv) * 1e3
         out["lean_after_invoke_x_invoke"] = (figures["invoke+lean"] - inv) / inv
@@ -329,14 +332,17 @@ def render(result: dict) -> str:
     labels = {"invoke": "invoke (raw set/invoke/get)", "decode": f"decode JPEG ({iq['jpeg_bytes']} B; images: source)",
               "camera_bgr2rgb": "camera BGR->RGB (capture thread)", "resize": "resize (prepare)",
               "normalize": "normalize", "quantize": "quantize", "features+quantize": "resize+normalize+quantize",
-              "lean": "lean path: resize + table look-up (goal <= 0.5x)",
+              "lean": "lean path: resize + table look-up",
               "lean_after_invoke": "  the same after an invoke (invoke + lean - invoke)", "predict": "predict (end to end)"}
     for key, label in labels.items():
         if f"{key}_ms" in iq:
             lines.append(f"| {label} | {iq[key + '_ms']:.3f} | {iq[key + '_x_invoke']:.2f} | "
                          f"{ib[key + '_ms']:.3f} | {ib[key + '_x_invoke']:.2f} |")
     lines += [f"| predict - invoke | {iq['predict_ms'] - iq['invoke_ms']:.3f} | {iq['predict_preprocess_x_invoke']:.2f} | "
-              f"{ib['predict_ms'] - ib['invoke_ms']:.3f} | {ib['predict_preprocess_x_invoke']:.2f} |", ""]
+              f"{ib['predict_ms'] - ib['invoke_ms']:.3f} | {ib['predict_preprocess_x_invoke']:.2f} |",
+              f"| predict's own preprocess_ms (goal <= 0.5x) | {iq['predict_reported_preprocess_ms']:.3f} | "
+              f"{iq['predict_reported_preprocess_x_invoke']:.2f} | {ib['predict_reported_preprocess_ms']:.3f} | "
+              f"{ib['predict_reported_preprocess_x_invoke']:.2f} |", ""]
     lines += ["## predict_tensor against a raw set/invoke/get loop (goal <= 1.05x for models of 0.1 ms and more)", "",
               "int8: predict_tensor takes the float input and quantizes it; the raw loop is given the int8 tensor.", "",
               "| model | variant | raw quiet | ratio quiet | overhead | raw busy | ratio busy |",
