@@ -21,7 +21,15 @@ The limit is set around the runtime's own calls (`Model.predict`, each window of
 `Model.stream`), not for the whole process: an application that embeds the runtime
 keeps its own numpy threads for its own work. While a call runs, the setting is the
 process's (BLAS libraries have no per-thread setting): a large product another thread
-of the same process starts meanwhile runs with the runtime's count.
+of the same process starts meanwhile runs with the runtime's count. Calls of several
+threads that overlap share one limit (the first in sets it, the last out restores).
+
+OpenBLAS (0.3.31, numpy's wheels) ignores a change of the count made by a thread other
+than the main one once the main thread has set it. So the commands that exist to run the
+runtime (``edgekit run``, ``edgekit serve``, bench's workers) set the limit for the whole
+process from the main thread at start (`limit_process`), and the per-call check then only
+reads it; an application that sets the BLAS threads in its main thread and runs models
+in other threads keeps its own setting for their front ends.
 
 The count is the runtime's `threads` (``--threads``, ``load(threads=...)``), and 1 when
 that is not set: on a device the front end's products are small, a second thread saves
@@ -34,6 +42,7 @@ Without threadpoolctl (it comes with the device extras) nothing is limited and
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 
@@ -76,34 +85,50 @@ def available() -> bool:
     return bool(_libraries())
 
 
+class _Held:
+    """The process-wide state of the limits in force: how many `with` blocks are inside one
+    (several threads may run models at once) and the settings to restore when the last one
+    leaves."""
+
+    lock = threading.Lock()
+    depth = 0
+    saved: list[tuple[Any, int]] = []
+
+
 class BlasLimit:
     """A reusable, cheap context manager: at most `threads` BLAS threads inside it.
 
-    Not reentrant across threads of the process: the setting is process-wide while a
-    `with` block runs (see the module docstring).
+    The setting is process-wide (see the module docstring). Blocks of several threads of
+    the process may overlap (one `Model` per thread): the first to enter sets the limit,
+    the last to leave restores what was there before; a block that enters while another
+    one holds a different limit runs with that one.
     """
 
-    __slots__ = ("threads", "_saved")
+    __slots__ = ("threads",)
 
     def __init__(self, threads: int) -> None:
         self.threads = max(1, int(threads))
-        self._saved: list[tuple[Any, int]] = []
         refresh()  # the libraries loaded by now (once per model, not per call)
 
     def __enter__(self) -> BlasLimit:
-        saved = self._saved
-        for lib in _libraries():
-            current = lib.get_num_threads()
-            if current is not None and current != self.threads:
-                lib.set_num_threads(self.threads)
-                saved.append((lib, current))
+        with _Held.lock:
+            if _Held.depth == 0:
+                for lib in _libraries():
+                    current = lib.get_num_threads()
+                    if current is not None and current != self.threads:
+                        lib.set_num_threads(self.threads)
+                        _Held.saved.append((lib, current))
+            _Held.depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        saved = self._saved
-        while saved:
-            lib, count = saved.pop()
-            lib.set_num_threads(count)
+        with _Held.lock:
+            _Held.depth -= 1
+            if _Held.depth == 0:
+                saved = _Held.saved
+                while saved:
+                    lib, count = saved.pop()
+                    lib.set_num_threads(count)
 
 
 def limit_process(threads: int) -> None:

@@ -44,6 +44,73 @@ def test_the_limit_holds_inside_and_is_restored_after(blas):
     assert front_end_threads(None) == 1 and front_end_threads(0) == 1 and front_end_threads(4) == 4
 
 
+def test_blocks_of_two_threads_that_overlap_restore_the_setting_once_both_left(blas):
+    """One Model per thread: the first block in sets the limit, a block of another thread
+    that enters meanwhile runs with it and restores nothing; the last one out restores the
+    process's setting."""
+    import threading
+
+    runtime_threads.limit_process(3)
+    seen: list[int] = []
+
+    def other():
+        with BlasLimit(2):
+            seen.append(_blas_threads())
+        seen.append(_blas_threads())
+
+    with BlasLimit(1):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(5)
+        assert seen == [1, 1]  # the other block left, this one still runs at its limit
+        assert _blas_threads() == 1
+    assert _blas_threads() == 3
+
+
+_WORKERS = """
+import threading
+from threadpoolctl import threadpool_info
+from edgekit.runtime.threads import BlasLimit
+
+def blas():
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+before = blas()
+first_in, second_done = threading.Event(), threading.Event()
+seen = {}
+
+def first():
+    with BlasLimit(1):
+        first_in.set()
+        second_done.wait(5)
+        seen["first"] = blas()
+
+def second():
+    first_in.wait(5)
+    with BlasLimit(3):
+        seen["second"] = blas()
+    second_done.set()
+
+threads = [threading.Thread(target=first), threading.Thread(target=second)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(5)
+print(seen["first"] == seen["second"] == {1}, blas() == before)
+"""
+
+
+def test_models_in_two_worker_threads_share_one_limit():
+    """In an application whose main thread never set the BLAS threads (a fresh process),
+    two models' front ends in two worker threads: the second block does not change the
+    first one's limit, and the process's setting is back once both left."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _WORKERS], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr
+
+
 def test_describe_reports_interpreter_and_front_end_threads(blas):
     settings = runtime_threads.describe(2)
     assert settings["interpreter_threads"] == 2 and settings["front_end_blas_threads"] == 2
