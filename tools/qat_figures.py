@@ -62,7 +62,8 @@ def trained(recipe: str, folder: Path, epochs: int | None, samples: int | None, 
     return model
 
 
-def converted(model: Path, bundle: Path, variants: tuple[str, ...], gate: float, fallback: bool = False) -> Any:
+def converted(model: Path, bundle: Path, variants: tuple[str, ...], gate: float | None,
+              fallback: bool = False) -> Any:
     folder = model.parent
     heldout, calibration = folder / "heldout.npz", folder / "calibration.npz"
     if model.is_dir():  # a QAT SavedModel: its own split files
@@ -179,9 +180,9 @@ def every_recipe(args: argparse.Namespace, out: Path) -> None:
         folder = out / "recipes" / name
         try:
             model = trained(name, folder, args.recipe_epochs, args.recipe_samples)
-            ptq = converted(model, folder / "ptq.edgekit", ("tflite-int8",), 100.0)
+            ptq = converted(model, folder / "ptq.edgekit", ("tflite-int8",), None)
             result = qat(QatConfig(model=model, epochs=args.qat_epochs, progress_bar=False,
-                                   export=folder / "qat.edgekit", variants=("tflite-int8",), max_accuracy_drop=100.0),
+                                   export=folder / "qat.edgekit", variants=("tflite-int8",), max_accuracy_drop=None),
                          log=quiet)
             metric, a, higher = headline(ptq.variants[0])
             _m, b, _h = headline(result.bundle.variants[0])

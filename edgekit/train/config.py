@@ -81,7 +81,8 @@ class QatConfig:
         recipe: a recipe name or YAML path; None: the training report's recipe.
         export: also convert the QAT model into this bundle (its int8 variants).
         variants: the int8 variants of that bundle.
-        max_accuracy_drop: the bundle's gate (points against the QAT model's own outputs).
+        max_accuracy_drop: the bundle's gate (points against the QAT model's own outputs;
+            None: no gate, the figures only).
         seed: overrides the recipe's seed.
         trust_model_code: load a model that carries code (as `edgekit convert`).
         progress_bar: a progress bar per epoch on stderr.
@@ -96,7 +97,7 @@ class QatConfig:
     recipe: str | None = None
     export: Path | None = None
     variants: tuple[str, ...] = ("tflite-int8", "onnx-int8")
-    max_accuracy_drop: float = 1.0
+    max_accuracy_drop: float | None = 1.0
     seed: int | None = None
     trust_model_code: bool = False
     progress_bar: bool = True

@@ -43,7 +43,9 @@ keras = import_keras()
 import tensorflow as tf  # noqa: E402 - this module is only imported to train
 
 PACKAGE = "edgekit_qat"
-RANGES_SOURCE = "moving average of each batch's min/max during fine-tuning (initialized on {n} training samples)"
+RANGES_SOURCE = ("moving average of each batch's min/max during fine-tuning (initialized on {n} training samples); "
+                 "the input's: its running min/max")
+MINMAX_SOURCE = "running min/max of every batch during fine-tuning (initialized on {n} training samples)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +53,11 @@ class QatOptions:
     """How the fake-quantized model is made.
 
     Attributes:
-        ema_decay: decay of the activation ranges' moving averages per training step.
+        ema_decay: decay of the activation ranges' moving averages per training step; 0:
+            the running min/max instead (every value seen stays in range). The model
+            input's range is always the running min/max (the data's own range, as
+            calibration takes it: a moving average would clip the rare wide inputs, which
+            an anomaly detector exists to see).
         fold_batchnorm: fold BatchNormalization into the preceding convolution or dense layer.
         calibration_batches: batches run (training mode, no weight updates) to initialize
             the activation ranges before fine-tuning.
@@ -94,7 +100,9 @@ def _weight_bound(kernel: Any, axis: int | None) -> Any:
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ActivationQuantizer(keras.layers.Layer):
-    """Per-tensor int8 fake quantization with moving-average min/max ranges.
+    """Per-tensor int8 fake quantization with moving-average min/max ranges (``ema_decay``
+    > 0), or the running minimum and maximum (``ema_decay`` 0: every value seen is kept in
+    range, as post-training calibration keeps it).
 
     In inference the FakeQuant op reads the two range variables directly: the converter
     freezes them into the constants it takes the quantization parameters from.
@@ -116,8 +124,13 @@ class ActivationQuantizer(keras.layers.Layer):
             high = tf.maximum(tf.reduce_max(x), low + 1e-6)
             first = tf.equal(self.seen, 0.0)
             decay = self.ema_decay
-            self.range_min.assign(tf.where(first, low, decay * self.range_min + (1 - decay) * low))
-            self.range_max.assign(tf.where(first, high, decay * self.range_max + (1 - decay) * high))
+            if decay > 0:
+                new_low = decay * self.range_min + (1 - decay) * low
+                new_high = decay * self.range_max + (1 - decay) * high
+            else:
+                new_low, new_high = tf.minimum(self.range_min, low), tf.maximum(self.range_max, high)
+            self.range_min.assign(tf.where(first, low, new_low))
+            self.range_max.assign(tf.where(first, high, new_high))
             self.seen.assign_add(1.0)
         return tf.quantization.fake_quant_with_min_max_vars(x, self.range_min, self.range_max, num_bits=8,
                                                             narrow_range=False)
@@ -343,9 +356,9 @@ def quantize_model(model: Any, options: QatOptions = QatOptions()) -> QuantizedM
         mapping[id(new)] = layer
         return new
 
-    def quantizer(name: str) -> Any:
+    def quantizer(name: str, decay: float | None = None) -> Any:
         record.activation_ranges.append(name)
-        return ActivationQuantizer(options.ema_decay, name=f"{name}_quant")
+        return ActivationQuantizer(options.ema_decay if decay is None else decay, name=f"{name}_quant")
 
     def call(new: Any, *args: Any, **kwargs: Any) -> Any:
         old = mapping.get(id(new))
@@ -403,7 +416,7 @@ def quantize_model(model: Any, options: QatOptions = QatOptions()) -> QuantizedM
         else:
             new.set_weights(old.get_weights())
     inputs = [keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
-    quantized_inputs = [quantizer(f"input_{i}" if len(inputs) > 1 else "input")(x) for i, x in enumerate(inputs)]
+    quantized_inputs = [quantizer(f"input_{i}" if len(inputs) > 1 else "input", 0.0)(x) for i, x in enumerate(inputs)]
     outputs = body(quantized_inputs[0] if len(quantized_inputs) == 1 else quantized_inputs)
     record.model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=f"{model.name}_qat")
     sync_weight_ranges(record.model)

@@ -184,7 +184,10 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
     float_eval = fit.evaluate(model, recipe, parts, input_shape, quiet)
 
     log("[3/5] fake quantization: BatchNorm folded, per-channel int8 weights, per-tensor int8 activation ranges")
-    built = fake.quantize_model(model, fake.QatOptions(ema_decay=float(section["ema_decay"])))
+    # an anomaly detector trains on normal data only: ranges that follow it would clip the
+    # anomalies the detector is there to see, so it keeps every value seen in range
+    decay = 0.0 if recipe.kind.normal_only else float(section["ema_decay"])
+    built = fake.quantize_model(model, fake.QatOptions(ema_decay=decay))
     qmodel = built.model
     batch = int(recipe.train["batch_size"])
     steps = pipeline.steps(len(parts.train), batch)
@@ -222,8 +225,8 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
                          "weights": "int8 symmetric narrow range [-127, 127], per output channel (Dense: per tensor), "
                                     "from the current weights",
                          "activations": "int8 asymmetric, per tensor",
-                         "ranges_source": fake.RANGES_SOURCE.format(n=seen),
-                         "ema_decay": float(section["ema_decay"])},
+                         "ranges_source": (fake.RANGES_SOURCE if decay else fake.MINMAX_SOURCE).format(n=seen),
+                         "ema_decay": decay},
         "fine_tuning": {"epochs": epochs, "learning_rate": rate, "batch_size": batch, "steps_per_epoch": steps,
                         "seed": seed, "seconds": round(fit_seconds, 3),
                         "seconds_per_epoch": float(np.median([h["seconds"] for h in history])) if history else 0.0,
@@ -269,8 +272,8 @@ def export(output: Path, heldout: Path, calibration: Path, config: QatConfig, se
 
     with np.load(heldout, allow_pickle=False) as arrays:
         count = len(arrays["x"])
-    log(f"  edgekit convert {output} -o {config.export} --variants {','.join(config.variants)} --data {heldout} "
-        f"--max-accuracy-drop {config.max_accuracy_drop:g}")
+    log(f"  edgekit convert {output} -o {config.export} --variants {','.join(config.variants)} --data {heldout}"
+        + (f" --max-accuracy-drop {config.max_accuracy_drop:g}" if config.max_accuracy_drop is not None else ""))
     return convert(ConvertConfig(model=output, output=config.export, variants=tuple(config.variants), data=heldout,
                                  max_accuracy_drop=config.max_accuracy_drop, auto_fallback=False, seed=seed,
                                  calibration_data=calibration, validation_samples=max(1, count),
