@@ -48,7 +48,9 @@ class QatResult:
     def summary(self) -> str:
         r = self.report
         held = r["held_out"]
-        lines = [f"QAT: {r['fine_tuning']['epochs']} epoch(s) at learning rate {r['fine_tuning']['learning_rate']:g}, "
+        kept = r["fine_tuning"].get("kept_epoch")
+        lines = [f"QAT: {r['fine_tuning']['epochs']} epoch(s) at learning rate {r['fine_tuning']['learning_rate']:g} "
+                 f"(kept epoch {kept}), "
                  f"{r['fine_tuning']['seconds_per_epoch']:.2f} s/epoch; {len(r['quantization']['folded_batchnorm'])} "
                  f"BatchNorm folded, {len(r['quantization']['weights_per_channel'])} weight tensors and "
                  f"{r['quantization']['activation_ranges']} activation ranges fake-quantized",
@@ -201,16 +203,21 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
     state: dict[str, Any] = {"epoch": 0, "history": []}
     import warnings
 
+    validation = fit.fit_dataset(tf, parts.validation, fitted, input_shape, batch, False, classes, seed)
+    best = _KeepBest(keras, qmodel, validation)
     with tempfile.TemporaryDirectory(prefix="edgekit-qat-") as scratch:
         callbacks = fit.callbacks(keras, log, epochs, steps, config.progress_bar, Path(scratch), state, False)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="keras")
             qmodel.fit(fit.fit_dataset(tf, parts.train, fitted, input_shape, batch, True, classes, seed),
-                       validation_data=fit.fit_dataset(tf, parts.validation, fitted, input_shape, batch, False,
-                                                       classes, seed),
-                       epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+                       validation_data=validation, epochs=epochs, callbacks=[*callbacks, best.callback()], verbose=0,
+                       shuffle=False)
         fit_seconds = time.perf_counter() - t0
+    best.restore()
+    if best.epoch < len(state["history"]):
+        log(f"  kept the weights and ranges of epoch {best.epoch} (the lowest validation loss"
+            + (", before any fine-tuning)" if best.epoch == 0 else ")"))
     fake.sync_weight_ranges(qmodel)
     after_eval = fit.evaluate(qmodel, recipe, parts, input_shape, quiet)
     headline = [recipe.kind.headline(e) for e in (float_eval, before_eval, after_eval)]
@@ -227,7 +234,8 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
                          "activations": "int8 asymmetric, per tensor",
                          "ranges_source": (fake.RANGES_SOURCE if decay else fake.MINMAX_SOURCE).format(n=seen),
                          "ema_decay": decay},
-        "fine_tuning": {"epochs": epochs, "learning_rate": rate, "batch_size": batch, "steps_per_epoch": steps,
+        "fine_tuning": {"epochs": epochs, "kept_epoch": best.epoch, "learning_rate": rate, "batch_size": batch,
+                        "steps_per_epoch": steps,
                         "seed": seed, "seconds": round(fit_seconds, 3),
                         "seconds_per_epoch": float(np.median([h["seconds"] for h in history])) if history else 0.0,
                         "history": history},
@@ -261,6 +269,37 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
         log(bundle.render())
         raise gate_error(bundle, f" (the QAT model is in {output})", "no bundle was written")
     return result
+
+
+class _KeepBest:
+    """The weights and ranges of the epoch with the lowest validation loss, the calibrated
+    start (epoch 0) included: fine-tuning that only makes the model worse is not kept."""
+
+    def __init__(self, keras: Any, model: Any, validation: Any) -> None:
+        self.keras, self.model = keras, model
+        self.loss = float(_loss(model.evaluate(validation, verbose=0)))
+        self.weights = model.get_weights()
+        self.epoch = 0
+
+    def callback(self) -> Any:
+        keeper = self
+
+        class Keep(self.keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                loss = float((logs or {}).get("val_loss", np.inf))
+                if loss < keeper.loss:
+                    keeper.loss, keeper.weights, keeper.epoch = loss, keeper.model.get_weights(), epoch + 1
+
+        return Keep()
+
+    def restore(self) -> None:
+        self.model.set_weights(self.weights)
+
+
+def _loss(result: Any) -> float:
+    if isinstance(result, dict):
+        return float(result["loss"])
+    return float(result[0] if isinstance(result, (list, tuple)) else result)
 
 
 def export(output: Path, heldout: Path, calibration: Path, config: QatConfig, seed: int, log: Log,
