@@ -57,6 +57,11 @@ class QatResult:
                  f"  held-out {held['metric']}: float {held['float']:.4g}, fake-quantized before fine-tuning "
                  f"{held['before']:.4g}, after {held['after']:.4g} ({held['samples']} samples)",
                  f"  QAT model {self.output} (SavedModel); report {report_path(self.output)}"]
+        inside = r["quantization"].get("left_float_inside") or []
+        if inside:
+            lines.append(f"  note: not fake-quantized inside: {'; '.join(inside)}. The converter quantizes those "
+                         "tensors from its calibration, not from training: check the int8 variant's drop (the "
+                         "export's table) and compare with post-training int8 (edgekit convert MODEL)")
         if self.bundle is not None:
             lines.append(self.bundle.render())
         return "\n".join(lines)
