@@ -219,12 +219,14 @@ class Step:
     clip_wide: bool = False
 
 
-def _spectrum_step(spec: AudioPreprocess) -> Callable[[np.ndarray], np.ndarray]:
+def _spectrum_step(spec: AudioPreprocess, bins: slice = slice(None)) -> Callable[[np.ndarray], np.ndarray]:
+    """The magnitude (or power) spectrum of each frame, of the FFT bins `bins` only (those a
+    mel filterbank reads: the magnitude of a complex number costs more than its FFT)."""
     window = _window(spec.window, spec.frame_length, spec.window_periodic)
     n, power, scale = spec.fft_length, spec.spectrum == "power", spec.spectrum_scale == "1/fft_length"
 
     def spectrum(framed: np.ndarray) -> np.ndarray:
-        out = np.abs(np.fft.rfft(framed * window, n=n, axis=-1))
+        out = np.abs(np.fft.rfft(framed * window, n=n, axis=-1)[..., bins])
         if power:
             out = out**2
         if scale:
@@ -274,17 +276,16 @@ def _affine_step(spec: AudioPreprocess) -> Callable[[np.ndarray], np.ndarray]:
 def frame_steps(spec: AudioPreprocess) -> tuple[Step, ...]:
     """The steps `spec` asks for, from framed samples ``(..., frames, frame_length)`` to
     features ``(..., frames, bins)`` (before stacking); made once per spec."""
-    steps = [Step("spectrum", _spectrum_step(spec))]
-    if spec.feature != "spectrogram":
+    if spec.feature == "spectrogram":
+        steps = [Step("spectrum", _spectrum_step(spec))]
+    else:
         mel = mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate, spec.lower_edge_hz,
                                 spec.upper_edge_hz, spec.mel_scale, spec.mel_norm)
         used = np.flatnonzero(mel.any(axis=1))  # the bins inside the filterbank's range
         lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
-        if hi - lo < mel.shape[0]:  # zero rows add nothing: a smaller product, less memory traffic
-            band = np.ascontiguousarray(mel[lo:hi])
-            steps.append(Step("mel", lambda spectrum: spectrum[..., lo:hi] @ band))
-        else:
-            steps.append(Step("mel", lambda spectrum: spectrum @ mel))
+        # zero rows add nothing: the spectrum of the bins the filterbank reads, a smaller product
+        band = np.ascontiguousarray(mel[lo:hi])
+        steps = [Step("spectrum", _spectrum_step(spec, slice(lo, hi))), Step("mel", lambda spectrum: spectrum @ band)]
         if spec.log != "none":
             steps.append(Step(spec.log, _log_step(spec),
                               spec.log == "db" and (spec.db_ref == "max" or spec.db_top_db is not None)))

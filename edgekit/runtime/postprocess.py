@@ -36,16 +36,23 @@ def ranked(scores: np.ndarray, spec: PostprocessSpec, labels: tuple[str, ...]) -
     """Result fields of class scores: the top class (`label`, `index`, `score`) and `top_k`;
     `label` and `index` are None when the top score is below `score_threshold`."""
     if scores.size <= 64:  # plain Python beats numpy's per-call overhead on a few classes
-        values = scores.tolist()  # Python floats
-        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[: spec.top_k]
-        best = order[0]
-        named = len(labels)
-        best_k = tuple([ClassScore(labels[i] if i < named else str(i), values[i]) for i in order])
-        score = values[best]
-    else:
-        best = int(np.argmax(scores))
-        score = float(scores[best])
-        best_k = top_k(scores.astype(np.float64), labels, spec.top_k)
+        return ranked_values(scores.tolist(), spec, labels)
+    best = int(np.argmax(scores))
+    score = float(scores[best])
+    best_k = top_k(scores.astype(np.float64), labels, spec.top_k)
+    return _fields(best, score, best_k, spec, labels)
+
+
+def ranked_values(values: list[float], spec: PostprocessSpec, labels: tuple[str, ...]) -> dict[str, Any]:
+    """`ranked` of scores given as a list of Python floats (a few classes: no numpy call)."""
+    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[: spec.top_k]  # stable: ties by index
+    named = len(labels)
+    best_k = tuple([ClassScore(labels[i] if i < named else str(i), values[i]) for i in order])
+    return _fields(order[0], values[order[0]], best_k, spec, labels)
+
+
+def _fields(best: int, score: float, best_k: tuple[ClassScore, ...], spec: PostprocessSpec,
+            labels: tuple[str, ...]) -> dict[str, Any]:
     fields: dict[str, Any] = {"index": best, "score": score, "top_k": best_k,
                               "label": labels[best] if best < len(labels) else str(best)}
     if spec.score_threshold is not None and score < spec.score_threshold:
@@ -231,35 +238,66 @@ class PosteriorSmoother:
 
     Averages the class scores of the results within `smoothing_ms`. The result's top
     class (`label`, `index`, `score`) and `top_k` are those of the smoothed scores, as
-    `ranked` gives them. The keyword is the best class not in `background_labels`; a
-    detection fires (`detected`) when its smoothed score (`keyword_score`) reaches
-    `score_threshold` (default 0.5), and no other detection fires for `suppression_ms`
-    after it.
+    `ranked` gives them. The keyword is the best class not in `background_labels` (the
+    first of equal scores); a detection fires (`detected`) when its smoothed score
+    (`keyword_score`) reaches `score_threshold` (default 0.5), and no other detection fires
+    for `suppression_ms` after it.
+
+    A stream at a 20 ms hop updates it 50 times a second with a 500 ms window of 25
+    results, so the scores of the window are rows ``rows[lo:hi]`` of one array (their
+    times in `times`) rather than a list of arrays made into an array on every update;
+    the mean is numpy's, over the same rows in the same order.
     """
 
     def __init__(self, spec: PostprocessSpec, labels: tuple[str, ...]) -> None:
         self.spec = spec
         self.labels = labels
-        self.window: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self.times: collections.deque[float] = collections.deque()  # of the rows[lo:hi], oldest first
+        self.rows = np.empty((0, 0))
+        self.lo = self.hi = 0
         self.last_detection_ms = -float("inf")
         self.background = {i for i, name in enumerate(labels) if name in spec.background_labels}
+        self._keywords: tuple[int, ...] = ()  # the classes that are not background, for `rows`' width
+        self._threshold = spec.score_threshold if spec.score_threshold is not None else 0.5
 
     def update(self, time_ms: float, scores: np.ndarray) -> dict[str, Any]:
-        self.window.append((time_ms, scores))
-        while self.window and self.window[0][0] < time_ms - self.spec.smoothing_ms:
-            self.window.popleft()
-        smoothed = np.mean([s for _, s in self.window], axis=0)
-        fields = ranked(smoothed, self.spec, self.labels)
+        """Add one result's class scores (float64, one per class) at `time_ms`; the fields
+        of the smoothed scores."""
+        width = scores.size
+        if self.hi == len(self.rows) or self.rows.shape[1] != width:
+            self._grow(width)
+        self.rows[self.hi] = scores.reshape(width)
+        self.hi += 1
+        times = self.times
+        times.append(time_ms)
+        oldest = time_ms - self.spec.smoothing_ms
+        while times and times[0] < oldest:
+            times.popleft()
+            self.lo += 1
+        window = self.rows[self.lo : self.hi]
+        smoothed = np.add.reduce(window, axis=0)  # np.mean's sum and division, without its checks
+        smoothed /= len(window)
+        values = smoothed.tolist()
+        fields = ranked_values(values, self.spec, self.labels)
         fields["detected"] = False
-        keywords = [int(i) for i in np.argsort(-smoothed, kind="stable") if int(i) not in self.background]
-        if not keywords:  # every class is background: nothing to spot
+        if not self._keywords:  # every class is background: nothing to spot
             return fields
-        best = keywords[0]
-        score = float(smoothed[best])
+        best = max(self._keywords, key=values.__getitem__)  # the first of equal scores
+        score = values[best]
         fields["keyword"] = self.labels[best] if best < len(self.labels) else str(best)
         fields["keyword_score"] = score
-        threshold = self.spec.score_threshold if self.spec.score_threshold is not None else 0.5
-        if score >= threshold and time_ms - self.last_detection_ms >= self.spec.suppression_ms:
+        if score >= self._threshold and time_ms - self.last_detection_ms >= self.spec.suppression_ms:
             fields["detected"] = True
             self.last_detection_ms = time_ms
         return fields
+
+    def _grow(self, width: int) -> None:
+        """Room for one more row: the window's rows moved to the front of a new array (of
+        `width` columns; a result of another width starts the window again)."""
+        kept = self.rows[self.lo : self.hi] if self.rows.shape[1] == width else np.empty((0, width))
+        if not len(kept):
+            self.times.clear()
+        self.rows = np.empty((max(64, 2 * len(kept) + 1), width))
+        self.rows[: len(kept)] = kept
+        self.lo, self.hi = 0, len(kept)
+        self._keywords = tuple(i for i in range(width) if i not in self.background)

@@ -44,13 +44,59 @@ def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
         return np.asarray(values, dtype=dtype)
     x = np.asarray(values, np.float32)
     scale, zero = _params(spec.quantization, x.ndim, np.float32)
-    low, high = _limits(dtype)
+    return _quantized(x, scale, zero, *_limits(dtype), dtype)
+
+
+CLIP_FROM = 4096
+"""Elements from which one `np.clip` saturates faster than `np.maximum` and `np.minimum`
+(below, clip's own checks cost more than the second pass)."""
+
+
+def _quantized(x: np.ndarray, scale: np.ndarray, zero: np.ndarray, low: np.float32, high: np.float32,
+               dtype: np.dtype) -> np.ndarray:
     q = np.divide(x, scale)  # a new array: the caller's values stay as they are
     np.rint(q, out=q)
     q += zero
-    np.maximum(q, low, out=q)  # the ufuncs: np.clip's checks cost more than the clipping on small tensors
-    np.minimum(q, high, out=q)
+    if q.size >= CLIP_FROM:
+        np.clip(q, low, high, out=q)
+    else:
+        np.maximum(q, low, out=q)
+        np.minimum(q, high, out=q)
     return q.astype(dtype)
+
+
+class Quantizer:
+    """`quantize` for one tensor, its parameters looked up once (the hot path of a model:
+    `quantize` finds them per call, about 1 us). Bit for bit the same values.
+
+    Args:
+        spec: the tensor (an input of a model).
+    """
+
+    __slots__ = ("dtype", "identity", "_scale", "_zero", "_low", "_high", "_quantization")
+
+    def __init__(self, spec: TensorSpec) -> None:
+        self.dtype = np.dtype(spec.dtype.value)
+        self.identity = spec.quantization is None or self.dtype.kind == "f"  # a cast, or nothing
+        self._quantization = spec.quantization
+        self._scale: np.ndarray | None = None
+        self._zero: np.ndarray | None = None
+        if not self.identity:
+            assert spec.quantization is not None
+            self._low, self._high = _limits(self.dtype)
+            if not spec.quantization.per_channel:
+                self._scale, self._zero = _params(spec.quantization, 0, np.float32)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return np.asarray(values, dtype=self.dtype)
+        x = values if type(values) is np.ndarray and values.dtype == np.float32 else np.asarray(values, np.float32)
+        if self._scale is not None:
+            scale, zero = self._scale, self._zero
+        else:  # per-axis: broadcast along the quantized dimension of this rank
+            assert self._quantization is not None
+            scale, zero = _params(self._quantization, x.ndim, np.float32)
+        return _quantized(x, scale, zero, self._low, self._high, self.dtype)
 
 
 def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
