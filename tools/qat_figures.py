@@ -168,8 +168,8 @@ def failing_case(args: argparse.Namespace, out: Path) -> Path:
 
 def every_recipe(args: argparse.Namespace, out: Path) -> None:
     names = recipe_names() if args.recipes == "all" else args.recipes.split(",")
-    print(f"\n== every recipe: post-training tflite-int8 against QAT tflite-int8 ({args.recipe_epochs} training "
-          f"epoch(s), {args.qat_epochs or 'the recipe'} QAT epoch(s); {load()})")
+    print(f"\n== every recipe: post-training tflite-int8 against QAT tflite-int8 ({args.recipe_epochs or 'the recipe'} "
+          f"training epoch(s), {args.qat_epochs or 'the recipe'} QAT epoch(s); {load()})")
     print(f"  {'recipe':22} {'metric':9} {'PTQ int8':>9} {'QAT int8':>9} {'QAT gain':>9}  (held-out, against the "
           "labels; QAT gain > 0: QAT better)")
     for name in names:
@@ -251,7 +251,9 @@ def main() -> None:
     parser.add_argument("--qat-epochs", type=int, default=None, help="QAT epochs (default: the recipe's)")
     parser.add_argument("--max-drop", type=float, default=0.5, help="the fallback's --max-accuracy-drop")
     parser.add_argument("--recipes", default="all", help="recipes to compare, comma-separated, or all ('' none)")
-    parser.add_argument("--recipe-epochs", type=int, default=3)
+    parser.add_argument("--recipe-epochs", type=int, default=None,
+                        help="training epochs of every recipe (default: the recipe's own; 3 makes a quick look, "
+                        "where QAT's fine-tuning is mostly more training)")
     parser.add_argument("--recipe-samples", type=int, default=None)
     parser.add_argument("--recipes-only", action="store_true", help="skip the failing case and the epoch times")
     args = parser.parse_args()

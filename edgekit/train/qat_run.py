@@ -234,7 +234,7 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
         "data": {"source": str(data_path), "train": len(parts.train), "validation": len(parts.validation),
                  "test": len(parts.test)},
         "quantization": {"method": "qat", **fake.summary_counts(built),
-                         "weights": "int8 symmetric narrow range [-127, 127], per output channel (Dense: per tensor), "
+                         "weights": "int8 symmetric narrow range [-127, 127], per output channel (Dense on sequences: per tensor), "
                                     "from the current weights",
                          "activations": "int8 asymmetric, per tensor",
                          "ranges_source": (fake.RANGES_SOURCE if decay else fake.MINMAX_SOURCE).format(n=seen),
