@@ -24,7 +24,7 @@ from edgekit._native import native_stderr_captured
 from edgekit.bundle import Bundle, Variant, open_bundle
 from edgekit.errors import ShapeError
 from edgekit.runtime.backends import Backend, open_backend
-from edgekit.runtime.postprocess import PosteriorSmoother, postprocess, softmax
+from edgekit.runtime.postprocess import PosteriorSmoother, postprocess, ranked, softmax
 from edgekit.runtime.preprocess import Preprocessor, fit
 from edgekit.runtime.results import Latency, Result
 from edgekit.runtime.select import Choice, choose
@@ -55,6 +55,9 @@ class Model:
         # predict_tensor: an array of the input's dtype goes in as it is when nothing quantizes it
         self._passthrough = self.input.quantization is None
         self._scores = _ScoreReader(self.outputs[0], self.postprocess_spec.apply_softmax, self._float_outputs)
+        # classification reads the first output only: its scores straight from the raw output
+        self._classification = self.postprocess_spec.kind is PostprocessKind.CLASSIFICATION
+        self._kind = self.postprocess_spec.kind.value  # an Enum's value is a property: read once
         self.threads = threads
         self._blas = BlasLimit(front_end_threads(threads))  # the front end's BLAS threads
         # images: the preprocessor's lean path gives the model input directly (the same bits as
@@ -164,19 +167,18 @@ class Model:
                 stamp: float, sequence: int, source: str | None, smoother: PosteriorSmoother | None = None,
                 dequantized: bool = False) -> Result:
         spec = self.postprocess_spec
-        if smoother is not None:
-            if dequantized:
-                scores = raw_outputs[0].reshape(-1).astype(np.float64)
-                if spec.apply_softmax:
-                    scores = softmax(scores)
-            else:
-                scores = self._scores(raw_outputs[0])
-            fields = smoother.update(stamp * 1000.0, scores)
+        if dequantized and smoother is not None:
+            scores = raw_outputs[0].reshape(-1).astype(np.float64)
+            fields = smoother.update(stamp * 1000.0, softmax(scores) if spec.apply_softmax else scores)
+        elif not dequantized and (smoother is not None or self._classification):
+            # the class scores as `classify` reads them (the same values, made float64)
+            scores = self._scores(raw_outputs[0])
+            fields = smoother.update(stamp * 1000.0, scores) if smoother is not None else ranked(scores, spec, self.labels)
         else:
             outputs = raw_outputs if dequantized else self._dequantized(raw_outputs)
             fields = postprocess(features, outputs, spec, self.labels)
         t3 = time.perf_counter()
-        return Result(kind=spec.kind.value, latency=Latency((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3),
+        return Result(kind=self._kind, latency=Latency((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3),
                       variant=self.variant.name, timestamp=stamp, sequence=sequence, source=source, **fields)
 
     # -- streams -------------------------------------------------------------------------
