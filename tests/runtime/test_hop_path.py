@@ -93,3 +93,21 @@ def test_score_table_equals_dequantize(dtype, apply_softmax):
     assert reader.table is not None
     want = dequantize(raw, spec).reshape(-1).astype(np.float64)
     np.testing.assert_array_equal(reader(raw), softmax(want) if apply_softmax else want)
+
+
+@pytest.mark.tf  # the bundle is made by the converter
+@pytest.mark.parametrize("variant", ["tflite-int8", "onnx-int8", "tflite-fp32"])
+def test_predict_classification_fields_equal_postprocess_of_the_dequantized_outputs(runtime_bundles, variant):
+    """`Model._result` reads the class scores from the raw output (a table for 8-bit ones):
+    the fields `postprocess` gives on the dequantized outputs, exactly."""
+    from edgekit.runtime import load
+    from edgekit.runtime.postprocess import postprocess
+
+    model = load(runtime_bundles.shapes, variant=variant)
+    x = np.random.default_rng(3).random(model._input_shape).astype(np.float32)
+    raw = model.backend.run([model._quantize(x)])
+    want = postprocess(x, model._dequantized(raw), model.postprocess_spec, model.labels)
+    result = model._result(x, raw, 0.0, 0.0, 0.0, 1.0, 0, None)
+    assert (result.label, result.index, result.score, result.top_k) == (want["label"], want["index"], want["score"],
+                                                                         want["top_k"])
+    assert model.predict_tensor(x).top_k == want["top_k"]
