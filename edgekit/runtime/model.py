@@ -24,7 +24,7 @@ from edgekit._native import native_stderr_captured
 from edgekit.bundle import Bundle, Variant, open_bundle
 from edgekit.errors import ShapeError
 from edgekit.runtime.backends import Backend, open_backend
-from edgekit.runtime.postprocess import PosteriorSmoother, postprocess, ranked, softmax
+from edgekit.runtime.postprocess import PosteriorSmoother, postprocess, ranked, ranked_values, softmax
 from edgekit.runtime.preprocess import Preprocessor, fit
 from edgekit.runtime.results import Latency, Result
 from edgekit.runtime.select import Choice, choose
@@ -171,9 +171,14 @@ class Model:
             scores = raw_outputs[0].reshape(-1).astype(np.float64)
             fields = smoother.update(stamp * 1000.0, softmax(scores) if spec.apply_softmax else scores)
         elif not dequantized and (smoother is not None or self._classification):
-            # the class scores as `classify` reads them (the same values, made float64)
+            # the class scores as `classify` reads them (the same values)
             scores = self._scores(raw_outputs[0])
-            fields = smoother.update(stamp * 1000.0, scores) if smoother is not None else ranked(scores, spec, self.labels)
+            if smoother is not None:
+                fields = smoother.update(stamp * 1000.0, scores)
+            elif scores.size <= 64:  # `ranked`'s plain-Python case, called directly
+                fields = ranked_values(scores.tolist(), spec, self.labels)
+            else:
+                fields = ranked(scores, spec, self.labels)
         else:
             outputs = raw_outputs if dequantized else self._dequantized(raw_outputs)
             fields = postprocess(features, outputs, spec, self.labels)
@@ -326,9 +331,9 @@ class Model:
 
 
 class _ScoreReader:
-    """The class scores a posterior smoother takes from a model's first raw output: float64,
-    one per class, softmax applied when the spec asks; the values of `dequantize` (float32)
-    of the output, made float64.
+    """The class scores of a model's first raw output, one per class, as `classify` and the
+    posterior smoother read them: the values of `dequantize` (float32) of the output, as
+    float64, or a float output as it is; softmax (in float64) applied when the spec asks.
 
     An 8-bit output quantized per tensor has 256 possible values: they are dequantized once
     into a table, and each result's scores are one look-up (a stream at a 20 ms hop reads
@@ -351,10 +356,10 @@ class _ScoreReader:
         if self.table is not None:
             scores = self.table[raw.reshape(-1).view(np.uint8)]
         elif self.raw:
-            scores = raw.reshape(-1).astype(np.float64)
+            scores = raw.reshape(-1)
         else:
-            scores = dequantize(raw, self.spec).reshape(-1).astype(np.float64)
-        return softmax(scores) if self.softmax else scores
+            scores = dequantize(raw, self.spec).reshape(-1)
+        return softmax(scores.astype(np.float64)) if self.softmax else scores
 
 
 class _AudioFrontEnd:

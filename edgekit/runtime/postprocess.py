@@ -44,11 +44,26 @@ def ranked(scores: np.ndarray, spec: PostprocessSpec, labels: tuple[str, ...]) -
 
 
 def ranked_values(values: list[float], spec: PostprocessSpec, labels: tuple[str, ...]) -> dict[str, Any]:
-    """`ranked` of scores given as a list of Python floats (a few classes: no numpy call)."""
+    """`ranked` of scores given as a list of Python floats (a few classes: no numpy call).
+
+    Every `predict` of a classifier runs this, right after the interpreter has pushed
+    Python's own code out of the CPU's caches, where each Python call costs about twice
+    what it costs in a tight loop: hence no helper calls, and the `ClassScore` pairs made
+    by ``tuple.__new__`` (what a NamedTuple's ``_make`` does) rather than by the class's
+    Python-level ``__new__``.
+    """
     order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[: spec.top_k]  # stable: ties by index
     named = len(labels)
-    best_k = tuple([ClassScore(labels[i] if i < named else str(i), values[i]) for i in order])
-    return _fields(order[0], values[order[0]], best_k, spec, labels)
+    best_k = tuple([_pair(ClassScore, (labels[i] if i < named else str(i), values[i])) for i in order])
+    best = order[0]
+    score = values[best]
+    fields: dict[str, Any] = {"index": best, "score": score, "top_k": best_k, "label": best_k[0][0]}
+    if spec.score_threshold is not None and score < spec.score_threshold:
+        fields["label"], fields["index"] = None, None
+    return fields
+
+
+_pair = tuple.__new__
 
 
 def _fields(best: int, score: float, best_k: tuple[ClassScore, ...], spec: PostprocessSpec,
