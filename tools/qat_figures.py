@@ -22,7 +22,6 @@ commands do.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -189,17 +188,20 @@ def every_recipe(args: argparse.Namespace, out: Path) -> None:
             note = ", ".join(f"{v.name}: {v.precision}" for v in (*ptq.variants, *result.bundle.variants)
                              if v.precision != "int8")
             better = "-" if a is None or b is None else f"{(b - a) if higher else (a - b):+.4f}"
-            fmt = (lambda v: "-" if v is None else f"{v:.4f}")
-            print(f"  {name:22} {metric:9} {fmt(a):>9} {fmt(b):>9} {better:>9}  {note}", flush=True)
+            print(f"  {name:22} {metric:9} {_fmt(a):>9} {_fmt(b):>9} {better:>9}  {note}", flush=True)
         except Exception as exc:  # noqa: BLE001 - a figure script reports every recipe
             print(f"  {name:22} failed: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}", flush=True)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def epoch_times(model_path: Path, repeats: int = 3) -> None:
     """One epoch of float training and one of QAT, in turn, on the same data and batches."""
     from edgekit.convert.source import LoadConfig, SourceModel
     from edgekit.keras_env import import_keras
-    from edgekit.train import fit, pipeline
+    from edgekit.train import fit
     from edgekit.train import qat as fake
     from edgekit.train.qat_run import _resolve
 
