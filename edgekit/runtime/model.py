@@ -24,13 +24,25 @@ from edgekit._native import native_stderr_captured
 from edgekit.bundle import Bundle, Variant, open_bundle
 from edgekit.errors import ShapeError
 from edgekit.runtime.backends import Backend, open_backend
-from edgekit.runtime.postprocess import PosteriorSmoother, postprocess, ranked, ranked_values, softmax
+from edgekit.runtime.postprocess import (
+    PosteriorSmoother,
+    postprocess,
+    ranked,
+    ranked_values,
+    softmax,
+)
 from edgekit.runtime.preprocess import Preprocessor, fit
 from edgekit.runtime.results import Latency, Result
 from edgekit.runtime.select import Choice, choose
 from edgekit.runtime.tensors import Quantizer, dequantize
 from edgekit.runtime.threads import BlasLimit, front_end_threads
-from edgekit.spec import AudioPreprocess, ImagePreprocess, PostprocessKind, SensorPreprocess, TensorSpec
+from edgekit.spec import (
+    AudioPreprocess,
+    ImagePreprocess,
+    PostprocessKind,
+    SensorPreprocess,
+    TensorSpec,
+)
 
 
 class Model:
