@@ -149,9 +149,14 @@ class AudioFeatureStream:
         spec = self.spec
         begin = i * spec.frame_step - self._pad - self._lead
         end = (i + n - 1) * spec.frame_step - self._pad + spec.frame_length
-        x = samples[begin:end].astype(np.float64)
+        x = samples[begin:end]
         if self._lead:
+            x = x.astype(np.float64)
             x = x[1:] - spec.preemphasis * x[:-1]
+        elif x.dtype != np.float32:
+            x = x.astype(np.float64)
+        # else float32 as it is: the spectrum's window (float64) makes the frame float64, the
+        # values the cast gives (one numpy call less per hop)
         if n == 1:
             framed = x[None]
         else:
