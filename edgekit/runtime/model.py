@@ -66,9 +66,11 @@ class Model:
         self._quantize = Quantizer(self.input)  # the input's parameters looked up once
         # predict_tensor: an array of the input's dtype goes in as it is when nothing quantizes it
         self._passthrough = self.input.quantization is None
-        self._scores = _ScoreReader(self.outputs[0], self.postprocess_spec.apply_softmax, self._float_outputs)
         # classification reads the first output only: its scores straight from the raw output
-        self._classification = self.postprocess_spec.kind is PostprocessKind.CLASSIFICATION
+        # (a variant without outputs takes the general path, which says what is wrong)
+        self._scores = _ScoreReader(self.outputs[0], self.postprocess_spec.apply_softmax,
+                                    self._float_outputs) if self.outputs else None
+        self._classification = self.postprocess_spec.kind is PostprocessKind.CLASSIFICATION and bool(self.outputs)
         self._kind = self.postprocess_spec.kind.value  # an Enum's value is a property: read once
         self.threads = threads
         self._blas = BlasLimit(front_end_threads(threads))  # the front end's BLAS threads
@@ -182,7 +184,7 @@ class Model:
         if dequantized and smoother is not None:
             scores = raw_outputs[0].reshape(-1).astype(np.float64)
             fields = smoother.update(stamp * 1000.0, softmax(scores) if spec.apply_softmax else scores)
-        elif not dequantized and (smoother is not None or self._classification):
+        elif not dequantized and self._scores is not None and (smoother is not None or self._classification):
             # the class scores as `classify` reads them (the same values)
             scores = self._scores(raw_outputs[0])
             if smoother is not None:
