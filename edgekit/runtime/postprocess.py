@@ -54,7 +54,10 @@ def ranked_values(values: list[float], spec: PostprocessSpec, labels: tuple[str,
     """
     order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[: spec.top_k]  # stable: ties by index
     named = len(labels)
-    best_k = tuple([_pair(ClassScore, (labels[i] if i < named else str(i), values[i])) for i in order])
+    pairs = []
+    for i in order:  # a loop, not a comprehension (a Python frame of its own before 3.12)
+        pairs.append(_pair(ClassScore, (labels[i] if i < named else str(i), values[i])))
+    best_k = tuple(pairs)
     best = order[0]
     score = values[best]
     fields: dict[str, Any] = {"index": best, "score": score, "top_k": best_k, "label": best_k[0][0]}

@@ -64,7 +64,9 @@ class TFLiteBackend(Backend):
                     array = np.ascontiguousarray(array, dtype=dtype)
                 it.set_tensor(index, array)
                 it.invoke()
-                return [it.get_tensor(i) for i in self._out]  # get_tensor returns a copy
+                if len(self._out) == 1:  # no comprehension (a Python frame of its own before 3.12)
+                    return [it.get_tensor(self._out[0])]  # get_tensor returns a copy
+                return [it.get_tensor(i) for i in self._out]
         if any(shape != array.shape for (_i, shape, _d), array in zip(self._in, inputs, strict=True)):
             for (index, shape, _d), array in zip(self._in, inputs, strict=True):
                 if shape != array.shape:
