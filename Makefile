@@ -109,6 +109,12 @@ fuzz: $(STAMP)
 bench-prune: $(STAMP)
 	$(BIN)/python tools/prune_figures.py -o out/prune-figures
 
+## QAT figures (issue 21): post-training int8, --auto-fallback and QAT side by side on the failing
+## case (ic-mobilenetv2), QAT vs post-training int8 on every recipe, seconds per epoch float vs QAT.
+.PHONY: bench-qat
+bench-qat: $(STAMP)
+	$(BIN)/python tools/qat_figures.py -o out/bench/qat
+
 ## Bench honesty: harness median vs a plain timing loop, identical variants side by side.
 bench-honesty: $(STAMP)
 	$(BIN)/python tools/bench_honesty.py

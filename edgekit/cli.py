@@ -593,12 +593,14 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
 @click.option("--samples", type=click.IntRange(min=1), help="Samples per class when synthesizing the data.")
 @click.option("--precision", type=_choice(Precision), default=Precision.AUTO.value, show_default=True,
               help="auto: mixed float16 on GPUs, float32 on CPUs. The saved model is float32 either way.")
+@click.option("--qat", is_flag=True, help="Then fine-tune with quantization-aware training (the recipe's qat "
+              "section, as edgekit qat): OUT/RECIPE-qat; --export converts its int8 variants.")
 @click.option("--list", "list_only", is_flag=True, help="List the recipes and exit.")
 @click.option("--show", is_flag=True, help="Print the recipe (overrides applied) as YAML and exit.")
 def train_command(recipe: str | None, data: Path | None, test_data: Path | None, output: Path | None,
                   epochs: int | None, batch_size: int | None, learning_rate: float | None, seed: int | None,
                   overrides: tuple[str, ...],
-                  export: Path | None, resume: bool, samples: int | None, precision: str, list_only: bool,
+                  export: Path | None, resume: bool, samples: int | None, precision: str, qat: bool, list_only: bool,
                   show: bool) -> None:
     """Train RECIPE (a name from --list, or a recipe .yaml file) in TensorFlow/Keras.
 
@@ -626,7 +628,7 @@ def train_command(recipe: str | None, data: Path | None, test_data: Path | None,
     result = train(TrainConfig(recipe=recipe, output=output, data=data, test_data=test_data, epochs=epochs,
                                batch_size=batch_size, learning_rate=learning_rate, seed=seed, overrides=overrides,
                                export=export,
-                               resume=resume, synth_samples=samples, precision=precision,
+                               resume=resume, synth_samples=samples, precision=precision, qat=qat,
                                progress_bar=not STATE.quiet,
                                command="edgekit " + " ".join(sys.argv[1:])),
                    log=info, progress=progress)
@@ -705,6 +707,50 @@ def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, 
     from edgekit.prune.run import prune as run_prune
 
     result = run_prune(config, log=info, progress=progress)
+    if as_json:
+        click.echo(json.dumps(result.report, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(result.summary())
+
+
+@cli.command("qat")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path),
+              help="The training data, as for edgekit train --data (default: the data the training report names).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Fine-tuning epochs (default: the recipe's qat.epochs, 3).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="The QAT model, a SavedModel folder (default: MODEL-qat next to MODEL).")
+@click.option("--recipe", help="The recipe the model was trained with (default: the training report next to MODEL).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
+              help="Fine-tuning learning rate (default: a tenth of the recipe's).")
+@click.option("--export", type=click.Path(path_type=Path), metavar="OUT.edgekit",
+              help="Also convert the QAT model (its int8 variants) to a bundle, behind the fidelity gate.")
+@click.option("--variants", default="tflite-int8,onnx-int8", show_default=True, help="The bundle's int8 variants.")
+@click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="PTS",
+              help="The bundle's gate, against the QAT model's own outputs.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the fine-tuning (default: the recipe's).")
+@click.option("--trust-model-code", is_flag=True, help="Allow models that carry code (Lambda layers).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def qat_command(model: Path, data: Path | None, epochs: int | None, output: Path | None, recipe: str | None,
+                learning_rate: float | None, export: Path | None, variants: str, max_accuracy_drop: float,
+                seed: int | None, trust_model_code: bool, as_json: bool) -> None:
+    """Quantization-aware training: fine-tune a trained Keras model with fake int8 quantization.
+
+    BatchNorm is folded into the convolutions, weights are fake-quantized per channel
+    (symmetric int8), activations per tensor with moving-average ranges; the result is a
+    SavedModel whose FakeQuant ops give the converters the learnt ranges (full-int8 TFLite,
+    QDQ ONNX). The data is split as in training. Writes OUT (SavedModel), its contract
+    OUT.preprocess.yaml (the bundle's provenance records the QAT step) and OUT.qat.json.
+    """
+    from edgekit.train.config import QatConfig
+
+    config = QatConfig(model=model, data=data, output=output, epochs=epochs, learning_rate=learning_rate,
+                       recipe=recipe, export=export, variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+                       max_accuracy_drop=max_accuracy_drop, seed=seed, trust_model_code=trust_model_code,
+                       progress_bar=not STATE.quiet, command="edgekit " + " ".join(sys.argv[1:]))
+    from edgekit.train.qat_run import qat as run_qat
+
+    result = run_qat(config, log=info, progress=progress)
     if as_json:
         click.echo(json.dumps(result.report, indent=2, sort_keys=True, default=str))
     else:

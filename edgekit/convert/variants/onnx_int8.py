@@ -120,6 +120,10 @@ def _quantize(source: Any, calib: np.ndarray | None, options: ConversionOptions,
 
 def build_static(source: Any, calib: np.ndarray | None, options: ConversionOptions, work: Path,
                  progress: Progress = no_progress) -> bytes:
+    from edgekit.convert import qat
+
+    if qat.is_qat_source(source):  # its learnt Q/DQ pairs and int8 weights, not a second calibration
+        return qat.onnx_int8_bytes(source, options.opset)
     return _quantize(source, calib, options, work, progress, OnnxInt8Mode.STATIC)
 
 
