@@ -27,6 +27,7 @@ def blas():
     before = max(lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
     yield before
     runtime_threads.limit_process(before)
+    runtime_threads._Held.process = None  # as in a process that never called limit_process
 
 
 def test_the_limit_holds_inside_and_is_restored_after(blas):
@@ -158,3 +159,18 @@ def test_a_bench_worker_runs_at_the_threads_it_records(runtime_bundles, blas):
     assert settings["interpreter_threads"] == 2 and settings["front_end_blas_threads"] == 2
     assert _blas_threads() == 2 and {lib["threads"] for lib in settings["blas"]} == {2}
     assert _blas_note(settings).startswith("2 thread(s) (")
+
+
+def test_a_process_limited_at_the_runtimes_count_pays_nothing_per_call(blas):
+    """edgekit run and serve set the process's BLAS threads at start (`limit_process`): the
+    models' own limit at that count is then not checked per call (not even read), so a
+    setting changed later behind the runtime's back stays as it is."""
+    runtime_threads.limit_process(2)
+    for lib in runtime_threads.refresh():
+        lib.set_num_threads(3)  # behind the runtime's back
+    with BlasLimit(2):
+        assert _blas_threads() == 3
+    with BlasLimit(1):  # another count: set and restored as usual
+        assert _blas_threads() == 1
+    assert _blas_threads() == 3
+    runtime_threads.limit_process(3)
