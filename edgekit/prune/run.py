@@ -327,19 +327,9 @@ def _prune_loaded(config: PruneConfig, options: dict[str, Any], method: str, rec
     from edgekit.inspection.keras import keras_macs
 
     log(f"[2/5] data {data_path} (split as in training: {recipe.name})")
-    raw, parts = fit.prepare_data(recipe, data_path, log, progress)
-    input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))
-    model_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    if model_shape != tuple(input_shape):
-        raise InputError(f"data {data_path} for model {config.model.name}", expected=f"inputs of shape {model_shape} "
-                         "after the contract's preprocessing", found=f"{tuple(input_shape)}",
-                         hint="pass the data (and --recipe) the model was trained with")
-    classes = int(model.outputs[0].shape[-1])
-    if recipe.kind.class_labels and classes != len(raw.class_names):
-        raise InputError(f"data {data_path}", expected=f"{classes} classes (the model's outputs)",
-                         found=f"{len(raw.class_names)}: {', '.join(raw.class_names)}")
-    seed = int(config.seed if config.seed is not None else recipe.train["seed"])
-    keras.utils.set_random_seed(seed)
+    prepared = fit.prepare_for_model(recipe, data_path, model, config.model.name, config.seed, log, progress)
+    raw, parts, input_shape, classes, seed = (prepared.raw, prepared.parts, prepared.input_shape, prepared.classes,
+                                              prepared.seed)
     log(f"  {len(parts.train)} train, {len(parts.validation)} validation, {len(parts.test)} held-out samples")
 
     quiet = _indent(log)

@@ -159,6 +159,52 @@ def prepare_data(recipe: Recipe, data_path: Path, log: Log, progress: Progress,
     return raw, parts
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelData:
+    """The data of a loaded model, read, split and checked against it (`prepare_for_model`).
+
+    Attributes:
+        raw: the data as read (class names included).
+        parts: the train / validation / test split, as training made it.
+        input_shape: the model's input shape after the contract's preprocessing.
+        classes: the width of the model's first output.
+        seed: the seed in use (set in Keras, NumPy and TensorFlow).
+    """
+
+    raw: RawData
+    parts: Split
+    input_shape: tuple[int, ...]
+    classes: int
+    seed: int
+
+
+def prepare_for_model(recipe: Recipe, data_path: Path, model: Any, model_name: str, seed: int | None, log: Log,
+                      progress: Progress) -> ModelData:
+    """Read and split the data as training did for a trained `model` (`edgekit prune`,
+    `edgekit qat`), check them against it, and set the seed (`seed`, else the recipe's).
+
+    Raises:
+        InputError: unusable data, inputs of another shape than the model's after the
+            contract's preprocessing, or another number of classes than its outputs.
+    """
+    from edgekit.keras_env import import_keras
+
+    raw, parts = prepare_data(recipe, data_path, log, progress)
+    input_shape = tuple(pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:])))
+    model_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    if model_shape != input_shape:
+        raise InputError(f"data {data_path} for model {model_name}", expected=f"inputs of shape {model_shape} "
+                         "after the contract's preprocessing", found=f"{input_shape}",
+                         hint="pass the data (and --recipe) the model was trained with")
+    classes = int(model.outputs[0].shape[-1])
+    if recipe.kind.class_labels and classes != len(raw.class_names):
+        raise InputError(f"data {data_path}", expected=f"{classes} classes (the model's outputs)",
+                         found=f"{len(raw.class_names)}: {', '.join(raw.class_names)}")
+    seed = int(seed if seed is not None else recipe.train["seed"])
+    import_keras().utils.set_random_seed(seed)
+    return ModelData(raw, parts, input_shape, classes, seed)
+
+
 def attach_test_data(raw: RawData, recipe: Recipe, test_path: Path, log: Log,
                      progress: Progress) -> RawData:
     """`raw` with the test set at `test_path` as its test split, its labels in `raw`'s class order.
