@@ -10,8 +10,10 @@ folded, per-channel symmetric int8 weights, per-tensor activation ranges as movi
 averages), initialize its ranges on training batches, fine-tune it with the recipe's loss
 and augmentation; evaluate it; write the SavedModel ``OUT`` (FakeQuant ops in the graph),
 its contract ``OUT.preprocess.yaml`` (whose provenance records the QAT step, so the
-bundle's does) and ``OUT.qat.json``. With ``--export`` the QAT model goes through
-`edgekit convert` (its int8 variants, the fidelity checks of any variant).
+bundle's does) and ``OUT.qat.json``. With ``--export`` the QAT model and the float model
+both go through `edgekit convert` (the int8 variants, the same calibration), are compared
+on the validation split, and the better one (QAT on a tie) is converted again into the
+bundle, validated on the held-out split: never worse than post-training int8 (`export`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class QatResult:
                          "tensors from its calibration, not from training: check the int8 variant's drop (the "
                          "export's table) and compare with post-training int8 (edgekit convert MODEL)")
         if self.bundle is not None:
+            choice = r["export"]["choice"]
+            lines.append(f"  int8 bundle: {choice['quantization']}" + (f" ({choice['reason']})"
+                                                                        if choice["quantization"] == "qat" else ""))
             lines.append(self.bundle.render())
         return "\n".join(lines)
 
@@ -170,19 +175,9 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
 
     tf.get_logger().setLevel("ERROR")  # predict's retracing notes on the held-out batches
     log(f"[2/5] data {data_path} (split as in training: {recipe.name})")
-    raw, parts = fit.prepare_data(recipe, data_path, log, progress)
-    input_shape = pipeline.model_input_shape(recipe.preprocess, tuple(raw.x.shape[1:]))
-    model_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    if model_shape != tuple(input_shape):
-        raise InputError(f"data {data_path} for model {config.model.name}", expected=f"inputs of shape {model_shape} "
-                         "after the contract's preprocessing", found=f"{tuple(input_shape)}",
-                         hint="pass the data (and --recipe) the model was trained with")
-    classes = int(model.outputs[0].shape[-1])
-    if recipe.kind.class_labels and classes != len(raw.class_names):
-        raise InputError(f"data {data_path}", expected=f"{classes} classes (the model's outputs)",
-                         found=f"{len(raw.class_names)}: {', '.join(raw.class_names)}")
-    seed = int(config.seed if config.seed is not None else recipe.train["seed"])
-    keras.utils.set_random_seed(seed)
+    prepared = fit.prepare_for_model(recipe, data_path, model, config.model.name, config.seed, log, progress)
+    raw, parts, input_shape, classes, seed = (prepared.raw, prepared.parts, prepared.input_shape, prepared.classes,
+                                              prepared.seed)
     section = recipe.values["qat"]
     epochs = int(config.epochs if config.epochs is not None else section["epochs"])
     rate = config.learning_rate if config.learning_rate is not None else section["learning_rate"]
@@ -262,8 +257,12 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
                          "report": str(report_path(output))}
     bundle = None
     if config.export is not None:
-        bundle = export(output, heldout, calibration_file, config, seed, log, progress)
-        report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed,
+        validation_file = output.parent / f"{output.name}.validation.npz"
+        _write_npz(validation_file, **recipe.kind.heldout(model, recipe, dataclasses.replace(parts, test=parts.validation)))
+        report["outputs"]["validation"] = str(validation_file)
+        bundle, choice = export(output, contract, _contract(config.model, recipe, raw, None, source_sha),
+                                Int8Data(heldout, calibration_file, validation_file), config, seed, log, progress)
+        report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed, "choice": choice,
                             "variants": {v.name: v.metrics for v in bundle.variants}}
     report["seconds"] = round(time.perf_counter() - started, 2)
     atomic_write_bytes(report_path(output), (json.dumps(report, indent=2, default=fit.plain) + "\n").encode())
@@ -307,22 +306,112 @@ def _loss(result: Any) -> float:
     return float(result[0] if isinstance(result, (list, tuple)) else result)
 
 
-def export(output: Path, heldout: Path, calibration: Path, config: QatConfig, seed: int, log: Log,
-           progress: Progress) -> Any:
-    """`edgekit convert` of the QAT SavedModel (its int8 variants), validated on every
-    held-out sample, calibrated on the validation split (the converters take the ranges
-    from the FakeQuant ops; the calibration only covers tensors without one)."""
+@dataclasses.dataclass(frozen=True)
+class Int8Data:
+    """The splits an export uses: ``heldout`` (the test split) validates the bundle,
+    ``calibration`` calibrates the tensors without learnt ranges, ``validation`` (the
+    validation split) decides between QAT and post-training int8."""
+
+    heldout: Path
+    calibration: Path
+    validation: Path
+
+
+def export(output: Path, qat_contract: Contract, float_contract: Contract, data: Int8Data, config: QatConfig,
+           seed: int, log: Log, progress: Progress) -> tuple[Any, dict[str, Any]]:
+    """The int8 bundle of the QAT model, or of post-training int8 where that is better.
+
+    Both are made by `edgekit convert` with the same calibration (the validation split;
+    the converters take the QAT model's ranges from its FakeQuant ops, the calibration
+    only covers tensors without one) and measured on the validation split: QAT is kept
+    when each int8 variant does at least as well as its post-training twin there, else
+    the bundle is post-training int8 of the float model (one source per bundle: never
+    worse than post-training on any variant). The held-out split is not looked at for
+    the choice; the kept model is then converted once more, validated on every held-out
+    sample under the gate. The choice is in the returned dict and in the bundle's
+    provenance (a ``quantization`` step).
+
+    Returns:
+        The `ConvertReport` of the bundle, and the choice (``quantization``, ``reason``,
+        ``metric``, ``validation``: per variant, both figures).
+    """
     from edgekit.convert.run import ConvertConfig, convert
 
-    with np.load(heldout, allow_pickle=False) as arrays:
-        count = len(arrays["x"])
-    log(f"  edgekit convert {output} -o {config.export} --variants {','.join(config.variants)} --data {heldout}"
-        + (f" --max-accuracy-drop {config.max_accuracy_drop:g}" if config.max_accuracy_drop is not None else ""))
-    return convert(ConvertConfig(model=output, output=config.export, variants=tuple(config.variants), data=heldout,
-                                 max_accuracy_drop=config.max_accuracy_drop, auto_fallback=False, seed=seed,
-                                 calibration_data=calibration, validation_samples=max(1, count),
-                                 command=config.command or f"edgekit qat {config.model} --export {config.export}"),
-                   progress=progress, log=log)
+    def convert_to(model: Path, contract: Path | None, target: Path, samples: Path, gate: float | None,
+                   command: str) -> Any:
+        with np.load(samples, allow_pickle=False) as arrays:
+            count = len(arrays["x"])
+        return convert(ConvertConfig(model=model, output=target, variants=tuple(config.variants), data=samples,
+                                     preprocess=contract, max_accuracy_drop=gate, auto_fallback=False, seed=seed,
+                                     calibration_data=data.calibration, validation_samples=max(1, count),
+                                     trust_model_code=config.trust_model_code, command=command),
+                       progress=progress, log=lambda _line: None)
+
+    float_file = output.parent / f"{output.name}.float.preprocess.yaml"
+    write_contract(float_file, float_contract)
+    log(f"  int8 on the validation split ({data.validation.name}): QAT against post-training "
+        f"({','.join(config.variants)}, both calibrated on {data.calibration.name})")
+    with tempfile.TemporaryDirectory(prefix="edgekit-qat-export-") as scratch:
+        qat_report = convert_to(output, None, Path(scratch) / "qat.edgekit", data.validation, None, "choice")
+        ptq_report = convert_to(config.model, float_file, Path(scratch) / "ptq.edgekit", data.validation, None, "choice")
+    choice = choose(qat_report, ptq_report)
+    log(f"  kept {choice['quantization']}" + (f": {choice['reason']}" if choice["quantization"] == "qat" else ""))
+    step = {"step": "int8 choice", "quantization": choice["quantization"], "reason": choice["reason"],
+            "metric": choice["metric"], "validation": choice["validation"]}
+    qat_won = choice["quantization"] == "qat"
+    chosen = output.parent / f"{output.name}.export.preprocess.yaml"
+    write_contract(chosen, (qat_contract if qat_won else float_contract).with_step(step))
+    model = output if qat_won else config.model
+    log(f"  edgekit convert {model} -o {config.export} --variants {','.join(config.variants)} --data {data.heldout} "
+        f"--preprocess {chosen}" + (f" --max-accuracy-drop {config.max_accuracy_drop:g}"
+                                    if config.max_accuracy_drop is not None else ""))
+    bundle = convert_to(model, chosen, config.export, data.heldout, config.max_accuracy_drop,
+                        config.command or f"edgekit qat {config.model} --export {config.export}")
+    return bundle, {**choice, "contract": str(chosen)}
+
+
+# a variant's headline figure on labelled data, and whether higher is better
+_HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "rmse": False}
+
+
+def choose(qat_report: Any, ptq_report: Any) -> dict[str, Any]:
+    """QAT or post-training int8, from two convert reports of the same variants on the same
+    (validation) data: QAT when every variant of it does at least as well as its
+    post-training twin in the task's metric against the labels."""
+    metric = qat_report.reference.get("metric") or ptq_report.reference.get("metric")
+    figures: dict[str, dict[str, float | None]] = {}
+    for q in qat_report.variants:
+        p = next((v for v in ptq_report.variants if v.name == q.name), None)
+        figures[q.name] = {"qat": _figure(q, metric), "post_training": _figure(p, metric) if p else None}
+    base = {"metric": metric, "validation": figures}
+    if metric not in _HIGHER_IS_BETTER:
+        return {**base, "quantization": "post-training (no metric against labels on the validation split to show "
+                "that QAT is not worse)", "reason": "no labelled figure on the validation split"}
+    higher = _HIGHER_IS_BETTER[metric]
+    worse = []
+    for name, f in figures.items():
+        q, p = f["qat"], f["post_training"]
+        if q is None and p is not None:
+            worse.append(f"{name}: QAT not produced")
+        elif q is not None and p is not None and (q < p if higher else q > p):
+            worse.append(f"{name} {metric} {q:.4g} vs {p:.4g}")
+    if worse:
+        return {**base, "quantization": f"post-training (QAT was worse on validation: {'; '.join(worse)})",
+                "reason": "; ".join(worse)}
+    said = "; ".join(f"{name} {metric} {_g(f['qat'])} vs post-training {_g(f['post_training'])}"
+                     for name, f in figures.items())
+    return {**base, "quantization": "qat", "reason": f"not worse on validation: {said}"}
+
+
+def _figure(variant: Any, metric: str | None) -> float | None:
+    if variant is None or variant.data is None or metric is None:
+        return None
+    value = (variant.metrics or {}).get(metric)
+    return float(value) if value is not None else None
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _write_saved_model(fake: Any, qmodel: Any, output: Path) -> None:
@@ -351,14 +440,17 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any], source_sha: str) -> Contract:
-    """The QAT model's contract: the source's (or the recipe's), plus the QAT step."""
+def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any] | None, source_sha: str) -> Contract:
+    """The QAT model's contract: the source's (or the recipe's), plus the QAT step (none
+    without `report`: the float model's)."""
     source = sidecar_path(model)
     if source.is_file():
         contract = dataclasses.replace(read_contract(source), path=None)
     else:
         contract = Contract(recipe.preprocess, recipe.postprocess,
                             tuple(raw.class_names) if recipe.kind.class_labels else None)
+    if report is None:
+        return contract
     q = report["quantization"]
     step = {"step": "qat", "quantization": "qat", "source": {"path": model.name, "sha256": source_sha},
             "epochs": report["fine_tuning"]["epochs"], "learning_rate": report["fine_tuning"]["learning_rate"],

@@ -571,8 +571,9 @@ def _prune(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config:
 def _qat(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config: TrainConfig, report: dict[str, Any],
          log: Log, progress: Progress) -> ConvertReport | None:
     """`edgekit qat` on the trained (or pruned) model with the recipe's ``qat`` section;
-    with --export the bundle holds the QAT model's int8 variants (the recipe's, else
-    tflite-int8). report.json gains a ``qat`` section."""
+    with --export the bundle holds the int8 variants (the recipe's, else tflite-int8) of the
+    QAT model, or post-training int8 where QAT was worse on the validation split (the
+    choice is in the ``qat.export`` section report.json gains)."""
     from edgekit.train.config import QatConfig
     from edgekit.train.qat_run import INT8_VARIANTS, default_output
     from edgekit.train.qat_run import qat as run_qat
@@ -593,7 +594,7 @@ def _qat(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config: T
     for line in result.summary().splitlines():
         log("  " + line)
     r = result.report
-    report["qat"] = {k: r[k] for k in ("quantization", "fine_tuning", "held_out", "outputs")}
+    report["qat"] = {k: r[k] for k in ("quantization", "fine_tuning", "held_out", "outputs", "export") if k in r}
     report["outputs"]["qat_model"] = str(result.output)
     return result.bundle
 

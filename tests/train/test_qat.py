@@ -158,7 +158,8 @@ def test_qat_refuses_float_variants(tmp_path: Path) -> None:
 
 @pytest.mark.long
 def test_train_qat_export_end_to_end(tmp_path: Path) -> None:
-    """`edgekit train ic-mobilenetv2 --qat --export`: the bundle's provenance names the QAT step."""
+    """`edgekit train ic-mobilenetv2 --qat --export`: the bundle's provenance names the QAT step
+    (or post-training int8, where QAT was worse on the validation split)."""
     out, bundle = tmp_path / "run", tmp_path / "m.edgekit"
     result = run_cli("-q", "train", "ic-mobilenetv2", "-o", str(out), "--epochs", "1", "--samples", "40",
                      "--set", "qat.epochs=1", "--qat", "--export", str(bundle))
@@ -168,4 +169,75 @@ def test_train_qat_export_end_to_end(tmp_path: Path) -> None:
     from edgekit.bundle import open_bundle
 
     text = open_bundle(bundle).manifest_raw.decode()
-    assert '"quantization": "qat"' in text and "moving average" in text
+    choice = report["qat"]["export"]["choice"]["quantization"]
+    assert f'"quantization": {json.dumps(choice)}' in text  # QAT, or post-training where QAT was worse
+    assert ('"quantization": "qat"' in text and "moving average" in text) == (choice == "qat")
+
+
+@pytest.fixture(scope="module")
+def tab_qat(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tab-mlp trained one epoch, then `edgekit qat --export` (one QAT epoch, tflite-int8)."""
+    from edgekit.train.config import QatConfig, TrainConfig
+    from edgekit.train.qat_run import qat
+    from edgekit.train.run import train
+
+    folder = tmp_path_factory.mktemp("tab-qat")
+    train(TrainConfig(recipe="tab-mlp", output=folder, epochs=1, synth_samples=60, progress_bar=False),
+          log=lambda _m: None)
+    model = folder / "tab-mlp.keras"
+    bundle = folder / "qat.edgekit"
+    result = qat(QatConfig(model=model, epochs=1, progress_bar=False, export=bundle, variants=("tflite-int8",)),
+                 log=lambda _m: None)
+    return {"model": model, "bundle": bundle, "result": result, "folder": folder}
+
+
+def test_qat_export_keeps_the_better_int8_on_validation(tab_qat: dict) -> None:
+    """The export compares QAT with post-training int8 on the validation split, keeps the
+    better one (QAT on a tie) and records the choice in the report and the bundle."""
+    from edgekit.bundle import open_bundle
+
+    choice = tab_qat["result"].report["export"]["choice"]
+    figures = choice["validation"]["tflite-int8"]
+    assert choice["metric"] == "accuracy" and None not in figures.values()
+    qat_won = figures["qat"] >= figures["post_training"]
+    assert (choice["quantization"] == "qat") == qat_won
+    if not qat_won:
+        assert choice["quantization"].startswith("post-training (QAT was worse on validation: tflite-int8 accuracy")
+    manifest = json.loads(open_bundle(tab_qat["bundle"]).manifest_raw)
+    steps = manifest["provenance"]["steps"]
+    picked = [s for s in steps if s.get("step") == "int8 choice"]
+    assert len(picked) == 1 and picked[0]["quantization"] == choice["quantization"]
+    assert any(s.get("step") == "qat" for s in steps) == qat_won  # the bundle's source is the kept model
+    report = json.loads((tab_qat["result"].output.parent / f"{tab_qat['result'].output.name}.qat.json").read_text())
+    assert report["export"]["choice"]["quantization"] == choice["quantization"]
+
+
+def test_qat_worse_than_post_training_is_not_kept(tab_qat: dict, tmp_path: Path) -> None:
+    """`choose` on real conversions: a model with scrambled weights (surely worse than the
+    float model) against post-training int8 of the float model, on the same validation file."""
+    from edgekit.contract import sidecar_path
+    from edgekit.convert.run import ConvertConfig, convert
+    from edgekit.keras_env import import_keras
+    from edgekit.train.qat_run import choose
+
+    keras = import_keras()
+    result = tab_qat["result"]
+    validation, calibration = Path(result.report["outputs"]["validation"]), result.output.parent / (
+        f"{result.output.name}.calibration.npz")
+    model = keras.models.load_model(tab_qat["model"])
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.permutation(w.ravel()).reshape(w.shape) for w in model.get_weights()])
+    scrambled = tmp_path / "scrambled.keras"
+    model.save(scrambled)
+    sidecar_path(scrambled).write_bytes(sidecar_path(tab_qat["model"]).read_bytes())
+
+    def report(path: Path) -> object:
+        return convert(ConvertConfig(model=path, output=tmp_path / f"{path.stem}.edgekit", variants=("tflite-int8",),
+                                     data=validation, calibration_data=calibration, validation_samples=10_000))
+
+    worse, ptq = report(scrambled), report(tab_qat["model"])
+    choice = choose(worse, ptq)
+    q, p = choice["validation"]["tflite-int8"]["qat"], choice["validation"]["tflite-int8"]["post_training"]
+    assert q < p, (q, p)
+    assert choice["quantization"] == f"post-training (QAT was worse on validation: tflite-int8 accuracy {q:.4g} vs {p:.4g})"
+    assert choose(ptq, worse)["quantization"] == "qat"
