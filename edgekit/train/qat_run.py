@@ -62,8 +62,9 @@ class QatResult:
         inside = r["quantization"].get("left_float_inside") or []
         if inside:
             lines.append(f"  note: not fake-quantized inside: {'; '.join(inside)}. The converter quantizes those "
-                         "tensors from its calibration, not from training: check the int8 variant's drop (the "
-                         "export's table) and compare with post-training int8 (edgekit convert MODEL)")
+                         "tensors from its calibration, not from training" + (
+                             ": --export compares the int8 variants with post-training int8 on the validation "
+                             "split and keeps the better" if self.bundle is None else ""))
         if self.bundle is not None:
             choice = r["export"]["choice"]
             lines.append(f"  int8 bundle: {choice['quantization']}" + (f" ({choice['reason']})"
