@@ -330,7 +330,7 @@ def export(output: Path, qat_contract: Contract, float_contract: Contract, data:
     worse than post-training on any variant). The held-out split is not looked at for
     the choice; the kept model is then converted once more, validated on every held-out
     sample under the gate. The choice is in the returned dict and in the bundle's
-    provenance (a ``quantization`` step).
+    provenance (an ``int8 choice`` step with its ``quantization``).
 
     Returns:
         The `ConvertReport` of the bundle, and the choice (``quantization``, ``reason``,
@@ -348,14 +348,21 @@ def export(output: Path, qat_contract: Contract, float_contract: Contract, data:
                                      trust_model_code=config.trust_model_code, command=command),
                        progress=progress, log=lambda _line: None)
 
-    float_file = output.parent / f"{output.name}.float.preprocess.yaml"
-    write_contract(float_file, float_contract)
     log(f"  int8 on the validation split ({data.validation.name}): QAT against post-training "
         f"({','.join(config.variants)}, both calibrated on {data.calibration.name})")
+    failure = ""
     with tempfile.TemporaryDirectory(prefix="edgekit-qat-export-") as scratch:
-        qat_report = convert_to(output, None, Path(scratch) / "qat.edgekit", data.validation, None, "choice")
+        float_file = Path(scratch) / "float.preprocess.yaml"
+        write_contract(float_file, float_contract)
         ptq_report = convert_to(config.model, float_file, Path(scratch) / "ptq.edgekit", data.validation, None, "choice")
-    choice = choose(qat_report, ptq_report)
+        try:
+            qat_report = convert_to(output, None, Path(scratch) / "qat.edgekit", data.validation, None, "choice")
+        except InputError as exc:  # no int8 variant of the QAT model: post-training int8 is what there is
+            qat_report = None
+            failure = " ".join(str(exc).split())[:200]
+    choice = choose(qat_report, ptq_report) if qat_report is not None else {
+        "metric": ptq_report.reference.get("metric"), "validation": {},
+        "quantization": f"post-training (QAT was not converted: {failure})", "reason": failure}
     log(f"  kept {choice['quantization']}" + (f": {choice['reason']}" if choice["quantization"] == "qat" else ""))
     step = {"step": "int8 choice", "quantization": choice["quantization"], "reason": choice["reason"],
             "metric": choice["metric"], "validation": choice["validation"]}
