@@ -34,7 +34,8 @@ from edgekit.bundle import atomic_write_bytes
 from edgekit.contract import Contract, read_contract, sidecar_path, write_contract
 from edgekit.errors import EdgekitError, InputError
 from edgekit.progress import Log, Progress, no_progress
-from edgekit.train.recipes import DEFAULTS, Recipe, check_prune, load_recipe, parse_recipe
+from edgekit.train.recipes import DEFAULTS, Recipe, check_prune, load_recipe
+from edgekit.train.trained import resolve_recipe, training_report
 
 REPORT_SUFFIX = ".prune.json"
 # The environment `edgekit prune` runs TensorFlow in: oneDNN's CPU kernels crashed ("double
@@ -140,57 +141,6 @@ def prune_options(config: PruneConfig, recipe_values: Mapping[str, Any] | None) 
     return options
 
 
-def _training_report(model: Path) -> tuple[Path, dict[str, Any]] | None:
-    path = model.parent / "report.json"
-    try:
-        report = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(report, dict) or not isinstance(report.get("recipe"), dict) or \
-            not isinstance(report["recipe"].get("values"), dict):
-        return None
-    return path, report
-
-
-def resolve_recipe(config: PruneConfig, named: Recipe | None,
-                   found: tuple[Path, dict[str, Any]] | None) -> tuple[Recipe, Path]:
-    """The recipe and the data path: ``--recipe`` (`named`) and ``--data``, or the training
-    report's (`found`, from `_training_report`).
-
-    The preprocessing always comes from the model's contract when it has one: it holds the
-    normalization fitted on the training split.
-
-    Raises:
-        InputError: no recipe to be found, no data, or a task pruning cannot fine-tune.
-    """
-    if named is not None:
-        recipe = named
-    elif found is not None:
-        recipe = parse_recipe(found[1]["recipe"]["values"], f"{found[0]}: recipe")
-    else:
-        raise InputError(f"model {config.model}", expected="the folder edgekit train wrote (report.json next to the "
-                         "model names the recipe), or --recipe NAME|FILE", found=f"no report.json in "
-                         f"{config.model.parent}", hint="pass --recipe with the recipe the model was trained with")
-    if not recipe.kind.fine_tunable:
-        raise InputError(f"recipe {recipe.name}", expected="a classification, regression or anomaly model",
-                         found="a GAN generator (fine-tuning it needs its discriminator and the GAN loop)",
-                         hint="prune the generator's weights once with --epochs 0, or retrain a smaller generator")
-    sidecar = sidecar_path(config.model)
-    if sidecar.is_file():
-        recipe = dataclasses.replace(recipe, preprocess=read_contract(sidecar).preprocess)
-    data = config.data
-    if data is None and found is not None:
-        source = (found[1].get("data") or {}).get("source")
-        data = Path(source) if source else None
-        if data is not None and not data.is_absolute() and not data.exists():
-            data = config.model.parent / data.name if (config.model.parent / data.name).exists() else data
-    if data is None or not data.exists():
-        raise InputError("edgekit prune --data", expected="the training data (a folder or file as for edgekit train "
-                         "--data)", found=f"no such path {data}" if data is not None else "no --data and no training "
-                         "report naming the data", hint="pass --data DIR")
-    return recipe, data
-
-
 # ---------------------------------------------------------------------------
 # metrics
 
@@ -230,7 +180,7 @@ def prune(config: PruneConfig, log: Log = print, progress: Progress = no_progres
                          found="the input model itself")
     if not config.model.exists():
         raise InputError(f"model {config.model}", expected="a trained .keras or .h5 model", found="no such file")
-    found = _training_report(config.model)
+    found = training_report(config.model)
     named = load_recipe(config.recipe) if config.recipe else None
     recipe_values = named.values if named else (found[1]["recipe"]["values"] if found else None)
     options = prune_options(config, recipe_values)  # before any heavy work: bad values fail at once
@@ -244,7 +194,9 @@ def prune(config: PruneConfig, log: Log = print, progress: Progress = no_progres
             raise InputError(f"model {config.model}", expected="a .keras or .h5 model (pruning rebuilds Keras layers)",
                              found="a SavedModel", hint="prune the Keras model the SavedModel was exported from")
         model, source_sha, adaptations = source.keras_model, source.sha256, list(source.adaptations)
-    recipe, data_path = resolve_recipe(config, named, found)
+    recipe, data_path = resolve_recipe(config.model, config.data, named, found, "edgekit prune",
+                                       "prune the generator's weights once with --epochs 0, or retrain a smaller "
+                                       "generator")
     return _prune_loaded(config, options, method, recipe, data_path, model, source_sha, adaptations, started, log,
                          progress)
 

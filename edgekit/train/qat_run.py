@@ -35,7 +35,8 @@ from edgekit.contract import Contract, read_contract, sidecar_path, write_contra
 from edgekit.errors import InputError
 from edgekit.progress import Log, Progress, no_progress
 from edgekit.train.config import QatConfig
-from edgekit.train.recipes import Recipe, load_recipe, parse_recipe
+from edgekit.train.recipes import Recipe, load_recipe
+from edgekit.train.trained import resolve_recipe, training_report
 
 REPORT_SUFFIX = ".qat.json"
 INT8_VARIANTS = ("tflite-int8", "onnx-int8")
@@ -81,42 +82,9 @@ def default_output(model: Path) -> Path:
     return model.with_name(model.name.removesuffix(model.suffix) + "-qat")
 
 
-def _training_report(model: Path) -> tuple[Path, dict[str, Any]] | None:
-    path = model.parent / "report.json"
-    try:
-        report = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(report, dict) or not isinstance((report.get("recipe") or {}).get("values"), dict):
-        return None
-    return path, report
-
-
 def _resolve(config: QatConfig) -> tuple[Recipe, Path]:
-    found = _training_report(config.model)
-    if config.recipe:
-        recipe = load_recipe(config.recipe)
-    elif found is not None:
-        recipe = parse_recipe(found[1]["recipe"]["values"], f"{found[0]}: recipe")
-    else:
-        raise InputError(f"model {config.model}", expected="the folder edgekit train wrote (report.json next to the "
-                         "model names the recipe), or --recipe NAME|FILE", found=f"no report.json in "
-                         f"{config.model.parent}", hint="pass --recipe with the recipe the model was trained with")
-    if not recipe.kind.fine_tunable:
-        raise InputError(f"recipe {recipe.name}", expected="a classification, regression or anomaly model",
-                         found="a GAN generator (fine-tuning it needs its discriminator and the GAN loop)")
-    sidecar = sidecar_path(config.model)
-    if sidecar.is_file():
-        recipe = dataclasses.replace(recipe, preprocess=read_contract(sidecar).preprocess)
-    data = config.data
-    if data is None and found is not None:
-        source = (found[1].get("data") or {}).get("source")
-        data = Path(source) if source else None
-    if data is None or not data.exists():
-        raise InputError("edgekit qat --data", expected="the training data (a folder or file as for edgekit train "
-                         "--data)", found=f"no such path {data}" if data is not None else "no --data and no training "
-                         "report naming the data", hint="pass --data PATH")
-    return recipe, data
+    named = load_recipe(config.recipe) if config.recipe else None
+    return resolve_recipe(config.model, config.data, named, training_report(config.model), "edgekit qat")
 
 
 def _check(config: QatConfig) -> Path:
