@@ -31,11 +31,11 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes
-from edgekit.contract import Contract, read_contract, sidecar_path, write_contract
+from edgekit.contract import Contract, sidecar_path, write_contract
 from edgekit.errors import EdgekitError, InputError
 from edgekit.progress import Log, Progress, no_progress
 from edgekit.train.recipes import DEFAULTS, Recipe, check_prune, load_recipe
-from edgekit.train.trained import resolve_recipe, training_report
+from edgekit.train.trained import resolve_recipe, source_contract, training_report
 
 REPORT_SUFFIX = ".prune.json"
 # The environment `edgekit prune` runs TensorFlow in: oneDNN's CPU kernels crashed ("double
@@ -381,12 +381,7 @@ def _indent(log: Log) -> Log:
 
 def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any], source_sha: str) -> Contract:
     """The pruned model's contract: the source's (or the recipe's), plus the pruning step."""
-    source = sidecar_path(model)
-    if source.is_file():
-        contract = dataclasses.replace(read_contract(source), path=None)
-    else:
-        contract = Contract(recipe.preprocess, recipe.postprocess,
-                            tuple(raw.class_names) if recipe.kind.class_labels else None)
+    contract = source_contract(model, recipe, raw.class_names)
     if "anomaly_threshold" in report and contract.postprocess is not None:
         # recalibrated on the validation split, as training calibrates it (its percentile)
         contract = dataclasses.replace(contract, postprocess=dataclasses.replace(

@@ -31,12 +31,12 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.bundle import atomic_write_bytes
-from edgekit.contract import Contract, read_contract, sidecar_path, write_contract
+from edgekit.contract import Contract, sidecar_path, write_contract
 from edgekit.errors import InputError
 from edgekit.progress import Log, Progress, no_progress
 from edgekit.train.config import QatConfig
 from edgekit.train.recipes import Recipe, load_recipe
-from edgekit.train.trained import resolve_recipe, training_report
+from edgekit.train.trained import resolve_recipe, source_contract, training_report
 
 REPORT_SUFFIX = ".qat.json"
 INT8_VARIANTS = ("tflite-int8", "onnx-int8")
@@ -419,12 +419,7 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
 def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any] | None, source_sha: str) -> Contract:
     """The QAT model's contract: the source's (or the recipe's), plus the QAT step (none
     without `report`: the float model's)."""
-    source = sidecar_path(model)
-    if source.is_file():
-        contract = dataclasses.replace(read_contract(source), path=None)
-    else:
-        contract = Contract(recipe.preprocess, recipe.postprocess,
-                            tuple(raw.class_names) if recipe.kind.class_labels else None)
+    contract = source_contract(model, recipe, raw.class_names)
     if report is None:
         return contract
     q = report["quantization"]

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgekit.contract import read_contract, sidecar_path
+from edgekit.contract import Contract, read_contract, sidecar_path
 from edgekit.errors import InputError
 from edgekit.train.recipes import Recipe, parse_recipe
 
@@ -67,3 +67,12 @@ def resolve_recipe(model: Path, data: Path | None, named: Recipe | None, found: 
                          "--data)", found=f"no such path {data}" if data is not None else "no --data and no training "
                          "report naming the data", hint="pass --data PATH")
     return recipe, data
+
+
+def source_contract(model: Path, recipe: Recipe, class_names: tuple[str, ...]) -> Contract:
+    """The contract a model derived from `model` starts from: `model`'s own, else the
+    recipe's preprocessing and postprocessing with the data's class names."""
+    source = sidecar_path(model)
+    if source.is_file():
+        return dataclasses.replace(read_contract(source), path=None)
+    return Contract(recipe.preprocess, recipe.postprocess, tuple(class_names) if recipe.kind.class_labels else None)
