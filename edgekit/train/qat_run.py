@@ -293,7 +293,8 @@ def export(output: Path, qat_contract: Contract, float_contract: Contract, data:
     Both are made by `edgekit convert` with the same calibration (the validation split;
     the converters take the QAT model's ranges from its FakeQuant ops, the calibration
     only covers tensors without one) and measured on the validation split: QAT is kept
-    when each int8 variant does at least as well as its post-training twin there, else
+    when each int8 variant does at least as well as its post-training twin there and one
+    does better (`choose`), else
     the bundle is post-training int8 of the float model (one source per bundle: never
     worse than post-training on any variant). The held-out split is not looked at for
     the choice; the kept model is then converted once more, validated on every held-out
@@ -353,7 +354,8 @@ _HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "rmse": False}
 def choose(qat_report: Any, ptq_report: Any) -> dict[str, Any]:
     """QAT or post-training int8, from two convert reports of the same variants on the same
     (validation) data: QAT when every variant of it does at least as well as its
-    post-training twin in the task's metric against the labels."""
+    post-training twin in the task's metric against the labels and one does better (a tie
+    keeps post-training int8: nothing shows that the fine-tuning helped)."""
     metric = qat_report.reference.get("metric") or ptq_report.reference.get("metric")
     figures: dict[str, dict[str, float | None]] = {}
     for q in qat_report.variants:
@@ -376,7 +378,13 @@ def choose(qat_report: Any, ptq_report: Any) -> dict[str, Any]:
                 "reason": "; ".join(worse)}
     said = "; ".join(f"{name} {metric} {_g(f['qat'])} vs post-training {_g(f['post_training'])}"
                      for name, f in figures.items())
-    return {**base, "quantization": "qat", "reason": f"not worse on validation: {said}"}
+    better = [name for name, f in figures.items() if f["qat"] is not None and
+              (f["post_training"] is None or (f["qat"] > f["post_training"] if higher
+                                              else f["qat"] < f["post_training"]))]
+    if not better:  # no evidence for the fine-tuned model: keep the one without the extra step
+        return {**base, "quantization": f"post-training (QAT was no better on validation: {said})",
+                "reason": f"a tie on validation: {said}"}
+    return {**base, "quantization": "qat", "reason": f"better on validation: {said}"}
 
 
 def _figure(variant: Any, metric: str | None) -> float | None:

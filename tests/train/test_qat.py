@@ -193,16 +193,17 @@ def tab_qat(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_qat_export_keeps_the_better_int8_on_validation(tab_qat: dict) -> None:
     """The export compares QAT with post-training int8 on the validation split, keeps the
-    better one (QAT on a tie) and records the choice in the report and the bundle."""
+    better one (post-training on a tie) and records the choice in the report and the bundle."""
     from edgekit.bundle import open_bundle
 
     choice = tab_qat["result"].report["export"]["choice"]
     figures = choice["validation"]["tflite-int8"]
     assert choice["metric"] == "accuracy" and None not in figures.values()
-    qat_won = figures["qat"] >= figures["post_training"]
+    qat_won = figures["qat"] > figures["post_training"]
     assert (choice["quantization"] == "qat") == qat_won
     if not qat_won:
-        assert choice["quantization"].startswith("post-training (QAT was worse on validation: tflite-int8 accuracy")
+        assert choice["quantization"].startswith("post-training (QAT was " + (
+            "worse" if figures["qat"] < figures["post_training"] else "no better") + " on validation: tflite-int8 accuracy")
     manifest = json.loads(open_bundle(tab_qat["bundle"]).manifest_raw)
     steps = manifest["provenance"]["steps"]
     picked = [s for s in steps if s.get("step") == "int8 choice"]
@@ -241,3 +242,4 @@ def test_qat_worse_than_post_training_is_not_kept(tab_qat: dict, tmp_path: Path)
     assert q < p, (q, p)
     assert choice["quantization"] == f"post-training (QAT was worse on validation: tflite-int8 accuracy {q:.4g} vs {p:.4g})"
     assert choose(ptq, worse)["quantization"] == "qat"
+    assert choose(ptq, ptq)["quantization"].startswith("post-training (QAT was no better on validation: tflite-int8")
