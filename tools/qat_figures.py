@@ -173,11 +173,11 @@ def failing_case(args: argparse.Namespace, out: Path) -> Path:
 
 def every_recipe(args: argparse.Namespace, out: Path) -> None:
     names = recipe_names() if args.recipes == "all" else args.recipes.split(",")
-    print(f"\n== every recipe: post-training tflite-int8 against QAT tflite-int8 ({args.recipe_epochs or 'the recipe'} "
+    print(f"\n== every recipe: post-training tflite-int8 against qat --export tflite-int8 ({args.recipe_epochs or 'the recipe'} "
           f"training epoch(s), {args.qat_epochs or 'the recipe'} QAT epoch(s); {load()})")
     print(f"  {'recipe':22} {'metric':9} {'PTQ int8':>9} {'export':>9} {'gain':>9}  {'kept':13} validation: "
           "QAT vs PTQ int8  (held-out figures against the labels; the export is `edgekit qat --export`, which keeps "
-          "QAT only where it is not worse on the validation split; gain > 0: the export is better)")
+          "QAT only where it does better on the validation split; gain > 0: the export is better)")
     for name in names:
         recipe = load_recipe(name)
         if not recipe.kind.fine_tunable:
