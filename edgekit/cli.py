@@ -594,7 +594,8 @@ def datasets_synth(task: str, output_dir: Path, samples: int | None, seed: int, 
 @click.option("--precision", type=_choice(Precision), default=Precision.AUTO.value, show_default=True,
               help="auto: mixed float16 on GPUs, float32 on CPUs. The saved model is float32 either way.")
 @click.option("--qat", is_flag=True, help="Then fine-tune with quantization-aware training (the recipe's qat "
-              "section, as edgekit qat): OUT/RECIPE-qat; --export converts its int8 variants.")
+              "section, as edgekit qat): OUT/RECIPE-qat; --export bundles its int8 variants, or post-training int8 "
+              "where QAT does no better on the validation split.")
 @click.option("--list", "list_only", is_flag=True, help="List the recipes and exit.")
 @click.option("--show", is_flag=True, help="Print the recipe (overrides applied) as YAML and exit.")
 def train_command(recipe: str | None, data: Path | None, test_data: Path | None, output: Path | None,
@@ -724,10 +725,11 @@ def prune(model: Path, output: Path, data: Path | None, sparsity: float | None, 
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Fine-tuning learning rate (default: a tenth of the recipe's).")
 @click.option("--export", type=click.Path(path_type=Path), metavar="OUT.edgekit",
-              help="Also convert the QAT model (its int8 variants) to a bundle, behind the fidelity gate.")
+              help="Also make the int8 bundle, behind the fidelity gate: of the QAT model, or post-training int8 of "
+              "MODEL where QAT does no better on the validation split.")
 @click.option("--variants", default="tflite-int8,onnx-int8", show_default=True, help="The bundle's int8 variants.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="PTS",
-              help="The bundle's gate, against the QAT model's own outputs.")
+              help="The bundle's gate, against the kept model's own outputs.")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the fine-tuning (default: the recipe's).")
 @click.option("--trust-model-code", is_flag=True, help="Allow models that carry code (Lambda layers).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
