@@ -28,14 +28,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     keras, tf = qat.keras, qat.tf
     layers = keras.layers
     keras.utils.set_random_seed(0)
+    # named layers: Keras numbers unnamed ones per process, and other tests made layers before
     inputs = keras.Input((12, 12, 3), name="image")
-    x = layers.ReLU(6.0)(layers.BatchNormalization()(layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(inputs)))
-    y = layers.ReLU(6.0)(layers.BatchNormalization()(layers.Conv2D(16, 1, use_bias=False)(x)))
-    y = layers.ReLU(6.0)(layers.BatchNormalization()(layers.DepthwiseConv2D(3, padding="same", use_bias=False)(y)))
-    y = layers.BatchNormalization()(layers.Conv2D(8, 1, use_bias=False)(y))
-    x = layers.Add()([x, y])
-    x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Dense(3, activation="softmax")(x)
+    x = layers.ReLU(6.0, name="re_lu")(layers.BatchNormalization(name="batch_normalization")(
+        layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="conv2d")(inputs)))
+    y = layers.ReLU(6.0, name="re_lu_1")(layers.BatchNormalization(name="batch_normalization_1")(
+        layers.Conv2D(16, 1, use_bias=False, name="conv2d_1")(x)))
+    y = layers.ReLU(6.0, name="re_lu_2")(layers.BatchNormalization(name="batch_normalization_2")(
+        layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="depthwise_conv2d")(y)))
+    y = layers.BatchNormalization(name="batch_normalization_3")(layers.Conv2D(8, 1, use_bias=False, name="conv2d_2")(y))
+    x = layers.Add(name="add")([x, y])
+    x = layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
+    outputs = layers.Dense(3, activation="softmax", name="dense")(x)
     model = keras.Model(inputs, outputs)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 240)
