@@ -49,6 +49,7 @@ DEFAULT_COMMAND = "edgekit"
 VENV = "venv"  # DATA_DIR/venv: where --install puts edgekit
 DEFAULT_EXTRAS = "litert"
 POLL_S = 0.5
+STALLED = "taken, then stalled"  # wait_serving's state for a release the service took and then hung on
 STATUS_TIMEOUT_S = 30.0
 
 
@@ -533,7 +534,7 @@ class Device:
                 if now - serving_since >= settle:
                     return True, "serving"
             elif health.get("status") == "stalled" and health.get("release") == rid:
-                return False, f"taken, then stalled: {str(health.get('reason')).rstrip(': ')}"
+                return False, f"{STALLED}: {str(health.get('reason')).rstrip(': ')}"
             else:
                 if serving_since is not None and health.get("release") not in (None, rid):
                     return False, f"taken, then replaced by {health.get('release')}"
@@ -662,19 +663,18 @@ def _deploy(device: Device, config: DeployConfig, result: HostResult) -> None:
             device.say(f"{rid} {why}: rolling back to {back or 'nothing'}")
             device.switch(app_dir, back, prev if back else None)
             detail = f"{rid} {why}; rolled back"
-            restarted = None
-            if back and state.startswith("taken, then stalled"):  # a hung loop swaps nothing: restart it
-                restarted = device.restart_hung(app, probe)
-            if back:
+            if not back:
+                detail += ": no release before it, nothing is current"
+            else:
+                hung = state.startswith(STALLED)  # a hung loop swaps nothing: its unit is restarted
+                restarted = device.restart_hung(app, probe) if hung else ""
                 ok_back, state_back = device.wait_serving(app, back, config.timeout)
                 detail += (f" to {back}, serving again after {time.monotonic() - failed_at:.1f} s" if ok_back
                            else f" to {back}, which is not serving either ({state_back})")
                 if restarted:
                     detail += f" ({restarted})"
-                elif restarted is not None and not ok_back:
+                elif hung and not ok_back:
                     detail += f"; no {unit.unit_name(app)} to restart here: restart the hung service"
-            else:
-                detail += ": no release before it, nothing is current"
             result.outcome, result.exit_code, result.detail = "rolled back", ExitCode.GATE, detail
             result.release, result.previous = back, prev
     removed = device.prune(app_dir, config.keep)

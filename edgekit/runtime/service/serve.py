@@ -2,8 +2,9 @@
 
 The inference loop is `edgekit.runtime.run.run` in a thread, with a `RunControl`: the
 main thread waits for signals (SIGTERM/SIGINT stop, SIGHUP reloads), the `Updater` thread
-prepares new models, the HTTP thread answers /healthz and /metrics. The loop itself sends
-READY=1 after its first result and WATCHDOG=1 while results keep coming.
+prepares new models, the HTTP thread answers /healthz and /metrics. The loop sends
+READY=1 after its first result; the main thread sends WATCHDOG=1 while the loop works or
+waits for input, not once one input hangs (`ServiceState.stalled`).
 """
 
 from __future__ import annotations
@@ -136,7 +137,6 @@ class _Service:
         if self.state.result(result.latency.total_ms):
             self.notifier.ready(self._status())
             self.log(f"ready: first result after {self.state.uptime():.2f} s")
-        self._ping()
 
     def _ping(self) -> None:
         """WATCHDOG=1 (when due) unless the loop hangs: waiting for input is alive (a quiet

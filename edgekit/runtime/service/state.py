@@ -112,10 +112,11 @@ class ServiceState:
         last = getattr(self.control, "last_input", None)
         return None if last is None else time.monotonic() - last
 
-    def stalled(self) -> str | None:
+    def stalled(self, busy: float | None = None) -> str | None:
         """Why the inference loop counts as hung: one input processing longer than `stall_s`
-        (a model or a sink that does not return); None when it works or waits for input."""
-        busy = self.busy_s()
+        (a model or a sink that does not return); None when it works or waits for input.
+        `busy`: `busy_s()` when the caller has it."""
+        busy = self.busy_s() if busy is None else busy
         if busy <= self.stall_s:
             return None
         return (f"one input has been processing for {busy:.1f} s (over {self.stall_s:g} s): "
@@ -133,10 +134,10 @@ class ServiceState:
             return 503, {"status": "failing", "reason": failing, **fields}
         if not ready:
             return 503, {"status": "starting", "reason": "no inference has completed yet", **fields}
-        idle = self.idle_s()
+        idle, busy = self.idle_s(), self.busy_s()
         timing = {"uptime_s": round(self.uptime(), 3), "results": results,
-                  "busy_s": round(self.busy_s(), 3), "idle_s": None if idle is None else round(idle, 3)}
-        stalled = self.stalled()
+                  "busy_s": round(busy, 3), "idle_s": None if idle is None else round(idle, 3)}
+        stalled = self.stalled(busy)
         if stalled is not None:
             return 503, {"status": "stalled", "reason": stalled, **fields, **timing}
         return 200, {"status": "ok", **fields, **timing}
