@@ -7,13 +7,13 @@ import hashlib
 import os
 from pathlib import Path
 
-from edgekit.deploy.layout import BUNDLE_NAME, CURRENT, ID_DIGITS, RELEASES
+from edgekit.deploy.layout import BUNDLE_NAME, CURRENT, RELEASES, release_id
 
 
 def release(app: Path, bundle: Path) -> str:
     """Put a bundle in APP/releases/ID as deploy does; returns ID."""
     data = bundle.read_bytes()
-    rid = hashlib.sha256(data).hexdigest()[:ID_DIGITS]
+    rid = release_id(hashlib.sha256(data).hexdigest())
     folder = app / RELEASES / rid
     folder.mkdir(parents=True)
     (folder / BUNDLE_NAME).write_bytes(data)
