@@ -24,13 +24,7 @@ from edgekit._native import native_stderr_captured
 from edgekit.bundle import Bundle, Variant, open_bundle
 from edgekit.errors import ShapeError
 from edgekit.runtime.backends import Backend, open_backend
-from edgekit.runtime.postprocess import (
-    PosteriorSmoother,
-    postprocess,
-    ranked,
-    ranked_values,
-    softmax,
-)
+from edgekit.runtime.postprocess import PosteriorSmoother, postprocess, ranked, softmax
 from edgekit.runtime.preprocess import Preprocessor, fit
 from edgekit.runtime.results import Latency, Result
 from edgekit.runtime.select import Choice, choose
@@ -189,8 +183,6 @@ class Model:
             scores = self._scores(raw_outputs[0])
             if smoother is not None:
                 fields = smoother.update(stamp * 1000.0, scores)
-            elif scores.size <= 64:  # `ranked`'s plain-Python case, called directly
-                fields = ranked_values(scores.tolist(), spec, self.labels)
             else:
                 fields = ranked(scores, spec, self.labels)
         else:
@@ -388,10 +380,7 @@ class _AudioFrontEnd:
         self.model = model
         self.stream = AudioFeatureStream(spec)
         self.shape = model.input.shape
-        row = [1 if d < 0 else d for d in model.input.shape[1:]]
-        # a model whose input is one vector of a clip of several: one input per vector
-        # (Preprocessor.features, docs/preprocess.md)
-        self.rows = (spec.num_frames, *row) if spec.num_frames > 1 and int(np.prod(row)) == spec.num_features else None
+        self.rows = model.preprocessor.per_row  # one input per row of the clip's features, or None
         self.fitted: tuple[int, ...] | None = None  # the input shape once `fit` has checked a window
 
     def features(self, window: np.ndarray, start: int) -> np.ndarray:

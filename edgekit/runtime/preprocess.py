@@ -110,6 +110,14 @@ class Preprocessor:
     def __init__(self, spec: PreprocessSpec, tensor: TensorSpec) -> None:
         self.spec = spec
         self.tensor = tensor
+        # audio: the shape of a clip's features for a model whose input is one row of them (e.g.
+        # 5 stacked frames): one input per row, which the model runs one by one and reduces
+        # (docs/preprocess.md); None where the input is the whole clip
+        self.per_row: tuple[int, ...] | None = None
+        if isinstance(spec, AudioPreprocess):
+            row = [1 if d < 0 else d for d in tensor.shape[1:]]
+            if spec.num_frames > 1 and int(np.prod(row)) == spec.num_features:
+                self.per_row = (spec.num_frames, *row)
         self._table: np.ndarray | None = None  # images: pixel value -> model input
         self._identity = False  # images: the model input is the pixels themselves
         if isinstance(spec, ImagePreprocess):
@@ -137,11 +145,8 @@ class Preprocessor:
         elif isinstance(spec, AudioPreprocess):
             samples, rate = _audio(raw, spec)
             x = audio_features.features(audio_features.resample(samples, rate, spec.sample_rate), spec)[None]
-            row = [1 if d < 0 else d for d in self.tensor.shape[1:]]
-            if spec.num_frames > 1 and int(np.prod(row)) == spec.num_features:
-                # the model takes one vector (e.g. 5 stacked frames): one input per vector of
-                # the clip, which the model runs one by one and reduces (docs/preprocess.md)
-                return x.reshape((spec.num_frames, *row))
+            if self.per_row is not None:
+                return x.reshape(self.per_row)
         elif isinstance(spec, SensorPreprocess):
             if isinstance(raw, Mapping):
                 missing = [c for c in spec.channels if c not in raw]
