@@ -363,10 +363,10 @@ def render(result: dict) -> str:
 
 
 def cpu_name() -> str:
+    from edgekit.bench.environment import parse_cpuinfo
+
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text())["cpu_model"] or "unknown CPU"
     return "unknown CPU"
 
 

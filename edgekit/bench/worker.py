@@ -104,8 +104,8 @@ class Worker:
         from edgekit.runtime.threads import describe, front_end_threads, limit_process
 
         # This process exists to run the runtime: its BLAS threads are the front end's
-        # (Model.predict limits them per call as well; set once here, that costs one
-        # read per call). The settings used go into the report.
+        # (set once here, Model.predict's own limit at that count then costs nothing per
+        # call). The settings used go into the report.
         limit_process(front_end_threads(threads))
         rng = np.random.default_rng(seed)
         path = Path(target)
