@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgekit.convert.run import ConvertConfig, convert  # noqa: E402
 from edgekit.train.config import QatConfig, TrainConfig  # noqa: E402
-from edgekit.train.qat_run import qat  # noqa: E402
+from edgekit.train.qat_run import HIGHER_IS_BETTER, qat  # noqa: E402
 from edgekit.train.recipes import load_recipe, recipe_names  # noqa: E402
 from edgekit.train.run import train  # noqa: E402
 
@@ -82,13 +82,10 @@ def float_accuracy(model: Path) -> tuple[float, int]:
     return float(report["test"]["accuracy"]), int(report["test"]["samples"])
 
 
-METRICS = (("accuracy", True), ("roc_auc", True), ("rmse", False))
-
-
 def headline(variant: Any) -> tuple[str, float | None, bool]:
     """The variant's held-out figure against the labels: (name, value, higher is better)."""
     metrics = variant.metrics or {}
-    for name, higher in METRICS:
+    for name, higher in HIGHER_IS_BETTER.items():
         if metrics.get(name) is not None:
             return name, float(metrics[name]), higher
     return "-", None, True
@@ -212,6 +209,7 @@ def epoch_times(model_path: Path, repeats: int = 3) -> None:
     """One epoch of float training and one of QAT, in turn, on the same data and batches."""
     from edgekit.convert.source import LoadConfig, SourceModel
     from edgekit.keras_env import import_keras
+    from edgekit.progress import no_progress
     from edgekit.train import fit
     from edgekit.train import qat as fake
     from edgekit.train.qat_run import _resolve
@@ -221,11 +219,10 @@ def epoch_times(model_path: Path, repeats: int = 3) -> None:
 
     config = QatConfig(model=model_path)
     recipe, data = _resolve(config)
-    _raw, parts = fit.prepare_data(recipe, data, quiet, lambda it, *a, **k: it)
     with SourceModel(LoadConfig(model_path, export=False)) as source:
         model = source.keras_model
-    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    classes = int(model.outputs[0].shape[-1])
+    prepared = fit.prepare_for_model(recipe, data, model, model_path.name, None, quiet, no_progress)
+    parts, input_shape, classes = prepared.parts, prepared.input_shape, prepared.classes
     batch = int(recipe.train["batch_size"])
     qmodel = fake.quantize_model(model).model
     fake.calibrate(qmodel, fit.fit_dataset(tf, parts.train, recipe, input_shape, batch, False, classes, 0), 4)

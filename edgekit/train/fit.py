@@ -253,6 +253,16 @@ def fit_dataset(tf: Any, part: RawData, recipe: Recipe, input_shape: tuple[int, 
     return ds
 
 
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """The arrays as a compressed ``.npz`` at `path`, written atomically (the split files
+    `edgekit train` and `edgekit qat` leave for `edgekit convert`)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

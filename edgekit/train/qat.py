@@ -149,22 +149,23 @@ class _QuantizedWeights:
 
     quant_axis: int | None = -1
 
-    def _add_ranges(self) -> None:
+    def build(self, input_shape: Any) -> None:
+        super().build(input_shape)  # the Keras layer's kernel and bias
         shape = tuple(_weight_bound(self.kernel, self.quant_axis).shape)
         self.weight_min = self.add_weight(name="weight_min", shape=shape, initializer="zeros", trainable=False)
         self.weight_max = self.add_weight(name="weight_max", shape=shape, initializer="ones", trainable=False)
 
-    def sync_ranges(self) -> None:
+    def sync_ranges(self) -> Any:
+        """Set the range from the current kernel; returns its bound."""
         bound = _weight_bound(self.kernel, self.quant_axis)
         self.weight_min.assign(-bound)
         self.weight_max.assign(bound)
+        return bound
 
     def quantized_kernel(self, training: Any, kernel: Any = None) -> Any:
         kernel = self.kernel if kernel is None else kernel
         if training:
-            bound = _weight_bound(self.kernel, self.quant_axis)
-            self.weight_min.assign(-bound)
-            self.weight_max.assign(bound)
+            bound = self.sync_ranges()
             return _weight_fake_quant(kernel, self.quant_axis, -bound, bound)
         return _weight_fake_quant(kernel, self.quant_axis, self.weight_min, self.weight_max)
 
@@ -178,10 +179,6 @@ class _QuantizedWeights:
 class QuantConv2D(_QuantizedWeights, keras.layers.Conv2D):
     """Conv2D (channels last) with per-output-channel fake-quantized weights."""
 
-    def build(self, input_shape: Any) -> None:
-        super().build(input_shape)
-        self._add_ranges()
-
     def call(self, inputs: Any, training: Any = None) -> Any:
         return self._finish(self.convolution_op(inputs, self.quantized_kernel(training)))
 
@@ -189,10 +186,6 @@ class QuantConv2D(_QuantizedWeights, keras.layers.Conv2D):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class QuantConv1D(_QuantizedWeights, keras.layers.Conv1D):
     """Conv1D (channels last) with per-output-channel fake-quantized weights."""
-
-    def build(self, input_shape: Any) -> None:
-        super().build(input_shape)
-        self._add_ranges()
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         # As a 2D convolution over (1, steps): the kernel is fake-quantized in the
@@ -214,10 +207,6 @@ class QuantDepthwiseConv2D(_QuantizedWeights, keras.layers.DepthwiseConv2D):
 
     quant_axis = 2
 
-    def build(self, input_shape: Any) -> None:
-        super().build(input_shape)
-        self._add_ranges()
-
     def call(self, inputs: Any, training: Any = None) -> Any:
         outputs = keras.ops.depthwise_conv(inputs, self.quantized_kernel(training), strides=self.strides,
                                            padding=self.padding, dilation_rate=self.dilation_rate,
@@ -238,9 +227,8 @@ class QuantDense(_QuantizedWeights, keras.layers.Dense):
     """
 
     def build(self, input_shape: Any) -> None:
-        super().build(input_shape)
         self.quant_axis = -1 if len(input_shape) == 2 else None
-        self._add_ranges()
+        super().build(input_shape)
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         if self.quant_axis is None:

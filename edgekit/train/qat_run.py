@@ -158,12 +158,13 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
     # an anomaly detector trains on normal data only: ranges that follow it would clip the
     # anomalies the detector is there to see, so it keeps every value seen in range
     decay = 0.0 if recipe.kind.normal_only else float(section["ema_decay"])
-    built = fake.quantize_model(model, fake.QatOptions(ema_decay=decay))
+    options = fake.QatOptions(ema_decay=decay)
+    built = fake.quantize_model(model, options)
     qmodel = built.model
     batch = int(recipe.train["batch_size"])
     steps = pipeline.steps(len(parts.train), batch)
     calibration = fit.fit_dataset(tf, parts.train, recipe, input_shape, batch, False, classes, seed)
-    seen = fake.calibrate(qmodel, calibration, max(1, fake.QatOptions().calibration_batches))
+    seen = fake.calibrate(qmodel, calibration, options.calibration_batches)
     before_eval = fit.evaluate(qmodel, recipe, parts, input_shape, quiet)
     train_values = {**recipe.train, "learning_rate": rate, "warmup_epochs": 0, "schedule": "cosine"}
     fitted = dataclasses.replace(recipe, values={**recipe.values, "train": train_values})
@@ -215,21 +216,22 @@ def _qat_loaded(config: QatConfig, output: Path, recipe: Recipe, data_path: Path
         "command": config.command,
     }
     log(f"[5/5] writing {output} (SavedModel with FakeQuant ops)")
-    contract = _contract(config.model, recipe, raw, report, source_sha)
+    float_contract = source_contract(config.model, recipe, raw.class_names)
+    contract = _qat_contract(float_contract, config.model, report, source_sha)
     _write_saved_model(fake, qmodel, output)
     write_contract(sidecar_path(output), contract)
     heldout = output.parent / f"{output.name}.heldout.npz"
-    _write_npz(heldout, **recipe.kind.heldout(model, recipe, parts))
+    fit.write_npz(heldout, **recipe.kind.heldout(model, recipe, parts))
     calibration_file = output.parent / f"{output.name}.calibration.npz"
-    _write_npz(calibration_file, **recipe.kind.calibration(model, recipe, parts))
+    fit.write_npz(calibration_file, **recipe.kind.calibration(model, recipe, parts))
     report["outputs"] = {"model": str(output), "contract": str(sidecar_path(output)), "heldout": str(heldout),
                          "report": str(report_path(output))}
     bundle = None
     if config.export is not None:
         validation_file = output.parent / f"{output.name}.validation.npz"
-        _write_npz(validation_file, **recipe.kind.heldout(model, recipe, dataclasses.replace(parts, test=parts.validation)))
+        fit.write_npz(validation_file, **recipe.kind.heldout(model, recipe, dataclasses.replace(parts, test=parts.validation)))
         report["outputs"]["validation"] = str(validation_file)
-        bundle, choice = export(output, contract, _contract(config.model, recipe, raw, None, source_sha),
+        bundle, choice = export(output, contract, float_contract,
                                 Int8Data(heldout, calibration_file, validation_file), config, seed, log, progress)
         report["export"] = {"bundle": str(config.export), "gate_passed": bundle.gate_passed, "choice": choice,
                             "variants": {v.name: v.metrics for v in bundle.variants}}
@@ -348,7 +350,7 @@ def export(output: Path, qat_contract: Contract, float_contract: Contract, data:
 
 
 # a variant's headline figure on labelled data, and whether higher is better
-_HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "rmse": False}
+HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "rmse": False}
 
 
 def choose(qat_report: Any, ptq_report: Any) -> dict[str, Any]:
@@ -362,10 +364,10 @@ def choose(qat_report: Any, ptq_report: Any) -> dict[str, Any]:
         p = next((v for v in ptq_report.variants if v.name == q.name), None)
         figures[q.name] = {"qat": _figure(q, metric), "post_training": _figure(p, metric) if p else None}
     base = {"metric": metric, "validation": figures}
-    if metric not in _HIGHER_IS_BETTER:
+    if metric not in HIGHER_IS_BETTER:
         return {**base, "quantization": "post-training (no metric against labels on the validation split to show "
                 "that QAT is not worse)", "reason": "no labelled figure on the validation split"}
-    higher = _HIGHER_IS_BETTER[metric]
+    higher = HIGHER_IS_BETTER[metric]
     worse = []
     for name, f in figures.items():
         q, p = f["qat"], f["post_training"]
@@ -416,24 +418,12 @@ def _write_saved_model(fake: Any, qmodel: Any, output: Path) -> None:
         shutil.rmtree(staged, ignore_errors=True)
 
 
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _contract(model: Path, recipe: Recipe, raw: Any, report: Mapping[str, Any] | None, source_sha: str) -> Contract:
-    """The QAT model's contract: the source's (or the recipe's), plus the QAT step (none
-    without `report`: the float model's)."""
-    contract = source_contract(model, recipe, raw.class_names)
-    if report is None:
-        return contract
+def _qat_contract(source: Contract, model: Path, report: Mapping[str, Any], source_sha: str) -> Contract:
+    """The QAT model's contract: `source` (the float model's, `source_contract`) plus the QAT step."""
     q = report["quantization"]
     step = {"step": "qat", "quantization": "qat", "source": {"path": model.name, "sha256": source_sha},
             "epochs": report["fine_tuning"]["epochs"], "learning_rate": report["fine_tuning"]["learning_rate"],
             "ranges_source": q["ranges_source"], "weights": q["weights"], "activations": q["activations"],
             "folded_batchnorm": len(q["folded_batchnorm"]), "held_out": dict(report["held_out"]),
             "command": report.get("command")}
-    return contract.with_step(step)
+    return source.with_step(step)

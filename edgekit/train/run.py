@@ -514,8 +514,8 @@ def _write_outputs(keras: Any, model: Any, recipe: Recipe, raw: RawData, parts: 
     if contract.labels is not None:
         atomic_write_bytes(out / "labels.txt", ("\n".join(contract.labels) + "\n").encode())
     write_contract(sidecar_path(model_path), contract)
-    _write_npz(out / "heldout.npz", **recipe.kind.heldout(model, recipe, parts))
-    _write_npz(out / CALIBRATION_FILE, **recipe.kind.calibration(model, recipe, parts))
+    fit.write_npz(out / "heldout.npz", **recipe.kind.heldout(model, recipe, parts))
+    fit.write_npz(out / CALIBRATION_FILE, **recipe.kind.calibration(model, recipe, parts))
     report["outputs"] = {"model": str(model_path), "contract": str(sidecar_path(model_path)),
                          "heldout": str(out / "heldout.npz")}
     from edgekit.train.report import write_markdown, write_plots
@@ -597,14 +597,6 @@ def _qat(recipe: Recipe, model_path: Path, data_path: Path, out: Path, config: T
     report["qat"] = {k: r[k] for k in ("quantization", "fine_tuning", "held_out", "outputs", "export") if k in r}
     report["outputs"]["qat_model"] = str(result.output)
     return result.bundle
-
-
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def export_bundle(model_path: Path, folder: Path, bundle: Path, convert_values: Mapping[str, Any], seed: int,
