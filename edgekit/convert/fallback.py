@@ -166,8 +166,6 @@ class TfliteInt8Route:
         self.source, self.calibration, self.options = source, calibration, options
         self._remedies = remedies
         self._calibrated: bytes | None = None
-        self._disable_per_channel = not options.per_channel
-        self._float: bytes | None = None
         self._aeq_result: Any = None
 
     @property
@@ -183,14 +181,9 @@ class TfliteInt8Route:
         return tuple(asked)
 
     def float_size(self) -> int:
-        return len(self._float_model())
+        from edgekit.convert.variants.tflite_fp32 import fp32_bytes
 
-    def _float_model(self) -> bytes:
-        if self._float is None:
-            from edgekit.convert.variants.tflite import convert, tflite_converter
-
-            self._float = convert(tflite_converter(self.source), "tflite-fp32")
-        return self._float
+        return len(fp32_bytes(self.source))
 
     def rank(self) -> list[Layer]:
         """Every quantized layer, worst first by `channel_relative_error` (the debugger
@@ -230,6 +223,9 @@ class TfliteInt8Route:
     def _int16(self, layers: tuple[str, ...]) -> bytes:
         import ai_edge_quantizer as aeq
 
+        from edgekit.convert.variants.foreign import calibrate
+        from edgekit.convert.variants.tflite_fp32 import fp32_bytes
+
         recipe = aeq.recipe
         granularity = (aeq.qtyping.QuantGranularity.CHANNELWISE if self.options.per_channel
                        else aeq.qtyping.QuantGranularity.TENSORWISE)
@@ -237,30 +233,16 @@ class TfliteInt8Route:
         manager.add_static_config(".*", recipe.TFLOperationName.ALL_SUPPORTED, 8, 8, granularity)
         for name in layers:  # an op's scope: its output tensors' names, each followed by ";"
             manager.add_static_config(f"^{re.escape(name)};", recipe.TFLOperationName.ALL_SUPPORTED, 16, 8, granularity)
-        model = self._float_model()
+        model = fp32_bytes(self.source)
         try:
             with quiet_converter(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
                 quantizer = aeq.quantizer.Quantizer(model, manager.get_quantization_recipe())
                 if self._aeq_result is None:
-                    key, name = _signature_input(model)
-                    dataset = [{name: self.calibration[i : i + 1].astype(np.float32)} for i in range(len(self.calibration))]
-                    self._aeq_result = quantizer.calibrate({key: dataset}, num_threads=1)
+                    self._aeq_result = calibrate(quantizer, model, self.calibration)
                 quantized = quantizer.quantize(self._aeq_result, enable_progress_bar=False, enable_progress_report=False)
                 return bytes(quantized.quantized_model)
         except Exception as exc:  # the quantizer raises ValueError/RuntimeError/KeyError on ops it lacks
             raise conversion_error("tflite-int8 with int16 layers", exc, "int16x8") from exc
-
-
-def _signature_input(model: bytes) -> tuple[str, str]:
-    """The signature key and input name ai-edge-quantizer calibrates through."""
-    from edgekit._native import native_stderr_captured
-    from edgekit.runtime.backends import tflite_interpreter_class
-
-    interpreter_class, _package = tflite_interpreter_class()
-    with native_stderr_captured():
-        signatures = interpreter_class(model_content=model).get_signature_list()
-    key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
-    return key, signatures[key]["inputs"][0]
 
 
 class OnnxInt8Route:
@@ -299,13 +281,13 @@ class OnnxInt8Route:
             with quiet_converter():
                 quantize_qdq(self._prepared, qdq, self.calibration, self.options, cache=self._cache)
                 qdq_loss_debug.modify_model_output_intermediate_tensors(str(qdq), str(augmented))
-                name = onnx.load(str(self._prepared)).graph.input[0].name
+                graph = onnx.load(str(self._prepared)).graph
                 activations = qdq_loss_debug.collect_activations(
-                    str(augmented), Reader(name, self.calibration[: min(len(self.calibration), 64)]))
+                    str(augmented), Reader(graph.input[0].name, self.calibration[: min(len(self.calibration), 64)]))
                 matching = qdq_loss_debug.create_activation_matching(activations)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             raise conversion_error("onnx-int8 quantization debug", exc, "int8") from exc
-        nodes = onnx.load(str(self._prepared)).graph.node
+        nodes = graph.node
         producers = {out: node for node in nodes for out in node.output}
         layers = []
         for tensor, match in matching.items():
@@ -330,7 +312,8 @@ class OnnxInt8Route:
         try:
             with quiet_converter():
                 if remedy == "int16":
-                    self._int16(out, tuple(self._outputs[name] for name in layers))
+                    quantize_qdq(self._prepared, out, self.calibration, self.options, cache=self._cache,
+                                 int16=tuple(self._outputs[name] for name in layers))
                 else:
                     exclude = tuple(dict.fromkeys(n for name in layers for n in (name, *self._readers.get(name, ()))))
                     quantize_qdq(self._prepared, out, self.calibration, self.options, exclude=exclude,
@@ -338,24 +321,6 @@ class OnnxInt8Route:
         except Exception as exc:  # noqa: BLE001
             raise conversion_error(f"onnx-int8 with {remedy} layers", exc, "int8") from exc
         return out.read_bytes()
-
-    def _int16(self, out: Path, tensors: tuple[str, ...]) -> None:
-        """Static QDQ int8 with these activation tensors quantized to int16 (the settings
-        of `edgekit.convert.variants.onnx_int8.quantize_qdq`, calibrated by its cache)."""
-        from onnxruntime import quantization
-
-        assert self._prepared is not None and self._cache.is_file(), "rank() calibrates first"
-        quantization.quantize_static(
-            str(self._prepared), str(out), None,
-            quant_format=quantization.QuantFormat.QDQ,
-            activation_type=quantization.QuantType.QInt8,
-            weight_type=quantization.QuantType.QInt8,
-            per_channel=self.options.per_channel,
-            calibrate_method=quantization.CalibrationMethod.MinMax,
-            calibration_cache_path=str(self._cache),
-            extra_options={"UseQDQContribOps": True, "TensorQuantOverrides": {
-                tensor: [{"quant_type": quantization.QuantType.QInt16}] for tensor in tensors}},
-        )
 
 
 # ---------------------------------------------------------------------------
@@ -375,7 +340,7 @@ class Outcome:
 
 
 def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float | None, list[float] | None]],
-           passes: Callable[[Drop | None], bool], base_drop: float | None, float_size: int | None,
+           passes: Callable[[Drop | None], bool], float_size: int | None,
            limits: SearchLimits = SearchLimits(), log: Callable[[str], None] = lambda _m: None) -> Outcome:
     """Choose the layers to keep at a higher precision by their measured effect: each
     candidate alone, then a greedy pass in the order of what each removed alone (see the
@@ -386,7 +351,6 @@ def search(route: Any, measure: Callable[[bytes], tuple[Any, Drop | None, float 
         measure: model bytes -> ``(measured, drop, drop_pts, drop_ci95)``; raises
             `ConversionError` (or `InputError`) for a file that cannot be run.
         passes: the gate's verdict on a drop.
-        base_drop: the all-int8 variant's drop in points (the figure to lower).
         float_size: the variant's float model in bytes (None: not known, no size limit).
 
     Returns:

@@ -883,13 +883,10 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
     record["float_size_bytes"] = float_size
     try:
         outcome = search(route, measure, lambda drop: drop is not None and not drop.exceeds(limit + 1e-9),
-                         base_drop, float_size, limits, log)
-    except (ConversionError, InputError) as exc:
-        record["reason"] = f"the quantization debugger failed: {one_line(str(exc))}"
-        record["seconds"] = round(time.perf_counter() - started, 3)
-        return
+                         float_size, limits, log)
     except Exception as exc:  # noqa: BLE001 - the debuggers are experimental; report, don't crash
-        record["reason"] = f"the quantization debugger failed: {one_line(f'{type(exc).__name__}: {exc}')}"
+        text = str(exc) if isinstance(exc, (ConversionError, InputError)) else f"{type(exc).__name__}: {exc}"
+        record["reason"] = f"the quantization debugger failed: {one_line(text)}"
         record["seconds"] = round(time.perf_counter() - started, 3)
         return
     labels = {layer.name: layer.label() for layer in outcome.ranked}

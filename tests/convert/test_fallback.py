@@ -104,7 +104,7 @@ def test_no_set_larger_than_the_float_model_is_measured_or_kept(outlier_mlp):
             raise AssertionError("a file larger than the float model was measured")
 
         # a ceiling at the all-int8 size: every layer kept in float makes a larger file
-        outcome = search(route, measure, lambda _drop: True, 50.0, int8_size, SearchLimits(candidates=3, tries=5))
+        outcome = search(route, measure, lambda _drop: True, int8_size, SearchLimits(candidates=3, tries=5))
     assert outcome.accepted is None
     assert outcome.trials and all(t.larger_than_float and t.drop_pts is None for t in outcome.trials)
     assert len(outcome.trials) == 3  # each candidate alone; no set that adds to a too-large one is tried
@@ -136,7 +136,7 @@ def test_onnx_layers_in_float_take_their_neighbours_along(outlier_mlp, tmp_path)
             drop = float(np.mean(got != reference) * 100)
             return None, drop, drop, [drop, drop]
 
-        outcome = search(route, measure, lambda drop: drop <= 1.0, 25.0, float_size, SearchLimits(candidates=4))
+        outcome = search(route, measure, lambda drop: drop <= 1.0, float_size, SearchLimits(candidates=4))
     assert outcome.accepted is not None and outcome.accepted.remedy == "float", outcome.reason
     assert outcome.accepted.layers[0].startswith("Relu") and outcome.accepted.size_bytes < float_size
     assert outcome.trials[0].drop_pts is not None

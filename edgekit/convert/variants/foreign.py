@@ -33,7 +33,7 @@ from edgekit.convert.variants.base import (
 from edgekit.progress import Progress, no_progress
 
 
-def _signature(data: bytes) -> tuple[str, str]:
+def signature_input(data: bytes) -> tuple[str, str]:
     """The (signature key, input name) a calibration dataset is keyed by."""
     from edgekit.runtime.backends import tflite_interpreter_class
 
@@ -45,6 +45,15 @@ def _signature(data: bytes) -> tuple[str, str]:
                                                          "re-export it with a serving signature"), "int8")
     key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
     return key, signatures[key]["inputs"][0]
+
+
+def calibrate(quantizer: Any, data: bytes, calib: np.ndarray, progress: Progress = no_progress,
+              label: str = "calibrating") -> Any:
+    """ai-edge-quantizer's calibration result for the model `data`, one sample of `calib` at a
+    time through its serving signature."""
+    key, input_name = signature_input(data)
+    dataset = [{input_name: calib[i : i + 1].astype(np.float32)} for i in progress(range(len(calib)), label, len(calib))]
+    return quantizer.calibrate({key: dataset}, num_threads=1)
 
 
 def _recipe(aeq: Any, name: str) -> Any:
@@ -69,10 +78,7 @@ def quantize_tflite(source: Any, name: str, calib: np.ndarray | None, progress: 
             result = None
             if quantizer.need_calibration:
                 assert calib is not None
-                key, input_name = _signature(source.data)
-                dataset = [{input_name: calib[i : i + 1].astype(np.float32)}
-                           for i in progress(range(len(calib)), f"calibrating {name}", len(calib))]
-                result = quantizer.calibrate({key: dataset}, num_threads=1)
+                result = calibrate(quantizer, source.data, calib, progress, f"calibrating {name}")
             quantized = quantizer.quantize(result, enable_progress_bar=False, enable_progress_report=False)
             return bytes(quantized.quantized_model)
     except Exception as exc:  # the quantizer raises ValueError/RuntimeError/KeyError on ops it lacks

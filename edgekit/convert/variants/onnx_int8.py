@@ -72,11 +72,15 @@ def prepare(source: Any, options: ConversionOptions, folder: Path) -> Path:
 
 
 def quantize_qdq(pre: Path, out: Path, calib: np.ndarray, options: ConversionOptions,
-                 progress: Progress = no_progress, exclude: tuple[str, ...] = (), cache: Path | None = None) -> None:
+                 progress: Progress = no_progress, exclude: tuple[str, ...] = (), cache: Path | None = None,
+                 int16: tuple[str, ...] = ()) -> None:
     """Static QDQ int8 of a prepared model (see `prepare`), calibrated by min/max.
 
     Args:
         exclude: node names left in float (auto-fallback's choice).
+        int16: activation tensors quantized to int16 instead (auto-fallback's choice):
+            onnxruntime's ``TensorQuantOverrides``, with the Q/DQ of the ``com.microsoft``
+            domain, which take int16 at opset 17.
         cache: onnxruntime's calibration cache: written by the first call, read by the
             next ones, so that a search calibrates once.
     """
@@ -93,6 +97,8 @@ def quantize_qdq(pre: Path, out: Path, calib: np.ndarray, options: ConversionOpt
         per_channel=options.per_channel,
         calibrate_method=quantization.CalibrationMethod.MinMax,
         nodes_to_exclude=list(exclude) or None,
+        extra_options={"UseQDQContribOps": True, "TensorQuantOverrides": {
+            tensor: [{"quant_type": quantization.QuantType.QInt16}] for tensor in int16}} if int16 else None,
         **({"calibration_cache_path": str(cache)} if cache is not None else {}),
     )
 
