@@ -190,10 +190,10 @@ class TfliteInt8Route:
         calibrates on the whole calibration split once; the float tries reuse it)."""
         import tensorflow as tf
 
-        from edgekit.convert.variants.tflite import configure_int8, representative, tflite_converter
+        from edgekit.convert.variants.tflite import representative
+        from edgekit.convert.variants.tflite_int8 import float_ops_converter
 
-        converter = configure_int8(tflite_converter(self.source), self.calibration, self.options)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter = float_ops_converter(self.source, self.calibration, self.options)
         debug_options = tf.lite.experimental.QuantizationDebugOptions(
             layer_direct_compare_metrics={"channel_relative_error": channel_relative_error})
         with quiet_converter():

@@ -39,14 +39,23 @@ def build_int8(source: Any, calib: np.ndarray | None, options: ConversionOptions
                    "tflite-int8", "int8")
 
 
+def float_ops_converter(source: Any, calib: np.ndarray, options: ConversionOptions,
+                        progress: Progress = no_progress, label: str = "calibrating") -> Any:
+    """The TFLite converter set for int8 kernels where they exist, float kernels for the other ops."""
+    import tensorflow as tf
+
+    converter = configure_int8(tflite_converter(source), calib, options, progress, label)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter
+
+
 def build_float_ops(source: Any, calib: np.ndarray | None, options: ConversionOptions, _work: Path,
                     progress: Progress = no_progress) -> bytes:
     """int8 kernels where they exist, float kernels for the other ops, float input and output."""
     import tensorflow as tf
 
     assert calib is not None
-    converter = configure_int8(tflite_converter(source), calib, options, progress, "calibrating tflite-int8")
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter = float_ops_converter(source, calib, options, progress, "calibrating tflite-int8")
     converter.inference_input_type = tf.float32
     converter.inference_output_type = tf.float32
     return convert(converter, "tflite-int8 with float ops", "int8")
@@ -60,10 +69,7 @@ def build_dynamic_range(source: Any, _calib: np.ndarray | None, _options: Conver
 def calibrated_int8(source: Any, calib: np.ndarray, options: ConversionOptions) -> bytes:
     """The converter's calibrated model (float ops with the calibration statistics), from
     which `requantize` makes int8 models without calibrating again."""
-    import tensorflow as tf
-
-    converter = configure_int8(tflite_converter(source), calib, options)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter = float_ops_converter(source, calib, options)
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True  # noqa: SLF001 - what the quantization debugger does
     return convert(converter, "tflite-int8 with float fallback", "int8")
