@@ -33,10 +33,8 @@ from edgekit.convert.fidelity import run_variant
 from edgekit.errors import EdgekitError, InputError
 from edgekit.spec import (
     AudioPreprocess,
-    ImagePreprocess,
     NoPreprocess,
     PreprocessSpec,
-    SensorPreprocess,
     TensorSpec,
 )
 
@@ -104,17 +102,11 @@ def _wav_bytes(samples: np.ndarray, rate: int) -> bytes:
 
 def _random_sample(spec: PreprocessSpec, input_shape: tuple[int, ...], seed: int, note: str | None) -> Sample:
     """Seeded random raw inputs of the kinds `random_samples` makes (no --data)."""
-    rng = np.random.default_rng(seed)
-    raws: list[Any] = []
-    for _ in range(SAMPLES):
-        if isinstance(spec, ImagePreprocess):
-            raws.append(rng.integers(0, 256, (spec.height, spec.width, 3), dtype=np.uint8))
-        elif isinstance(spec, AudioPreprocess):
-            raws.append(_wav_bytes(rng.standard_normal(spec.clip_samples) * 0.1, spec.sample_rate))
-        elif isinstance(spec, SensorPreprocess):
-            raws.append(rng.standard_normal((spec.window, len(spec.channels))).astype(np.float32))
-        else:
-            raws.append(rng.standard_normal(tuple(1 if d < 0 else d for d in input_shape)).astype(np.float32))
+    from edgekit.datasets.loaders import random_raw
+
+    raws: list[Any] = list(random_raw(spec, input_shape, SAMPLES, seed))
+    if isinstance(spec, AudioPreprocess):  # audio is kept as the WAV file a device reads
+        raws = [_wav_bytes(clip, spec.sample_rate) for clip in raws]
     return Sample(raws, [f"random:{i} (seed {seed})" for i in range(SAMPLES)], "random", note)
 
 

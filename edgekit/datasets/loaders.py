@@ -303,17 +303,22 @@ def load_samples(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...],
                      found=f"a {path.suffix or 'suffix-less'} file")
 
 
-def random_samples(spec: PreprocessSpec, input_shape: tuple[int, ...], count: int, seed: int) -> Samples:
-    """Random raw inputs pushed through the spec (for --allow-random-calibration only)."""
+def random_raw(spec: PreprocessSpec, input_shape: tuple[int, ...], count: int, seed: int) -> np.ndarray:
+    """`count` seeded random raw inputs of the spec's kind: uint8 RGB images, audio clips
+    (float32, about -20 dBFS), sensor windows, or model input tensors without a front end."""
     rng = np.random.default_rng(seed)
     if isinstance(spec, ImagePreprocess):
-        raw: Any = rng.integers(0, 256, (count, spec.height, spec.width, 3), dtype=np.uint8)
-    elif isinstance(spec, AudioPreprocess):
-        raw = (rng.standard_normal((count, spec.clip_samples)) * 0.1).astype(np.float32)
-    elif isinstance(spec, SensorPreprocess):
-        raw = rng.standard_normal((count, spec.window, len(spec.channels))).astype(np.float32)
-    else:
-        raw = rng.standard_normal((count, *input_shape)).astype(np.float32)
+        return rng.integers(0, 256, (count, spec.height, spec.width, 3), dtype=np.uint8)
+    if isinstance(spec, AudioPreprocess):
+        return (rng.standard_normal((count, spec.clip_samples)) * 0.1).astype(np.float32)
+    if isinstance(spec, SensorPreprocess):
+        return rng.standard_normal((count, spec.window, len(spec.channels))).astype(np.float32)
+    return rng.standard_normal((count, *(1 if d < 0 else d for d in input_shape))).astype(np.float32)
+
+
+def random_samples(spec: PreprocessSpec, input_shape: tuple[int, ...], count: int, seed: int) -> Samples:
+    """Random raw inputs pushed through the spec (for --allow-random-calibration only)."""
+    raw = random_raw(spec, input_shape, count, seed)
     x = _fit_shape(_prepare_arrays(raw, spec, "random data"), input_shape, "random data")
     return _per_vector(Samples(x=x, labels=None, class_names=None, ids=tuple(f"random:{i}" for i in range(count)),
                                source="random (no --data)"), input_shape)
