@@ -355,17 +355,23 @@ class MqttSink(Sink):
         while time.monotonic() < deadline:
             self._flush()
             with self.lock:
-                done = not self.buffer and (self.qos == 0 or self.delivered >= self.published)
+                # a QoS 0 message counts as delivered once paho has written it to the socket
+                done = not self.buffer and self.delivered >= self.published
             if done or (self.refused and not self.connected.is_set()):
                 break
             time.sleep(0.05)
         with self.lock:
-            # never delivered: still buffered, or handed to paho and never acknowledged
-            self.dropped += len(self.buffer) + max(0, self.published - self.delivered)
+            # never handed to paho
+            self.dropped += len(self.buffer)
             self.buffer.clear()
         self._closing = True  # what paho reports from here on is our own doing
         self.client.disconnect()
         self.client.loop_stop()
+        with self.lock:
+            # handed to paho and never delivered. Counted only now that paho's thread has
+            # stopped: it may still write (QoS 0) or see acknowledged what was in flight
+            # until then, and a message must not count as both delivered and dropped.
+            self.dropped += max(0, self.published - self.delivered)
 
     def stats(self) -> dict[str, int]:
         with self.lock:
