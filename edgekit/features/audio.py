@@ -273,18 +273,25 @@ def _affine_step(spec: AudioPreprocess) -> Callable[[np.ndarray], np.ndarray]:
 
 
 @functools.lru_cache(maxsize=16)
+def _mel_band(spec: AudioPreprocess) -> tuple[np.ndarray, int, int]:
+    """The rows `lo:hi` of the mel filterbank that are not zero (the FFT bins inside its
+    range), and those bins: zero rows add nothing, so the spectrum of these bins alone and
+    a smaller product give the same mel energies."""
+    mel = mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate, spec.lower_edge_hz,
+                            spec.upper_edge_hz, spec.mel_scale, spec.mel_norm)
+    used = np.flatnonzero(mel.any(axis=1))
+    lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+    return np.ascontiguousarray(mel[lo:hi]), lo, hi
+
+
+@functools.lru_cache(maxsize=16)
 def frame_steps(spec: AudioPreprocess) -> tuple[Step, ...]:
     """The steps `spec` asks for, from framed samples ``(..., frames, frame_length)`` to
     features ``(..., frames, bins)`` (before stacking); made once per spec."""
     if spec.feature == "spectrogram":
         steps = [Step("spectrum", _spectrum_step(spec))]
     else:
-        mel = mel_weight_matrix(spec.num_mel_bins, spec.fft_length // 2 + 1, spec.sample_rate, spec.lower_edge_hz,
-                                spec.upper_edge_hz, spec.mel_scale, spec.mel_norm)
-        used = np.flatnonzero(mel.any(axis=1))  # the bins inside the filterbank's range
-        lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
-        # zero rows add nothing: the spectrum of the bins the filterbank reads, a smaller product
-        band = np.ascontiguousarray(mel[lo:hi])
+        band, lo, hi = _mel_band(spec)
         steps = [Step("spectrum", _spectrum_step(spec, slice(lo, hi))), Step("mel", lambda spectrum: spectrum @ band)]
         if spec.log != "none":
             steps.append(Step(spec.log, _log_step(spec),
@@ -306,6 +313,91 @@ def run_steps(out: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
     for step in steps:
         out = step.run(out)
     return out
+
+
+try:  # numpy >= 2.0: the FFT ufuncs that numpy.fft.rfft calls, without its Python checks
+    from numpy.fft._pocketfft_umath import rfft_n_even as _rfft_even
+    from numpy.fft._pocketfft_umath import rfft_n_odd as _rfft_odd
+except ImportError:  # numpy 1.x: numpy.fft.rfft
+    _rfft_even = _rfft_odd = None
+
+
+class FrameKernel:
+    """The per-frame steps of `frame_steps` for one frame at a time, writing into buffers of
+    its own.
+
+    A stream at a 20 ms hop computes one new frame a hop; there each numpy call's fixed cost
+    (about a microsecond, more right after the interpreter ran) is most of the work, and
+    the steps' arrays made per call are most of the rest. The kernel runs the same
+    operations on the same values as the steps (the window product in float64, the FFT
+    numpy.fft.rfft runs, the magnitude of the bins the filterbank reads, the filterbank and
+    DCT products, the log) with one numpy call each, into preallocated arrays; the steps it
+    does not know (``db`` per frame, ``normalize: global``, offset/scale/clip) run as
+    steps on the row.
+
+    One kernel per stream: its buffers make it unsafe to share between threads.
+
+    Args:
+        spec: the preprocessing spec.
+        steps: the leading per-frame steps of ``frame_steps(spec)`` that the stream keeps
+            per frame (those before the first clip-wide one).
+    """
+
+    def __init__(self, spec: AudioPreprocess, steps: Sequence[Step]) -> None:
+        self.window = _window(spec.window, spec.frame_length, spec.window_periodic)
+        self.n = spec.fft_length
+        self._rfft = _rfft_even if self.n % 2 == 0 else _rfft_odd  # the frame padded to n (the spec has n >= it)
+        self._power, self._scale = spec.spectrum == "power", spec.spectrum_scale == "1/fft_length"
+        self._framed = np.empty(spec.frame_length)
+        self._spectrum = np.empty(self.n // 2 + 1, np.complex128)
+        names = [step.name for step in steps]
+        self._band: np.ndarray | None = None
+        self._offset: float | None = None
+        self._log: Callable[..., np.ndarray] | None = None
+        self._dct: np.ndarray | None = None
+        if names[1:2] == ["mel"]:
+            self._band, self._lo, self._hi = _mel_band(spec)
+            self._mel = np.empty(spec.num_mel_bins)
+            known = 2
+            if spec.log in ("log", "log10") and names[2:3] == [spec.log]:
+                self._log, self._offset = (np.log if spec.log == "log" else np.log10), spec.log_offset
+                known = 3
+                if spec.feature == "mfcc" and names[3:4] == ["dct"]:
+                    self._dct = _dct_matrix(spec.num_mel_bins, spec.num_mfcc)
+                    known = 4
+        else:  # a spectrogram: every bin
+            self._lo, self._hi = 0, self.n // 2 + 1
+            known = 1
+        self._magnitude = np.empty(self._hi - self._lo)
+        self._rest = tuple(steps[known:])
+
+    def __call__(self, frame: np.ndarray, out: np.ndarray) -> None:
+        """Write the row of `frame` (``(frame_length,)`` samples, pre-emphasized when the
+        spec says so) into `out` (``(width,)`` float64)."""
+        np.multiply(frame, self.window, out=self._framed)
+        if self._rfft is not None:
+            self._rfft(self._framed, 1, out=self._spectrum)
+            spectrum = self._spectrum
+        else:
+            spectrum = np.fft.rfft(self._framed, n=self.n)
+        row = np.abs(spectrum[self._lo : self._hi], out=self._magnitude)
+        if self._power:
+            np.square(row, out=row)
+        if self._scale:
+            np.divide(row, self.n, out=row)
+        if self._band is not None:
+            row = np.dot(row, self._band, out=self._mel)
+            if self._log is not None:
+                np.add(row, self._offset, out=row)
+                self._log(row, out=row)
+                if self._dct is not None:
+                    if not self._rest:
+                        np.dot(row, self._dct, out=out)
+                        return
+                    row = row @ self._dct
+        if self._rest:
+            row = run_steps(row[None], self._rest)[0]
+        out[...] = row
 
 
 # ---------------------------------------------------------------------------

@@ -46,16 +46,21 @@ class _Rows:
 
     __slots__ = ("data", "first", "lo", "hi")
 
-    def __init__(self, capacity: int) -> None:
-        self.data = np.empty((capacity, 0))  # the width comes with the first rows
+    def __init__(self, capacity: int, width: int) -> None:
+        self.data = np.empty((capacity, width))
         self.first = 0
         self.lo = self.hi = 0
 
-    def window(self, k0: int, count: int, compute: Callable[[int, int], np.ndarray]) -> np.ndarray:
-        """The rows of frames ``k0 .. k0 + count - 1``: those kept, and `compute(j, n)` for
-        the `n` frames from the window's `j`-th on (the rest). Rows before `k0` are dropped."""
+    def window(self, k0: int, count: int, compute: Callable[[np.ndarray, int, int, np.ndarray], None],
+               samples: np.ndarray, offset: int) -> np.ndarray:
+        """The rows of frames ``k0 .. k0 + count - 1``: those kept, and, for the `n` frames
+        from the window's `j`-th on (the rest), ``compute(samples, offset + j, n, out)``
+        writing them into `out`. Rows before `k0` are dropped."""
         kept = self.hi - self.lo
-        if self.first <= k0 < self.first + kept:
+        if k0 == self.first + 1 and kept == count:  # the steady state of a hop of one frame step
+            self.lo += 1
+            kept -= 1
+        elif self.first <= k0 < self.first + kept:
             self.lo += k0 - self.first
             kept = min(self.hi - self.lo, count)
             self.hi = self.lo + kept
@@ -63,14 +68,12 @@ class _Rows:
             self.lo = self.hi = kept = 0
         self.first = k0
         if kept < count:
-            new = compute(kept, count - kept)
-            if self.data.shape[1] != new.shape[1]:
-                self.data = np.empty((len(self.data), new.shape[1]))
-            if self.hi + len(new) > len(self.data):  # move the kept rows to the front
+            new = count - kept
+            if self.hi + new > len(self.data):  # move the kept rows to the front
                 self.data[:kept] = self.data[self.lo : self.hi]
                 self.lo, self.hi = 0, kept
-            self.data[self.hi : self.hi + len(new)] = new
-            self.hi += len(new)
+            compute(samples, offset + kept, new, self.data[self.hi : self.hi + new])
+            self.hi += new
         return self.data[self.lo : self.hi]
 
 
@@ -101,6 +104,8 @@ class AudioFeatureStream:
         self._edges = np.array([i for i in range(spec.frames) if not first <= i < last], dtype=np.intp)
         self._rows: collections.OrderedDict[int, _Rows] = collections.OrderedDict()
         self._capacity = 2 * spec.frames + 1
+        self._kernel = audio.FrameKernel(spec, self._frame_steps)  # one frame a hop
+        self._width = audio.run_steps(np.zeros((1, spec.frame_length)), self._frame_steps).shape[-1]
         self.computed = 0  # frames computed (not kept): for tests and benchmarks
 
     def window(self, samples: np.ndarray, start: int) -> np.ndarray:
@@ -130,11 +135,10 @@ class AudioFeatureStream:
             if kept is None:
                 if len(self._rows) >= MAX_PHASES:
                     self._rows.popitem(last=False)
-                kept = self._rows[phase] = _Rows(self._capacity)
+                kept = self._rows[phase] = _Rows(self._capacity, self._width)
             else:
                 self._rows.move_to_end(phase)
-            rows = kept.window(position // spec.frame_step, count,
-                               lambda j, n: self._frames(samples, first + j, n))
+            rows = kept.window(position // spec.frame_step, count, self._frames, samples, first)
         if len(self._edges):
             edges = self._edge_rows(samples)
             top = int(np.searchsorted(self._edges, first))
@@ -144,8 +148,9 @@ class AudioFeatureStream:
         out = audio.run_steps(rows, self._window_steps) if self._window_steps else rows
         return audio.stack(out, spec.stack_frames).astype(np.float32)
 
-    def _frames(self, samples: np.ndarray, i: int, n: int) -> np.ndarray:
-        """Rows of the window's clean frames ``i .. i + n - 1`` (per-frame steps only)."""
+    def _frames(self, samples: np.ndarray, i: int, n: int, out: np.ndarray) -> None:
+        """Write the rows of the window's clean frames ``i .. i + n - 1`` (per-frame steps
+        only) into `out`."""
         spec = self.spec
         begin = i * spec.frame_step - self._pad - self._lead
         end = (i + n - 1) * spec.frame_step - self._pad + spec.frame_length
@@ -157,12 +162,12 @@ class AudioFeatureStream:
             x = x.astype(np.float64)
         # else float32 as it is: the spectrum's window (float64) makes the frame float64, the
         # values the cast gives (one numpy call less per hop)
+        self.computed += n
         if n == 1:
-            framed = x[None]
+            self._kernel(x, out[0])
         else:
             framed = np.lib.stride_tricks.sliding_window_view(x, spec.frame_length)[:: spec.frame_step]
-        self.computed += n
-        return audio.run_steps(framed, self._frame_steps)
+            out[...] = audio.run_steps(framed, self._frame_steps)
 
     def _edge_rows(self, samples: np.ndarray) -> np.ndarray:
         """Rows of the frames that depend on the window's bounds, from the window alone."""
