@@ -106,6 +106,8 @@ class AudioFeatureStream:
         self._capacity = 2 * spec.frames + 1
         self._kernel = audio.FrameKernel(spec, self._frame_steps)  # one frame a hop
         self._width = audio.run_steps(np.zeros((1, spec.frame_length)), self._frame_steps).shape[-1]
+        self._last: tuple[int, _Rows | None] = (-1, None)  # the alignment of the last window and its rows
+        self._has_edges = bool(len(self._edges))
         self.computed = 0  # frames computed (not kept): for tests and benchmarks
 
     def window(self, samples: np.ndarray, start: int) -> np.ndarray:
@@ -131,22 +133,26 @@ class AudioFeatureStream:
         if count > 0:
             position = start + first * spec.frame_step - self._pad  # stream position of frame `first`
             phase = position % spec.frame_step
-            kept = self._rows.get(phase)
-            if kept is None:
-                if len(self._rows) >= MAX_PHASES:
-                    self._rows.popitem(last=False)
-                kept = self._rows[phase] = _Rows(self._capacity, self._width)
-            else:
-                self._rows.move_to_end(phase)
+            last_phase, kept = self._last
+            if phase != last_phase:  # another alignment than the last window's (else the newest already)
+                kept = self._rows.get(phase)
+                if kept is None:
+                    if len(self._rows) >= MAX_PHASES:
+                        self._rows.popitem(last=False)
+                    kept = self._rows[phase] = _Rows(self._capacity, self._width)
+                else:
+                    self._rows.move_to_end(phase)
+                self._last = (phase, kept)
+            assert kept is not None
             rows = kept.window(position // spec.frame_step, count, self._frames, samples, first)
-        if len(self._edges):
+        if self._has_edges:
             edges = self._edge_rows(samples)
             top = int(np.searchsorted(self._edges, first))
             parts = [edges[:top], rows, edges[top:]] if rows is not None else [edges]
             rows = np.concatenate([p for p in parts if p is not None and len(p)], axis=0)
         assert rows is not None
         out = audio.run_steps(rows, self._window_steps) if self._window_steps else rows
-        return audio.stack(out, spec.stack_frames).astype(np.float32)
+        return (audio.stack(out, spec.stack_frames) if spec.stack_frames > 1 else out).astype(np.float32)
 
     def _frames(self, samples: np.ndarray, i: int, n: int, out: np.ndarray) -> None:
         """Write the rows of the window's clean frames ``i .. i + n - 1`` (per-frame steps

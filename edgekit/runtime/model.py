@@ -267,8 +267,11 @@ class Model:
         next_end = clip  # stream position where the next window ends
         sequence = 0
         front: _AudioFrontEnd | None = None
+        named: tuple[str | None, str | None] = (None, None)  # an item's name and its windows' base name
         for item in source:
             payload, stamp, name = _unpack(item)
+            if name is not named[0]:
+                named = (name, _window_base(name))
             chunk, rate = payload if isinstance(payload, tuple) else (payload, spec.sample_rate)
             chunk = np.asarray(chunk, np.float32).reshape(-1)
             if rate != spec.sample_rate:
@@ -294,8 +297,8 @@ class Model:
                 # stamped with the window's end: the item's stamp is its last sample's time,
                 # `consumed - next_end` samples after the window's last one
                 end = stamp - (consumed - next_end) / spec.sample_rate
-                yield model._infer(features, t0, end, sequence, _window_name(name, next_end / spec.sample_rate),
-                                   active.smoother)
+                window_name = None if named[1] is None else f"{named[1]}@{next_end / spec.sample_rate:.3f}s"
+                yield model._infer(features, t0, end, sequence, window_name, active.smoother)
                 sequence += 1
                 next_end += hop
 
@@ -384,8 +387,12 @@ class _AudioFrontEnd:
         self.fitted: tuple[int, ...] | None = None  # the input shape once `fit` has checked a window
 
     def features(self, window: np.ndarray, start: int) -> np.ndarray:
-        with self.model._blas:
+        blas = self.model._blas
+        if blas.held():
             x = self.stream.window(window, start)
+        else:
+            with blas:
+                x = self.stream.window(window, start)
         if self.rows is not None:
             return x.reshape(self.rows)
         if self.fitted is None:  # every window has the same shape: check it once
@@ -426,12 +433,13 @@ def _sensor_row(payload: Any, spec: SensorPreprocess) -> np.ndarray:
     return row
 
 
-def _window_name(name: str | None, end_s: float) -> str | None:
-    """An audio window's name: its item's name (a position after "@" replaced) at the window's end."""
+def _window_base(name: str | None) -> str | None:
+    """What an audio window's name starts with: its item's name without a position after
+    "@" (the window's name is ``BASE@END`` with END its end in seconds)."""
     if name is None:
         return None
     base, at, _ = name.rpartition("@")
-    return f"{base if at else name}@{end_s:.3f}s"
+    return base if at else name
 
 
 _ITEM: type | None = None  # edgekit.runtime.sources.Item, imported on first use (a stream calls this per chunk)
@@ -443,7 +451,7 @@ def _unpack(item: Any) -> tuple[Any, float, str | None]:
         from edgekit.runtime.sources import Item
 
         _ITEM = Item
-    if isinstance(item, _ITEM):
+    if type(item) is _ITEM or isinstance(item, _ITEM):
         return item.payload, item.timestamp, item.name
     return item, time.time(), None
 

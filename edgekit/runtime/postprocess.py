@@ -52,10 +52,16 @@ def ranked_values(values: list[float], spec: PostprocessSpec, labels: tuple[str,
     by ``tuple.__new__`` (what a NamedTuple's ``_make`` does) rather than by the class's
     Python-level ``__new__``.
     """
-    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)[: spec.top_k]  # stable: ties by index
+    return ranked_order(sorted(range(len(values)), key=values.__getitem__, reverse=True), values, spec, labels)
+
+
+def ranked_order(order: list[int], values: list[float], spec: PostprocessSpec,
+                 labels: tuple[str, ...]) -> dict[str, Any]:
+    """`ranked_values` given the classes best first (``sorted(range(n), key=values.__getitem__,
+    reverse=True)``: stable, ties by index), which the posterior smoother also reads."""
     named = len(labels)
     pairs = []
-    for i in order:  # a loop, not a comprehension (a Python frame of its own before 3.12)
+    for i in order[: spec.top_k]:  # a loop, not a comprehension (a Python frame of its own before 3.12)
         pairs.append(_pair(ClassScore, (labels[i] if i < named else str(i), values[i])))
     best_k = tuple(pairs)
     best = order[0]
@@ -282,25 +288,32 @@ class PosteriorSmoother:
         """Add one result's class scores (float64, one per class) at `time_ms`; the fields
         of the smoothed scores."""
         width = scores.size
-        if self.hi == len(self.rows) or self.rows.shape[1] != width:
+        rows, hi = self.rows, self.hi
+        if hi == len(rows) or rows.shape[1] != width:
             self._grow(width)
-        self.rows[self.hi] = scores.reshape(width)
-        self.hi += 1
+            rows, hi = self.rows, self.hi
+        rows[hi] = scores.reshape(width)
+        self.hi = hi = hi + 1
         times = self.times
         times.append(time_ms)
         oldest = time_ms - self.spec.smoothing_ms
-        while times and times[0] < oldest:
+        lo = self.lo
+        while times[0] < oldest:  # the newest time stays: smoothing_ms > 0
             times.popleft()
-            self.lo += 1
-        window = self.rows[self.lo : self.hi]
-        smoothed = np.add.reduce(window, axis=0)  # np.mean's sum and division, without its checks
-        smoothed /= len(window)
+            lo += 1
+        self.lo = lo
+        smoothed = np.add.reduce(rows[lo:hi], axis=0)  # np.mean's sum and division, without its checks
+        smoothed /= hi - lo
         values = smoothed.tolist()
-        fields = ranked_values(values, self.spec, self.labels)
+        order = sorted(range(width), key=values.__getitem__, reverse=True)  # stable: ties by index
+        fields = ranked_order(order, values, self.spec, self.labels)
         fields["detected"] = False
         if not self._keywords:  # every class is background: nothing to spot
             return fields
-        best = max(self._keywords, key=values.__getitem__)  # the first of equal scores
+        background = self.background
+        for best in order:  # the best keyword, the first of equal scores (the order is stable)
+            if best not in background:
+                break
         score = values[best]
         fields["keyword"] = self.labels[best] if best < len(self.labels) else str(best)
         fields["keyword_score"] = score

@@ -111,6 +111,11 @@ class BlasLimit:
         self.threads = max(1, int(threads))
         refresh()  # the libraries loaded by now (once per model, not per call)
 
+    def held(self) -> bool:
+        """Whether the whole process runs at this limit already (`limit_process`): then a
+        `with` block would do nothing, and a caller on the hot path can skip it."""
+        return _Held.process == self.threads
+
     def __enter__(self) -> BlasLimit:
         if _Held.process == self.threads:  # the process runs at this limit already (edgekit run, serve)
             return self
