@@ -289,7 +289,7 @@ class Model:
             consumed += len(chunk)
             while consumed >= next_end:
                 window = buffer[next_end - clip - base : next_end - base]
-                model = active.next()
+                model = active.model if active.switch is None else active.next()
                 t0 = time.perf_counter()
                 if front is None or front.model is not model:  # a new stream of features after a swap
                     front = _AudioFrontEnd(model)

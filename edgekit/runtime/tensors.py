@@ -38,31 +38,13 @@ def _limits(dtype: np.dtype) -> tuple[np.float32, np.float32]:
 
 def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
     """Real values to the tensor's dtype: round(x / scale) + zero_point in float32 (halves
-    to even), saturated."""
-    dtype = np.dtype(spec.dtype.value)
-    if spec.quantization is None or dtype.kind == "f":
-        return np.asarray(values, dtype=dtype)
-    x = np.asarray(values, np.float32)
-    scale, zero = _params(spec.quantization, x.ndim, np.float32)
-    return _quantized(x, scale, zero, *_limits(dtype), dtype)
+    to even), saturated. (`Quantizer` does it with the parameters looked up once.)"""
+    return Quantizer(spec)(values)
 
 
 CLIP_FROM = 4096
 """Elements from which one `np.clip` saturates faster than `np.maximum` and `np.minimum`
 (below, clip's own checks cost more than the second pass)."""
-
-
-def _quantized(x: np.ndarray, scale: np.ndarray, zero: np.ndarray, low: np.float32, high: np.float32,
-               dtype: np.dtype) -> np.ndarray:
-    q = np.divide(x, scale)  # a new array: the caller's values stay as they are
-    np.rint(q, out=q)
-    q += zero
-    if q.size >= CLIP_FROM:
-        np.clip(q, low, high, out=q)
-    else:
-        np.maximum(q, low, out=q)
-        np.minimum(q, high, out=q)
-    return q.astype(dtype)
 
 
 class Quantizer:
@@ -96,7 +78,15 @@ class Quantizer:
         else:  # per-axis: broadcast along the quantized dimension of this rank
             assert self._quantization is not None
             scale, zero = _params(self._quantization, x.ndim, np.float32)
-        return _quantized(x, scale, zero, self._low, self._high, self.dtype)
+        q = np.divide(x, scale)  # a new array: the caller's values stay as they are
+        np.rint(q, out=q)
+        q += zero
+        if q.size >= CLIP_FROM:
+            np.clip(q, self._low, self._high, out=q)
+        else:
+            np.maximum(q, self._low, out=q)
+            np.minimum(q, self._high, out=q)
+        return q.astype(self.dtype)
 
 
 def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:

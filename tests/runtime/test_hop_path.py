@@ -73,15 +73,26 @@ def test_smoother_starts_again_when_the_number_of_classes_changes():
 @pytest.mark.parametrize("quantization", [Quantization((0.0123,), (-5,)), Quantization((0.5, 0.25, 0.01), (0, 3, -7), 3)])
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "float32"])
 @pytest.mark.parametrize("shape", [(1, 49, 10, 3), (1, 40, 40, 3)])  # below and above CLIP_FROM elements
-def test_quantizer_equals_quantize(quantization, dtype, shape):
+def test_quantizer_equals_the_plain_formula(quantization, dtype, shape):
+    """`Quantizer` (and `quantize`, which makes one) against round(x / scale) + zero_point
+    in float32, halves to even, saturated, written plainly per channel."""
     spec = TensorSpec("x", shape, dtype, quantization)
     x = (np.random.default_rng(1).standard_normal(shape) * 300).astype(np.float32)
     x.flat[:5] = [0.5 * 0.0123, 1.5 * 0.0123, -2.5 * 0.0123, 1e9, -1e9]  # halves to even, saturation
-    want = quantize(x, spec)
-    got = Quantizer(spec)(x)
-    assert got.dtype == want.dtype
-    np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(Quantizer(spec)(x.astype(np.float64)), quantize(x.astype(np.float64), spec))
+    if np.dtype(dtype).kind == "f":
+        want = x.astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        channels = len(quantization.scale)
+        scale = np.float32(quantization.scale[0]) if channels == 1 else np.asarray(quantization.scale, np.float32)
+        zero = np.float32(quantization.zero_point[0]) if channels == 1 else np.asarray(quantization.zero_point,
+                                                                                          np.float32)
+        want = np.clip(np.rint(x / scale) + zero, info.min, info.max).astype(dtype)  # the last axis is axis 3
+    for values in (x, x.astype(np.float64)):
+        got = Quantizer(spec)(values)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(quantize(values, spec), want)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])

@@ -80,11 +80,15 @@ class Backend(abc.ABC):
             try:
                 return self._run(inputs)
             except self._run_failures as exc:
-                shapes = ", ".join(f"{tuple(a.shape)} {a.dtype}" for a in inputs) or "none"
-                raise InputError(f"{self.name}: running the model", expected="a model the interpreter can run on "
-                                 f"inputs {shapes}", found=first_line(exc),
-                                 hint="the model file is corrupt, or the bundle's manifest does not describe it; "
-                                 "rebuild it with edgekit convert") from exc
+                raise self._failed(inputs, exc) from exc
+
+    def _failed(self, inputs: Sequence[np.ndarray], exc: BaseException) -> InputError:
+        """The error of a model the interpreter failed to run (`run`)."""
+        shapes = ", ".join(f"{tuple(a.shape)} {a.dtype}" for a in inputs) or "none"
+        return InputError(f"{self.name}: running the model", expected="a model the interpreter can run on "
+                          f"inputs {shapes}", found=first_line(exc),
+                          hint="the model file is corrupt, or the bundle's manifest does not describe it; "
+                          "rebuild it with edgekit convert")
 
     @abc.abstractmethod
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

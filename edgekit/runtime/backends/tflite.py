@@ -54,19 +54,26 @@ class TFLiteBackend(Backend):
     def input_specs(self) -> list[tuple[tuple[int, ...], np.dtype]]:
         return [(tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"])) for d in self.inputs]
 
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """`Backend.run`; the common case (one input of the model's shape and dtype, one
+        output) in this one frame: a stream at a 20 ms hop runs 50 a second, and the model
+        there takes about 35 us, of which a Python call right after it costs 0.5 us."""
+        if len(inputs) == 1 and len(self._in) == 1 and len(self._out) == 1:
+            array = inputs[0]
+            index, shape, dtype = self._in[0]
+            if array.shape == shape and array.dtype == dtype and array.flags.c_contiguous:
+                it = self.interpreter
+                with self._lock:
+                    try:
+                        it.set_tensor(index, array)
+                        it.invoke()
+                        return [it.get_tensor(self._out[0])]  # get_tensor returns a copy
+                    except self._run_failures as exc:
+                        raise self._failed(inputs, exc) from exc
+        return super().run(inputs)
+
     def _run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         it = self.interpreter
-        if len(inputs) == 1:  # the common case, without the per-input loops (hot path)
-            index, shape, dtype = self._in[0]
-            array = inputs[0]
-            if array.shape == shape:
-                if array.dtype != dtype or not array.flags.c_contiguous:
-                    array = np.ascontiguousarray(array, dtype=dtype)
-                it.set_tensor(index, array)
-                it.invoke()
-                if len(self._out) == 1:  # no comprehension (a Python frame of its own before 3.12)
-                    return [it.get_tensor(self._out[0])]  # get_tensor returns a copy
-                return [it.get_tensor(i) for i in self._out]
         if any(shape != array.shape for (_i, shape, _d), array in zip(self._in, inputs, strict=True)):
             for (index, shape, _d), array in zip(self._in, inputs, strict=True):
                 if shape != array.shape:
