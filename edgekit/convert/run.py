@@ -55,11 +55,13 @@ from edgekit.datasets.loaders import (
     random_samples,
     split,
 )
+from edgekit.datasets.loaders import _read_labels_file as read_labels_file  # the one reader of --labels
 from edgekit.errors import InputError
 from edgekit.inspection.isolate import describe_in_process
 from edgekit.inspection.report import human_bytes
 from edgekit.spec import (
     ImagePreprocess,
+    NoPreprocess,
     PostprocessKind,
     PostprocessSpec,
 )
@@ -349,19 +351,21 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     _check_options(config, foreign)
     if not foreign:
         source_kind(config.model)
-    sidecar = sidecar_path(config.model)
-    contract = read_contract(config.preprocess or (sidecar if sidecar.is_file() else None))
+    contract, no_front_end = _read_front_end(config)
     if not config.output.parent.is_dir():
         raise InputError(f"output {config.output}", expected="an existing directory", found="no such directory")
     _check_calibration(config, VARIANTS)  # derived variants are calibrated where their namesakes are
 
     warnings: list[str] = []
-    if foreign and config.preprocess is None and not sidecar.is_file():
-        warnings.append(f"no --preprocess: the bundle takes {config.model.name}'s input tensor as it is (kind none); "
-                        "describe the model's front end with --preprocess SPEC.yaml (or a preset) so that it runs "
-                        "on images, audio or sensor rows")
     log(f"loading {config.model}" + (" (verifying it)" if foreign else ""))
     with _open_source(config, foreign) as source:
+        if no_front_end:
+            on_purpose = ("add a preprocess section with kind: none to it" if contract.path is not None
+                          else "pass --preprocess none")
+            warnings.append(f"{no_front_end}: the bundle takes raw input tensors ({list(source.input_shape)} "
+                            f"{source.inputs[0].dtype.value}, no preprocessing), so it cannot run on audio, images "
+                            f"or sensor rows; describe {config.model.name}'s front end with --preprocess FILE.yaml "
+                            f"(or a preset), or {on_purpose} if the model takes ready tensors")
         kinds = _variant_kinds(config, source)
         if foreign:
             config = dataclasses.replace(config, variants=tuple(kinds))
@@ -548,6 +552,43 @@ def label_order_hint(scores: np.ndarray, labels: np.ndarray | None,
             "output in the model's order (the bundle's labels come from it)")
 
 
+# --preprocess none: the model takes ready tensors, said on purpose (no warning about it).
+NO_FRONT_END = "none"
+
+
+def _read_front_end(config: ConvertConfig) -> tuple[Contract, str | None]:
+    """The contract (``--preprocess``, else the model's sidecar), and why the bundle will
+    have no front end when nobody asked for none (None: it has one, or ``--preprocess
+    none`` or a YAML saying ``kind: none`` asked for none).
+
+    Raises:
+        InputError: an unreadable or invalid contract, or neither a file nor a preset.
+    """
+    given = config.preprocess
+    if given is not None and str(given) == NO_FRONT_END and not given.exists():
+        return Contract(), None
+    sidecar = sidecar_path(config.model)
+    path = given or (sidecar if sidecar.is_file() else None)
+    contract = read_contract(path)
+    if not isinstance(contract.preprocess, NoPreprocess):
+        return contract, None
+    if path is None:
+        return contract, "no --preprocess"
+    if contract.path is not None and _says_kind_none(contract.path):
+        return contract, None
+    return contract, f"{path} has no preprocess section"
+
+
+def _says_kind_none(path: Path) -> bool:
+    """Whether a contract file says ``kind: none`` itself (bare, or in its preprocess
+    section), rather than leaving the section out; `read_contract` has already checked it."""
+    import yaml
+
+    document = yaml.safe_load(path.read_text("utf-8"))
+    section = document.get("preprocess", document) if isinstance(document, dict) else None
+    return isinstance(section, dict) and section.get("kind") == NO_FRONT_END
+
+
 def _check_calibration(config: ConvertConfig, kinds: dict[str, VariantKind]) -> None:
     """Calibrated variants need --data, unless random calibration was allowed."""
     calibrated = [n for n in config.variants or () if n in kinds and kinds[n].calibrated]
@@ -637,7 +678,10 @@ def _load_data(config: ConvertConfig, contract: Contract, source: SourceModel | 
 
 def _labels(config: ConvertConfig, contract: Contract, samples: Samples, source: SourceModel,
             task: Task) -> tuple[str, ...] | None:
-    names = samples.class_names or contract.labels  # load_samples applied --labels / the contract's labels
+    names = samples.class_names  # load_samples applied --labels, else the contract's labels, else the folders
+    if names is None and config.labels is not None:  # no --data: nothing has read the labels file yet
+        names = read_labels_file(config.labels)
+    names = names or contract.labels
     classes = _classes(source, contract.postprocess)
     if names is not None and task.named_classes and classes is not None and len(names) != classes:
         where = f"labels file {config.labels}" if config.labels else ("class folders in " + samples.source if samples.class_names else "labels in the preprocess file")
