@@ -77,6 +77,30 @@ def _audio(raw: Any, spec: AudioPreprocess) -> tuple[np.ndarray, int]:
     return array.astype(np.float32, copy=False), rate
 
 
+def _numeric(raw: Any, what: str, expected: str, kinds: str = "uif") -> np.ndarray:
+    """`raw` as a numeric array, or one `ShapeError` naming what it is instead (an audio
+    chunk ``(samples, rate)`` given to an image model makes numpy raise a ValueError about
+    an inhomogeneous shape).
+
+    Raises:
+        ShapeError: ragged, not numeric, or a tuple that is not an array.
+    """
+    try:
+        array = np.asarray(raw)
+    except (ValueError, TypeError):
+        array = None
+    if array is None or array.dtype.kind not in kinds:
+        if isinstance(raw, tuple) and len(raw) == 2 and isinstance(raw[1], (int, np.integer)):
+            found = f"a tuple of {np.size(raw[0])} values and the number {raw[1]} (audio samples and their rate?)"
+        elif array is None or array.dtype == object:
+            found = f"{type(raw).__name__} of values that are not one array"
+        else:
+            found = f"{type(raw).__name__} of dtype {array.dtype}"
+        raise ShapeError(what, expected=expected, found=found,
+                         hint="check that the input is what the bundle's preprocessing takes (edgekit inspect BUNDLE)")
+    return array
+
+
 def _quantized_table(spec: ImagePreprocess, tensor: TensorSpec) -> np.ndarray | None:
     """Every pixel value's model input: `pixel_table` quantized as `quantize` quantizes
     features, ``(256, channels)`` in the input's dtype; None where that is not one value
@@ -131,10 +155,7 @@ class Preprocessor:
         for uint8 pixels, as decoding gives them)."""
         if isinstance(raw, (str, os.PathLike, bytes)):
             raw = image_features.decode_image(raw if isinstance(raw, bytes) else Path(raw))
-        array = np.asarray(raw)
-        if array.dtype.kind not in "uif":
-            raise ShapeError("image", expected="pixels as a numeric (H, W, 3) array, a path or encoded bytes",
-                             found=f"dtype {array.dtype}")
+        array = _numeric(raw, "image", "pixels as a numeric (H, W, 3) array, a path or encoded bytes")
         return image_features.prepare(array, spec)
 
     def features(self, raw: Any) -> np.ndarray:
@@ -156,9 +177,12 @@ class Preprocessor:
                 raw = np.stack([np.asarray(raw[c], np.float32) for c in spec.channels], axis=-1)
             x = sensor_features.normalize(np.asarray(raw, np.float32), spec)
         else:
-            array = np.asarray(raw)
-            if array.dtype.kind not in "uifb":
-                raise ShapeError("input", expected="a numeric array", found=f"dtype {array.dtype}")
+            if isinstance(raw, Mapping):  # a CSV row under a header, a JSON object: named values
+                raise ShapeError("input", expected="a row of numbers in the model's input order",
+                                 found=f"named values {sorted(map(str, raw))[:8]}",
+                                 hint="a bundle without preprocessing has no channel names: drop the header, or give "
+                                      "the bundle a sensor preprocessing spec (docs/preprocess.md)")
+            array = _numeric(raw, "input", "a numeric array", kinds="uifb")
             x = array.astype(np.float32, copy=False)
             x = x[None] if x.ndim == len(self.tensor.shape) - 1 else x
         return fit(x, self.tensor.shape, "input")

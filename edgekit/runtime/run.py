@@ -1,8 +1,15 @@
-"""`edgekit run`: a bundle on a source, results to a sink, and a summary at the end."""
+"""`edgekit run`: a bundle on a source, results to a sink, and a summary at the end.
+
+Before the source is opened, its kind (images, audio, rows) is checked against what the
+bundle's preprocessing takes (`open_input`): one line and exit 1, never a stream of
+pixels read as audio samples. A `--hop-ms` that does nothing (an image or sensor bundle)
+or that leaves audio unheard between windows (longer than the window) is said once.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,8 +22,12 @@ from edgekit.errors import InputError
 from edgekit.runtime.model import Model, load
 from edgekit.runtime.results import Result
 from edgekit.runtime.sinks import open_sink
-from edgekit.runtime.sources import open_source
+from edgekit.runtime.sources import ParsedSource, Source, check_kind, parse_source
 from edgekit.spec import AudioPreprocess, ImagePreprocess, SensorPreprocess
+
+log = logging.getLogger("edgekit.run")
+
+DEFAULT_HOP_MS = 250.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +41,7 @@ class RunConfig:
     backend: str | None = None
     threads: int | None = None
     limit: int | None = None
-    hop_ms: float = 250.0
+    hop_ms: float | None = None  # audio: None is DEFAULT_HOP_MS (a value given for another kind is said to do nothing)
     public_key: Path | None = None  # require a signature by this key (KEY.pub)
 
 
@@ -108,7 +119,8 @@ class RunControl:
             model runs the same stream's next windows (`Model.stream`'s `switch`: it must
             window the stream as the running one does, `Model.same_windows`), so no input is
             lost and sequence numbers go on.
-        source / sink: the open source and sink, set by `run` (counters for /metrics).
+        source / sink: the open source and sink (counters for /metrics), set by `run`; or
+            opened by the service before it (`open_input`), and then taken by `run`.
         busy_since: `time.monotonic()` when the input being processed arrived (the front end,
             the model and the sink are working on it); None while the loop waits for input.
             A value that grows old is a hung model, not a quiet source (the watchdog).
@@ -145,6 +157,48 @@ def _until(source: Iterable[Any], control: RunControl) -> Iterator[Any]:
         control.busy_since = None
 
 
+def hop_for(model: Model, hop_ms: float | None) -> float:
+    """The hop `Model.stream` runs audio windows at; says once (a log warning) what a hop does
+    not do: nothing for images or sensor rows, and, longer than an audio window, leave the
+    audio between windows unheard."""
+    spec = model.manifest.preprocess
+    hop = DEFAULT_HOP_MS if hop_ms is None else hop_ms
+    if not isinstance(spec, AudioPreprocess):
+        if hop_ms is not None:
+            log.warning("--hop-ms %g does nothing here: it sets the step between audio windows, and this bundle "
+                        "takes %s (preprocess: %s); every input gives one result", hop_ms,
+                        "images" if isinstance(spec, ImagePreprocess) else "rows" if isinstance(spec, SensorPreprocess)
+                        else "ready tensors", spec.kind.value)
+        return hop
+    window_ms = 1000.0 * spec.clip_samples / spec.sample_rate
+    if hop > window_ms:
+        log.warning("--hop-ms %g is longer than the model's %g ms window: %g ms of audio between two windows is never "
+                    "heard (a keyword there is missed); use --hop-ms %g or less to hear all of it",
+                    hop, window_ms, hop - window_ms, window_ms)
+    return hop
+
+
+def open_input(source: str | ParsedSource, model: Model) -> Source:
+    """Open the source for `model`: what it gives is checked against what the bundle's
+    preprocessing takes before it is opened (no device opened for nothing), then the
+    source is told the preprocessing (`Source.expect`: a short WAV file is padded to one window).
+
+    Raises:
+        InputError: a bad spec, a source of another kind than the bundle takes (one line
+            naming the sources that fit), or one that does not open.
+    """
+    parsed = parse_source(source) if isinstance(source, str) else source
+    spec = model.manifest.preprocess
+    check_kind(parsed.spec, parsed.plugin.kind, spec, model.bundle.path.name)
+    opened = parsed.open()
+    try:
+        opened.expect(spec)
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
 def _expected_input(model: Any) -> str:
     spec = model.manifest.preprocess
     if isinstance(spec, SensorPreprocess):
@@ -164,20 +218,32 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
     Args:
         model: an already loaded model (the service loads and checks it first); default:
             `load` the config's bundle.
-        control: the service's hooks (stop, model switch; see `RunControl`).
+        control: the service's hooks (stop, model switch; see `RunControl`); a source and a
+            sink it holds (opened by the service with `open_input`) are the ones run.
+
+    Raises:
+        InputError: a bad source or sink, a source of another kind than the bundle takes, or
+            a source that ends without one result.
     """
-    source = open_source(config.source)  # bad specs fail before the model is loaded
-    sink = open_sink(config.sink)
-    try:
+    if control is not None and control.source is not None and control.sink is not None:
+        source, sink = control.source, control.sink
         if model is None:
-            model = load(config.bundle, variant=config.variant, backend=config.backend, threads=config.threads,
-                         public_key=config.public_key)
-    except BaseException:
-        source.close()
-        sink.close()
-        raise
-    if control is not None:
-        control.source, control.sink = source, sink
+            raise ValueError("run: a control's open source needs the model it was checked against")
+        hop_ms = hop_for(model, config.hop_ms)
+    else:
+        parsed = parse_source(config.source)  # a bad spec fails before the model is loaded
+        sink = open_sink(config.sink)
+        try:
+            if model is None:
+                model = load(config.bundle, variant=config.variant, backend=config.backend, threads=config.threads,
+                             public_key=config.public_key)
+            source = open_input(parsed, model)  # after the load: no frame or block dropped while it loads
+            hop_ms = hop_for(model, config.hop_ms)
+        except BaseException:
+            sink.close()
+            raise
+        if control is not None:
+            control.source, control.sink = source, sink
     items = source if control is None else _until(source, control)
     latencies = Reservoir()
     count = 0
@@ -192,7 +258,7 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
         return new
 
     try:
-        for result in model.stream(items, hop_ms=config.hop_ms, switch=switch if control is not None else None):
+        for result in model.stream(items, hop_ms=hop_ms, switch=switch if control is not None else None):
             sink.write(result)
             if on_result is not None:
                 on_result(result)
@@ -210,7 +276,7 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
     if count == 0 and not interrupted and not stopped:  # never "0 results, exit 0": nothing could be read
         counters = source.counters
         raise InputError(f"source {config.source} gave no results", expected=_expected_input(model),
-                         found=f"nothing usable ({counters.malformed} malformed line(s) or file(s), "
+                         found=f"nothing usable ({counters.malformed} malformed {source.unit}, "
                                f"{counters.dropped} dropped)",
                          hint="check the source against the bundle's preprocessing (edgekit inspect BUNDLE)")
     return RunSummary(results=count, seconds=seconds, variant=model.variant.name, backend=model.package,

@@ -5,6 +5,11 @@ main thread waits for signals (SIGTERM/SIGINT stop, SIGHUP reloads), the `Update
 prepares new models, the HTTP thread answers /healthz and /metrics. The loop sends
 READY=1 after its first result; the main thread sends WATCHDOG=1 while the loop works or
 waits for input, not once one input hangs (`ServiceState.stalled`).
+
+The source is checked (spec, options) before anything starts, and opened and checked
+against the bundle (`open_input`: the kind of input it takes) before the "serving" line.
+A service runs until it is stopped: a source that ends (a file without ``?loop=1``, a
+camera that gave up) is a failure (exit 1), so that ``Restart=on-failure`` restarts it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 from edgekit.errors import InputError
 from edgekit.runtime.model import Model
 from edgekit.runtime.results import Result
-from edgekit.runtime.run import RunConfig, RunControl, RunSummary, run
+from edgekit.runtime.run import RunConfig, RunControl, RunSummary, open_input, run
 from edgekit.runtime.service.http import start_http
 from edgekit.runtime.service.notify import Notifier
 from edgekit.runtime.service.state import ServiceState
@@ -33,6 +38,8 @@ from edgekit.runtime.service.update import (
     prepare,
     reason_of,
 )
+from edgekit.runtime.sinks import open_sink
+from edgekit.runtime.sources import parse_source
 
 DEFAULT_PORT = 8780
 STOP_GRACE_S = 5.0  # how long a stop waits for the source to yield before closing it
@@ -51,7 +58,7 @@ class ServeConfig:
     variant: str | None = None
     backend: str | None = None
     threads: int | None = None
-    hop_ms: float = 250.0
+    hop_ms: float | None = None  # None: run's default (250 ms)
     public_key: Path | None = None
     skip_self_check: bool = False
     state_file: Path | None = None  # serve.json; default APP_DIR/serve.json for an app directory
@@ -75,11 +82,13 @@ class _Rate:
 
 
 def serve(config: ServeConfig, log: Callable[[str], None] = _log) -> RunSummary | None:
-    """Serve until SIGTERM/SIGINT (or the source ends); returns the run's summary (None when
-    a stop found the source blocking: the loop was left behind after the sink was closed).
+    """Serve until SIGTERM/SIGINT; returns the run's summary (None when a stop found the
+    source blocking: the loop was left behind after the sink was closed).
 
     Raises:
-        InputError: a bad target, source, sink or address, or a source that gave nothing (exit 1).
+        InputError: a bad target, source, sink or address, a source of another kind than the
+            bundle takes, or a source that ended (exit 1: a service's source runs until it is
+            stopped; a file source needs ``?loop=1``).
         IntegrityError: the bundle fails its hashes, signature or self-check at start (exit 3).
     """
     app_dir = config.target if config.target.is_dir() else None
@@ -90,6 +99,7 @@ def serve(config: ServeConfig, log: Callable[[str], None] = _log) -> RunSummary 
     else:
         raise InputError(f"serve {config.target}", expected="a bundle file or an app directory with a 'current' "
                          "link", found="nothing there")
+    parsed = parse_source(config.source)  # a bad spec or option fails before anything starts
     target = find()
     state_file = config.state_file or (app_dir / "serve.json" if app_dir is not None else None)
     state = ServiceState(state_file, config.host)
@@ -100,18 +110,26 @@ def serve(config: ServeConfig, log: Callable[[str], None] = _log) -> RunSummary 
     state.set_port(server.server_address[1])
     options = LoadOptions(variant=config.variant, backend=config.backend, threads=config.threads,
                           public_key=config.public_key, skip_self_check=config.skip_self_check)
+    opened: list[Any] = []
     try:
         notifier.status(f"loading {target.label}")
         model, checked = prepare(target, options)
+        opened.append(open_sink(config.sink))
+        opened.append(open_input(parsed, model))  # before "serving": a source that fails, fails first
     except BaseException as exc:
+        for thing in opened:
+            thing.close()
         state.set_failing(reason_of(exc))
         notifier.status(f"not serving: {reason_of(exc)}")
         server.shutdown()
         raise
+    sink, source = opened
     state.serving(model, target.release, target.path)
     log(f"serving {target.label}: {model.variant.name} on {model.package} ({model.reason}); {checked}; "
         f"/healthz and /metrics on http://{config.host}:{state.port}")
-    return _Service(config, state, notifier, model, target, find, options, app_dir is not None, log).run(server)
+    service = _Service(config, state, notifier, model, target, find, options, app_dir is not None, log)
+    service.control.source, service.control.sink = source, sink
+    return service.run(server)
 
 
 class _Service:
@@ -222,6 +240,15 @@ class _Service:
             return None
         if self.error is not None:
             raise self.error
+        if not requested and self.summary is not None:  # the source ended on its own
+            self.log(f"the source ended: {self.summary.render()}")
+            looping = any(option.name == "loop" for option in parse_source(self.config.source).plugin.options)
+            raise InputError(f"source {self.config.source} ended after {self.summary.results} results",
+                             expected="a source that runs until the service is stopped (SIGTERM)",
+                             found="the end of the file" if looping else "its end (the log above says why)",
+                             hint="a service's file source replays with ?loop=1; to go through a file once, use "
+                                  "edgekit run" if looping else
+                                  "under systemd, Restart=on-failure starts the service again")
         return self.summary
 
     def _join(self, loop: threading.Thread) -> None:

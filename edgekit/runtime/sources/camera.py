@@ -31,7 +31,7 @@ from typing import Any
 from edgekit._native import quiet_native_logs, quiet_opencv, verbose
 from edgekit._optional import require
 from edgekit.errors import InputError
-from edgekit.runtime.sources.base import Item, Source, SourcePlugin
+from edgekit.runtime.sources.base import InputKind, Item, Option, Source, SourcePlugin
 
 log = logging.getLogger("edgekit.camera")
 
@@ -39,29 +39,20 @@ log = logging.getLogger("edgekit.camera")
 class CameraSource(Source):
     """Newest-frame capture with a watchdog; yields RGB frames as `Item`s."""
 
-    def __init__(self, target: int | str, options: dict[str, str], live: bool = True) -> None:
+    unit = "frames"
+
+    def __init__(self, target: int | str, options: dict[str, Any], live: bool = True) -> None:
         super().__init__()
         quiet_native_logs()  # OpenCV reads its log levels when it loads
         self.cv2 = require("cv2", "reading cameras and video")
         quiet_opencv(self.cv2)
         self.target = target
         self.live = live
-        try:
-            self.timeout = float(options.get("timeout", "5"))
-            self.backoff_max = float(options.get("backoff_max", "8"))
-            self.max_reconnects = int(options.get("max_reconnects", "0"))
-            self.requests = {k: float(options[k]) for k in ("width", "height", "fps") if k in options}
-        except ValueError as exc:
-            raise InputError(f"source {target!r} options", expected="numbers for timeout, backoff_max, "
-                             "max_reconnects, width, height, fps", found=str(exc)) from exc
-        if self.timeout <= 0:
-            raise InputError(f"source {target!r} options", expected="timeout > 0 (seconds)",
-                             found=f"timeout={options['timeout']}")
-        retry = options.get("retry", "")
-        if retry not in ("", "forever"):
-            raise InputError(f"source {target!r} options", expected="retry=forever (or no retry option)",
-                             found=f"retry={retry}")
-        self.retry_forever = retry == "forever"
+        self.timeout = float(options.get("timeout", 5.0))
+        self.backoff_max = float(options.get("backoff_max", 8.0))
+        self.max_reconnects = int(options.get("max_reconnects", 0))
+        self.requests = {k: float(options[k]) for k in ("width", "height", "fps") if options.get(k) is not None}
+        self.retry_forever = options.get("retry") == "forever"
         self._started = time.monotonic()
         self._delivered = False  # a frame came: from now on a failure is a drop, reconnected
         self._never_opened: str | None = None  # why the source ended before its first frame
@@ -202,7 +193,7 @@ class CameraSource(Source):
         self._thread.join(timeout=self.timeout + 2)
 
 
-def camera(rest: str, options: dict[str, str]) -> Source:
+def camera(rest: str, options: dict[str, Any]) -> Source:
     try:
         index = int(rest or "0")
     except ValueError:
@@ -210,7 +201,7 @@ def camera(rest: str, options: dict[str, str]) -> Source:
     return CameraSource(index, options)
 
 
-def video(rest: str, options: dict[str, str]) -> Source:
+def video(rest: str, options: dict[str, Any]) -> Source:
     from pathlib import Path
 
     if not Path(rest).is_file():
@@ -218,20 +209,31 @@ def video(rest: str, options: dict[str, str]) -> Source:
     return CameraSource(rest, options, live=False)
 
 
-CAMERA_OPTIONS = ("timeout", "backoff_max", "max_reconnects", "retry", "width", "height", "fps")
+OPTIONS: tuple[Option, ...] = (
+    Option.number("timeout", 5.0, "seconds without a frame before reconnecting"),
+    Option.number("backoff_max", 8.0, "longest wait between reconnection attempts, seconds"),
+    Option.integer("max_reconnects", 0, "attempts in a row before giving up; 0: no limit", minimum=0),
+    Option.choice("retry", ("forever",), meaning="keep waiting for a source that never delivered a frame"),
+    Option.number("width", None, "requested of the camera, pixels"),
+    Option.number("height", None, "requested of the camera, pixels"),
+    Option.number("fps", None, "requested of the camera, frames per second"),
+)
+CAMERA_OPTIONS = tuple(option.name for option in OPTIONS)
 
 
-def stream_url(url: str, options: dict[str, str]) -> Source:
-    """A network stream: `options` are its spec's query; edgekit's own are taken out and
-    the others go back into the URL (the stream's own query)."""
+def stream_url(url: str, options: dict[str, Any]) -> Source:
+    """A network stream: `options` are its spec's query, typed; edgekit's own are taken out
+    and the others (text) go back into the URL (the stream's own query)."""
     own = "&".join(f"{k}={v}" for k, v in options.items() if k not in CAMERA_OPTIONS)
     return CameraSource(url + (f"?{own}" if own else ""), {k: v for k, v in options.items() if k in CAMERA_OPTIONS})
 
 
 CAMERA = SourcePlugin(form="camera:INDEX[?timeout=5&retry=forever]",
-                      help="a camera by index through OpenCV, newest frame kept", open=camera)
-VIDEO = SourcePlugin(form="video:FILE", help="a video file through OpenCV, every frame", open=video)
+                      help="a camera by index through OpenCV, newest frame kept", open=camera,
+                      kind=InputKind.IMAGE, options=OPTIONS)
+VIDEO = SourcePlugin(form="video:FILE", help="a video file through OpenCV, every frame", open=video,
+                     kind=InputKind.IMAGE, options=OPTIONS)
 RTSP = SourcePlugin(form="rtsp://...", help="an RTSP stream through OpenCV's FFmpeg, reconnecting",
-                    open=stream_url, url=True)
+                    open=stream_url, kind=InputKind.IMAGE, options=OPTIONS, url=True)
 HTTP = SourcePlugin(form="http://... (MJPEG)", help="an MJPEG stream over HTTP or HTTPS, reconnecting",
-                    open=stream_url, url=True)
+                    open=stream_url, kind=InputKind.IMAGE, options=OPTIONS, url=True)

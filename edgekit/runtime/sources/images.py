@@ -2,36 +2,44 @@
 
 Decoding needs Pillow (the device extras bring it) or OpenCV; without either the source
 refuses to open (one line naming the extra, exit 1) instead of counting every file as
-malformed."""
+malformed. A file that does not decode is counted as malformed, skipped, and named in one
+log line with the reason (once per file, however often a loop passes it)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from edgekit._optional import available
 from edgekit.errors import InputError, MissingDependencyError
-from edgekit.runtime.sources.base import Item, Source, SourcePlugin, loop_option, passes
+from edgekit.runtime.sources.base import LOOP, InputKind, Item, Source, SourcePlugin, passes
+
+log = logging.getLogger("edgekit.images")
 
 
 class ImagesSource(Source):
     """Every image file of a folder, in name order (over and over with ``?loop=1``);
-    files that do not decode are counted as malformed and skipped."""
+    files that do not decode are counted as malformed, skipped and named once in the log."""
 
-    def __init__(self, folder: str, options: dict[str, str]) -> None:
+    unit = "files"
+
+    def __init__(self, folder: str, options: dict[str, Any]) -> None:
         super().__init__()
         from edgekit.features.image import IMAGE_SUFFIXES, missing_decoder
 
         if not (available("PIL") or available("cv2")):
             raise missing_decoder()
-        self.loop = loop_option(options, f"source images:{folder}")
+        self.loop = bool(options.get("loop", False))
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"source images:{folder}", expected="an existing folder", found="no such folder")
         self.files = sorted(p for p in self.folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise InputError(f"source images:{folder}", expected="image files (.png, .jpg, ...)", found="none")
+        self.reported: set[Path] = set()  # files whose failure was logged
 
     def __iter__(self) -> Iterator[Item]:
         from edgekit.features.image import decode_image
@@ -43,8 +51,13 @@ class ImagesSource(Source):
                     image = decode_image(path)
                 except MissingDependencyError:  # the install, not the file: never "malformed"
                     raise
-                except InputError:
+                except InputError as exc:
                     self.counters.malformed += 1
+                    if path not in self.reported:
+                        self.reported.add(path)
+                        why = str(exc) if path.name in str(exc) else f"{path.relative_to(self.folder)}: {exc}"
+                        log.warning("source %s: skipped (counted as malformed) %s", self.spec or f"images:{self.folder}",
+                                    why)
                     continue
                 decoded += 1
                 yield Item(image, time.time(), str(path.relative_to(self.folder)))
@@ -53,4 +66,4 @@ class ImagesSource(Source):
 
 
 PLUGIN = SourcePlugin(form="images:DIR[?loop=1]", help="every image file of a folder, in name order",
-                      open=ImagesSource)
+                      open=ImagesSource, kind=InputKind.IMAGE, options=(LOOP,))

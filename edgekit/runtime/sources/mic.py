@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import InputError, MissingDependencyError
-from edgekit.runtime.sources.base import Item, Source, SourcePlugin
+from edgekit.runtime.sources.base import InputKind, Item, Option, Source, SourcePlugin
 
 log = logging.getLogger("edgekit.microphone")
 
@@ -49,25 +49,19 @@ def _sounddevice() -> Any:
 class MicrophoneSource(Source):
     """Yields ``(samples, rate)`` chunks of mono float32 audio as `Item`s."""
 
-    def __init__(self, device: str, options: dict[str, str]) -> None:
+    unit = "blocks"
+
+    def __init__(self, device: str, options: dict[str, Any]) -> None:
         super().__init__()
         self.sd = _sounddevice()
         self.device: int | str | None = int(device) if device.isdigit() else (device or None)
-        try:
-            self.rate = int(options.get("rate", "16000"))
-            self.channels = int(options.get("channels", "1"))
-            self.block_ms = float(options.get("block_ms", "100"))
-            self.buffer_s = float(options.get("buffer_s", "2"))
-            self.timeout = float(options.get("timeout", "2"))
-            self.backoff_max = float(options.get("backoff_max", "8"))
-            self.max_reconnects = int(options.get("max_reconnects", "0"))
-        except ValueError as exc:
-            raise InputError(f"source mic:{device} options", expected="numbers for rate, channels, block_ms, "
-                             "buffer_s, timeout, backoff_max, max_reconnects", found=str(exc)) from exc
-        if self.rate <= 0 or self.channels <= 0 or self.block_ms <= 0 or self.buffer_s <= 0:
-            raise InputError(f"source mic:{device} options", expected="positive rate, channels, block_ms, buffer_s",
-                             found=f"rate {self.rate}, channels {self.channels}, block_ms {self.block_ms}, "
-                             f"buffer_s {self.buffer_s}")
+        self.rate = int(options["rate"])
+        self.channels = int(options["channels"])
+        self.block_ms = float(options["block_ms"])
+        self.buffer_s = float(options["buffer_s"])
+        self.timeout = float(options["timeout"])
+        self.backoff_max = float(options["backoff_max"])
+        self.max_reconnects = int(options["max_reconnects"])
         self._condition = threading.Condition()
         self._blocks: collections.deque[tuple[np.ndarray, float]] = collections.deque()
         self._buffered = 0
@@ -213,4 +207,12 @@ class MicrophoneSource(Source):
 
 
 PLUGIN = SourcePlugin(form="mic[:DEVICE][?rate=16000]", help="a microphone through PortAudio (sounddevice), "
-                      "newest audio kept when inference falls behind", open=MicrophoneSource)
+                      "newest audio kept when inference falls behind", open=MicrophoneSource, kind=InputKind.AUDIO,
+                      options=(Option.integer("rate", 16000, "samples per second"),
+                               Option.integer("channels", 1, "averaged to mono"),
+                               Option.number("block_ms", 100.0, "milliseconds per block"),
+                               Option.number("buffer_s", 2.0, "seconds of audio kept when inference falls behind"),
+                               Option.number("timeout", 2.0, "seconds of silence before the stream is reopened"),
+                               Option.number("backoff_max", 8.0, "longest wait between reopening attempts, seconds"),
+                               Option.integer("max_reconnects", 0, "attempts in a row before giving up; 0: no limit",
+                                              minimum=0)))

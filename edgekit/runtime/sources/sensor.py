@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from edgekit.errors import InputError
-from edgekit.runtime.sources.base import Item, Source, SourcePlugin, loop_option, passes
+from edgekit.runtime.sources.base import LOOP, InputKind, Item, Option, Source, SourcePlugin, passes
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -88,6 +88,8 @@ class LinesSource(Source):
     """Sensor rows from CSV (first line may be a header) or JSON lines; bad lines are counted
     and skipped. A seekable file is read again from the top while `loop` is set, and `rate`
     paces the rows (per second), replaying a recording as the sensor gave it."""
+
+    unit = "lines"
 
     def __init__(self, handle: TextIO | Iterator[str], name: str, loop: bool = False,
                  rate: float | None = None) -> None:
@@ -156,25 +158,19 @@ def _stdin_lines() -> Iterator[str]:
         yield raw.decode("utf-8", "replace")
 
 
-def _csv(path: str, options: dict[str, str]) -> Source:
-    what = f"source csv:{path}"
-    loop = loop_option(options, what)
-    try:
-        rate = float(options["rate"]) if "rate" in options else None
-    except ValueError:
-        rate = -1.0
-    if rate is not None and not (0 < rate < float("inf")):
-        raise InputError(what, expected="rate= rows per second, a positive number", found=f"rate={options['rate']}")
+def _csv(path: str, options: dict[str, Any]) -> Source:
     try:
         handle = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by close()
     except OSError as exc:
         raise InputError(f"source csv:{path}", expected="a readable file", found=exc.strerror or str(exc)) from exc
-    return LinesSource(handle, Path(path).name, loop=loop, rate=rate)
+    return LinesSource(handle, Path(path).name, loop=bool(options["loop"]), rate=options["rate"])
 
 
-def _stdin(_rest: str, _options: dict[str, str]) -> Source:
+def _stdin(_rest: str, _options: dict[str, Any]) -> Source:
     return LinesSource(_stdin_lines(), "stdin")
 
 
-CSV = SourcePlugin(form="csv:FILE[?loop=1&rate=HZ]", help="sensor rows from a CSV or JSON-lines file", open=_csv)
-STDIN = SourcePlugin(form="stdin", help="sensor rows (CSV or JSON lines) from standard input", open=_stdin)
+CSV = SourcePlugin(form="csv:FILE[?loop=1&rate=HZ]", help="sensor rows from a CSV or JSON-lines file", open=_csv,
+                   kind=InputKind.ROWS, options=(LOOP, Option.number("rate", None, "rows per second")))
+STDIN = SourcePlugin(form="stdin", help="sensor rows (CSV or JSON lines) from standard input", open=_stdin,
+                     kind=InputKind.ROWS)

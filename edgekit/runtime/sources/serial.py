@@ -1,5 +1,5 @@
 """``serial:PORT``: sensor lines from a serial port through pyserial
-(``serial:/dev/ttyUSB0?baud=115200&timeout=5``), CSV or JSON lines as `sensor` reads them,
+(``serial:/dev/ttyUSB0?baud=115200``), CSV or JSON lines as `sensor` reads them,
 reconnecting when the device goes away."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from edgekit.errors import InputError
-from edgekit.runtime.sources.base import SourcePlugin
+from edgekit.runtime.sources.base import InputKind, Option, SourcePlugin
 from edgekit.runtime.sources.sensor import LinesSource
 
 MAX_LINE_BYTES = 64 * 1024  # a device that never sends a newline must not fill the memory
@@ -17,18 +17,13 @@ MAX_LINE_BYTES = 64 * 1024  # a device that never sends a newline must not fill 
 
 class SerialSource(LinesSource):
     """Sensor lines from a serial port (pyserial): CSV or JSON lines, reconnecting when the
-    device goes away (``serial:/dev/ttyUSB0?baud=115200&timeout=5``)."""
+    device goes away (``serial:/dev/ttyUSB0?baud=115200``)."""
 
-    def __init__(self, port: str, options: dict[str, str]) -> None:
+    def __init__(self, port: str, options: dict[str, Any]) -> None:
         from edgekit._optional import require
 
         self.serial = require("serial", "reading serial ports")
-        try:
-            self.baud = int(options.get("baud", "115200"))
-            self.timeout = float(options.get("timeout", "5"))
-        except ValueError as exc:
-            raise InputError(f"source serial:{port}", expected="integer baud and numeric timeout",
-                             found=str(exc)) from exc
+        self.baud = int(options.get("baud", 115200))
         self.port = port
         self.closed = False
         self.device = self._open(first=True)
@@ -76,4 +71,5 @@ class SerialSource(LinesSource):
 
 
 PLUGIN = SourcePlugin(form="serial:/dev/ttyUSB0?baud=115200",
-                      help="sensor lines (CSV or JSON) from a serial port, reconnecting", open=SerialSource)
+                      help="sensor lines (CSV or JSON) from a serial port, reconnecting", open=SerialSource,
+                      kind=InputKind.ROWS, options=(Option.integer("baud", 115200, "bits per second"),))

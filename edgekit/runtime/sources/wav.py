@@ -1,28 +1,63 @@
 """``wav:FILE``: a WAV file (other formats with soundfile, as `read_audio` reads them) in chunks (``chunk_ms=100``), as fast as possible or at real-time
-pace (``?realtime=1``), once or endlessly (``?loop=1``)."""
+pace (``?realtime=1``), once or endlessly (``?loop=1``).
+
+A file shorter than the model's window (told by `Source.expect`) is padded with zeros to
+one window, as `Model.predict` pads a clip, so it gives the one result predict gives;
+the padding is said in one log line."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from edgekit.runtime.sources.base import Item, Source, SourcePlugin, loop_option, passes
+import numpy as np
+
+from edgekit.runtime.sources.base import LOOP, InputKind, Item, Option, Source, SourcePlugin, passes
+
+log = logging.getLogger("edgekit.wav")
 
 
 class WavSource(Source):
     """A WAV file in chunks, as fast as possible or at real-time pace (``?realtime=1``), once
     or endlessly (``?loop=1``: the file is heard again and again, time running on)."""
 
-    def __init__(self, path: str, options: dict[str, str]) -> None:
+    unit = "chunks"
+
+    def __init__(self, path: str, options: dict[str, Any]) -> None:
         super().__init__()
         from edgekit.features.audio import read_audio
 
-        self.loop = loop_option(options, f"source wav:{path}")
+        self.loop = bool(options["loop"])
         self.samples, self.rate = read_audio(Path(path))  # as predict reads a file: mono, the file's rate
-        self.realtime = options.get("realtime", "0") not in ("0", "", "false")
-        self.chunk = max(1, int(self.rate * float(options.get("chunk_ms", "100")) / 1000.0))
+        self.realtime = bool(options["realtime"])
+        self.chunk_ms = float(options["chunk_ms"])
+        self.chunk = max(1, int(self.rate * self.chunk_ms / 1000.0))
         self.name = Path(path).name
+
+    def expect(self, preprocess: Any) -> None:
+        """A file shorter than an audio model's window, played once: resampled to the model's
+        rate and padded with zeros to one window, as `Model.predict` does with a clip (the
+        stream would otherwise never fill a window and give nothing)."""
+        from edgekit.features.audio import resample
+        from edgekit.spec import AudioPreprocess
+
+        if not isinstance(preprocess, AudioPreprocess) or self.loop or not len(self.samples):
+            return
+        clip, rate = preprocess.clip_samples, preprocess.sample_rate
+        if len(self.samples) * rate >= clip * self.rate:  # at least one window at the model's rate
+            return
+        seconds = len(self.samples) / self.rate
+        samples = resample(self.samples, self.rate, rate)[:clip]
+        padded = np.zeros(clip, np.float32)
+        padded[: len(samples)] = samples
+        log.warning("source %s: %.2f s of audio (%d samples at %d Hz), shorter than the model's %.2f s window: "
+                    "padded with zeros to one window, as predict pads a clip", self.spec or f"wav:{self.name}",
+                    seconds, len(self.samples), self.rate, clip / rate)
+        self.samples, self.rate = padded, rate
+        self.chunk = max(1, int(self.rate * self.chunk_ms / 1000.0))
 
     def __iter__(self) -> Iterator[Item]:
         start = time.monotonic()
@@ -46,4 +81,7 @@ class WavSource(Source):
 
 
 PLUGIN = SourcePlugin(form="wav:FILE[?realtime=1&chunk_ms=100&loop=1]",
-                      help="a WAV file in chunks, as fast as possible or at real-time pace", open=WavSource)
+                      help="a WAV file in chunks, as fast as possible or at real-time pace", open=WavSource,
+                      kind=InputKind.AUDIO,
+                      options=(Option.flag("realtime", "read at real-time pace"),
+                               Option.number("chunk_ms", 100.0, "milliseconds of audio per chunk"), LOOP))
