@@ -108,6 +108,8 @@ class AudioFeatureStream:
         self._width = audio.run_steps(np.zeros((1, spec.frame_length)), self._frame_steps).shape[-1]
         self._last: tuple[int, _Rows | None] = (-1, None)  # the alignment of the last window and its rows
         self._has_edges = bool(len(self._edges))
+        # the window steps as one function where there is one (normalize: per_clip): a call less a hop
+        self._window_step = self._window_steps[0].run if len(self._window_steps) == 1 else None
         self.computed = 0  # frames computed (not kept): for tests and benchmarks
 
     def window(self, samples: np.ndarray, start: int) -> np.ndarray:
@@ -151,7 +153,10 @@ class AudioFeatureStream:
             parts = [edges[:top], rows, edges[top:]] if rows is not None else [edges]
             rows = np.concatenate([p for p in parts if p is not None and len(p)], axis=0)
         assert rows is not None
-        out = audio.run_steps(rows, self._window_steps) if self._window_steps else rows
+        if self._window_step is not None:
+            out = self._window_step(rows)
+        else:
+            out = audio.run_steps(rows, self._window_steps) if self._window_steps else rows
         return (audio.stack(out, spec.stack_frames) if spec.stack_frames > 1 else out).astype(np.float32)
 
     def _frames(self, samples: np.ndarray, i: int, n: int, out: np.ndarray) -> None:

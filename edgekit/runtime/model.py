@@ -104,11 +104,16 @@ class Model:
             return (tensor if features is None else features), tensor
         return self.preprocessor.features(raw), None
 
-    def predict_tensor(self, x: np.ndarray) -> Result:
+    def predict_tensor(self, x: np.ndarray, *, quantized: bool = False) -> Result:
         """Run an already preprocessed float tensor (unbatched or batch 1); the fast path.
 
+        `quantized`: `x` holds the input tensor's own values (an int8 model's codes, as a
+        pipeline that quantizes by itself makes them), of its dtype: they go in as they are
+        (a 96x96x3 float tensor takes about 25 us to quantize).
+
         Raises:
-            ShapeError (a ValueError): wrong shape or a non-numeric dtype.
+            ShapeError (a ValueError): wrong shape or a non-numeric dtype; with `quantized`,
+                another dtype than the input tensor's.
         """
         t0 = time.perf_counter()
         array = x if type(x) is np.ndarray else np.asarray(x)
@@ -119,7 +124,18 @@ class Model:
             array = fit(array, self.input.shape, "tensor")
         elif array.dtype.kind not in "uif":
             raise ShapeError("tensor", expected="a numeric array", found=f"dtype {array.dtype}")
-        tensor = array if self._passthrough and array.dtype == self._input_dtype else self._quantize(array)
+        if quantized:
+            if array.dtype != self._input_dtype:
+                raise ShapeError("quantized tensor", expected=f"dtype {self._input_dtype} (the input tensor's)",
+                                 found=f"dtype {array.dtype}",
+                                 hint="pass real values without quantized=True to have them quantized")
+            tensor = array
+            if self._needs_features:  # postprocessing compares the real values (anomaly)
+                array = dequantize(array, self.input)
+        elif self._passthrough and array.dtype == self._input_dtype:
+            tensor = array
+        else:
+            tensor = self._quantize(array)
         t1 = time.perf_counter()
         outputs = self.backend.run([tensor])
         t2 = time.perf_counter()
@@ -268,8 +284,12 @@ class Model:
         sequence = 0
         front: _AudioFrontEnd | None = None
         named: tuple[str | None, str | None] = (None, None)  # an item's name and its windows' base name
+        item_type = _item_type()
         for item in source:
-            payload, stamp, name = _unpack(item)
+            if type(item) is item_type:  # `_unpack` without its call, for the common case (a chunk a hop)
+                payload, stamp, name = item.payload, item.timestamp, item.name
+            else:
+                payload, stamp, name = _unpack(item)
             if name is not named[0]:
                 named = (name, _window_base(name))
             chunk, rate = payload if isinstance(payload, tuple) else (payload, spec.sample_rate)
@@ -363,7 +383,7 @@ class _ScoreReader:
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         if self.table is not None:
-            scores = self.table[raw.reshape(-1).view(np.uint8)]
+            scores = self.table.take(raw.view(np.uint8).ravel())  # take: a third cheaper than [] here
         elif self.raw:
             scores = raw.reshape(-1)
         else:
@@ -442,16 +462,21 @@ def _window_base(name: str | None) -> str | None:
     return base if at else name
 
 
-_ITEM: type | None = None  # edgekit.runtime.sources.Item, imported on first use (a stream calls this per chunk)
+_ITEM: type | None = None
 
 
-def _unpack(item: Any) -> tuple[Any, float, str | None]:
+def _item_type() -> type:
+    """edgekit.runtime.sources.Item, imported on first use (a stream unpacks one per chunk)."""
     global _ITEM
     if _ITEM is None:
         from edgekit.runtime.sources import Item
 
         _ITEM = Item
-    if type(item) is _ITEM or isinstance(item, _ITEM):
+    return _ITEM
+
+
+def _unpack(item: Any) -> tuple[Any, float, str | None]:
+    if isinstance(item, _item_type()):
         return item.payload, item.timestamp, item.name
     return item, time.time(), None
 

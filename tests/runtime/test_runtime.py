@@ -18,6 +18,7 @@ from edgekit.errors import InputError, IntegrityError, ShapeError
 from edgekit.runtime import load
 from edgekit.runtime.postprocess import PosteriorSmoother
 from edgekit.runtime.sources import Item, open_source
+from edgekit.runtime.tensors import quantize
 from edgekit.spec import PostprocessKind, PostprocessSpec
 from tests.support.cli import assert_one_line_error, run_cli
 
@@ -83,6 +84,14 @@ def test_predict_tensor_equals_predict(runtime_bundles):
     features = model.preprocessor.features(path)
     assert model.predict_tensor(features[0]).score == model.predict(path).score
     assert model.predict_tensor(features).label == model.predict(path).label
+    # the input's own codes, quantized elsewhere, go in as they are: the same result
+    codes = quantize(features[0], model.input)
+    assert codes.dtype == np.int8
+    by_codes = model.predict_tensor(codes, quantized=True)
+    assert (by_codes.label, by_codes.score, by_codes.top_k) == (model.predict(path).label, model.predict(path).score,
+                                                                model.predict(path).top_k)
+    with pytest.raises(ShapeError, match=r"quantized tensor: expected dtype int8.*found dtype float32"):
+        model.predict_tensor(features[0], quantized=True)
 
 
 def test_wrong_shape_or_dtype_is_a_value_error_naming_both(runtime_bundles):
