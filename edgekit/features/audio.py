@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import io
 import math
+import re
 import struct
 import wave
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit._optional import install_hint
-from edgekit.errors import InputError
+from edgekit.errors import InputError, MissingDependencyError
 from edgekit.spec import AudioPreprocess
 
 
@@ -405,56 +406,32 @@ class FrameKernel:
 
 
 def read_wav(source: str | Path | bytes) -> tuple[np.ndarray, int]:
-    """Read a PCM WAV file (8/16/24/32-bit, any channel count) as mono float32 in [-1, 1].
+    """Read a WAV file as mono float32: PCM (8 to 32-bit) or IEEE float (32/64-bit), any
+    channel count, plain or ``WAVE_FORMAT_EXTENSIBLE`` (what ffmpeg and sox write for 24
+    and 32-bit audio). Needs only numpy and the standard library.
+
+    PCM comes out in [-1, 1]; float samples as they are stored (usually in [-1, 1]).
 
     Returns:
         ``(samples, sample_rate)``.
 
     Raises:
-        InputError: not a PCM WAV file, or empty.
+        InputError: unreadable, empty, truncated, not WAV, an encoding other than PCM or
+            float (A-law, ADPCM...: `read_audio` reads those with soundfile), or float
+            samples that are NaN or infinite. One line, naming the file.
     """
     label = "WAV data" if isinstance(source, bytes) else f"WAV file {source}"
-    try:
-        # From memory, so that a header claiming gigabytes of samples reads what is there
-        # (a file object would allocate the claimed size first).
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    except OSError as exc:
-        raise InputError(label, expected="a readable file", found=exc.strerror or str(exc)) from exc
-    try:
-        with wave.open(io.BytesIO(data), "rb") as wav:
-            channels, width, rate, count = wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
-            raw = wav.readframes(count)
-    except (wave.Error, EOFError, OSError, RuntimeError, ValueError, struct.error) as exc:
-        # the stdlib wave module raises a bare RuntimeError for some malformed chunks
-        raise InputError(label, expected="a PCM WAV file", found=f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
-    if rate <= 0 or channels <= 0:
-        raise InputError(label, expected="a positive sample rate and channel count", found=f"{rate} Hz, {channels} ch")
-    usable = len(raw) // (width * channels) * width * channels
-    raw = raw[:usable]
-    if width == 1:
-        data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width == 2:
-        data = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
-    elif width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
-        ints = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        ints = np.where(ints & 0x800000, ints - 0x1000000, ints)
-        data = ints.astype(np.float32) / 8388608.0
-    elif width == 4:
-        data = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648.0
-    else:
-        raise InputError(label, expected="8, 16, 24 or 32-bit PCM", found=f"{8 * width}-bit samples")
-    if data.size == 0:
-        raise InputError(label, expected="at least one sample", found="none")
-    return data.reshape(-1, channels).mean(axis=1).astype(np.float32), rate
+    data = source if isinstance(source, bytes) else _read_file(Path(source), label)
+    return _parse_wav(data, label)
 
 
 def read_audio(source: str | Path | bytes, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """An audio file (or its bytes) as mono float32 in [-1, 1], the form `predict` takes.
 
-    PCM WAV is read with the standard library (`read_wav`); other formats (FLAC, OGG,
-    MP3, float WAV...) through the optional ``soundfile`` package (libsndfile) when it is
-    installed. Channels are averaged to mono, as the ``wav:`` source does.
+    WAV (PCM or float) is read with numpy and the standard library (`read_wav`); other
+    formats (FLAC, OGG, MP3, A-law WAV...) through the optional ``soundfile`` package
+    (libsndfile) when it is installed. Channels are averaged to mono, as the ``wav:``
+    source does.
 
     Args:
         source: a path, or the file's bytes.
@@ -464,61 +441,209 @@ def read_audio(source: str | Path | bytes, sample_rate: int | None = None) -> tu
         ``(samples, rate)``: ``model.predict(read_audio(path))`` resamples to the model's rate.
 
     Raises:
-        InputError: unreadable, empty, or not a format that can be decoded here (one line
-            naming the decoder to install, or the conversion to WAV).
+        InputError: unreadable, empty, truncated, or not audio (one line naming the file).
+        MissingDependencyError: a format that needs soundfile, which is not installed (the
+            line names the pip command, and the ffmpeg command that converts to WAV).
     """
-    label = "audio data" if isinstance(source, bytes) else f"audio file {source}"
-    data = source if isinstance(source, bytes) else None
-    if data is None:
+    if isinstance(source, bytes):
+        data, label = source, "audio data"
+    else:
+        label = f"audio file {source}"
+        data = _read_file(Path(source), label)
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        label = label.replace("audio", "WAV", 1)
         try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise InputError(label, expected="a readable file", found=exc.strerror or str(exc)) from exc
-    is_wav = data[:4] == b"RIFF" and data[8:12] == b"WAVE"
-    try:
-        samples, rate = read_wav(data) if is_wav else _decode(data, label)
-    except InputError:
-        if not is_wav or not _has_soundfile():
-            raise
-        samples, rate = _decode(data, label)  # a WAV the standard library cannot read (float, A-law...)
+            samples, rate = _parse_wav(data, label)
+        except _WavEncodingError as exc:  # A-law, ADPCM...: soundfile, or one line naming it
+            samples, rate = _decode(data, label, what=f"WAV with {exc.found}")
+        # a damaged WAV is refused here with or without soundfile, so that a device and a
+        # workstation read the same files the same way
+    elif not data:
+        raise InputError(label, expected="an audio file", found="an empty file (0 bytes)",
+                         hint="record or export it again")
+    else:
+        samples, rate = _decode(data, label)
     if sample_rate is not None and int(sample_rate) != rate:
         samples, rate = resample(samples, rate, int(sample_rate)), int(sample_rate)
     return samples, rate
 
 
-def _has_soundfile() -> bool:
-    import importlib.util
+def _read_file(path: Path, label: str) -> bytes:
+    """A file's bytes, all in memory (so that a header claiming gigabytes of samples reads
+    what is there), or one line saying why not."""
+    try:
+        return path.read_bytes()
+    except IsADirectoryError as exc:
+        found = "the current folder (no file name was given)" if str(path) == "." else "a directory"
+        raise InputError(label, expected="an audio file", found=found,
+                         hint="give the path of a file, e.g. wav:clip.wav") from exc
+    except FileNotFoundError as exc:
+        raise InputError(label, expected="a readable file", found="no such file", hint="check the path") from exc
+    except PermissionError as exc:
+        raise InputError(label, expected="a file this user may read", found="permission denied",
+                         hint="check the file's permissions") from exc
+    except OSError as exc:
+        raise InputError(label, expected="a readable file", found=(exc.strerror or str(exc)).lower(),
+                         hint="check the path and the device it is on") from exc
 
-    return importlib.util.find_spec("soundfile") is not None
+
+# RIFF/WAVE is read here, not by the standard library's `wave`, which refuses
+# WAVE_FORMAT_EXTENSIBLE (ffmpeg's 24 and 32-bit PCM) and float, and whose errors name
+# neither the file nor the problem in words.
+_WAVE_PCM, _WAVE_FLOAT, _WAVE_EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
+# KSDATAFORMAT_SUBTYPE_*: the format tag in the first two bytes, then this fixed tail
+_WAVE_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+_WAVE_ENCODINGS = {0x0002: "Microsoft ADPCM", 0x0006: "A-law", 0x0007: "mu-law", 0x0011: "IMA ADPCM",
+                   0x0031: "GSM 6.10", 0x0055: "MP3", 0x0161: "WMA", 0x2000: "AC-3"}
+_CUT_SHORT = "the file is truncated (a copy or recording that did not finish); record or copy it again"
 
 
-def _decode(data: bytes, label: str) -> tuple[np.ndarray, int]:
-    """Formats other than PCM WAV, through soundfile (libsndfile) when it is installed."""
+class _WavEncodingError(InputError):
+    """A well-formed WAV file whose samples are neither PCM nor float (soundfile may read it)."""
+
+
+def _parse_wav(data: bytes, label: str) -> tuple[np.ndarray, int]:
+    """The samples of a RIFF/WAVE file's bytes, as mono float32, and its rate."""
+    size = len(data)
+    if size == 0:
+        raise InputError(label, expected="a WAV file", found="an empty file (0 bytes)", hint="record or export it again")
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        if data[:4] == b"RIFF" and size < 12:
+            raise InputError(label, expected="a WAV file", found=f"a RIFF header cut short ({size} bytes)", hint=_CUT_SHORT)
+        raise InputError(label, expected="a WAV file (RIFF/WAVE)", found=_sniff(data),
+                         hint="read other formats with edgekit.runtime.read_audio (soundfile), or convert: "
+                              "ffmpeg -i IN -ac 1 OUT.wav")
+    fmt = raw = None
+    pos, last = 12, None
+    while pos + 8 <= size and (fmt is None or raw is None):
+        chunk, length = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = memoryview(data)[pos + 8 : pos + 8 + length]  # what is there: a streamed file claims 0xFFFFFFFF
+        if chunk == b"fmt ":
+            fmt = _wav_format(body, length, label, size)
+        elif chunk == b"data":
+            raw = body
+        last = chunk
+        pos += 8 + length + (length & 1)  # chunks are padded to an even length
+    if fmt is None or raw is None:
+        missing = "format (fmt) chunk" if fmt is None else "audio (data) chunk"
+        if pos == size:  # the chunks end where the file does
+            raise InputError(label, expected="a WAV file with format and data chunks",
+                             found=f"no {missing} in its {size} bytes", hint="export the audio again")
+        inside = f", inside its {last.decode('latin-1').strip()!r} chunk" if pos > size and last else ""
+        raise InputError(label, expected="a complete WAV file",
+                         found=f"a file cut short at {size} bytes{inside}, before its {missing}", hint=_CUT_SHORT)
+    tag, channels, rate, bits = fmt
+    width = (bits + 7) // 8
+    stored = len(raw)
+    usable = stored // (width * channels) * width * channels
+    raw = raw[:usable]
+    if tag == _WAVE_PCM:
+        if width == 1:
+            samples = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+        elif width == 2:
+            samples = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+        elif width == 3:  # each sample in the top three bytes of an int32
+            wide = np.zeros((usable // 3, 4), np.uint8)
+            wide[:, 1:] = np.frombuffer(raw, np.uint8).reshape(-1, 3)
+            samples = wide.view("<i4")[:, 0].astype(np.float32) / 2147483648.0
+        else:
+            samples = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648.0
+    else:
+        samples = np.frombuffer(raw, "<f4" if width == 4 else "<f8")
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        if bad:
+            raise InputError(label, expected="finite float samples", found=f"{bad} NaN or infinite sample(s)",
+                             hint="export the audio again (or as 16-bit PCM: ffmpeg -i IN -c:a pcm_s16le OUT.wav)")
+    if samples.size == 0:
+        found = (f"{stored} byte(s) of audio, less than one frame of {channels} channel(s)" if stored else
+                 "an empty audio (data) chunk")
+        raise InputError(label, expected="at least one sample", found=found,
+                         hint="record or export it again")
+    return samples.reshape(-1, channels).mean(axis=1).astype(np.float32), rate
+
+
+def _wav_format(body: memoryview, length: int, label: str, size: int) -> tuple[int, int, int, int]:
+    """``(PCM or float tag, channels, rate, bits)`` from a fmt chunk (`length`: the size it
+    claims), or one line saying why its samples cannot be read here."""
+    extensible = len(body) >= 2 and int.from_bytes(body[:2], "little") == _WAVE_EXTENSIBLE
+    needed = 40 if extensible else 16
+    if len(body) < needed:
+        if len(body) < length:
+            raise InputError(label, expected="a complete WAV file",
+                             found=f"a file cut short at {size} bytes, inside its format (fmt) chunk", hint=_CUT_SHORT)
+        raise InputError(label, expected=f"a format (fmt) chunk of at least {needed} bytes",
+                         found=f"{len(body)} bytes", hint="the header is damaged; export the audio again")
+    tag, channels, rate, _byte_rate, _block_align, bits = struct.unpack_from("<HHIIHH", body)
+    name = "format"
+    if extensible:
+        guid = bytes(body[24:40])
+        if guid[2:] != _WAVE_GUID_TAIL:
+            raise _WavEncodingError(label, expected="PCM or float samples", found=f"samples in an unknown sub-format ({guid.hex()})",
+                                    hint="convert it: ffmpeg -i IN -c:a pcm_s16le OUT.wav")
+        tag, name = int.from_bytes(guid[:2], "little"), "sub-format"
+    if channels == 0 or rate == 0:
+        raise InputError(label, expected="a sample rate and channel count above 0",
+                         found=f"{rate} Hz, {channels} channel(s) in its header",
+                         hint="the header is damaged; export the audio again")
+    if tag == _WAVE_PCM and 1 <= bits <= 32:
+        return tag, channels, rate, bits
+    if tag == _WAVE_FLOAT and bits in (32, 64):
+        return tag, channels, rate, bits
+    if tag in (_WAVE_PCM, _WAVE_FLOAT):
+        kind = "PCM" if tag == _WAVE_PCM else "float"
+        raise _WavEncodingError(label, expected="8 to 32-bit PCM, or 32 or 64-bit float",
+                                found=f"{bits}-bit {kind} samples", hint="convert it: ffmpeg -i IN -c:a pcm_s16le OUT.wav")
+    encoding = _WAVE_ENCODINGS.get(tag, f"{name} 0x{tag:04x}")
+    raise _WavEncodingError(label, expected="PCM or float samples", found=f"{encoding} samples",
+                            hint="convert it: ffmpeg -i IN -c:a pcm_s16le OUT.wav")
+
+
+def _decode(data: bytes, label: str, what: str | None = None) -> tuple[np.ndarray, int]:
+    """Formats other than PCM and float WAV, through soundfile (libsndfile) when it is
+    installed (`what`: the format in words, when the caller knows it)."""
+    what = what or _sniff(data)
+    known = not what.startswith(("text", "data that is not"))
     try:
         import soundfile
     except (ImportError, OSError) as exc:  # OSError: the module is there, libsndfile is not
-        raise InputError(label, expected="PCM WAV (read without extra packages)",
-                         found=f"{_sniff(data)}, and no decoder for it ({type(exc).__name__}: {exc})",
-                         hint="convert it to WAV (ffmpeg -i IN -ac 1 OUT.wav) or install soundfile, which "
-                              f"reads FLAC, OGG and MP3: {install_hint('soundfile')}") from exc
+        missing = ("soundfile is not installed" if isinstance(exc, ImportError)
+                   else "soundfile cannot load libsndfile (install it: sudo apt install libsndfile1)")
+        if not known:
+            raise InputError(label, expected="an audio file (WAV; FLAC, OGG or MP3 with soundfile)", found=what,
+                             hint="check that the path names an audio file") from exc
+        raise MissingDependencyError(label, expected="PCM WAV or float WAV (read without extra packages)",
+                                     found=f"{what}, which needs soundfile (libsndfile): {missing}",
+                                     hint=f"convert it to WAV (ffmpeg -i IN -ac 1 OUT.wav) or {install_hint('soundfile')}"
+                                     ) from exc
     try:
         samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (RuntimeError, ValueError, TypeError) as exc:  # soundfile's errors are RuntimeErrors
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+        reason = re.sub(r"^Error opening <[^>]*>: ", "", reason).rstrip(".")
         raise InputError(label, expected="an audio file libsndfile decodes (WAV, FLAC, OGG, MP3...)",
-                         found=f"{_sniff(data)} ({reason})") from exc
+                         found=f"{what} (libsndfile: {reason})",
+                         hint="check that it is a complete audio file, or convert it: ffmpeg -i IN -ac 1 OUT.wav"
+                         ) from exc
     if samples.size == 0 or rate <= 0:
-        raise InputError(label, expected="at least one sample", found="none")
+        raise InputError(label, expected="at least one sample", found="none", hint="record or export it again")
     return samples.mean(axis=1).astype(np.float32), int(rate)
 
 
 def _sniff(data: bytes) -> str:
-    """What the first bytes of an audio file say it is."""
-    for magic, name in ((b"fLaC", "FLAC"), (b"OggS", "Ogg"), (b"ID3", "MP3"), (b"\xff\xfb", "MP3"),
-                        (b"RIFF", "a RIFF file"), (b"FORM", "AIFF")):
+    """What the first bytes of a file say it is, in words."""
+    for magic, name in ((b"fLaC", "FLAC data"), (b"OggS", "Ogg data"), (b"ID3", "MP3 data"),
+                        (b"\xff\xfb", "MP3 data"), (b"\xff\xf3", "MP3 data"), (b"RF64", "RF64 (large WAV) data"),
+                        (b"RIFX", "big-endian WAV (RIFX) data"), (b"FORM", "AIFF data")):
         if data.startswith(magic):
-            return f"{name} data"
-    return "data that is not PCM WAV" if data else "an empty file"
+            return name
+    if data.startswith(b"RIFF"):
+        return f"a RIFF file of type {data[8:12].decode('latin-1')!r}, not WAVE"
+    if not data:
+        return "an empty file"
+    head = data[:24]
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return f"text ({head.decode('ascii').strip()[:20]!r}...)" if len(data) > 24 else f"text ({head.decode('ascii').strip()!r})"
+    return "data that is not a known audio format"
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
