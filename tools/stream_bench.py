@@ -20,7 +20,8 @@ compared are measured side by side, interleaved in blocks of 5 calls, and report
    camera source's BGR->RGB, resize, normalize, quantize, the runtime's lean path (resize and
    one table look-up), and `predict`, against invoke.
 3. `predict_tensor` against a raw set/invoke/get loop on the same kind of interpreter, for
-   models of 0.1 ms and more (and smaller ones, marked).
+   models of 0.1 ms and more (and smaller ones, marked); an int8 model both given real values
+   (which it quantizes) and given its codes (``quantized=True``, as the raw loop is).
 
 Models are built (TensorFlow, in a child process, so that this process holds only the runtime)
 and converted with edgekit convert once, cached under out/stream_bench/. Takes 1-3 minutes
@@ -164,9 +165,9 @@ def medians(samples: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: float(np.median(values)) for name, values in samples.items()}
 
 
-def raw_loop(model, variant: str) -> tuple[Callable[[], object], np.ndarray]:
-    """A raw set/invoke/get call on a fresh interpreter of the same bytes (one thread), and
-    a float input of the model's shape."""
+def raw_loop(model, variant: str) -> tuple[Callable[[], object], np.ndarray, np.ndarray]:
+    """A raw set/invoke/get call on a fresh interpreter of the same bytes (one thread), a
+    float input of the model's shape, and that input quantized (what the raw call sets)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from edgekit.runtime.tensors import quantize
@@ -182,7 +183,7 @@ def raw_loop(model, variant: str) -> tuple[Callable[[], object], np.ndarray]:
         interpreter.invoke()
         return interpreter.get_tensor(out["index"])
 
-    return call, x
+    return call, x, tensor
 
 
 def kws_figures(path: Path, rounds: int) -> dict:
@@ -192,7 +193,7 @@ def kws_figures(path: Path, rounds: int) -> dict:
     model = load(path, variant="tflite-int8", threads=1)
     spec = model.manifest.preprocess
     rate, clip = spec.sample_rate, spec.clip_samples
-    invoke, _ = raw_loop(model, "tflite-int8")
+    invoke, _, _ = raw_loop(model, "tflite-int8")
     rng = np.random.default_rng(0)
     t = np.arange(rate * 4) / rate
     audio = (0.1 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
@@ -256,7 +257,7 @@ def image_figures(path: Path, rounds: int) -> dict:
 
     model = load(path, variant="tflite-int8", threads=1)
     spec, front = model.manifest.preprocess, model.preprocessor
-    invoke, _ = raw_loop(model, "tflite-int8")
+    invoke, _, _ = raw_loop(model, "tflite-int8")
     frame = test_frame()
     encoded = io.BytesIO()
     Image.fromarray(frame).save(encoded, "JPEG", quality=90)
@@ -305,13 +306,17 @@ def predict_figures(bundles: list[tuple[str, Path, str]], rounds: int) -> list[d
     rows = []
     for name, path, variant in bundles:
         model = load(path, variant=variant, threads=1)
-        raw, x = raw_loop(model, variant)
-        figures = medians(interleaved({"predict_tensor": lambda m=model, x=x: m.predict_tensor(x), "raw": raw},
-                                      rounds * 10, 5))
-        rows.append({"model": name, "variant": variant, "raw_ms": figures["raw"] * 1e3,
-                     "predict_tensor_ms": figures["predict_tensor"] * 1e3,
-                     "ratio": figures["predict_tensor"] / figures["raw"],
-                     "overhead_us": (figures["predict_tensor"] - figures["raw"]) * 1e6})
+        raw, x, codes = raw_loop(model, variant)
+        calls = {"predict_tensor": lambda m=model, x=x: m.predict_tensor(x), "raw": raw}
+        quantized = codes.dtype != x.dtype  # an int8 model: also given its codes, as the raw loop is
+        if quantized:
+            calls["codes"] = lambda m=model, c=codes: m.predict_tensor(c, quantized=True)
+        figures = medians(interleaved(calls, rounds * 10, 5))
+        for key, given in (("predict_tensor", "real values"), ("codes", "its int8 codes")):
+            if key in figures:
+                rows.append({"model": name, "variant": variant, "given": given, "raw_ms": figures["raw"] * 1e3,
+                             "predict_tensor_ms": figures[key] * 1e3, "ratio": figures[key] / figures["raw"],
+                             "overhead_us": (figures[key] - figures["raw"]) * 1e6})
     return rows
 
 
@@ -357,13 +362,14 @@ def render(result: dict) -> str:
               f"{iq['predict_reported_preprocess_x_invoke']:.2f} | {ib['predict_reported_preprocess_ms']:.3f} | "
               f"{ib['predict_reported_preprocess_x_invoke']:.2f} |", ""]
     lines += ["## predict_tensor against a raw set/invoke/get loop (goal <= 1.05x for models of 0.1 ms and more)", "",
-              "int8: predict_tensor takes the float input and quantizes it; the raw loop is given the int8 tensor.", "",
-              "| model | variant | raw quiet | ratio quiet | overhead | raw busy | ratio busy |",
-              "|---|---|---|---|---|---|---|"]
+              "The raw loop is given the model's input tensor (int8: the codes). predict_tensor is given real values "
+              "(int8: quantized by it), and for int8 models also the codes (`quantized=True`), as the raw loop.", "",
+              "| model | variant | predict_tensor given | raw quiet | ratio quiet | overhead | raw busy | ratio busy |",
+              "|---|---|---|---|---|---|---|---|"]
     for rq, rb in zip(q["predict"], b["predict"], strict=True):
         small = "" if rq["raw_ms"] >= 0.1 else " (< 0.1 ms)"
-        lines.append(f"| {rq['model']}{small} | {rq['variant']} | {rq['raw_ms']:.3f} ms | {rq['ratio']:.3f}x | "
-                     f"{rq['overhead_us']:.1f} us | {rb['raw_ms']:.3f} ms | {rb['ratio']:.3f}x |")
+        lines.append(f"| {rq['model']}{small} | {rq['variant']} | {rq['given']} | {rq['raw_ms']:.3f} ms | "
+                     f"{rq['ratio']:.3f}x | {rq['overhead_us']:.1f} us | {rb['raw_ms']:.3f} ms | {rb['ratio']:.3f}x |")
     return "\n".join(lines)
 
 
