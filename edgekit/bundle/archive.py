@@ -208,6 +208,28 @@ def require_bundle(path: str | os.PathLike[str]) -> None:
         raise not_a_bundle(path, what)
 
 
+def not_an_archive(path: Path, data: bytes) -> InputError:
+    """The one-line error for a file that is not a readable zip archive at all: empty, cut
+    short, or something else (exit 1, not 3: damage to a file is reported as such; "failed
+    verification" is said of a bundle whose hashes, members or signature do not match)."""
+    size = len(data)
+    rebuild = f"rebuild it (edgekit convert MODEL -o {path.stem or 'NAME'}{BUNDLE_SUFFIX})"
+    if size == 0:
+        found, hint = "an empty file (0 bytes)", f"copy it again, or {rebuild}"
+    elif data.startswith(_ZIP_MAGIC):
+        found = f"a zip archive cut short or damaged ({size} bytes, no readable table of contents at its end)"
+        hint = f"the copy or download did not finish: copy it again, or {rebuild}"
+    else:
+        head = data[:24]
+        if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+            text = head.decode("ascii").strip()
+            found = f"{size} bytes of text ({text!r}{'...' if size > len(head) else ''}), not a zip archive"
+        else:
+            found = f"{size} bytes that are not a zip archive (they start {data[:4].hex(' ')})"
+        hint = f"give the path of a .edgekit bundle, or {rebuild}"
+    return InputError(f"bundle {path}", expected="an edgekit bundle (a zip archive)", found=found, hint=hint)
+
+
 def _refuse(path: Path, found: str, hint: str = "the bundle is damaged or was tampered with; rebuild or re-copy it") -> IntegrityError:
     return IntegrityError(f"bundle {path} failed verification", found=found, hint=hint)
 
@@ -225,11 +247,12 @@ def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bund
             signature. Needs the ``cryptography`` package.
 
     Raises:
-        InputError: the path does not exist or is not a regular file, or it is a model
+        InputError: the path does not exist or is not a regular file; it is empty, cut
+            short or not a zip archive at all (`not_an_archive`); it is a model
             (.tflite, .onnx, .keras, .h5, SavedModel), not a bundle; the public key
             is missing or not an Ed25519 public key (MissingDependencyError without
             ``cryptography``).
-        IntegrityError: truncated or non-ZIP data, a manifest that is not JSON or not
+        IntegrityError: a file over the size limit, a manifest that is not JSON or not
             schema-valid, an unknown schema version, a missing, extra or renamed
             member, or a size or sha256 mismatch; with `public_key`, an unsigned
             bundle or a signature that is unreadable, by another key, or not over
@@ -247,14 +270,14 @@ def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bund
         raise InputError(f"bundle {path}", expected="a file", found="a directory" if path.is_dir() else "not a regular file")
     size = path.stat().st_size
     if size == 0:
-        raise _refuse(path, "an empty file (0 bytes)")
+        raise not_an_archive(path, b"")
     if size > MAX_BUNDLE_BYTES:
         raise _refuse(path, f"{size} bytes, more than the {MAX_BUNDLE_BYTES} byte limit")
     data = path.read_bytes()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise _refuse(path, f"not a complete bundle archive ({exc}); it may be truncated") from exc
+        raise not_an_archive(path, data) from exc
     with archive:
         return _verify(path, data, archive, key)
 

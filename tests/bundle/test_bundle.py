@@ -174,11 +174,15 @@ def test_byte_flipped_on_disk_is_refused(good_bundle, tmp_path):
 
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.999])
 def test_truncated_bundle(good_bundle, tmp_path, keep):
+    """A bundle cut short (a copy that did not finish) is a damaged file (exit 1), not one
+    that "failed verification" (exit 3: hashes, members or signature that do not match)."""
     data = good_bundle.read_bytes()
     bad = tmp_path / "trunc.edgekit"
     bad.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(IntegrityError, match="failed verification"):
+    with pytest.raises(InputError, match="trunc.edgekit: expected an edgekit bundle .a zip archive., found a zip "
+                                         "archive cut short or damaged.*copy it again") as caught:
         open_bundle(bad)
+    assert not isinstance(caught.value, IntegrityError) and "verification" not in str(caught.value)
 
 
 def test_renamed_member(good_bundle, tmp_path):
@@ -250,14 +254,27 @@ def test_path_traversal_member_names_are_refused(good_bundle, tmp_path):
 
 
 def test_zero_byte_and_random_bundles(tmp_path):
-    empty = tmp_path / "empty.edgekit"
-    empty.write_bytes(b"")
-    with pytest.raises(IntegrityError, match="empty file"):
-        open_bundle(empty)
-    noise = tmp_path / "noise.edgekit"
-    noise.write_bytes(os.urandom(4096))
-    with pytest.raises(IntegrityError, match="not a complete bundle archive"):
-        open_bundle(noise)
+    """Files that are not zip archives at all: one line, exit 1, never "tampered with"."""
+    cases = {"empty": (b"", "found an empty file (0 bytes); copy it again, or rebuild it"),
+             "noise": (b"\x93\x01" + os.urandom(4094), "found 4096 bytes that are not a zip archive (they start 93 01"),
+             "text": (b"hello\n", "found 6 bytes of text ('hello'), not a zip archive; give the path of a .edgekit bundle")}
+    for name, (data, found) in cases.items():
+        path = tmp_path / f"{name}.edgekit"
+        path.write_bytes(data)
+        with pytest.raises(InputError, match="expected an edgekit bundle") as caught:
+            open_bundle(path)
+        assert not isinstance(caught.value, IntegrityError) and found in str(caught.value), caught.value
+        assert "tampered" not in str(caught.value)
+
+
+def test_cli_says_a_file_that_is_not_a_bundle_is_an_error_not_a_refusal(tmp_path):
+    from tests.support.cli import assert_one_line_error, run_cli
+
+    fake = tmp_path / "fake.edgekit"
+    fake.write_text("hello\n")
+    for command in (("inspect", str(fake)), ("verify", str(fake)), ("run", str(fake), "--source", "stdin")):
+        assert_one_line_error(run_cli(*command), 1, "edgekit: error: bundle", "fake.edgekit: expected an edgekit "
+                              "bundle (a zip archive), found 6 bytes of text ('hello'), not a zip archive; give the path")
 
 
 def test_missing_path_and_directory_are_input_errors(tmp_path):
