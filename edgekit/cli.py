@@ -493,6 +493,8 @@ def _show_bench(text: str, table: str, output: Path | None, fmt: str) -> None:
 
 
 def _bench_progress():  # noqa: ANN202 - a closure over one progress bar
+    if not sys.stderr.isatty():
+        return None  # Click would print the bar's label alone on a line into a log or a pipe
     state: dict = {}
 
     def update(step: int, total: int, label: str) -> None:
@@ -957,6 +959,21 @@ def _print_error(exc: EdgekitError) -> None:
     click.echo(f"edgekit: {prefix}: {exc}", err=True)
 
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # Click >= 8.2
+
+
+def _print_usage_error(exc: click.UsageError) -> None:
+    """Click's usage error in one line, as every failure: the message, the command's usage
+    and where its help is (Click itself prints three lines and a blank one)."""
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    if exc.ctx is not None:
+        usage = " ".join(exc.ctx.get_usage().split()).removeprefix("Usage: ")
+        text += f"; usage: {usage} (see {exc.ctx.command_path} --help)"
+    else:
+        text += "; see edgekit --help"
+    click.echo(f"edgekit: usage error: {text}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors to exit codes. Returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -967,6 +984,12 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("edgekit: interrupted", err=True)
         return 130
     except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        if isinstance(exc, _NO_ARGS_IS_HELP):  # `edgekit devices` alone: the help, as Click shows it
+            exc.show()
+        else:
+            _print_usage_error(exc)
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
