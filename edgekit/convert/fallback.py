@@ -220,11 +220,21 @@ class TfliteInt8Route:
         assert self._calibrated is not None, "rank() calibrates first"
         return requantize(self._calibrated, self.options, layers)
 
+    def _float_model(self) -> bytes:
+        """The float .tflite ai-edge-quantizer starts from."""
+        from edgekit.convert.variants.tflite_fp32 import fp32_bytes
+
+        return fp32_bytes(self.source)
+
     def _int16(self, layers: tuple[str, ...]) -> bytes:
+        return self._aeq(layers, "int16")
+
+    def _aeq(self, layers: tuple[str, ...], remedy: str) -> bytes:
+        """int8 by ai-edge-quantizer, the named layers with 16-bit activations (``int16``)
+        or left in float (``float``), from one calibration."""
         import ai_edge_quantizer as aeq
 
         from edgekit.convert.variants.foreign import calibrate
-        from edgekit.convert.variants.tflite_fp32 import fp32_bytes
 
         recipe = aeq.recipe
         granularity = (aeq.qtyping.QuantGranularity.CHANNELWISE if self.options.per_channel
@@ -232,8 +242,13 @@ class TfliteInt8Route:
         manager = aeq.recipe_manager.RecipeManager()
         manager.add_static_config(".*", recipe.TFLOperationName.ALL_SUPPORTED, 8, 8, granularity)
         for name in layers:  # an op's scope: its output tensors' names, each followed by ";"
-            manager.add_static_config(f"^{re.escape(name)};", recipe.TFLOperationName.ALL_SUPPORTED, 16, 8, granularity)
-        model = fp32_bytes(self.source)
+            scope = f"^{re.escape(name)};"
+            if remedy == "int16":
+                manager.add_static_config(scope, recipe.TFLOperationName.ALL_SUPPORTED, 16, 8, granularity)
+            else:  # the last matching config wins: these ops stay float, fed and read through (de)quantize ops
+                manager.add_quantization_config(scope, recipe.TFLOperationName.ALL_SUPPORTED,
+                                                algorithm_key=recipe.AlgorithmName.NO_QUANTIZE)
+        model = self._float_model()
         try:
             with quiet_converter(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
                 quantizer = aeq.quantizer.Quantizer(model, manager.get_quantization_recipe())
@@ -242,7 +257,70 @@ class TfliteInt8Route:
                 quantized = quantizer.quantize(self._aeq_result, enable_progress_bar=False, enable_progress_report=False)
                 return bytes(quantized.quantized_model)
         except Exception as exc:  # the quantizer raises ValueError/RuntimeError/KeyError on ops it lacks
-            raise conversion_error("tflite-int8 with int16 layers", exc, "int16x8") from exc
+            raise conversion_error(f"tflite-int8 with {remedy} layers", exc,
+                                   "int16x8" if remedy == "int16" else "int8") from exc
+
+
+class ForeignTfliteInt8Route(TfliteInt8Route):
+    """``tflite-int8`` derived from a given float ``.tflite`` (no trained model to convert
+    again): the variant is ai-edge-quantizer's, and so is every try. Ranked by
+    ai-edge-quantizer's model validator, each tensor of the all-int8 model against the
+    float model's (`relative_error`, on at most 16 calibration samples); the chosen layers
+    in float (``NO_QUANTIZE``: the quantizer puts dequantize and quantize ops around them)
+    or with 16-bit activations, every other layer int8, from one calibration."""
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        return self._remedies if self._remedies is not None else DEFAULT_FALLBACK_PRECISIONS
+
+    def float_size(self) -> int:
+        return len(self.source.data)
+
+    def _float_model(self) -> bytes:
+        return bytes(self.source.data)
+
+    def build(self, remedy: str, layers: tuple[str, ...]) -> bytes:
+        return self._aeq(layers, remedy)
+
+    def rank(self) -> list[Layer]:
+        from ai_edge_quantizer import model_validator
+        from ai_edge_quantizer.utils import validation_utils
+
+        from edgekit.convert.variants.foreign import signature_input
+
+        model = self._float_model()
+        quantized = self._aeq((), "float")  # every layer int8: the variant as it failed
+        key, input_name = signature_input(model)
+        samples = self.calibration[: min(len(self.calibration), 16)].astype(np.float32)
+        data = {key: [{input_name: samples[i : i + 1]} for i in range(len(samples))]}
+        try:
+            with quiet_converter():
+                # the validator's own metrics are not relative: a custom compare function
+                # under the MSE key (the result is keyed by the metric's name)
+                result = model_validator.compare_model(
+                    model, quantized, data, [validation_utils.ValidationErrorMetric.MSE],
+                    compare_fns=[lambda got, want: relative_error([want], [got])], num_threads=1)
+        except Exception as exc:  # noqa: BLE001 - the validator raises its own types
+            raise conversion_error("tflite-int8 quantization debug", exc, "int8") from exc
+        compared = result.get_signature_comparison_result(key)
+        errors = {**compared.intermediate_tensors, **compared.output_tensors}
+        layers = []
+        for tensor, op in _producers(model).items():
+            error = errors.get(tensor, {}).get(validation_utils.ValidationErrorMetric.MSE.value)
+            if error is not None and math.isfinite(error):
+                layers.append(Layer(tensor, op, float(error)))
+        return sorted(layers, key=lambda layer: -layer.error)
+
+
+def _producers(model: bytes) -> dict[str, str]:
+    """Each op's first output tensor (what ai-edge-quantizer's scope begins with) -> the op."""
+    from edgekit.runtime.backends import tflite_interpreter_class
+
+    interpreter_class, _package = tflite_interpreter_class()
+    interpreter = interpreter_class(model_content=model)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    return {names[op["outputs"][0]]: op["op_name"] for op in interpreter._get_ops_details()  # noqa: SLF001
+            if len(op["outputs"]) and op["outputs"][0] in names}
 
 
 class OnnxInt8Route:

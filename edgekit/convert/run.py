@@ -20,7 +20,14 @@ import numpy as np
 
 from edgekit.bundle import Manifest, Variant, VariantFormat, make_provenance, write_bundle
 from edgekit.contract import Contract, read_contract, sidecar_path
-from edgekit.convert.fallback import OnnxInt8Route, SearchLimits, TfliteInt8Route, one_line, search
+from edgekit.convert.fallback import (
+    ForeignTfliteInt8Route,
+    OnnxInt8Route,
+    SearchLimits,
+    TfliteInt8Route,
+    one_line,
+    search,
+)
 from edgekit.convert.fidelity import (
     Reference,
     detect_task,
@@ -348,7 +355,7 @@ def convert(config: ConvertConfig, progress: Progress = no_progress,
     foreign = is_foreign(config.model)
     if not foreign:
         config = dataclasses.replace(config, variants=DEFAULT_VARIANTS if config.variants is None else config.variants)
-    _check_options(config, foreign)
+    _check_options(config)
     if not foreign:
         source_kind(config.model)
     contract, no_front_end = _read_front_end(config)
@@ -490,23 +497,18 @@ def gate_error(report: ConvertReport, context: str, hint: str | None = None) -> 
                      found="; ".join(found(v) for v in failed), hint=gate_hint(report) if hint is None else hint)
 
 
-def _check_options(config: ConvertConfig, foreign: bool = False) -> None:
+def _check_options(config: ConvertConfig) -> None:
     """Refuse option values and combinations before anything is loaded.
 
     Raises:
-        InputError: an unknown variant, --auto-fallback without --max-accuracy-drop (or for
-            a given .tflite/.onnx, which has no trained model to fall back to), an out of
-            range drop, an unknown --int8-io or --onnx-int8.
+        InputError: an unknown variant, --auto-fallback without --max-accuracy-drop, an out
+            of range drop, an unknown --int8-io or --onnx-int8.
     """
     if config.variants is not None:
         unknown = [n for n in config.variants if n not in VARIANTS]
         if unknown or not config.variants:
             raise InputError(f"unrecognized variant(s) {unknown}", expected=f"names from {list(VARIANTS)}",
                              found=str(list(config.variants)))
-    if foreign and config.auto_fallback:
-        raise InputError("--auto-fallback", expected="a trained model (.keras, .h5, SavedModel) to re-quantize "
-                         "layer by layer", found=f"an exported {config.model.suffix} model",
-                         hint="leave --auto-fallback out; convert the trained model to use it")
     if config.auto_fallback and config.max_accuracy_drop is None:
         raise InputError("--auto-fallback", expected="--max-accuracy-drop PTS (the target it falls back to)",
                          found="no --max-accuracy-drop")
@@ -902,9 +904,11 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
     assert result.data is not None and config.max_accuracy_drop is not None
     limit = config.max_accuracy_drop
     limits = SearchLimits()
-    route = (TfliteInt8Route(source, calibration.x, config.options, config.fallback_precisions)
-             if result.format == "tflite" else
-             OnnxInt8Route(source, calibration.x, config.options, work, config.fallback_precisions))
+    if result.format == "onnx":  # a given .onnx stands for the export (ForeignModel.cached)
+        route: Any = OnnxInt8Route(source, calibration.x, config.options, work, config.fallback_precisions)
+    else:  # a given .tflite: ai-edge-quantizer made the variant and makes the tries
+        route = (ForeignTfliteInt8Route if isinstance(source, ForeignModel) else TfliteInt8Route)(
+            source, calibration.x, config.options, config.fallback_precisions)
     base_size, base_drop = len(result.data), result.metrics.get("drop_pts")
 
     def measure(data: bytes) -> tuple[VariantResult, Any, Any, Any]:
