@@ -277,7 +277,8 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
         counters = source.counters
         raise InputError(f"source {config.source} gave no results", expected=_expected_input(model),
                          found=f"nothing usable ({counters.malformed} malformed {source.unit}, "
-                               f"{counters.dropped} dropped)",
+                               f"{counters.dropped} dropped" + (f"; the last: {source.problem}" if source.problem
+                                                                 else "") + ")",
                          hint="check the source against the bundle's preprocessing (edgekit inspect BUNDLE)")
     return RunSummary(results=count, seconds=seconds, variant=model.variant.name, backend=model.package,
                       reason=model.reason, latencies_ms=latencies.values, dropped=source.counters.dropped,

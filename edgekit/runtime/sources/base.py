@@ -70,11 +70,13 @@ class Source(abc.ABC):
         kind: what its items are (`InputKind`); None for a source made outside the
             registry (no check against the bundle).
         unit: what one item is, as the run's summary counts malformed ones ("lines").
+        problem: the last malformed item and why (a run that gave nothing says it).
     """
 
     spec: str = ""
     kind: InputKind | None = None
     unit: str = "items"
+    problem: str | None = None
 
     def __init__(self) -> None:
         self.counters = Counters()

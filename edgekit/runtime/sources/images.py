@@ -39,7 +39,9 @@ class ImagesSource(Source):
         self.files = sorted(p for p in self.folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise InputError(f"source images:{folder}", expected="image files (.png, .jpg, ...)", found="none")
-        self.reported: set[Path] = set()  # files whose failure was logged
+        self.reported: set[Path] = set()  # files whose failure was said (or is waiting to be)
+        self.waiting: list[str] = []  # failures before the first image that decodes (see `_skipped`)
+        self.decoded_any = False
 
     def __iter__(self) -> Iterator[Item]:
         from edgekit.features.image import decode_image
@@ -53,16 +55,34 @@ class ImagesSource(Source):
                     raise
                 except InputError as exc:
                     self.counters.malformed += 1
-                    if path not in self.reported:
-                        self.reported.add(path)
-                        why = str(exc) if path.name in str(exc) else f"{path.relative_to(self.folder)}: {exc}"
-                        log.warning("source %s: skipped (counted as malformed) %s", self.spec or f"images:{self.folder}",
-                                    why)
+                    self._skipped(path, exc)
                     continue
                 decoded += 1
+                if not self.decoded_any:
+                    self.decoded_any = True
+                    for why in self.waiting:
+                        self._say(why)
+                    self.waiting.clear()
                 yield Item(image, time.time(), str(path.relative_to(self.folder)))
             if not decoded:  # nothing readable: looping would spin without yielding
                 return
+
+    def _skipped(self, path: Path, exc: InputError) -> None:
+        """Say once per file which one was skipped and why. Until an image has decoded, the
+        lines wait: a folder where none decodes ends the run with one line (`problem` names
+        the last file), not with a line per file before it."""
+        why = str(exc) if path.name in str(exc) else f"{path.relative_to(self.folder)}: {exc}"
+        self.problem = why
+        if path in self.reported:
+            return
+        self.reported.add(path)
+        if self.decoded_any:
+            self._say(why)
+        else:
+            self.waiting.append(why)
+
+    def _say(self, why: str) -> None:
+        log.warning("source %s: skipped (counted as malformed) %s", self.spec or f"images:{self.folder}", why)
 
 
 PLUGIN = SourcePlugin(form="images:DIR[?loop=1]", help="every image file of a folder, in name order",

@@ -136,8 +136,9 @@ class LinesSource(Source):
                     continue
             try:
                 row = _parse_row(line, header, self.wanted)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError) as exc:
                 self.counters.malformed += 1
+                self.problem = f"{self.name}:{number}: {exc}"
                 continue
             yield row, f"{self.name}:{number}"
 
