@@ -267,12 +267,13 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 @click.option("--threads", type=click.IntRange(1),
               help="Interpreter threads; the front end's numpy/BLAS threads follow (1 when not given).")
 @click.option("--limit", type=click.IntRange(1), help="Stop after N results.")
-@click.option("--hop-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
-              help="Audio streams: run the model every this many milliseconds.")
+@click.option("--hop-ms", type=click.FloatRange(min=1), metavar="MS",
+              help="Audio streams: run the model every MS milliseconds (default 250; above the model's window, "
+                   "the audio between windows goes unheard).")
 @click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
               help="Refuse (exit 3) a bundle that is not signed by this key (see edgekit sign).")
 def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str | None, threads: int | None,
-        limit: int | None, hop_ms: float, public_key: Path | None) -> None:
+        limit: int | None, hop_ms: float | None, public_key: Path | None) -> None:
     """Run a bundle on a source: results to the sink, a summary on stderr at the end (or on Ctrl-C)."""
     from edgekit.runtime.run import RunConfig
     from edgekit.runtime.run import run as run_stream
@@ -296,8 +297,9 @@ def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str 
 @click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
 @click.option("--threads", type=click.IntRange(1),
               help="Interpreter threads; the front end's numpy/BLAS threads follow (1 when not given).")
-@click.option("--hop-ms", type=click.FloatRange(min=1), default=250.0, show_default=True,
-              help="Audio streams: run the model every this many milliseconds.")
+@click.option("--hop-ms", type=click.FloatRange(min=1), metavar="MS",
+              help="Audio streams: run the model every MS milliseconds (default 250; above the model's window, "
+                   "the audio between windows goes unheard).")
 @click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
               help="Refuse (exit 3 at start; not taken as an update) a bundle not signed by this key.")
 @click.option("--skip-self-check", is_flag=True,
@@ -305,7 +307,7 @@ def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str 
 @click.option("--state", "state_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Write the service's state here (default: APP_DIR/serve.json; none for a BUNDLE).")
 def serve(target: Path, source: str, sink: str, host: str, port: int, variant: str | None, backend: str | None,
-          threads: int | None, hop_ms: float, public_key: Path | None, skip_self_check: bool,
+          threads: int | None, hop_ms: float | None, public_key: Path | None, skip_self_check: bool,
           state_file: Path | None) -> None:
     """Run a bundle as a service: systemd notify and watchdog, /healthz and /metrics, hot model updates.
 
