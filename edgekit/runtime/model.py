@@ -22,7 +22,7 @@ import numpy as np
 
 from edgekit._native import native_stderr_captured
 from edgekit.bundle import Bundle, Variant, open_bundle
-from edgekit.errors import ShapeError
+from edgekit.errors import InputError, ShapeError
 from edgekit.runtime.backends import Backend, open_backend
 from edgekit.runtime.postprocess import PosteriorSmoother, postprocess, ranked, softmax
 from edgekit.runtime.preprocess import Preprocessor, fit
@@ -227,6 +227,18 @@ class Model:
         input is lost. It must window the stream as this model does (`same_windows`).
         """
         spec = self.manifest.preprocess
+        if isinstance(source, (str, bytes, os.PathLike)):
+            raise InputError("Model.stream source", expected="items, or a source from "
+                             "edgekit.runtime.sources.open_source(SPEC)", found=f"{type(source).__name__} {source!r}"[:120],
+                             hint=f"use model.stream(open_source({str(source)!r})), or predict for one file")
+        kind = getattr(source, "kind", None)
+        if kind is not None:  # a source of edgekit.runtime.sources: what its items are, checked once
+            from edgekit.runtime.sources import check_kind
+
+            check_kind(getattr(source, "spec", "") or type(source).__name__, kind, spec, self.bundle.path.name)
+        expect = getattr(source, "expect", None)
+        if callable(expect):  # e.g. a wav: file shorter than one window is padded to one, as predict pads
+            expect(spec)
         active = _Active(self, switch)
         if isinstance(spec, AudioPreprocess):
             yield from self._stream_audio(source, spec, hop_ms, active)

@@ -121,6 +121,26 @@ def test_sources_of_the_right_kind_run(files):
         assert run(RunConfig(bundle=files[kind], source=spec, sink="jsonl:/dev/null")).results == results, kind
 
 
+def test_model_stream_checks_the_source_as_run_does(files):
+    """The embedding API: a source of another kind is refused, a short wav clip padded, and
+    a spec string (not a source) is one line saying how to open it."""
+    from edgekit.features.audio import write_wav
+
+    model = load(files["audio"])
+    with pytest.raises(InputError, match=r"expected a source of audio, as bundle audio.edgekit takes .*found a source "
+                                         r"of images"):
+        next(model.stream(open_source(f"images:{files['images']}")))
+    with pytest.raises(InputError, match=r"Model.stream source: expected items, or a source from .*open_source.*found "
+                                         r"str 'wav:"):
+        next(model.stream(f"wav:{files['wav']}"))
+    short = files["root"] / "short-api.wav"
+    write_wav(short, 0.3 * np.sin(np.arange(8000) / 5.0).astype(np.float32), 16000)
+    got = list(model.stream(open_source(f"wav:{short}")))
+    assert len(got) == 1
+    assert [s.score for s in got[0].top_k] == pytest.approx([s.score for s in model.predict(str(short)).top_k],
+                                                            abs=1e-6)
+
+
 def test_the_cli_says_it_in_one_line_with_exit_1(files):
     result = run_cli("run", str(files["audio"]), "--source", f"images:{files['images']}")
     assert_one_line_error(result, 1, "expected a source of audio", "found a source of images", "use wav:FILE")
