@@ -54,15 +54,15 @@ from edgekit.convert.variants import (
     tflite_float_ops,
 )
 from edgekit.convert.variants.foreign import as_given, derivations
-from edgekit.datasets.loaders import (
+from edgekit.datasets.loaders import (  # _read_labels_file: the one reader of --labels
     Progress,
     Samples,
+    _read_labels_file,
     load_samples,
     no_progress,
     random_samples,
     split,
 )
-from edgekit.datasets.loaders import _read_labels_file as read_labels_file  # the one reader of --labels
 from edgekit.errors import InputError
 from edgekit.inspection.isolate import describe_in_process
 from edgekit.inspection.report import human_bytes
@@ -682,7 +682,7 @@ def _labels(config: ConvertConfig, contract: Contract, samples: Samples, source:
             task: Task) -> tuple[str, ...] | None:
     names = samples.class_names  # load_samples applied --labels, else the contract's labels, else the folders
     if names is None and config.labels is not None:  # no --data: nothing has read the labels file yet
-        names = read_labels_file(config.labels)
+        names = _read_labels_file(config.labels)
     names = names or contract.labels
     classes = _classes(source, contract.postprocess)
     if names is not None and task.named_classes and classes is not None and len(names) != classes:

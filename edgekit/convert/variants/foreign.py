@@ -63,10 +63,10 @@ def calibrate(quantizer: Any, data: bytes, calib: np.ndarray, progress: Progress
     from ai_edge_quantizer import calibrator, recipe_manager
     from ai_edge_quantizer.utils import qsv_utils
 
-    key, input_name = signature_input(data)
-    dataset = [{input_name: calib[i : i + 1].astype(np.float32)} for i in progress(range(len(calib)), label, len(calib))]
     if not quantizer.need_calibration:
         return {}
+    key, input_name = signature_input(data)
+    dataset = [{input_name: calib[i : i + 1].astype(np.float32)} for i in progress(range(len(calib)), label, len(calib))]
     manager = recipe_manager.RecipeManager()
     manager.load_quantization_recipe(quantizer.get_quantization_recipe())
     run = calibrator.Calibrator(bytes(data), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
@@ -74,8 +74,9 @@ def calibrate(quantizer: Any, data: bytes, calib: np.ndarray, progress: Progress
     return run.get_model_qsvs()
 
 
-def _recipe(aeq: Any, name: str) -> Any:
-    """The ai-edge-quantizer recipe of a variant."""
+def _recipe(aeq: Any, name: str, per_channel: bool = True) -> Any:
+    """The ai-edge-quantizer recipe of a variant (`per_channel`: the int8 weights' granularity,
+    ``--per-channel/--per-tensor``)."""
     recipe = aeq.recipe
     if name == "tflite-fp16":  # weight-only float16: FLOAT_CASTING with 16-bit float weights
         manager = recipe.recipe_manager.RecipeManager()
@@ -84,15 +85,20 @@ def _recipe(aeq: Any, name: str) -> Any:
         return manager.get_quantization_recipe()
     if name == "tflite-dynamic":
         return recipe.dynamic_wi8_afp32()
-    return recipe.static_wi8_ai8()
+    manager = recipe.recipe_manager.RecipeManager()  # static_wi8_ai8(), with the granularity asked for
+    manager.add_static_config(".*", recipe.TFLOperationName.ALL_SUPPORTED, 8, 8,
+                              aeq.qtyping.QuantGranularity.CHANNELWISE if per_channel
+                              else aeq.qtyping.QuantGranularity.TENSORWISE)
+    return manager.get_quantization_recipe()
 
 
-def quantize_tflite(source: Any, name: str, calib: np.ndarray | None, progress: Progress = no_progress) -> bytes:
+def quantize_tflite(source: Any, name: str, calib: np.ndarray | None, progress: Progress = no_progress,
+                    per_channel: bool = True) -> bytes:
     """``source.data`` (a float .tflite) quantized by ai-edge-quantizer for variant `name`."""
     aeq = require("ai_edge_quantizer", "quantizing a .tflite model")
     try:
         with quiet_converter():
-            quantizer = aeq.quantizer.Quantizer(bytes(source.data), _recipe(aeq, name))
+            quantizer = aeq.quantizer.Quantizer(bytes(source.data), _recipe(aeq, name, per_channel))
             result = None
             if quantizer.need_calibration:
                 assert calib is not None
@@ -104,9 +110,9 @@ def quantize_tflite(source: Any, name: str, calib: np.ndarray | None, progress: 
 
 
 def _tflite_build(name: str) -> Any:
-    def build(source: Any, calib: np.ndarray | None, _options: ConversionOptions, _work: Path,
+    def build(source: Any, calib: np.ndarray | None, options: ConversionOptions, _work: Path,
               progress: Progress = no_progress) -> bytes:
-        return quantize_tflite(source, name, calib, progress)
+        return quantize_tflite(source, name, calib, progress, options.per_channel)
     return build
 
 
