@@ -80,6 +80,7 @@ class RunSummary:
     sink_dropped: int
     interrupted: bool
     signed_by: str | None = None  # the key whose signature was checked (--public-key)
+    unit: str = "lines"  # what one of the source's items is, as the summary counts malformed ones
 
     def to_dict(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
@@ -102,7 +103,7 @@ class RunSummary:
         d = self.to_dict()
         return (f"{d['results']} results in {d['seconds']:.2f} s ({d['results_per_second'] or 0:.1f}/s) with "
                 f"{self.variant} on {self.backend}; end-to-end latency p50 {d['latency_ms']['p50']:.2f} ms, "
-                f"p99 {d['latency_ms']['p99']:.2f} ms; dropped frames {self.dropped}, malformed lines {self.malformed}, "
+                f"p99 {d['latency_ms']['p99']:.2f} ms; dropped frames {self.dropped}, malformed {self.unit} {self.malformed}, "
                 f"reconnects {self.reconnects}" + (f", audio overruns {self.overruns}" if self.overruns else "")
                 + (f"; {self.sink_dropped} results not delivered by the sink" if self.sink_dropped else "")
                 + (" (interrupted)" if self.interrupted else ""))
@@ -284,4 +285,4 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
                       reason=model.reason, latencies_ms=latencies.values, dropped=source.counters.dropped,
                       malformed=source.counters.malformed, reconnects=source.counters.reconnects,
                       overruns=source.counters.overruns, sink_dropped=sink.dropped, interrupted=interrupted,
-                      signed_by=model.bundle.signed_by)
+                      signed_by=model.bundle.signed_by, unit=getattr(source, "unit", "items"))

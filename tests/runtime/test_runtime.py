@@ -374,7 +374,7 @@ def test_run_images_to_a_jsonl_sink(runtime_bundles, tmp_path):
     assert len(lines) == 25 and all(line["variant"] == "onnx-int8" for line in lines)
     summary = result.stderr.strip().splitlines()[-1]
     assert summary.startswith("25 results in") and "p50" in summary and "p99" in summary
-    assert "dropped frames 0, malformed lines 0, reconnects 0" in summary
+    assert "dropped frames 0, malformed files 0, reconnects 0" in summary
 
 
 def test_run_stdin_json_lines(runtime_bundles):
