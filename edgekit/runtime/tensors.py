@@ -42,9 +42,13 @@ def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return Quantizer(spec)(values)
 
 
-CLIP_FROM = 4096
-"""Elements from which one `np.clip` saturates faster than `np.maximum` and `np.minimum`
-(below, clip's own checks cost more than the second pass)."""
+try:  # the ufunc np.clip ends in, without np.clip's Python checks (1.4 us of a 490-value quantize)
+    from numpy._core.umath import clip as _clip
+except ImportError:  # numpy 1.x
+    try:
+        from numpy.core.umath import clip as _clip
+    except ImportError:
+        _clip = np.clip
 
 
 class Quantizer:
@@ -81,11 +85,7 @@ class Quantizer:
         q = np.divide(x, scale)  # a new array: the caller's values stay as they are
         np.rint(q, out=q)
         q += zero
-        if q.size >= CLIP_FROM:
-            np.clip(q, self._low, self._high, out=q)
-        else:
-            np.maximum(q, self._low, out=q)
-            np.minimum(q, self._high, out=q)
+        _clip(q, self._low, self._high, out=q)  # saturate (NaN stays NaN, as np.clip leaves it)
         return q.astype(self.dtype)
 
 

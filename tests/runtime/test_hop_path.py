@@ -72,7 +72,7 @@ def test_smoother_starts_again_when_the_number_of_classes_changes():
 
 @pytest.mark.parametrize("quantization", [Quantization((0.0123,), (-5,)), Quantization((0.5, 0.25, 0.01), (0, 3, -7), 3)])
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "float32"])
-@pytest.mark.parametrize("shape", [(1, 49, 10, 3), (1, 40, 40, 3)])  # below and above CLIP_FROM elements
+@pytest.mark.parametrize("shape", [(1, 49, 10, 3), (1, 40, 40, 3)])  # a keyword window, an image
 def test_quantizer_equals_the_plain_formula(quantization, dtype, shape):
     """`Quantizer` (and `quantize`, which makes one) against round(x / scale) + zero_point
     in float32, halves to even, saturated, written plainly per channel."""
