@@ -16,6 +16,8 @@ more `VariantKind` (`as_given`), packed byte for byte.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +72,8 @@ def calibrate(quantizer: Any, data: bytes, calib: np.ndarray, progress: Progress
     manager = recipe_manager.RecipeManager()
     manager.load_quantization_recipe(quantizer.get_quantization_recipe())
     run = calibrator.Calibrator(bytes(data), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
-    run.calibrate({key: dataset}, manager)
+    with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar (from 100 op runs on) is not ours
+        run.calibrate({key: dataset}, manager)
     return run.get_model_qsvs()
 
 
