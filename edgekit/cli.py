@@ -93,7 +93,8 @@ def _preprocess_help() -> str:
     from edgekit.presets import preset_help
 
     return ("Preprocessing spec YAML (docs/preprocess.md), or a preset name (default: MODEL's .preprocess.yaml "
-            f"sidecar from edgekit train, if any). Presets: {preset_help()}.")
+            "sidecar from edgekit train, if any), or none for a model that takes ready tensors (without a front "
+            f"end, convert warns). Presets: {preset_help()}.")
 
 
 def _variants_help() -> str:
