@@ -251,8 +251,7 @@ def _per_clip(out: np.ndarray) -> np.ndarray:
     in a few numpy calls: a stream runs this every hop."""
     if out.ndim == 2:  # one clip (predict, a stream's window)
         centred = out - np.add.reduce(out, axis=None) / out.size
-        flat = centred.reshape(-1)
-        centred /= max(math.sqrt(np.dot(flat, flat) / out.size), 1e-6)
+        centred /= max(math.sqrt(np.vdot(centred, centred) / out.size), 1e-6)  # vdot: dot of the flattened
         return centred
     flat = out.reshape(*out.shape[:-2], -1)
     count = flat.shape[-1]

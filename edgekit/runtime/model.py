@@ -395,7 +395,7 @@ class _ScoreReader:
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         if self.table is not None:
-            scores = self.table.take(raw.view(np.uint8).ravel())  # take: a third cheaper than [] here
+            scores = self.table.take(raw.view(np.uint8)).reshape(-1)  # take: a third cheaper than [] here
         elif self.raw:
             scores = raw.reshape(-1)
         else:
