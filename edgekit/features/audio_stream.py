@@ -57,10 +57,7 @@ class _Rows:
         from the window's `j`-th on (the rest), ``compute(samples, offset + j, n, out)``
         writing them into `out`. Rows before `k0` are dropped."""
         kept = self.hi - self.lo
-        if k0 == self.first + 1 and kept == count:  # the steady state of a hop of one frame step
-            self.lo += 1
-            kept -= 1
-        elif self.first <= k0 < self.first + kept:
+        if self.first <= k0 < self.first + kept:
             self.lo += k0 - self.first
             kept = min(self.hi - self.lo, count)
             self.hi = self.lo + kept
@@ -146,7 +143,16 @@ class AudioFeatureStream:
                     self._rows.move_to_end(phase)
                 self._last = (phase, kept)
             assert kept is not None
-            rows = kept.window(position // spec.frame_step, count, self._frames, samples, first)
+            k0 = position // spec.frame_step
+            if k0 == kept.first + 1 and kept.hi - kept.lo == count and kept.hi < len(kept.data) and not self._lead:
+                # the steady state of a hop of one frame step: the window's last frame is new
+                begin = (first + count - 1) * spec.frame_step - self._pad
+                self._kernel(samples[begin : begin + spec.frame_length], kept.data[kept.hi])
+                self.computed += 1
+                kept.first, kept.lo, kept.hi = k0, kept.lo + 1, kept.hi + 1
+                rows = kept.data[kept.lo : kept.hi]
+            else:
+                rows = kept.window(k0, count, self._frames, samples, first)
         if self._has_edges:
             edges = self._edge_rows(samples)
             top = int(np.searchsorted(self._edges, first))

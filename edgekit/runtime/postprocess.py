@@ -283,20 +283,22 @@ class PosteriorSmoother:
         self.background = {i for i, name in enumerate(labels) if name in spec.background_labels}
         self._keywords: tuple[int, ...] = ()  # the classes that are not background, for `rows`' width
         self._threshold = spec.score_threshold if spec.score_threshold is not None else 0.5
+        self._smoothing = spec.smoothing_ms
+        self._width = 0  # the columns of `rows`
 
     def update(self, time_ms: float, scores: np.ndarray) -> dict[str, Any]:
         """Add one result's class scores (float64, one per class) at `time_ms`; the fields
         of the smoothed scores."""
         width = scores.size
         rows, hi = self.rows, self.hi
-        if hi == len(rows) or rows.shape[1] != width:
+        if hi == len(rows) or width != self._width:
             self._grow(width)
             rows, hi = self.rows, self.hi
-        rows[hi] = scores.reshape(width)
+        rows[hi] = scores  # one row (a (1, width) array broadcasts into it)
         self.hi = hi = hi + 1
         times = self.times
         times.append(time_ms)
-        oldest = time_ms - self.spec.smoothing_ms
+        oldest = time_ms - self._smoothing
         lo = self.lo
         while times[0] < oldest:  # the newest time stays: smoothing_ms > 0
             times.popleft()
@@ -329,6 +331,7 @@ class PosteriorSmoother:
         if not len(kept):
             self.times.clear()
         self.rows = np.empty((max(64, 2 * len(kept) + 1), width))
+        self._width = width
         self.rows[: len(kept)] = kept
         self.lo, self.hi = 0, len(kept)
         self._keywords = tuple(i for i in range(width) if i not in self.background)
