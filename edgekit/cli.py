@@ -276,11 +276,11 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str | None, threads: int | None,
         limit: int | None, hop_ms: float | None, public_key: Path | None) -> None:
     """Run a bundle on a source: results to the sink, a summary on stderr at the end (or on Ctrl-C)."""
+    from edgekit.runtime.process import own_process
     from edgekit.runtime.run import RunConfig
     from edgekit.runtime.run import run as run_stream
-    from edgekit.runtime.threads import front_end_threads, limit_process
 
-    limit_process(front_end_threads(threads))  # the process is the runtime's: its BLAS threads too
+    own_process(threads)  # the process is the runtime's: its BLAS threads and its heap
     summary = run_stream(RunConfig(bundle=bundle, source=source, sink=sink, variant=variant, backend=backend,
                                    threads=threads, limit=limit, hop_ms=hop_ms, public_key=public_key))
     info(f"model: {summary.reason}" + (f"; signature by key {summary.signed_by} verified" if summary.signed_by else ""))
@@ -315,11 +315,11 @@ def serve(target: Path, source: str, sink: str, host: str, port: int, variant: s
     BUNDLE is served until SIGTERM (SIGHUP reloads it); APP_DIR (from edgekit deploy) serves
     APP_DIR/current/bundle.edgekit and takes a new release when the 'current' link changes.
     """
+    from edgekit.runtime.process import own_process
     from edgekit.runtime.service import ServeConfig
     from edgekit.runtime.service import serve as run_service
-    from edgekit.runtime.threads import front_end_threads, limit_process
 
-    limit_process(front_end_threads(threads))  # the process is the runtime's: its BLAS threads too
+    own_process(threads)  # the process is the runtime's: its BLAS threads and its heap
     summary = run_service(ServeConfig(target=target, source=source, sink=sink, host=host, port=port, variant=variant,
                                       backend=backend, threads=threads, hop_ms=hop_ms, public_key=public_key,
                                       skip_self_check=skip_self_check, state_file=state_file))

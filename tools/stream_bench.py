@@ -338,7 +338,7 @@ def render(result: dict) -> str:
     q, b = phases["quiet"], phases["busy"]
     lines = [f"edgekit stream bench: {result['cpu']}, {result['cores']} cores, load before start {result['load']}",
              "busy = two other numpy processes running a matmul loop; one interpreter thread everywhere, and one "
-             "BLAS thread for the whole process (as edgekit run and serve set it)", ""]
+             "BLAS thread and a steady heap for the whole process (as edgekit run and serve set them)", ""]
     kq, kb = q["kws"], b["kws"]
     lines += [f"## Keyword spotting ({kq['variant']} on {kq['backend']}; {kq['bundle']})", "",
               "| figure | quiet median | busy median | busy / quiet | quiet mean | busy mean | busy / quiet |",
@@ -404,12 +404,13 @@ def main() -> int:
     if args.build is not None:
         build(args.build)
         return 0
-    from edgekit.runtime.threads import limit_process
+    from edgekit.runtime.process import own_process
 
     models = ensure_models(args.rebuild)
-    # the front end's BLAS threads for the whole process, as edgekit run and serve set them:
-    # the runtime's per-call check then costs nothing (edgekit.runtime.threads)
-    limit_process(1)
+    # the process set as edgekit run and serve set theirs: one BLAS thread for the front end
+    # (the runtime's per-call check then costs nothing) and a steady heap (without it a 1 s
+    # predict after the 250 ms stream costs 0.56 ms instead of 0.36: edgekit.runtime.process)
+    own_process(1)
     kws = args.kws or (DEMO_KWS if DEMO_KWS.exists() else models["kws"])
     predict_models = [("mobilenet 96x96 (vww recipe)", models["mobilenet96"], "tflite-int8"),
                       ("mobilenet 96x96 (vww recipe)", models["mobilenet96"], "tflite-fp32"),

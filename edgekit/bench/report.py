@@ -326,6 +326,10 @@ def _footnotes(doc: dict[str, Any]) -> list[str]:
     blas = sorted({_blas_note(r["thread_settings"]) for r in doc["results"] if r.get("thread_settings")})
     if blas:
         notes.append(f"threads: interpreter as in the threads column; front end (numpy/BLAS): {'; '.join(blas)}")
+    heaps = {r["thread_settings"].get("steady_heap") for r in doc["results"] if r.get("thread_settings")}
+    if True in heaps:  # edgekit.runtime.process
+        notes.append("heap: glibc's thresholds fixed in the workers, as edgekit run and serve fix theirs (temporaries "
+                     "under 8 MiB stay in the heap)")
     bases = sorted({r["baseline"] for r in doc["results"] if r.get("baseline")})
     if bases:
         notes.append(f"x base: median latency relative to {', '.join(bases)} (same thread count)")

@@ -94,6 +94,7 @@ class Worker:
         self.backend: Any = None
         self.tensors: list[np.ndarray] = []
         self.raw: Any = None
+        self.steady_heap = False  # glibc's heap thresholds fixed (edgekit.runtime.process), set by load
 
     # requests ----------------------------------------------------------------------
 
@@ -101,12 +102,13 @@ class Worker:
              backend: str | None = None) -> dict[str, Any]:
         from edgekit._native import native_stderr_captured
         from edgekit.runtime.backends import BACKEND_NAMES, open_backend
-        from edgekit.runtime.threads import describe, front_end_threads, limit_process
+        from edgekit.runtime.process import own_process
+        from edgekit.runtime.threads import describe
 
         # This process exists to run the runtime: its BLAS threads are the front end's
         # (set once here, Model.predict's own limit at that count then costs nothing per
-        # call). The settings used go into the report.
-        limit_process(front_end_threads(threads))
+        # call), and its heap is steady. The settings used go into the report.
+        self.steady_heap = own_process(threads)
         rng = np.random.default_rng(seed)
         path = Path(target)
         rss_before = _rss_bytes()
@@ -153,7 +155,7 @@ class Worker:
                 "gzip_bytes": len(gzip.compress(bytes(data), compresslevel=9, mtime=0)),
                 "input_shapes": [list(t.shape) for t in self.tensors],
                 "input_dtypes": [str(t.dtype) for t in self.tensors],
-                "end_to_end": self.model is not None, "pid": os.getpid(), "thread_settings": describe(threads)}
+                "end_to_end": self.model is not None, "pid": os.getpid(), "thread_settings": {**describe(threads), "steady_heap": self.steady_heap}}
 
     def _input_specs(self) -> list[tuple[tuple[int, ...], np.dtype]]:
         backend = self.backend

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -159,6 +161,7 @@ def test_a_bench_worker_runs_at_the_threads_it_records(runtime_bundles, blas):
     assert settings["interpreter_threads"] == 2 and settings["front_end_blas_threads"] == 2
     assert _blas_threads() == 2 and {lib["threads"] for lib in settings["blas"]} == {2}
     assert _blas_note(settings).startswith("2 thread(s) (")
+    assert settings["steady_heap"] is sys.platform.startswith("linux")  # glibc's thresholds fixed (runtime.process)
 
 
 def test_a_process_limited_at_the_runtimes_count_pays_nothing_per_call(blas):
