@@ -43,8 +43,11 @@ def ranked(scores: np.ndarray, spec: PostprocessSpec, labels: tuple[str, ...]) -
     return _fields(best, score, best_k, spec, labels)
 
 
-def ranked_values(values: list[float], spec: PostprocessSpec, labels: tuple[str, ...]) -> dict[str, Any]:
+def ranked_values(values: list[float], spec: PostprocessSpec, labels: tuple[str, ...],
+                  order: list[int] | None = None) -> dict[str, Any]:
     """`ranked` of scores given as a list of Python floats (a few classes: no numpy call).
+    `order`: the classes best first, when the caller has them (the posterior smoother):
+    ``sorted(range(n), key=values.__getitem__, reverse=True)``, stable (ties by index).
 
     Every `predict` of a classifier runs this, right after the interpreter has pushed
     Python's own code out of the CPU's caches, where each Python call costs about twice
@@ -52,13 +55,8 @@ def ranked_values(values: list[float], spec: PostprocessSpec, labels: tuple[str,
     by ``tuple.__new__`` (what a NamedTuple's ``_make`` does) rather than by the class's
     Python-level ``__new__``.
     """
-    return ranked_order(sorted(range(len(values)), key=values.__getitem__, reverse=True), values, spec, labels)
-
-
-def ranked_order(order: list[int], values: list[float], spec: PostprocessSpec,
-                 labels: tuple[str, ...]) -> dict[str, Any]:
-    """`ranked_values` given the classes best first (``sorted(range(n), key=values.__getitem__,
-    reverse=True)``: stable, ties by index), which the posterior smoother also reads."""
+    if order is None:
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
     named = len(labels)
     pairs = []
     for i in order[: spec.top_k]:  # a loop, not a comprehension (a Python frame of its own before 3.12)
@@ -308,7 +306,7 @@ class PosteriorSmoother:
         smoothed /= hi - lo
         values = smoothed.tolist()
         order = sorted(range(width), key=values.__getitem__, reverse=True)  # stable: ties by index
-        fields = ranked_order(order, values, self.spec, self.labels)
+        fields = ranked_values(values, self.spec, self.labels, order)
         fields["detected"] = False
         if not self._keywords:  # every class is background: nothing to spot
             return fields
