@@ -171,8 +171,9 @@ def inspect(path: Path, as_json: bool, timeout: float) -> None:
 
 
 def progress(items, label, total):  # noqa: ANN001, ANN201 - the loaders' Progress protocol
-    """A progress bar on stderr (hidden with --quiet)."""
-    if STATE.quiet:
+    """A progress bar on stderr (hidden with --quiet, and off a terminal: Click would print
+    the label alone on a line into a log or a pipe)."""
+    if STATE.quiet or not sys.stderr.isatty():
         yield from items
         return
     with click.progressbar(items, length=total, label=label, file=sys.stderr, show_pos=True) as bar:

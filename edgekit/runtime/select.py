@@ -176,7 +176,16 @@ def choose(manifest: Manifest, variant: str | None = None, backend: str | None =
                 if (forced_format is None or v.format == forced_format) and installed.get(v.format)]
     if not runnable:
         formats = sorted({v.format for v in manifest.variants})
-        raise _missing(forced_format or formats[0], formats)
+        if forced_format is not None:
+            if forced_format not in formats:
+                raise InputError(f"--backend {backend}", expected=f"a bundle with a {forced_format} variant",
+                                 found=f"{', '.join(formats)} variants only",
+                                 hint="leave --backend out, or convert the model with that variant")
+            extra = {"tflite": "litert", "onnx": "onnx"}.get(forced_format, "all")
+            raise MissingDependencyError(f"--backend {backend}", expected=f"{forced_package or backend} installed (it runs this "
+                                         f"bundle's {forced_format} variants)", found="it is not installed",
+                                         hint=f"install it with: {extra_install(extra)}, or leave --backend out")
+        raise _missing(formats[0], formats)
 
     def preference(v: Variant) -> tuple:
         if prefer:

@@ -144,6 +144,22 @@ def test_forced_and_preferred_choices_state_their_evidence():
     assert preferred.variant.name == "onnx-fp32" and preferred.reason.startswith("onnx-fp32: device preference;")
 
 
+def test_a_forced_backend_that_is_missing_or_has_no_variant_says_which(monkeypatch):
+    """A device with LiteRT only, asked for --backend onnxruntime, heard "running this
+    bundle's onnx, tflite variants: expected an interpreter for onnx"."""
+    from edgekit.errors import InputError, MissingDependencyError
+
+    monkeypatch.setattr(select, "installed_backends", lambda: {"tflite": "ai-edge-litert"})
+    ref, var = outcomes(450)
+    bundle = manifest(measured("tflite-int8", "int8", ref, var), measured("onnx-fp32", "fp32", ref, ref))
+    with pytest.raises(MissingDependencyError, match=r"--backend onnxruntime: expected onnxruntime installed \(it "
+                                                     r"runs this bundle's onnx variants\), found it is not installed"):
+        select.choose(bundle, backend="onnxruntime")
+    with pytest.raises(InputError, match=r"--backend onnxruntime: expected a bundle with a onnx variant, found tflite "
+                                         r"variants only"):
+        select.choose(manifest(measured("tflite-int8", "int8", ref, var)), backend="onnxruntime")
+
+
 def test_a_regression_drop_speaks_in_percent_of_the_float_rmse():
     metrics = {"samples": 200, "drop_pts": 12.0, "drop_basis": "rmse_increase_pct", "drop_ci95": [8.0, 16.0],
                "drop_resolution_pts": None, "drop_method": "paired-bootstrap"}
