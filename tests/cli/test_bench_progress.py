@@ -46,3 +46,11 @@ def test_the_bar_is_drawn_on_a_terminal():
             os.close(other)
     assert proc.returncode == 0, drawn
     assert b"bench  [" in drawn and b"tflite-fp32 @1t invoke window 1/1" in drawn, drawn
+
+
+def test_the_loaders_progress_off_a_terminal_passes_the_items_and_prints_nothing(capfd):
+    """train's and eval's data bars (`edgekit.cli.progress`) did print their label alone."""
+    from edgekit.cli import progress
+
+    assert list(progress(iter(range(5)), "reading data", 5)) == [0, 1, 2, 3, 4]
+    assert capfd.readouterr().err == ""
