@@ -279,7 +279,6 @@ class PosteriorSmoother:
         self.lo = self.hi = 0
         self.last_detection_ms = -float("inf")
         self.background = {i for i, name in enumerate(labels) if name in spec.background_labels}
-        self._keywords: tuple[int, ...] = ()  # the classes that are not background, for `rows`' width
         self._threshold = spec.score_threshold if spec.score_threshold is not None else 0.5
         self._smoothing = spec.smoothing_ms
         self._width = 0  # the columns of `rows`
@@ -308,12 +307,12 @@ class PosteriorSmoother:
         order = sorted(range(width), key=values.__getitem__, reverse=True)  # stable: ties by index
         fields = ranked_values(values, self.spec, self.labels, order)
         fields["detected"] = False
-        if not self._keywords:  # every class is background: nothing to spot
-            return fields
         background = self.background
         for best in order:  # the best keyword, the first of equal scores (the order is stable)
             if best not in background:
                 break
+        else:  # every class is background: nothing to spot
+            return fields
         score = values[best]
         fields["keyword"] = self.labels[best] if best < len(self.labels) else str(best)
         fields["keyword_score"] = score
@@ -325,11 +324,10 @@ class PosteriorSmoother:
     def _grow(self, width: int) -> None:
         """Room for one more row: the window's rows moved to the front of a new array (of
         `width` columns; a result of another width starts the window again)."""
-        kept = self.rows[self.lo : self.hi] if self.rows.shape[1] == width else np.empty((0, width))
+        kept = self.rows[self.lo : self.hi] if self._width == width else np.empty((0, width))
         if not len(kept):
             self.times.clear()
         self.rows = np.empty((max(64, 2 * len(kept) + 1), width))
         self._width = width
         self.rows[: len(kept)] = kept
         self.lo, self.hi = 0, len(kept)
-        self._keywords = tuple(i for i in range(width) if i not in self.background)
