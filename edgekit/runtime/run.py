@@ -80,7 +80,7 @@ class RunSummary:
     sink_dropped: int
     interrupted: bool
     signed_by: str | None = None  # the key whose signature was checked (--public-key)
-    unit: str = "lines"  # what one of the source's items is, as the summary counts malformed ones
+    unit: str = "items"  # what one of the source's items is (`Source.unit`), as the summary counts malformed ones
 
     def to_dict(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
@@ -120,8 +120,8 @@ class RunControl:
             model runs the same stream's next windows (`Model.stream`'s `switch`: it must
             window the stream as the running one does, `Model.same_windows`), so no input is
             lost and sequence numbers go on.
-        source / sink: the open source and sink (counters for /metrics), set by `run`; or
-            opened by the service before it (`open_input`), and then taken by `run`.
+        source / sink: the open source and sink (counters for /metrics), opened by the service
+            before `run` (`open_input`) and taken by it.
         busy_since: `time.monotonic()` when the input being processed arrived (the front end,
             the model and the sink are working on it); None while the loop waits for input.
             A value that grows old is a hung model, not a quiet source (the watchdog).
@@ -226,11 +226,10 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
         InputError: a bad source or sink, a source of another kind than the bundle takes, or
             a source that ends without one result.
     """
-    if control is not None and control.source is not None and control.sink is not None:
+    if control is not None:
         source, sink = control.source, control.sink
-        if model is None:
-            raise ValueError("run: a control's open source needs the model it was checked against")
-        hop_ms = hop_for(model, config.hop_ms)
+        if model is None or source is None or sink is None:
+            raise ValueError("run: a control needs the source and sink the service opened, and its model")
     else:
         parsed = parse_source(config.source)  # a bad spec fails before the model is loaded
         sink = open_sink(config.sink)
@@ -239,12 +238,10 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
                 model = load(config.bundle, variant=config.variant, backend=config.backend, threads=config.threads,
                              public_key=config.public_key)
             source = open_input(parsed, model)  # after the load: no frame or block dropped while it loads
-            hop_ms = hop_for(model, config.hop_ms)
         except BaseException:
             sink.close()
             raise
-        if control is not None:
-            control.source, control.sink = source, sink
+    hop_ms = hop_for(model, config.hop_ms)
     items = source if control is None else _until(source, control)
     latencies = Reservoir()
     count = 0
@@ -285,4 +282,4 @@ def run(config: RunConfig, on_result: Callable[[Result], None] | None = None, *,
                       reason=model.reason, latencies_ms=latencies.values, dropped=source.counters.dropped,
                       malformed=source.counters.malformed, reconnects=source.counters.reconnects,
                       overruns=source.counters.overruns, sink_dropped=sink.dropped, interrupted=interrupted,
-                      signed_by=model.bundle.signed_by, unit=getattr(source, "unit", "items"))
+                      signed_by=model.bundle.signed_by, unit=source.unit)

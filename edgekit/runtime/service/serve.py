@@ -40,6 +40,7 @@ from edgekit.runtime.service.update import (
 )
 from edgekit.runtime.sinks import open_sink
 from edgekit.runtime.sources import parse_source
+from edgekit.runtime.sources.base import LOOP
 
 DEFAULT_PORT = 8780
 STOP_GRACE_S = 5.0  # how long a stop waits for the source to yield before closing it
@@ -127,15 +128,18 @@ def serve(config: ServeConfig, log: Callable[[str], None] = _log) -> RunSummary 
     state.serving(model, target.release, target.path)
     log(f"serving {target.label}: {model.variant.name} on {model.package} ({model.reason}); {checked}; "
         f"/healthz and /metrics on http://{config.host}:{state.port}")
-    service = _Service(config, state, notifier, model, target, find, options, app_dir is not None, log)
+    service = _Service(config, state, notifier, model, target, find, options, app_dir is not None, log,
+                       can_loop=LOOP in parsed.plugin.options)
     service.control.source, service.control.sink = source, sink
     return service.run(server)
 
 
 class _Service:
     def __init__(self, config: ServeConfig, state: ServiceState, notifier: Notifier, model: Model, target: Target,
-                 find: Callable[[], Target], options: LoadOptions, poll: bool, log: Callable[[str], None]) -> None:
+                 find: Callable[[], Target], options: LoadOptions, poll: bool, log: Callable[[str], None],
+                 can_loop: bool = False) -> None:
         self.config = config
+        self.can_loop = can_loop  # the source's form takes ?loop=1 (a file): what to say when it ends
         self.state = state
         self.notifier = notifier
         self.log = log
@@ -242,7 +246,7 @@ class _Service:
             raise self.error
         if not requested and self.summary is not None:  # the source ended on its own
             self.log(f"the source ended: {self.summary.render()}")
-            looping = any(option.name == "loop" for option in parse_source(self.config.source).plugin.options)
+            looping = self.can_loop
             raise InputError(f"source {self.config.source} ended after {self.summary.results} results",
                              expected="a source that runs until the service is stopped (SIGTERM)",
                              found="the end of the file" if looping else "its end (the log above says why)",

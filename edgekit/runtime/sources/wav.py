@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgekit.runtime.sources.base import LOOP, InputKind, Item, Option, Source, SourcePlugin, passes
 
 log = logging.getLogger("edgekit.wav")
@@ -41,7 +39,7 @@ class WavSource(Source):
         """A file shorter than an audio model's window, played once: resampled to the model's
         rate and padded with zeros to one window, as `Model.predict` does with a clip (the
         stream would otherwise never fill a window and give nothing)."""
-        from edgekit.features.audio import resample
+        from edgekit.features.audio import fit_clip, resample
         from edgekit.spec import AudioPreprocess
 
         if not isinstance(preprocess, AudioPreprocess) or self.loop or not len(self.samples):
@@ -50,9 +48,7 @@ class WavSource(Source):
         if len(self.samples) * rate >= clip * self.rate:  # at least one window at the model's rate
             return
         seconds = len(self.samples) / self.rate
-        samples = resample(self.samples, self.rate, rate)[:clip]
-        padded = np.zeros(clip, np.float32)
-        padded[: len(samples)] = samples
+        padded = fit_clip(resample(self.samples, self.rate, rate), preprocess)
         log.warning("source %s: %.2f s of audio (%d samples at %d Hz), shorter than the model's %.2f s window: "
                     "padded with zeros to one window, as predict pads a clip", self.spec or f"wav:{self.name}",
                     seconds, len(self.samples), self.rate, clip / rate)
