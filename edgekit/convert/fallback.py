@@ -166,7 +166,6 @@ class TfliteInt8Route:
         self.source, self.calibration, self.options = source, calibration, options
         self._remedies = remedies
         self._calibrated: bytes | None = None
-        self._aeq_result: Any = None
 
     @property
     def remedies(self) -> tuple[str, ...]:
@@ -234,13 +233,12 @@ class TfliteInt8Route:
         or left in float (``float``), from one calibration."""
         import ai_edge_quantizer as aeq
 
-        from edgekit.convert.variants.foreign import calibrate
+        from edgekit.convert.variants.foreign import CALIBRATION_KEY, calibrate, int8_recipe_manager
 
         recipe = aeq.recipe
         granularity = (aeq.qtyping.QuantGranularity.CHANNELWISE if self.options.per_channel
                        else aeq.qtyping.QuantGranularity.TENSORWISE)
-        manager = aeq.recipe_manager.RecipeManager()
-        manager.add_static_config(".*", recipe.TFLOperationName.ALL_SUPPORTED, 8, 8, granularity)
+        manager = int8_recipe_manager(aeq, self.options.per_channel)
         for name in layers:  # an op's scope: its output tensors' names, each followed by ";"
             scope = f"^{re.escape(name)};"
             if remedy == "int16":
@@ -252,9 +250,8 @@ class TfliteInt8Route:
         try:
             with quiet_converter(), contextlib.redirect_stderr(io.StringIO()):  # its progress bars
                 quantizer = aeq.quantizer.Quantizer(model, manager.get_quantization_recipe())
-                if self._aeq_result is None:
-                    self._aeq_result = calibrate(quantizer, model, self.calibration)
-                quantized = quantizer.quantize(self._aeq_result, enable_progress_bar=False, enable_progress_report=False)
+                calibration = self.source.cached(CALIBRATION_KEY, lambda: calibrate(quantizer, model, self.calibration))
+                quantized = quantizer.quantize(calibration, enable_progress_bar=False, enable_progress_report=False)
                 return bytes(quantized.quantized_model)
         except Exception as exc:  # the quantizer raises ValueError/RuntimeError/KeyError on ops it lacks
             raise conversion_error(f"tflite-int8 with {remedy} layers", exc,
@@ -268,6 +265,11 @@ class ForeignTfliteInt8Route(TfliteInt8Route):
     float model's (`relative_error`, on at most 16 calibration samples); the chosen layers
     in float (``NO_QUANTIZE``: the quantizer puts dequantize and quantize ops around them)
     or with 16-bit activations, every other layer int8, from one calibration."""
+
+    def __init__(self, source: Any, calibration: np.ndarray, options: ConversionOptions,
+                 remedies: tuple[str, ...] | None, failed: bytes) -> None:
+        super().__init__(source, calibration, options, remedies)
+        self.failed = failed  # the variant as it failed (every layer int8), which `rank` compares
 
     @property
     def remedies(self) -> tuple[str, ...]:
@@ -289,7 +291,7 @@ class ForeignTfliteInt8Route(TfliteInt8Route):
         from edgekit.convert.variants.foreign import signature_input
 
         model = self._float_model()
-        quantized = self._aeq((), "float")  # every layer int8: the variant as it failed
+        quantized = self.failed
         key, input_name = signature_input(model)
         samples = self.calibration[: min(len(self.calibration), 16)].astype(np.float32)
         data = {key: [{input_name: samples[i : i + 1]} for i in range(len(samples))]}

@@ -906,9 +906,11 @@ def _fallback(result: VariantResult, source: SourceModel, calibration: Samples, 
     limits = SearchLimits()
     if result.format == "onnx":  # a given .onnx stands for the export (ForeignModel.cached)
         route: Any = OnnxInt8Route(source, calibration.x, config.options, work, config.fallback_precisions)
-    else:  # a given .tflite: ai-edge-quantizer made the variant and makes the tries
-        route = (ForeignTfliteInt8Route if isinstance(source, ForeignModel) else TfliteInt8Route)(
-            source, calibration.x, config.options, config.fallback_precisions)
+    elif isinstance(source, ForeignModel):  # a given .tflite: ai-edge-quantizer made the variant and makes the tries
+        route = ForeignTfliteInt8Route(source, calibration.x, config.options, config.fallback_precisions,
+                                       failed=result.data)
+    else:
+        route = TfliteInt8Route(source, calibration.x, config.options, config.fallback_precisions)
     base_size, base_drop = len(result.data), result.metrics.get("drop_pts")
 
     def measure(data: bytes) -> tuple[VariantResult, Any, Any, Any]:

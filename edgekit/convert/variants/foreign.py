@@ -88,11 +88,23 @@ def _recipe(aeq: Any, name: str, per_channel: bool = True) -> Any:
         return manager.get_quantization_recipe()
     if name == "tflite-dynamic":
         return recipe.dynamic_wi8_afp32()
-    manager = recipe.recipe_manager.RecipeManager()  # static_wi8_ai8(), with the granularity asked for
-    manager.add_static_config(".*", recipe.TFLOperationName.ALL_SUPPORTED, 8, 8,
+    return int8_recipe_manager(aeq, per_channel).get_quantization_recipe()
+
+
+def int8_recipe_manager(aeq: Any, per_channel: bool) -> Any:
+    """ai-edge-quantizer's recipe manager for ``tflite-int8``: every supported op with int8
+    weights (per channel or per tensor) and int8 activations, what ``static_wi8_ai8()`` gives
+    with the granularity asked for. auto-fallback adds its per-layer configs to it."""
+    manager = aeq.recipe_manager.RecipeManager()
+    manager.add_static_config(".*", aeq.recipe.TFLOperationName.ALL_SUPPORTED, 8, 8,
                               aeq.qtyping.QuantGranularity.CHANNELWISE if per_channel
                               else aeq.qtyping.QuantGranularity.TENSORWISE)
-    return manager.get_quantization_recipe()
+    return manager
+
+
+CALIBRATION_KEY = "ai-edge-quantizer calibration"
+"""`source.cached` key of the calibration of the source's float .tflite on the calibration
+split: the tflite-int8 variant of a given .tflite and auto-fallback's tries share it."""
 
 
 def quantize_tflite(source: Any, name: str, calib: np.ndarray | None, progress: Progress = no_progress,
@@ -105,7 +117,8 @@ def quantize_tflite(source: Any, name: str, calib: np.ndarray | None, progress: 
             result = None
             if quantizer.need_calibration:
                 assert calib is not None
-                result = calibrate(quantizer, source.data, calib, progress, f"calibrating {name}")
+                result = source.cached(CALIBRATION_KEY,
+                                       lambda: calibrate(quantizer, source.data, calib, progress, f"calibrating {name}"))
             quantized = quantizer.quantize(result, enable_progress_bar=False, enable_progress_report=False)
             return bytes(quantized.quantized_model)
     except Exception as exc:  # the quantizer raises ValueError/RuntimeError/KeyError on ops it lacks
