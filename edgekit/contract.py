@@ -38,6 +38,8 @@ class Contract:
         labels: class names, in output order.
         path: the file it was read from.
         steps: the steps that made the model before conversion (``provenance.steps``).
+        preprocess_given: the document states the front end (a bare spec, a preset, or a
+            ``preprocess`` section; ``kind: none`` included), rather than leaving it out.
     """
 
     preprocess: PreprocessSpec = dataclasses.field(default_factory=NoPreprocess)
@@ -45,6 +47,7 @@ class Contract:
     labels: tuple[str, ...] | None = None
     path: Path | None = None
     steps: tuple[dict[str, Any], ...] = ()
+    preprocess_given: bool = dataclasses.field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The file's sections, in their documented order (plain data, ready for YAML)."""
@@ -77,7 +80,7 @@ def contract_from_dict(document: Any, where: str) -> Contract:
     if not isinstance(document, dict):
         raise InputError(where, expected="a YAML mapping", found=type(document).__name__)
     if "kind" in document or "preset" in document:
-        return Contract(preprocess_from_dict(_with_preset(document, where), where))
+        return Contract(preprocess_from_dict(_with_preset(document, where), where), preprocess_given=True)
     unknown = sorted(set(document) - set(SECTIONS))
     if unknown:
         raise InputError(where, expected=f"sections {', '.join(SECTIONS)}", found=f"unknown sections {unknown}")
@@ -93,7 +96,8 @@ def contract_from_dict(document: Any, where: str) -> Contract:
     labels = document.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise InputError(f"{where}: labels", expected="a list of strings", found=repr(labels)[:100])
-    return Contract(pre, post, tuple(labels) if labels is not None else None, None, tuple(steps))
+    return Contract(pre, post, tuple(labels) if labels is not None else None, None, tuple(steps),
+                    preprocess_given="preprocess" in document)
 
 
 def _with_preset(data: Any, where: str) -> Any:
@@ -119,7 +123,7 @@ def read_contract(path: Path | None) -> Contract:
         from edgekit.presets import preset_keys
 
         keys = preset_keys(str(path), "--preprocess preset (or file)")
-        return Contract(preprocess_from_dict(keys, f"preset {path}"))
+        return Contract(preprocess_from_dict(keys, f"preset {path}"), preprocess_given=True)
     try:
         document = yaml.safe_load(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

@@ -54,13 +54,13 @@ from edgekit.convert.variants import (
     tflite_float_ops,
 )
 from edgekit.convert.variants.foreign import as_given, derivations
-from edgekit.datasets.loaders import (  # _read_labels_file: the one reader of --labels
+from edgekit.datasets.loaders import (
     Progress,
     Samples,
-    _read_labels_file,
     load_samples,
     no_progress,
     random_samples,
+    read_labels_file,
     split,
 )
 from edgekit.errors import InputError
@@ -576,19 +576,9 @@ def _read_front_end(config: ConvertConfig) -> tuple[Contract, str | None]:
         return contract, None
     if path is None:
         return contract, "no --preprocess"
-    if contract.path is not None and _says_kind_none(contract.path):
+    if contract.preprocess_given:  # the file says kind: none itself
         return contract, None
     return contract, f"{path} has no preprocess section"
-
-
-def _says_kind_none(path: Path) -> bool:
-    """Whether a contract file says ``kind: none`` itself (bare, or in its preprocess
-    section), rather than leaving the section out; `read_contract` has already checked it."""
-    import yaml
-
-    document = yaml.safe_load(path.read_text("utf-8"))
-    section = document.get("preprocess", document) if isinstance(document, dict) else None
-    return isinstance(section, dict) and section.get("kind") == NO_FRONT_END
 
 
 def _check_calibration(config: ConvertConfig, kinds: dict[str, VariantKind]) -> None:
@@ -682,7 +672,7 @@ def _labels(config: ConvertConfig, contract: Contract, samples: Samples, source:
             task: Task) -> tuple[str, ...] | None:
     names = samples.class_names  # load_samples applied --labels, else the contract's labels, else the folders
     if names is None and config.labels is not None:  # no --data: nothing has read the labels file yet
-        names = _read_labels_file(config.labels)
+        names = read_labels_file(config.labels)
     names = names or contract.labels
     classes = _classes(source, contract.postprocess)
     if names is not None and task.named_classes and classes is not None and len(names) != classes:

@@ -136,7 +136,7 @@ def _prepare_arrays(raw: np.ndarray, spec: PreprocessSpec, source: str) -> np.nd
     raise AssertionError(f"unhandled preprocess {spec!r}")
 
 
-def _read_labels_file(path: Path) -> tuple[str, ...]:
+def read_labels_file(path: Path) -> tuple[str, ...]:
     try:
         lines = [line.strip() for line in path.read_text("utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as exc:
@@ -291,7 +291,7 @@ def load_samples(path: Path, spec: PreprocessSpec, input_shape: tuple[int, ...],
         InputError: missing or empty data, unreadable files only, or samples whose shape
             does not match the model input.
     """
-    names = _read_labels_file(labels_file) if labels_file is not None else class_names
+    names = read_labels_file(labels_file) if labels_file is not None else class_names
     if not path.exists():
         raise InputError(f"data {path}", expected="an existing folder or .npy/.npz file", found="no such path")
     if path.is_dir():
