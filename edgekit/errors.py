@@ -109,6 +109,15 @@ class GateError(EdgekitError):
     exit_code = ExitCode.GATE
 
 
+def text_head(data: bytes, size: int = 24) -> str | None:
+    """The first `size` bytes of `data` as text, stripped, when they are printable ASCII (a
+    text file where a binary format was expected, for the "found" of an error); else None."""
+    head = data[:size]
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return head.decode("ascii").strip()
+    return None
+
+
 _ERROR_TYPES: dict[str, type[EdgekitError]] = {
     cls.__name__: cls
     for cls in (

@@ -26,7 +26,7 @@ from typing import Any
 from edgekit.bundle.atomic import atomic_writer
 from edgekit.bundle.manifest import MANIFEST_NAME, FileEntry, Manifest
 from edgekit.bundle.signature import SIGNATURE_NAME, check_signature, load_public_key
-from edgekit.errors import InputError, IntegrityError
+from edgekit.errors import InputError, IntegrityError, text_head
 
 BUNDLE_SUFFIX = ".edgekit"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
@@ -220,10 +220,9 @@ def not_an_archive(path: Path, data: bytes) -> InputError:
         found = f"a zip archive cut short or damaged ({size} bytes, no readable table of contents at its end)"
         hint = f"the copy or download did not finish: copy it again, or {rebuild}"
     else:
-        head = data[:24]
-        if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
-            text = head.decode("ascii").strip()
-            found = f"{size} bytes of text ({text!r}{'...' if size > len(head) else ''}), not a zip archive"
+        text = text_head(data)
+        if text is not None:
+            found = f"{size} bytes of text ({text!r}{'...' if size > 24 else ''}), not a zip archive"
         else:
             found = f"{size} bytes that are not a zip archive (they start {data[:4].hex(' ')})"
         hint = f"give the path of a .edgekit bundle, or {rebuild}"
@@ -269,8 +268,6 @@ def open_bundle(path: str | os.PathLike[str], *, public_key: Any = None) -> Bund
     if not path.is_file():
         raise InputError(f"bundle {path}", expected="a file", found="a directory" if path.is_dir() else "not a regular file")
     size = path.stat().st_size
-    if size == 0:
-        raise not_an_archive(path, b"")
     if size > MAX_BUNDLE_BYTES:
         raise _refuse(path, f"{size} bytes, more than the {MAX_BUNDLE_BYTES} byte limit")
     data = path.read_bytes()

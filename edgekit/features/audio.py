@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit._optional import install_hint
-from edgekit.errors import InputError, MissingDependencyError
+from edgekit.errors import InputError, MissingDependencyError, text_head
 from edgekit.spec import AudioPreprocess
 
 
@@ -509,7 +509,7 @@ def _parse_wav(data: bytes, label: str) -> tuple[np.ndarray, int]:
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         if data[:4] == b"RIFF" and size < 12:
             raise InputError(label, expected="a WAV file", found=f"a RIFF header cut short ({size} bytes)", hint=_CUT_SHORT)
-        raise InputError(label, expected="a WAV file (RIFF/WAVE)", found=_sniff(data),
+        raise InputError(label, expected="a WAV file (RIFF/WAVE)", found=_sniff(data)[0],
                          hint="read other formats with edgekit.runtime.read_audio (soundfile), or convert: "
                               "ffmpeg -i IN -ac 1 OUT.wav")
     fmt = raw = None
@@ -600,8 +600,7 @@ def _wav_format(body: memoryview, length: int, label: str, size: int) -> tuple[i
 def _decode(data: bytes, label: str, what: str | None = None) -> tuple[np.ndarray, int]:
     """Formats other than PCM and float WAV, through soundfile (libsndfile) when it is
     installed (`what`: the format in words, when the caller knows it)."""
-    what = what or _sniff(data)
-    known = not what.startswith(("text", "data that is not"))
+    what, known = (what, True) if what is not None else _sniff(data)
     try:
         import soundfile
     except (ImportError, OSError) as exc:  # OSError: the module is there, libsndfile is not
@@ -628,21 +627,22 @@ def _decode(data: bytes, label: str, what: str | None = None) -> tuple[np.ndarra
     return samples.mean(axis=1).astype(np.float32), int(rate)
 
 
-def _sniff(data: bytes) -> str:
-    """What the first bytes of a file say it is, in words."""
+def _sniff(data: bytes) -> tuple[str, bool]:
+    """What the first bytes of a file say it is, in words, and whether that is a format
+    (audio, or a container of it) rather than text or unknown data."""
     for magic, name in ((b"fLaC", "FLAC data"), (b"OggS", "Ogg data"), (b"ID3", "MP3 data"),
                         (b"\xff\xfb", "MP3 data"), (b"\xff\xf3", "MP3 data"), (b"RF64", "RF64 (large WAV) data"),
                         (b"RIFX", "big-endian WAV (RIFX) data"), (b"FORM", "AIFF data")):
         if data.startswith(magic):
-            return name
+            return name, True
     if data.startswith(b"RIFF"):
-        return f"a RIFF file of type {data[8:12].decode('latin-1')!r}, not WAVE"
+        return f"a RIFF file of type {data[8:12].decode('latin-1')!r}, not WAVE", True
     if not data:
-        return "an empty file"
-    head = data[:24]
-    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
-        return f"text ({head.decode('ascii').strip()[:20]!r}...)" if len(data) > 24 else f"text ({head.decode('ascii').strip()!r})"
-    return "data that is not a known audio format"
+        return "an empty file", True
+    text = text_head(data)
+    if text is not None:
+        return (f"text ({text[:20]!r}...)" if len(data) > 24 else f"text ({text!r})"), False
+    return "data that is not a known audio format", False
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
