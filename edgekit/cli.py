@@ -170,10 +170,19 @@ def inspect(path: Path, as_json: bool, timeout: float) -> None:
         click.echo(render_report(report))
 
 
+_HOP_HELP = ("Audio streams: run the model every MS milliseconds (default 250; above the model's window, the audio "
+             "between windows goes unheard).")
+
+
+def _bars() -> bool:
+    """Whether progress bars are drawn: not with --quiet, and only on a terminal (elsewhere
+    Click prints a bar's label alone on a line, into a log or a pipe)."""
+    return not STATE.quiet and sys.stderr.isatty()
+
+
 def progress(items, label, total):  # noqa: ANN001, ANN201 - the loaders' Progress protocol
-    """A progress bar on stderr (hidden with --quiet, and off a terminal: Click would print
-    the label alone on a line into a log or a pipe)."""
-    if STATE.quiet or not sys.stderr.isatty():
+    """A progress bar on stderr (`_bars`)."""
+    if not _bars():
         yield from items
         return
     with click.progressbar(items, length=total, label=label, file=sys.stderr, show_pos=True) as bar:
@@ -269,9 +278,7 @@ def convert(model: Path, output: Path, variants: str | None, data: Path | None, 
 @click.option("--threads", type=click.IntRange(1),
               help="Interpreter threads; the front end's numpy/BLAS threads follow (1 when not given).")
 @click.option("--limit", type=click.IntRange(1), help="Stop after N results.")
-@click.option("--hop-ms", type=click.FloatRange(min=1), metavar="MS",
-              help="Audio streams: run the model every MS milliseconds (default 250; above the model's window, "
-                   "the audio between windows goes unheard).")
+@click.option("--hop-ms", type=click.FloatRange(min=1), metavar="MS", help=_HOP_HELP)
 @click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
               help="Refuse (exit 3) a bundle that is not signed by this key (see edgekit sign).")
 def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str | None, threads: int | None,
@@ -299,9 +306,7 @@ def run(bundle: Path, source: str, sink: str, variant: str | None, backend: str 
 @click.option("--backend", type=_LazyChoice(_backend_names), cls=_LazyHelpOption, lazy_help=_backend_help)
 @click.option("--threads", type=click.IntRange(1),
               help="Interpreter threads; the front end's numpy/BLAS threads follow (1 when not given).")
-@click.option("--hop-ms", type=click.FloatRange(min=1), metavar="MS",
-              help="Audio streams: run the model every MS milliseconds (default 250; above the model's window, "
-                   "the audio between windows goes unheard).")
+@click.option("--hop-ms", type=click.FloatRange(min=1), metavar="MS", help=_HOP_HELP)
 @click.option("--public-key", type=click.Path(path_type=Path), metavar="KEY.pub",
               help="Refuse (exit 3 at start; not taken as an update) a bundle not signed by this key.")
 @click.option("--skip-self-check", is_flag=True,
@@ -478,7 +483,7 @@ def bench(targets: tuple[str, ...], variants: str | None, threads_text: str | No
         backend=backend)
     try:
         text, table = bench_main(config, fmt=fmt, output=output, plot_path=plot_path, remotes=remotes,
-                                 remote_command=remote_python, progress=None if STATE.quiet else _bench_progress(),
+                                 remote_command=remote_python, progress=_bench_progress() if _bars() else None,
                                  log=info, ssh_options=ssh_options, ssh_config=ssh_config)
     except EdgekitError as exc:
         if hasattr(exc, "report"):  # partial or over budget: the report first, then the error line
@@ -497,8 +502,6 @@ def _show_bench(text: str, table: str, output: Path | None, fmt: str) -> None:
 
 
 def _bench_progress():  # noqa: ANN202 - a closure over one progress bar
-    if not sys.stderr.isatty():
-        return None  # Click would print the bar's label alone on a line into a log or a pipe
     state: dict = {}
 
     def update(step: int, total: int, label: str) -> None:

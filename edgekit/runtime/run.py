@@ -179,16 +179,15 @@ def hop_for(model: Model, hop_ms: float | None) -> float:
     return hop
 
 
-def open_input(source: str | ParsedSource, model: Model) -> Source:
+def open_input(parsed: ParsedSource, model: Model) -> Source:
     """Open the source for `model`: what it gives is checked against what the bundle's
     preprocessing takes before it is opened (no device opened for nothing), then the
     source is told the preprocessing (`Source.expect`: a short WAV file is padded to one window).
 
     Raises:
-        InputError: a bad spec, a source of another kind than the bundle takes (one line
+        InputError: a source of another kind than the bundle takes (one line
             naming the sources that fit), or one that does not open.
     """
-    parsed = parse_source(source) if isinstance(source, str) else source
     spec = model.manifest.preprocess
     check_kind(parsed.spec, parsed.plugin.kind, spec, model.bundle.path.name)
     opened = parsed.open()

@@ -113,10 +113,10 @@ def test_a_source_of_another_kind_is_refused_before_it_is_opened(files, kind, so
 
 
 def test_sources_of_the_right_kind_run(files):
+    header_free = files["root"] / "plain.csv"  # a bundle without preprocessing takes unnamed rows
+    header_free.write_text("".join(f"{i},{i % 3}\n" for i in range(8)))
     for kind, source, results in (("image", "images:{images}", 1), ("audio", "wav:{wav}", 5),
                                   ("sensor", "csv:{rows}", 2), ("none", "csv:{rows}?loop=0", 8)):
-        header_free = files["root"] / "plain.csv"  # a bundle without preprocessing takes unnamed rows
-        header_free.write_text("".join(f"{i},{i % 3}\n" for i in range(8)))
         spec = source.format(**{**files, "rows": header_free if kind == "none" else files["rows"]})
         assert run(RunConfig(bundle=files[kind], source=spec, sink="jsonl:/dev/null")).results == results, kind
 

@@ -112,8 +112,7 @@ class Option:
     type: OptionType
     default: Any
     meaning: str = ""
-    minimum: float | None = None
-    inclusive: bool = False  # NUMBER: the minimum itself is allowed
+    minimum: float | None = None  # NUMBER: above it; INTEGER: at least it
     choices: tuple[str, ...] = ()
 
     @classmethod
@@ -122,10 +121,9 @@ class Option:
         return cls(name, OptionType.FLAG, False, meaning)
 
     @classmethod
-    def number(cls, name: str, default: float | None, meaning: str, minimum: float = 0.0,
-               inclusive: bool = False) -> Option:
-        """A finite number above `minimum` (at it too, with `inclusive`); None: not set."""
-        return cls(name, OptionType.NUMBER, default, meaning, minimum, inclusive)
+    def number(cls, name: str, default: float | None, meaning: str, minimum: float = 0.0) -> Option:
+        """A finite number above `minimum`; None: not set."""
+        return cls(name, OptionType.NUMBER, default, meaning, minimum)
 
     @classmethod
     def integer(cls, name: str, default: int | None, meaning: str, minimum: int = 1) -> Option:
@@ -146,7 +144,7 @@ class Option:
         if self.type is OptionType.INTEGER:
             bound = "" if self.minimum is None else f" >= {self.minimum:g}"
             return f"{self.name}= an integer{bound}" + (f" ({self.meaning})" if self.meaning else "")
-        bound = "" if self.minimum is None else f" {'>=' if self.inclusive else '>'} {self.minimum:g}"
+        bound = "" if self.minimum is None else f" > {self.minimum:g}"
         return f"{self.name}= a number{bound}" + (f" ({self.meaning})" if self.meaning else "")
 
     def read(self, text: str) -> Any:
@@ -171,7 +169,7 @@ class Option:
             if not math.isfinite(number):
                 raise ValueError(value)
         if self.minimum is not None and (number < self.minimum or (
-                number == self.minimum and self.type is OptionType.NUMBER and not self.inclusive)):
+                number == self.minimum and self.type is OptionType.NUMBER)):
             raise ValueError(value)
         return number
 
