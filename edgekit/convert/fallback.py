@@ -316,10 +316,9 @@ class ForeignTfliteInt8Route(TfliteInt8Route):
 
 def _producers(model: bytes) -> dict[str, str]:
     """Each op's first output tensor (what ai-edge-quantizer's scope begins with) -> the op."""
-    from edgekit.runtime.backends import tflite_interpreter_class
+    from edgekit.convert.variants.tflite import details_interpreter
 
-    interpreter_class, _package = tflite_interpreter_class()
-    interpreter = interpreter_class(model_content=model)
+    interpreter = details_interpreter(model)
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     return {names[op["outputs"][0]]: op["op_name"] for op in interpreter._get_ops_details()  # noqa: SLF001
             if len(op["outputs"]) and op["outputs"][0] in names}

@@ -72,6 +72,16 @@ def dynamic_range(source: Any, what: str) -> bytes:
     return convert(converter, what)
 
 
+def details_interpreter(data: bytes) -> Any:
+    """An interpreter of the .tflite `data` for reading its tensor and op details (not run,
+    not allocated), its native log lines captured."""
+    from edgekit.runtime.backends import tflite_interpreter_class
+
+    interpreter_class, _package = tflite_interpreter_class()
+    with native_stderr_captured():
+        return interpreter_class(model_content=bytes(data))
+
+
 # TFLite ops that move between float and integer, or stand for a delegated subgraph.
 _BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "DELEGATE"})
 
@@ -84,11 +94,7 @@ def tflite_float_ops(data: bytes) -> tuple[str, ...]:
     sometimes a neighbour, such as a CONCATENATION of its output), so a "full integer"
     model can carry float kernels; this finds them.
     """
-    from edgekit.runtime.backends import tflite_interpreter_class
-
-    interpreter_class, _package = tflite_interpreter_class()
-    with native_stderr_captured():
-        interpreter = interpreter_class(model_content=bytes(data))
+    interpreter = details_interpreter(data)
     tensors = {int(t["index"]): np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
     floats = {np.dtype(np.float32), np.dtype(np.float16)}
     found = set()
